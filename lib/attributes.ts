@@ -1,0 +1,17 @@
+/**
+ * Names shared by the token service, the worker and the clients. Participant attributes
+ * listed here are set only by tokens the project mints (which never grant
+ * `canUpdateOwnMetadata`), so a participant cannot forge them.
+ */
+
+/** Token attribute: per-participant resume policy override (`AlwaysFresh` | `ResumeIfPossible` | `AlwaysResume`). */
+export const ATTR_RESUME_POLICY = 'pva.resume_policy';
+
+/** Token attribute: `"1"` marks a participant allowed to publish dynamic context for others (a backend). */
+export const ATTR_CONTEXT_PUBLISHER = 'pva.context_publisher';
+
+/** Data-message topic of the dynamic-context protocol (ours, not `lk.*`). */
+export const CONTEXT_TOPIC = 'pva.context';
+
+/** Data-message topic on which the agent tells a client about its session (state, greeting, errors). */
+export const SESSION_TOPIC = 'pva.session';

@@ -1,0 +1,27 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['test/lib/**/*.test.ts', 'test/agent/**/*.test.ts', 'test/web/**/*.test.ts'],
+          testTimeout: 30_000,
+          hookTimeout: 30_000,
+        },
+      },
+      {
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          globalSetup: ['test/e2e/global_setup.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          // e2e files share one livekit-server; run them one at a time to keep the 2-core box sane.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
