@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs node modules with `npm ci` when they are missing or older than the lockfile.
+# Fast (a hash compare) when everything is already there.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+want="$(sha256sum package-lock.json | cut -d' ' -f1)"
+stamp="node_modules/.pva-lock-sha256"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then exit 0; fi
+echo "ensure_deps: installing node modules (npm ci)..." >&2
+# onnxruntime-node's postinstall would download CUDA providers; the CPU runtime ships in the package.
+ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error >&2
+echo "$want" > "$stamp"

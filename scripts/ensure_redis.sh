@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Prints a REDIS_URL that answers PING.
+#  1. $REDIS_URL if it is set and answers;
+#  2. the machine's Redis on 127.0.0.1:6379 if it answers;
+#  3. otherwise starts redis-server (Debian package `redis-server`) on a free loopback port,
+#     with nothing on disk, and prints its URL. Its pid file is .tools/redis-<port>.pid.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+answers() { # host port
+  command -v redis-cli >/dev/null && [ "$(redis-cli -h "$1" -p "$2" ping 2>/dev/null)" = "PONG" ] && return 0
+  # no redis-cli: speak RESP by hand
+  exec 3<>"/dev/tcp/$1/$2" 2>/dev/null || return 1
+  printf 'PING\r\n' >&3; local reply=""; read -r -t 2 reply <&3 || true; exec 3>&-
+  [[ "$reply" == "+PONG"* ]]
+}
+
+if [ -n "${REDIS_URL:-}" ]; then
+  hp="${REDIS_URL#redis://}"; hp="${hp##*@}"; hp="${hp%%/*}"
+  if answers "${hp%:*}" "${hp##*:}"; then echo "$REDIS_URL"; exit 0; fi
+  echo "ensure_redis: REDIS_URL=$REDIS_URL does not answer; looking for another Redis" >&2
+fi
+if answers 127.0.0.1 6379; then echo "redis://127.0.0.1:6379"; exit 0; fi
+
+command -v redis-server >/dev/null || { echo "ensure_redis: no Redis answers and redis-server is not installed (apt-get install redis-server)" >&2; exit 1; }
+port=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+mkdir -p "$root/.tools"
+redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+  --pidfile "$root/.tools/redis-$port.pid" --logfile "$root/.tools/redis-$port.log" >&2
+for _ in $(seq 1 100); do answers 127.0.0.1 "$port" && { echo "redis://127.0.0.1:$port"; exit 0; }; sleep 0.05; done
+echo "ensure_redis: started redis-server on $port but it does not answer (see .tools/redis-$port.log)" >&2
+exit 1
