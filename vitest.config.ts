@@ -16,6 +16,8 @@ export default defineConfig({
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
           globalSetup: ['test/e2e/global_setup.ts'],
+          // @livekit/rtc-node logs at debug unless NODE_ENV=production; keep test output readable.
+          env: { NODE_ENV: 'production' },
           testTimeout: 120_000,
           hookTimeout: 120_000,
           // e2e files share one livekit-server; run them one at a time to keep the 2-core box sane.

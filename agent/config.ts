@@ -1,0 +1,172 @@
+/**
+ * The only reader of `process.env`. Loads `.env` (dotenv), validates with zod, and returns a
+ * typed {@link Config}. A missing or invalid variable gives one {@link ConfigError} whose
+ * message names it.
+ */
+import dotenv from 'dotenv';
+import { z } from 'zod';
+import { ConfigError } from '../lib/errors.js';
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const positiveInt = (fallback: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return fallback;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n <= 0) {
+        ctx.addIssue({ code: 'custom', message: `must be a positive integer, got "${v}"` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const envSchema = z.object({
+  LIVEKIT_URL: z
+    .string({ error: 'is required (the LiveKit server URL, e.g. ws://127.0.0.1:7880)' })
+    .trim()
+    .regex(/^(wss?|https?):\/\/[^\s]+$/, 'must be a ws://, wss://, http:// or https:// URL'),
+  LIVEKIT_API_KEY: z.string({ error: 'is required' }).trim().min(1, 'must not be empty'),
+  LIVEKIT_API_SECRET: z.string({ error: 'is required' }).trim().min(1, 'must not be empty'),
+  LIVEKIT_AGENT_NAME: optionalString,
+  REDIS_URL: optionalString.refine((v) => v === undefined || /^rediss?:\/\//.test(v), {
+    message: 'must be a redis:// or rediss:// URL',
+  }),
+  REDIS_KEY_PREFIX: z.string().optional().default('pva:'),
+  MODEL_MODE: z.enum(['auto', 'inference', 'openai', 'offline']).optional().default('auto'),
+  AGENT_IO: z.enum(['auto', 'voice', 'text']).optional().default('auto'),
+  OPENAI_API_KEY: optionalString,
+  OPENAI_BASE_URL: optionalString.refine((v) => v === undefined || /^https?:\/\//.test(v), {
+    message: 'must be an http:// or https:// URL',
+  }),
+  OPENAI_MODEL: z.string().optional().default('gpt-4.1-mini'),
+  LIVEKIT_INFERENCE_API_KEY: optionalString,
+  LIVEKIT_INFERENCE_API_SECRET: optionalString,
+  INFERENCE_LLM: z.string().optional().default('openai/gpt-4.1-mini'),
+  INFERENCE_STT: z.string().optional().default('deepgram/nova-3:en'),
+  INFERENCE_TTS: z.string().optional().default('cartesia/sonic-3'),
+  WORKER_LOAD_THRESHOLD: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return undefined;
+      const n = Number(v);
+      if (!(n > 0 && n <= 1)) {
+        ctx.addIssue({ code: 'custom', message: `must be a number in (0, 1], got "${v}"` });
+        return z.NEVER;
+      }
+      return n;
+    }),
+  WORKER_IDLE_PROCESSES: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return undefined;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0) {
+        ctx.addIssue({ code: 'custom', message: `must be a non-negative integer, got "${v}"` });
+        return z.NEVER;
+      }
+      return n;
+    }),
+  METRICS_PORT: positiveInt(0).optional(),
+});
+
+/** How the agent gets its models. */
+export type ModelMode = 'inference' | 'openai' | 'offline';
+
+/** Validated worker configuration. */
+export interface Config {
+  livekit: { url: string; apiKey: string; apiSecret: string };
+  /** Agent name for explicit dispatch; `''` means automatic dispatch (the Playground case). */
+  agentName: string;
+  /** Shared store; `undefined` means memory only (one job's memory). */
+  redis: { url: string; keyPrefix: string } | undefined;
+  /** Resolved model mode (`auto` already decided). */
+  modelMode: ModelMode;
+  /** `text`: text in on `lk.chat`, text out on `lk.transcription`; `voice`: audio too. */
+  io: 'voice' | 'text';
+  openai: { apiKey: string; baseURL: string | undefined; model: string } | undefined;
+  /** LiveKit Inference models; `apiKey`/`apiSecret` set only in `inference` mode. */
+  inference: { llm: string; stt: string; tts: string; apiKey?: string; apiSecret?: string };
+  worker: { loadThreshold: number | undefined; idleProcesses: number | undefined };
+  /** Port of the Prometheus `/metrics` endpoint; `0` = disabled. */
+  metricsPort: number;
+}
+
+/** Environment variables as read (strings). */
+export type Env = Record<string, string | undefined>;
+
+/**
+ * Parses `env` into a {@link Config}.
+ * @throws ConfigError naming every missing or invalid variable.
+ */
+export function parseConfig(env: Env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${String(i.path[0] ?? '?')} ${i.message}`);
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  const e = parsed.data;
+  const hasInference = e.LIVEKIT_INFERENCE_API_KEY !== undefined && e.LIVEKIT_INFERENCE_API_SECRET !== undefined;
+  let modelMode: ModelMode;
+  if (e.MODEL_MODE === 'auto') {
+    modelMode = hasInference ? 'inference' : e.OPENAI_API_KEY ? 'openai' : 'offline';
+  } else {
+    modelMode = e.MODEL_MODE;
+  }
+  if (modelMode === 'openai' && !e.OPENAI_API_KEY) {
+    throw new ConfigError('invalid configuration: OPENAI_API_KEY is required when MODEL_MODE=openai');
+  }
+  if (modelMode === 'inference' && !hasInference) {
+    throw new ConfigError(
+      'invalid configuration: LIVEKIT_INFERENCE_API_KEY and LIVEKIT_INFERENCE_API_SECRET are required when MODEL_MODE=inference',
+    );
+  }
+  if (modelMode === 'offline' && e.AGENT_IO === 'voice') {
+    throw new ConfigError('invalid configuration: AGENT_IO=voice needs models (OPENAI_API_KEY or LiveKit inference credentials)');
+  }
+  const io = e.AGENT_IO === 'auto' ? (modelMode === 'offline' ? 'text' : 'voice') : e.AGENT_IO;
+  return {
+    livekit: { url: e.LIVEKIT_URL, apiKey: e.LIVEKIT_API_KEY, apiSecret: e.LIVEKIT_API_SECRET },
+    agentName: e.LIVEKIT_AGENT_NAME ?? '',
+    redis: e.REDIS_URL ? { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX } : undefined,
+    modelMode,
+    io,
+    openai: e.OPENAI_API_KEY ? { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL, model: e.OPENAI_MODEL } : undefined,
+    inference: {
+      llm: e.INFERENCE_LLM,
+      stt: e.INFERENCE_STT,
+      tts: e.INFERENCE_TTS,
+      ...(hasInference ? { apiKey: e.LIVEKIT_INFERENCE_API_KEY, apiSecret: e.LIVEKIT_INFERENCE_API_SECRET } : {}),
+    },
+    worker: { loadThreshold: e.WORKER_LOAD_THRESHOLD, idleProcesses: e.WORKER_IDLE_PROCESSES },
+    metricsPort: e.METRICS_PORT ?? 0,
+  };
+}
+
+/**
+ * Loads `.env` from the working directory (unless `PVA_ENV_FILE` names another file, or is
+ * empty to skip it), without overriding variables already set, then parses the environment.
+ * Command-line `--url`, `--api-key` and `--api-secret` (the agents CLI flags) count as set.
+ */
+export function loadConfig(argv: readonly string[] = process.argv, env: NodeJS.ProcessEnv = process.env): Config {
+  const envFile = env.PVA_ENV_FILE ?? '.env';
+  if (envFile !== '') dotenv.config({ path: envFile, quiet: true });
+  const fromFlags: Env = {};
+  const flag = (name: string) => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1);
+  };
+  fromFlags.LIVEKIT_URL = flag('--url');
+  fromFlags.LIVEKIT_API_KEY = flag('--api-key');
+  fromFlags.LIVEKIT_API_SECRET = flag('--api-secret');
+  const merged: Env = { ...env };
+  for (const [k, v] of Object.entries(fromFlags)) if (v !== undefined) merged[k] = v;
+  return parseConfig(merged);
+}

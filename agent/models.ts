@@ -1,0 +1,53 @@
+/**
+ * Chooses the STT / LLM / TTS for the configured model mode. Nothing here downloads at run
+ * time: the VAD is the native Silero in `@livekit/local-inference`, and turn detection is
+ * VAD-based (no cloud model) except in inference mode, where the cloud is in use anyway.
+ */
+import { inference, type llm, type stt, type tts, type voice } from '@livekit/agents';
+import * as openai from '@livekit/agents-plugin-openai';
+import type { Config } from './config.js';
+import { OfflineLLM } from './offline_llm.js';
+
+/** What the `AgentSession` is built from. */
+export interface Models {
+  llm: llm.LLM | string;
+  stt?: stt.STT | string;
+  tts?: tts.TTS | string;
+  /** Extra `AgentSession` options for this mode. */
+  sessionOptions: Partial<voice.AgentSessionOptions>;
+  /** A short, non-secret description for logs. */
+  label: string;
+}
+
+/** Builds the models for `config`. Pure except for constructing plugin objects. */
+export function buildModels(config: Config): Models {
+  const text = config.io === 'text';
+  // Text mode builds no STT/TTS/VAD at all and needs no turn detector.
+  const textOnly: Partial<voice.AgentSessionOptions> = { vad: null, turnHandling: { turnDetection: null } };
+  const localVoice: Partial<voice.AgentSessionOptions> = {
+    turnHandling: { turnDetection: 'vad', interruption: { mode: 'vad' } },
+  };
+  switch (config.modelMode) {
+    case 'offline':
+      return { llm: new OfflineLLM(), sessionOptions: textOnly, label: 'offline (text)' };
+    case 'openai': {
+      const o = config.openai!;
+      const common = { apiKey: o.apiKey, ...(o.baseURL ? { baseURL: o.baseURL } : {}) };
+      const model = new openai.LLM({ ...common, model: o.model });
+      if (text) return { llm: model, sessionOptions: textOnly, label: `openai ${o.model} (text)` };
+      return {
+        llm: model,
+        stt: new openai.STT(common),
+        tts: new openai.TTS(common),
+        sessionOptions: localVoice,
+        label: `openai ${o.model} (voice)`,
+      };
+    }
+    case 'inference': {
+      const i = config.inference;
+      const llmModel = new inference.LLM({ model: i.llm, apiKey: i.apiKey, apiSecret: i.apiSecret });
+      if (text) return { llm: llmModel, sessionOptions: textOnly, label: `inference ${i.llm} (text)` };
+      return { llm: llmModel, stt: i.stt, tts: i.tts, sessionOptions: {}, label: `inference ${i.llm} (voice)` };
+    }
+  }
+}

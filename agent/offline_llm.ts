@@ -1,0 +1,49 @@
+/**
+ * The responder used when no model is configured: it answers every turn with a plain
+ * statement that it is offline, so the demo and the tests run with no network.
+ */
+import { DEFAULT_API_CONNECT_OPTIONS, llm, type APIConnectOptions } from '@livekit/agents';
+
+/** The first words of every offline reply; clients and tests can recognise it. */
+export const OFFLINE_REPLY_PREFIX = '[offline mode]';
+
+/** Builds the offline reply to one user turn. Pure. */
+export function offlineReply(userText: string | undefined): string {
+  const said = (userText ?? '').trim();
+  const echo = said === '' ? '' : ` You said: "${said.length > 200 ? `${said.slice(0, 200)}…` : said}".`;
+  return `${OFFLINE_REPLY_PREFIX} No language model is configured (set OPENAI_API_KEY or LiveKit inference credentials), so I cannot really answer.${echo}`;
+}
+
+/** An `llm.LLM` that needs no network: see {@link offlineReply}. */
+export class OfflineLLM extends llm.LLM {
+  label(): string {
+    return 'offline';
+  }
+
+  chat({
+    chatCtx,
+    toolCtx,
+    connOptions = DEFAULT_API_CONNECT_OPTIONS,
+  }: {
+    chatCtx: llm.ChatContext;
+    toolCtx?: llm.ToolContextLike;
+    connOptions?: APIConnectOptions;
+  }): llm.LLMStream {
+    return new OfflineLLMStream(this, { chatCtx, toolCtx, connOptions });
+  }
+}
+
+class OfflineLLMStream extends llm.LLMStream {
+  protected async run(): Promise<void> {
+    const items = this.chatCtx.items;
+    let lastUser: string | undefined;
+    for (let i = items.length - 1; i >= 0; i--) {
+      const item = items[i];
+      if (item?.type === 'message' && item.role === 'user') {
+        lastUser = item.textContent;
+        break;
+      }
+    }
+    this.queue.put({ id: 'offline', delta: { role: 'assistant', content: offlineReply(lastUser) } });
+  }
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# `npm run dev`: the main job. Installs what is missing, then
+#  - when LIVEKIT_URL is not configured (environment or .env): starts a local livekit-server
+#    with livekit.yaml and uses the development key from .env.development;
+#  - makes sure a Redis answers (REDIS_URL) so sessions are shared across jobs;
+#  - runs the worker in dev mode (`tsx agent/main.ts dev`).
+# Ctrl-C stops everything it started.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+bash scripts/ensure_deps.sh
+
+configured() { [ -n "${!1:-}" ] || { [ -f .env ] && grep -Eq "^$1=.+" .env; }; }
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+if ! configured LIVEKIT_URL; then
+  set -a; . ./.env.development; set +a
+  if curl -fsS "http://127.0.0.1:7880" >/dev/null 2>&1; then
+    echo "dev: a LiveKit server already answers on 127.0.0.1:7880; using it" >&2
+  else
+    bin="$(bash scripts/ensure_livekit_server.sh | tail -n 1)"
+    mkdir -p .tools
+    "$bin" --config livekit.yaml > .tools/livekit-server.log 2>&1 &
+    pids+=("$!")
+    for _ in $(seq 1 200); do curl -fsS "http://127.0.0.1:7880" >/dev/null 2>&1 && break; sleep 0.05; done
+    curl -fsS "http://127.0.0.1:7880" >/dev/null || { echo "dev: livekit-server did not start (see .tools/livekit-server.log)" >&2; exit 1; }
+    echo "dev: livekit-server on ws://127.0.0.1:7880 (logs: .tools/livekit-server.log)" >&2
+  fi
+fi
+
+if ! configured REDIS_URL; then
+  REDIS_URL="$(bash scripts/ensure_redis.sh)"; export REDIS_URL
+  echo "dev: sessions are shared through Redis at $REDIS_URL" >&2
+fi
+
+echo "dev: join with a token from: npm run token -- --identity <you> --room <room>" >&2
+node_modules/.bin/tsx agent/main.ts dev &
+pids+=("$!")
+wait "${pids[-1]}"

@@ -1,0 +1,55 @@
+/**
+ * Prints the server URL and a participant token, e.g. for the LiveKit Agents Playground
+ * (https://agents-playground.livekit.io → "Manual" → paste URL and token).
+ *
+ *   npm run token -- --identity alice --room demo [--policy AlwaysResume] [--name Alice]
+ */
+import dotenv from 'dotenv';
+import { parseArgs } from 'node:util';
+import { mintParticipantToken, type ResumePolicyName } from '../web/server/tokens.js';
+
+const { values } = parseArgs({
+  options: {
+    identity: { type: 'string' },
+    room: { type: 'string', default: 'playground' },
+    name: { type: 'string' },
+    policy: { type: 'string' },
+    'rejoin-ttl-ms': { type: 'string' },
+    json: { type: 'boolean', default: false },
+  },
+});
+
+function fail(msg: string): never {
+  process.stderr.write(`token: ${msg}\n`);
+  process.exit(2);
+}
+
+dotenv.config({ path: '.env', quiet: true });
+if (!process.env.LIVEKIT_URL) dotenv.config({ path: '.env.development', quiet: true });
+const url = process.env.LIVEKIT_URL;
+const apiKey = process.env.LIVEKIT_API_KEY;
+const apiSecret = process.env.LIVEKIT_API_SECRET;
+if (!url || !apiKey || !apiSecret) fail('LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET must be set');
+if (!values.identity) fail('--identity is required (the participant identity the agent will remember)');
+const policies: ResumePolicyName[] = ['AlwaysFresh', 'ResumeIfPossible', 'AlwaysResume'];
+if (values.policy !== undefined && !policies.includes(values.policy as ResumePolicyName)) {
+  fail(`--policy must be one of ${policies.join(', ')}`);
+}
+const rejoinTtlMs = Number(values['rejoin-ttl-ms'] ?? process.env.REJOIN_TTL_MS ?? 60_000);
+if (!Number.isInteger(rejoinTtlMs) || rejoinTtlMs <= 0) fail('--rejoin-ttl-ms must be a positive integer');
+
+const token = await mintParticipantToken({
+  apiKey,
+  apiSecret,
+  identity: values.identity,
+  room: values.room!,
+  ...(values.name ? { name: values.name } : {}),
+  ...(process.env.LIVEKIT_AGENT_NAME ? { agentName: process.env.LIVEKIT_AGENT_NAME } : {}),
+  ...(values.policy ? { resumePolicy: values.policy as ResumePolicyName } : {}),
+  rejoinTtlMs,
+});
+if (values.json) {
+  process.stdout.write(`${JSON.stringify({ url, token, room: values.room })}\n`);
+} else {
+  process.stdout.write(`Server URL: ${url}\nRoom:       ${values.room}\nToken:      ${token}\n`);
+}

@@ -1,0 +1,92 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../agent/config.js';
+import { ConfigError } from '../../lib/errors.js';
+
+const base = { LIVEKIT_URL: 'ws://127.0.0.1:7880', LIVEKIT_API_KEY: 'devkey', LIVEKIT_API_SECRET: 'secret' };
+
+describe('parseConfig', () => {
+  it('accepts the minimal environment: offline text mode, automatic dispatch, memory only', () => {
+    const c = parseConfig(base);
+    expect(c.livekit).toEqual({ url: 'ws://127.0.0.1:7880', apiKey: 'devkey', apiSecret: 'secret' });
+    expect(c.agentName).toBe('');
+    expect(c.redis).toBeUndefined();
+    expect(c.modelMode).toBe('offline');
+    expect(c.io).toBe('text');
+    expect(c.metricsPort).toBe(0);
+  });
+
+  it('uses explicit dispatch when LIVEKIT_AGENT_NAME is set', () => {
+    expect(parseConfig({ ...base, LIVEKIT_AGENT_NAME: 'concierge' }).agentName).toBe('concierge');
+    expect(parseConfig({ ...base, LIVEKIT_AGENT_NAME: '  ' }).agentName).toBe('');
+  });
+
+  it('picks OpenAI when OPENAI_API_KEY is set, with an optional base URL, in voice mode', () => {
+    const c = parseConfig({ ...base, OPENAI_API_KEY: 'sk-x', OPENAI_BASE_URL: 'http://127.0.0.1:9999/v1' });
+    expect(c.modelMode).toBe('openai');
+    expect(c.io).toBe('voice');
+    expect(c.openai).toEqual({ apiKey: 'sk-x', baseURL: 'http://127.0.0.1:9999/v1', model: 'gpt-4.1-mini' });
+    expect(parseConfig({ ...base, OPENAI_API_KEY: 'sk-x', AGENT_IO: 'text' }).io).toBe('text');
+  });
+
+  it('prefers LiveKit Inference when its credentials are set', () => {
+    const c = parseConfig({ ...base, OPENAI_API_KEY: 'sk', LIVEKIT_INFERENCE_API_KEY: 'k', LIVEKIT_INFERENCE_API_SECRET: 's' });
+    expect(c.modelMode).toBe('inference');
+    expect(c.inference.apiKey).toBe('k');
+  });
+
+  it('reads REDIS_URL with the default key prefix', () => {
+    expect(parseConfig({ ...base, REDIS_URL: 'redis://127.0.0.1:6379' }).redis).toEqual({
+      url: 'redis://127.0.0.1:6379',
+      keyPrefix: 'pva:',
+    });
+  });
+
+  const bad: Array<[string, Record<string, string | undefined>, RegExp]> = [
+    ['missing secret', { ...base, LIVEKIT_API_SECRET: undefined }, /LIVEKIT_API_SECRET is required/],
+    ['empty secret', { ...base, LIVEKIT_API_SECRET: ' ' }, /LIVEKIT_API_SECRET must not be empty/],
+    ['missing key', { ...base, LIVEKIT_API_KEY: undefined }, /LIVEKIT_API_KEY is required/],
+    ['missing url', { ...base, LIVEKIT_URL: undefined }, /LIVEKIT_URL is required/],
+    ['bad url', { ...base, LIVEKIT_URL: 'localhost:7880' }, /LIVEKIT_URL must be a ws:\/\//],
+    ['bad redis url', { ...base, REDIS_URL: 'http://x' }, /REDIS_URL must be a redis:\/\//],
+    ['bad model mode', { ...base, MODEL_MODE: 'magic' }, /MODEL_MODE/],
+    ['openai mode without key', { ...base, MODEL_MODE: 'openai' }, /OPENAI_API_KEY is required/],
+    ['voice without models', { ...base, AGENT_IO: 'voice' }, /AGENT_IO=voice needs models/],
+    ['bad load threshold', { ...base, WORKER_LOAD_THRESHOLD: '2' }, /WORKER_LOAD_THRESHOLD must be a number in \(0, 1\]/],
+    ['bad metrics port', { ...base, METRICS_PORT: 'abc' }, /METRICS_PORT must be a positive integer/],
+  ];
+  for (const [name, env, re] of bad) {
+    it(`rejects ${name} with a ConfigError naming the variable`, () => {
+      let err: unknown;
+      try {
+        parseConfig(env);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toMatch(re);
+    });
+  }
+
+  it('names every problem at once', () => {
+    expect(() => parseConfig({})).toThrow(/LIVEKIT_URL is required.*LIVEKIT_API_KEY is required.*LIVEKIT_API_SECRET is required/);
+  });
+});
+
+describe('the worker process', () => {
+  it('without LIVEKIT_API_SECRET prints one clear error naming it and exits non-zero', () => {
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    const r = spawnSync(`${root}/node_modules/.bin/tsx`, ['agent/main.ts', 'start'], {
+      cwd: root,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, PVA_ENV_FILE: '', LIVEKIT_URL: 'ws://127.0.0.1:1', LIVEKIT_API_KEY: 'k' },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(r.status).not.toBe(0);
+    expect(r.status).not.toBeNull();
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/LIVEKIT_API_SECRET is required/);
+  });
+});

@@ -1,0 +1,43 @@
+/**
+ * Global setup of the e2e project: builds/locates livekit-server, makes sure a Redis answers,
+ * starts one livekit-server on free loopback ports for the whole run, and stops it afterwards.
+ * Under CI a missing piece is a failure (never a skip).
+ */
+import { execFileSync } from 'node:child_process';
+import type {} from 'vitest';
+import type { TestProject } from 'vitest/node';
+import { startLiveKitServer, type LiveKitServer } from '../support/livekit_server.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    livekitUrl: string;
+    livekitApiKey: string;
+    livekitApiSecret: string;
+    redisUrl: string;
+  }
+}
+
+let server: LiveKitServer | undefined;
+
+export async function setup(project: TestProject): Promise<void> {
+  const bin =
+    process.env.LIVEKIT_SERVER_BIN ??
+    execFileSync('bash', ['scripts/ensure_livekit_server.sh'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+      .trim()
+      .split('\n')
+      .pop()!;
+  const redisUrl = execFileSync('bash', ['scripts/ensure_redis.sh'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: process.env,
+  }).trim();
+  server = await startLiveKitServer(bin);
+  project.provide('livekitUrl', server.url);
+  project.provide('livekitApiKey', server.apiKey);
+  project.provide('livekitApiSecret', server.apiSecret);
+  project.provide('redisUrl', redisUrl);
+}
+
+export async function teardown(): Promise<void> {
+  await server?.stop();
+}

@@ -1,0 +1,101 @@
+/**
+ * A participant joined with `@livekit/rtc-node`, using a token minted with
+ * `livekit-server-sdk`: collects the agent's `lk.transcription` texts and sends `lk.chat`.
+ */
+import { Room, RoomEvent, type RemoteParticipant } from '@livekit/rtc-node';
+import { AccessToken, RoomAgentDispatch, RoomConfiguration } from 'livekit-server-sdk';
+import { waitFor } from './wait.js';
+
+/** Connection details of a LiveKit server. */
+export interface ServerInfo {
+  url: string;
+  apiKey: string;
+  apiSecret: string;
+}
+
+/** Options of {@link joinAsParticipant}. */
+export interface JoinOptions {
+  identity: string;
+  room: string;
+  /** Explicit dispatch of this agent name through the token's room configuration. */
+  agentName?: string;
+  attributes?: Record<string, string>;
+  /** Room departure timeout, seconds. */
+  departureTimeoutS?: number;
+}
+
+/** One complete agent utterance as received. */
+export interface ReceivedText {
+  text: string;
+  from: string;
+  atMs: number;
+}
+
+/** Mints a participant token. */
+export async function mintToken(server: ServerInfo, opts: JoinOptions): Promise<string> {
+  const at = new AccessToken(server.apiKey, server.apiSecret, {
+    identity: opts.identity,
+    ttl: '10m',
+    ...(opts.attributes ? { attributes: opts.attributes } : {}),
+  });
+  at.addGrant({ roomJoin: true, room: opts.room, canPublish: true, canSubscribe: true, canPublishData: true });
+  at.roomConfig = new RoomConfiguration({
+    ...(opts.agentName ? { agents: [new RoomAgentDispatch({ agentName: opts.agentName })] } : {}),
+    ...(opts.departureTimeoutS !== undefined ? { departureTimeout: opts.departureTimeoutS } : {}),
+  });
+  return at.toJwt();
+}
+
+/** A joined test participant. */
+export class TestParticipant {
+  readonly texts: ReceivedText[] = [];
+  readonly joinedAtMs: number;
+  private constructor(
+    readonly room: Room,
+    readonly identity: string,
+  ) {
+    this.joinedAtMs = Date.now();
+    room.registerTextStreamHandler('lk.transcription', (reader, info) => {
+      void reader.readAll().then((text) => {
+        if (text.trim() !== '') this.texts.push({ text, from: info.identity, atMs: Date.now() });
+      });
+    });
+  }
+
+  /** Joins `opts.room` as `opts.identity`. */
+  static async join(server: ServerInfo, opts: JoinOptions): Promise<TestParticipant> {
+    const room = new Room();
+    const token = await mintToken(server, opts);
+    const p = new TestParticipant(room, opts.identity);
+    await room.connect(server.url, token, { autoSubscribe: true, dynacast: false });
+    return p;
+  }
+
+  /** The agent participant, once present. */
+  agent(): RemoteParticipant | undefined {
+    return [...this.room.remoteParticipants.values()].find((p) => p.identity.startsWith('agent-'));
+  }
+
+  /** Waits for the `n`-th (1-based) agent utterance and returns it. */
+  async nthText(n: number, timeoutMs = 30_000): Promise<ReceivedText> {
+    return waitFor(`agent utterance #${n}`, () => this.texts[n - 1], { timeoutMs });
+  }
+
+  /** Waits for an utterance matching `re`, among those received after index `from`. */
+  async textMatching(re: RegExp, { from = 0, timeoutMs = 30_000 } = {}): Promise<ReceivedText> {
+    return waitFor(`agent utterance matching ${re}`, () => this.texts.slice(from).find((t) => re.test(t.text)), { timeoutMs });
+  }
+
+  /** Sends user text on `lk.chat`. */
+  async say(text: string): Promise<void> {
+    await this.room.localParticipant!.sendText(text, { topic: 'lk.chat' });
+  }
+
+  /** Leaves the room (a client-initiated disconnect, like closing the tab). */
+  async leave(): Promise<void> {
+    await this.room.disconnect();
+  }
+}
+
+/** Room events re-exported for tests. */
+export { RoomEvent };

@@ -1,0 +1,82 @@
+/**
+ * Starts the agent worker the way a user does (`tsx agent/main.ts dev|start`) as a real
+ * process group, waits for it to register with livekit-server, and stops or kills it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { waitFor } from './wait.js';
+
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+
+/** A running worker process. */
+export interface WorkerProcess {
+  process: ChildProcess;
+  /** Everything it printed (stdout + stderr). */
+  output(): string;
+  /** Waits for a line matching `re` in its output. */
+  waitForOutput(re: RegExp, timeoutMs?: number): Promise<true>;
+  /** Graceful stop (SIGINT to the CLI, which closes its jobs), then SIGKILL after a bound. */
+  stop(): Promise<void>;
+  /** SIGKILL to the whole process group: the worker and every job child die at once. */
+  kill(): Promise<void>;
+}
+
+/** Options for {@link startWorker}. */
+export interface StartWorkerOptions {
+  env: Record<string, string>;
+  /** CLI subcommand. @default 'dev' */
+  mode?: 'dev' | 'start';
+  /** Wait for registration. @default true */
+  waitRegistered?: boolean;
+}
+
+/** Spawns `tsx agent/main.ts <mode>` in its own process group. */
+export async function startWorker({ env, mode = 'dev', waitRegistered = true }: StartWorkerOptions): Promise<WorkerProcess> {
+  const tsx = `${repoRoot}/node_modules/.bin/tsx`;
+  const proc = spawn(tsx, ['agent/main.ts', mode, '--log-level', 'debug'], {
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PVA_ENV_FILE: '', NODE_ENV: 'test', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let out = '';
+  const keep = (b: Buffer) => {
+    out += b.toString();
+    if (out.length > 4_000_000) out = out.slice(-2_000_000);
+  };
+  proc.stdout!.on('data', keep);
+  proc.stderr!.on('data', keep);
+  let exited = false;
+  const exitP = new Promise<void>((r) => proc.once('exit', () => ((exited = true), r())));
+  const killGroup = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(-proc.pid!, sig);
+    } catch {
+      /* already gone */
+    }
+  };
+  const w: WorkerProcess = {
+    process: proc,
+    output: () => out,
+    waitForOutput: (re, timeoutMs = 30_000) =>
+      waitFor(`worker output ${re}`, () => {
+        if (re.test(out)) return true;
+        if (exited) throw new Error(`worker exited:\n${out.slice(-3000)}`);
+        return false;
+      }, { timeoutMs }),
+    stop: async () => {
+      if (exited) return;
+      killGroup('SIGINT');
+      const t = setTimeout(() => killGroup('SIGKILL'), 8000);
+      await exitP;
+      clearTimeout(t);
+      killGroup('SIGKILL'); // any job child left behind
+    },
+    kill: async () => {
+      killGroup('SIGKILL');
+      await exitP;
+    },
+  };
+  if (waitRegistered) await w.waitForOutput(/registered worker/, 60_000);
+  return w;
+}
