@@ -20,8 +20,10 @@ export default defineConfig({
           env: { NODE_ENV: 'production' },
           testTimeout: 120_000,
           hookTimeout: 120_000,
-          // e2e files share one livekit-server; run them one at a time to keep the 2-core box sane.
-          fileParallelism: false,
+          // e2e files share one livekit-server and start real worker processes: run them one at a
+          // time, in one fork (the rtc-node native client is process-wide; it is not disposed per file).
+          pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
         },
       },
     ],

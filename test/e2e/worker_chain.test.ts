@@ -3,7 +3,6 @@
  * user starts it, a participant joined with @livekit/rtc-node and a token from
  * livekit-server-sdk; explicit dispatch; greeting on lk.transcription; text on lk.chat → reply.
  */
-import { dispose } from '@livekit/rtc-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { TestParticipant, type ServerInfo } from '../support/participant.js';
 import { startWorker, type WorkerProcess } from '../support/worker.js';
@@ -25,7 +24,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await worker?.stop();
-  await dispose();
 });
 
 describe('worker on a real livekit-server', () => {
