@@ -1,0 +1,49 @@
+/**
+ * Agent → client messages on {@link SESSION_TOPIC}: what the agent decided about this
+ * participant's session (state, greeting kind, resume decision, errors). Clients show them;
+ * tests assert on them. JSON, validated with zod, always `v: 1`.
+ */
+import { z } from 'zod';
+
+/** The six session states (Convai's session state machine, seed 000). */
+export const SESSION_STATES = ['Disconnected', 'Connecting', 'Connected', 'Reconnecting', 'Disconnecting', 'Error'] as const;
+/** See {@link SESSION_STATES}. */
+export type SessionStateName = (typeof SESSION_STATES)[number];
+
+/** Greeting kinds the agent may choose for one arrival. */
+export const GREETING_KINDS = ['first_time', 'returning', 'welcome_back_brief', 'known_fresh', 'none'] as const;
+
+/** One status message from the agent about the receiving participant's session. */
+export const sessionStatusMessageSchema = z.object({
+  v: z.literal(1),
+  type: z.literal('session_status'),
+  /** The session id (stable across resumes). */
+  sessionId: z.string(),
+  state: z.enum(SESSION_STATES),
+  /** `fresh` | `resume` | `reject` and why (e.g. `within_session_ttl`). */
+  decision: z.object({ kind: z.enum(['fresh', 'resume', 'reject']), why: z.string() }).optional(),
+  greeting: z.enum(GREETING_KINDS).optional(),
+  /** Number of earlier turns restored into the model's context. */
+  restoredTurns: z.number().int().nonnegative().optional(),
+  /** A user-facing error (no personal data), e.g. when `AlwaysResume` cannot resume. */
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
+  /** The store is unreachable and the agent works from memory. */
+  degraded: z.boolean().optional(),
+});
+/** See {@link sessionStatusMessageSchema}. */
+export type SessionStatusMessage = z.infer<typeof sessionStatusMessageSchema>;
+
+/** Encodes a status message (UTF-8 JSON). */
+export function encodeSessionStatus(msg: SessionStatusMessage): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(msg));
+}
+
+/** Decodes a status message; `undefined` when it is not one. */
+export function decodeSessionStatus(payload: Uint8Array): SessionStatusMessage | undefined {
+  try {
+    const r = sessionStatusMessageSchema.safeParse(JSON.parse(new TextDecoder().decode(payload)));
+    return r.success ? r.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
