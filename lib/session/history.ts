@@ -1,0 +1,104 @@
+import type { History, SessionRecord, Turn } from './record.js';
+
+/** Bounds of a persisted history. */
+export interface HistoryLimits {
+  /**
+   * Turns kept verbatim; older ones are folded into the summary.
+   * @default 50
+   */
+  maxTurns: number;
+  /**
+   * Characters of summary kept (the oldest characters are dropped first).
+   * @default 4000
+   */
+  maxSummaryChars: number;
+  /**
+   * Characters of one turn kept verbatim (longer text is cut with an ellipsis).
+   * @default 4000
+   */
+  maxTurnChars: number;
+  /**
+   * Characters of one folded turn in the summary.
+   * @default 200
+   */
+  maxSummaryLineChars: number;
+}
+
+/** The default {@link HistoryLimits}. */
+export const DEFAULT_HISTORY_LIMITS: Readonly<HistoryLimits> = Object.freeze({
+  maxTurns: 50,
+  maxSummaryChars: 4000,
+  maxTurnChars: 4000,
+  maxSummaryLineChars: 200,
+});
+
+/** An empty history. */
+export function emptyHistory(): History {
+  return { turns: [], summary: '', summarizedTurnCount: 0 };
+}
+
+function clip(text: string, maxChars: number): string {
+  return text.length <= maxChars ? text : `${text.slice(0, Math.max(0, maxChars - 1))}…`;
+}
+
+/** The summary line one turn becomes when it falls out of the verbatim window. */
+export function summaryLine(turn: Turn, limits: HistoryLimits = DEFAULT_HISTORY_LIMITS): string {
+  return `${turn.role}: ${clip(turn.text.replace(/\s+/g, ' ').trim(), limits.maxSummaryLineChars)}`;
+}
+
+/**
+ * Appends a turn, keeping at most `maxTurns` verbatim; the overflow is folded into the summary,
+ * which keeps its newest `maxSummaryChars`. A turn whose id is already present is ignored, so
+ * replays are idempotent. Pure: returns a new history.
+ */
+export function appendTurn(history: History, turn: Turn, limits: HistoryLimits = DEFAULT_HISTORY_LIMITS): History {
+  if (history.turns.some((t) => t.id === turn.id)) return history;
+  const turns = [...history.turns, { ...turn, text: clip(turn.text, limits.maxTurnChars) }];
+  const overflow = Math.max(0, turns.length - Math.max(1, limits.maxTurns));
+  if (overflow === 0) return { ...history, turns };
+  const folded = turns.splice(0, overflow);
+  let summary = [history.summary, ...folded.map((t) => summaryLine(t, limits))].filter((s) => s.length > 0).join('\n');
+  if (summary.length > limits.maxSummaryChars) {
+    summary = summary.slice(summary.length - limits.maxSummaryChars);
+    const nl = summary.indexOf('\n');
+    if (nl >= 0 && nl < summary.length - 1) summary = summary.slice(nl + 1);
+  }
+  return { turns, summary, summarizedTurnCount: history.summarizedTurnCount + overflow };
+}
+
+/** Appends many turns in order (see {@link appendTurn}). */
+export function appendTurns(history: History, turns: readonly Turn[], limits: HistoryLimits = DEFAULT_HISTORY_LIMITS): History {
+  return turns.reduce((h, t) => appendTurn(h, t, limits), history);
+}
+
+/**
+ * Maximum characters of a topic.
+ * @default 80
+ */
+export const MAX_TOPIC_CHARS = 80;
+
+/**
+ * The last topic of a conversation: the first sentence of the last non-empty user turn, cut to
+ * {@link MAX_TOPIC_CHARS}; undefined when the user said nothing.
+ */
+export function lastTopic(history: History): string | undefined {
+  for (let i = history.turns.length - 1; i >= 0; i--) {
+    const t = history.turns[i];
+    if (t === undefined || t.role !== 'user') continue;
+    const text = t.text.replace(/\s+/g, ' ').trim();
+    if (text.length === 0) continue;
+    const first = /^(.+?[.!?])(\s|$)/.exec(text)?.[1] ?? text;
+    return clip(first, MAX_TOPIC_CHARS);
+  }
+  return undefined;
+}
+
+/** A record with one more turn: history appended, `lastSeenAt` and `lastTopic` updated. */
+export function recordWithTurn(record: SessionRecord, turn: Turn, limits: HistoryLimits = DEFAULT_HISTORY_LIMITS): SessionRecord {
+  const history = appendTurn(record.history, turn, limits);
+  if (history === record.history) return record;
+  const topic = lastTopic(history);
+  const next: SessionRecord = { ...record, history, lastSeenAt: Math.max(record.lastSeenAt, turn.createdAtMs) };
+  if (topic !== undefined) next.lastTopic = topic;
+  return next;
+}

@@ -1,0 +1,150 @@
+import { DEFAULT_HISTORY_LIMITS, appendTurns, lastTopic } from '../session/history.js';
+import type { HistoryLimits } from '../session/history.js';
+import { DEFAULT_PROFILE_TTL_MS, DEFAULT_SESSION_TTL_MS } from '../session/policy.js';
+import { parseProfile, parseSessionRecord, profileFromRecord, turnSchema } from '../session/record.js';
+import type { Profile, SessionRecord, Turn } from '../session/record.js';
+import type { PayloadCipher } from './crypto.js';
+import { sessionKeyId } from './keys.js';
+import type { SessionKey } from './keys.js';
+import { DEFAULT_ARCHIVE_MAX_COUNT, DEFAULT_ARCHIVE_TTL_MS, DEFAULT_MAX_PENDING_TURNS } from './session_store.js';
+import type { ArchivedSession, RecordRead, StoreOptions } from './session_store.js';
+
+/**
+ * Payload encoding shared by the adapters: JSON, optionally sealed (AES-256-GCM) with the slot
+ * (kind + session key) as authenticated data. Every read is validated with zod, and the record
+ * must belong to the key it was read from.
+ */
+
+/** Store options with defaults applied. */
+export interface ResolvedStoreOptions {
+  sessionTtlMs: number;
+  profileTtlMs: number;
+  archiveTtlMs: number;
+  archiveMaxCount: number;
+  maxPendingTurns: number;
+  historyLimits: HistoryLimits;
+  cipher: PayloadCipher | null;
+}
+
+/** Applies the defaults of {@link StoreOptions}. */
+export function resolveStoreOptions(opts: StoreOptions = {}): ResolvedStoreOptions {
+  return {
+    sessionTtlMs: opts.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS,
+    profileTtlMs: opts.profileTtlMs ?? DEFAULT_PROFILE_TTL_MS,
+    archiveTtlMs: opts.archiveTtlMs ?? DEFAULT_ARCHIVE_TTL_MS,
+    archiveMaxCount: opts.archiveMaxCount ?? DEFAULT_ARCHIVE_MAX_COUNT,
+    maxPendingTurns: opts.maxPendingTurns ?? DEFAULT_MAX_PENDING_TURNS,
+    historyLimits: opts.historyLimits ?? DEFAULT_HISTORY_LIMITS,
+    cipher: opts.cipher ?? null,
+  };
+}
+
+type Kind = 'rec' | 'turn' | 'profile';
+
+type Decoded<T> = { ok: true; value: T } | { ok: false; why: 'record_invalid' | 'record_tampered' };
+
+/** Encodes and decodes stored payloads for one store. */
+export class PayloadCodec {
+  constructor(private readonly cipher: PayloadCipher | null) {}
+
+  private aad(kind: Kind, key: SessionKey): string {
+    return `pva/${kind}/${sessionKeyId(key)}`;
+  }
+
+  private encode(kind: Kind, key: SessionKey, value: unknown): string {
+    const json = JSON.stringify(value);
+    return this.cipher === null ? json : this.cipher.seal(json, this.aad(kind, key));
+  }
+
+  private decode(kind: Kind, key: SessionKey, payload: string): Decoded<unknown> {
+    let json = payload;
+    if (this.cipher !== null) {
+      const opened = this.cipher.open(payload, this.aad(kind, key));
+      if (!opened.ok) return opened;
+      json = opened.plaintext;
+    }
+    try {
+      return { ok: true, value: JSON.parse(json) as unknown };
+    } catch {
+      return { ok: false, why: 'record_invalid' };
+    }
+  }
+
+  /** Payload of a record. */
+  encodeRecord(record: SessionRecord): string {
+    return this.encode('rec', record, record);
+  }
+
+  /** Payload of a turn. */
+  encodeTurn(key: SessionKey, turn: Turn): string {
+    return this.encode('turn', key, turn);
+  }
+
+  /** Payload of a profile. */
+  encodeProfile(profile: Profile): string {
+    return this.encode('profile', profile, profile);
+  }
+
+  /** Decodes one record payload and checks it belongs to `key`. */
+  decodeRecordPayload(key: SessionKey, payload: string): Decoded<SessionRecord> {
+    const raw = this.decode('rec', key, payload);
+    if (!raw.ok) return raw;
+    const parsed = parseSessionRecord(raw.value);
+    if (!parsed.ok) return parsed;
+    if (parsed.value.agentName !== key.agentName || parsed.value.identity !== key.identity) return { ok: false, why: 'record_invalid' };
+    return parsed;
+  }
+
+  /**
+   * The record a store holds: the saved payload with the pending turns merged in and the
+   * authoritative version. A refused pending turn refuses the whole record.
+   */
+  decodeRecord(key: SessionKey, payload: string | null, turnPayloads: readonly string[], version: number, limits: HistoryLimits): RecordRead {
+    if (payload === null) return { status: 'missing' };
+    const rec = this.decodeRecordPayload(key, payload);
+    if (!rec.ok) return { status: 'invalid', why: rec.why };
+    const turns: Turn[] = [];
+    for (const tp of turnPayloads) {
+      const raw = this.decode('turn', key, tp);
+      if (!raw.ok) return { status: 'invalid', why: raw.why };
+      const t = turnSchema.safeParse(raw.value);
+      if (!t.success) return { status: 'invalid', why: 'record_invalid' };
+      turns.push(t.data);
+    }
+    let record: SessionRecord = { ...rec.value, version };
+    if (turns.length > 0) {
+      const history = appendTurns(record.history, turns, limits);
+      const lastAtMs = turns.reduce((m, t) => Math.max(m, t.createdAtMs), record.lastSeenAt);
+      record = { ...record, history, lastSeenAt: lastAtMs };
+      const topic = lastTopic(history);
+      if (topic !== undefined) record.lastTopic = topic;
+    }
+    return { status: 'found', record };
+  }
+
+  /** Decodes a profile; a refused profile reads as null (it only shapes a greeting). */
+  decodeProfile(key: SessionKey, payload: string | null): Profile | null {
+    if (payload === null) return null;
+    const raw = this.decode('profile', key, payload);
+    if (!raw.ok) return null;
+    const p = parseProfile(raw.value);
+    if (!p.ok || p.value.agentName !== key.agentName || p.value.identity !== key.identity) return null;
+    return p.value;
+  }
+
+  /** Decodes one archive entry (archived payloads are record payloads). */
+  decodeArchived(key: SessionKey, sessionId: string, archivedAtMs: number, payload: string): ArchivedSession {
+    const rec = this.decodeRecordPayload(key, payload);
+    return rec.ok ? { sessionId, archivedAtMs, record: rec.value } : { sessionId, archivedAtMs, record: null, problem: rec.why };
+  }
+
+  /** The profile payload a saved record implies. */
+  profilePayloadFor(record: SessionRecord): string {
+    return this.encodeProfile(profileFromRecord(record));
+  }
+}
+
+/** The session key of a record. */
+export function keyOf(record: Pick<SessionRecord, 'agentName' | 'identity'>): SessionKey {
+  return { agentName: record.agentName, identity: record.identity };
+}

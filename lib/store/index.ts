@@ -1,0 +1,8 @@
+/** Session stores: the port, its adapters, keys and payload sealing. */
+export * from './session_store.js';
+export * from './keys.js';
+export * from './crypto.js';
+export * from './memory_session_store.js';
+export * from './redis_session_store.js';
+export * from './tiered_session_store.js';
+export { bounded, isUnavailable } from './bounded.js';

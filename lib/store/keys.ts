@@ -1,0 +1,110 @@
+/**
+ * Every Redis key of the session store is built here.
+ *
+ * Schema (`P` = configurable prefix, `A` / `I` = base64url of the UTF-8 agent name / identity):
+ *
+ * | key                         | type   | holds                                             | TTL            |
+ * |-----------------------------|--------|---------------------------------------------------|----------------|
+ * | `P{s.A.I}:rec`              | string | the session record payload                        | sessionTtlMs   |
+ * | `P{s.A.I}:meta`             | hash   | `version`, `fence`, `owner`, `exp` (lease end ms) | sessionTtlMs   |
+ * | `P{s.A.I}:turns`            | list   | turn payloads appended since the last save        | sessionTtlMs   |
+ * | `P{s.A.I}:profile`          | string | the identity profile payload                      | profileTtlMs   |
+ * | `P{s.A.I}:arch`             | zset   | archived session ids, score = archived at (ms)    | archiveTtlMs   |
+ * | `P{s.A.I}:archdata`         | hash   | session id → archived record payload              | archiveTtlMs   |
+ * | `P{i.I}:agents`             | set    | `A` of every agent holding data for identity `I`  | profileTtlMs   |
+ *
+ * All keys of one session share the hash tag `{s.A.I}`, so every script touching them runs in
+ * one Redis Cluster slot. base64url has no `{`, `}`, `:` or `.`, so no identity's bytes can
+ * reach another identity's keys, and the tag is the first `{...}` of the key even when the
+ * prefix contains braces (the prefix is checked not to).
+ */
+
+import { InvalidInputError } from '../errors.js';
+
+/** A session's natural key. */
+export interface SessionKey {
+  agentName: string;
+  identity: string;
+}
+
+/** base64url of the UTF-8 bytes of `value` (no padding). */
+export function encodeKeyPart(value: string): string {
+  return Buffer.from(value, 'utf8').toString('base64url');
+}
+
+/** Inverse of {@link encodeKeyPart}. */
+export function decodeKeyPart(encoded: string): string {
+  return Buffer.from(encoded, 'base64url').toString('utf8');
+}
+
+/** The keys of one session (all in one Cluster slot). */
+export interface SessionKeys {
+  rec: string;
+  meta: string;
+  turns: string;
+  profile: string;
+  archive: string;
+  archiveData: string;
+}
+
+/** Builds keys under one prefix. */
+export class KeyBuilder {
+  /**
+   * @param prefix Prepended to every key, e.g. `pva:`. Must not contain `{` or `}` (they would
+   *   move the Cluster hash tag).
+   */
+  constructor(readonly prefix: string) {
+    if (/[{}]/.test(prefix)) throw new InvalidInputError('key prefix must not contain { or }');
+  }
+
+  /** The hash tag of a session, braces included. */
+  sessionTag(key: SessionKey): string {
+    return `{s.${encodeKeyPart(key.agentName)}.${encodeKeyPart(key.identity)}}`;
+  }
+
+  /** All keys of one session. */
+  session(key: SessionKey): SessionKeys {
+    const base = `${this.prefix}${this.sessionTag(key)}`;
+    return {
+      rec: `${base}:rec`,
+      meta: `${base}:meta`,
+      turns: `${base}:turns`,
+      profile: `${base}:profile`,
+      archive: `${base}:arch`,
+      archiveData: `${base}:archdata`,
+    };
+  }
+
+  /** The identity index: every agent name holding data for `identity`. */
+  identityIndex(identity: string): string {
+    return `${this.prefix}{i.${encodeKeyPart(identity)}}:agents`;
+  }
+
+  /** A SCAN MATCH pattern for every session meta key under this prefix. */
+  metaScanPattern(): string {
+    return `${escapeGlob(this.prefix)}{s.*}:meta`;
+  }
+
+  /** A SCAN MATCH pattern for everything under this prefix (tests clean up with it). */
+  allKeysPattern(): string {
+    return `${escapeGlob(this.prefix)}*`;
+  }
+
+  /** The session key a meta key belongs to, or null when it is not one of ours. */
+  parseMetaKey(redisKey: string): SessionKey | null {
+    if (!redisKey.startsWith(this.prefix)) return null;
+    const m = /^\{s\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)\}:meta$/.exec(redisKey.slice(this.prefix.length));
+    if (m === null) return null;
+    return { agentName: decodeKeyPart(m[1] ?? ''), identity: decodeKeyPart(m[2] ?? '') };
+  }
+}
+
+/** Escapes Redis glob metacharacters (`*?[]\`) so a prefix matches literally. */
+export function escapeGlob(value: string): string {
+  return value.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
+/** A string form of a session key for in-process maps (agent name and identity encoded). */
+export function sessionKeyId(key: SessionKey): string {
+  return `${encodeKeyPart(key.agentName)}.${encodeKeyPart(key.identity)}`;
+}

@@ -1,0 +1,333 @@
+import { Cluster, Redis } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
+import { SessionError } from '../errors.js';
+import { silentLogger } from '../logger.js';
+import type { Logger } from '../logger.js';
+import type { Profile, SessionRecord, Turn } from '../session/record.js';
+import { PayloadCodec, keyOf, resolveStoreOptions } from './codec.js';
+import type { ResolvedStoreOptions } from './codec.js';
+import { KeyBuilder, encodeKeyPart, decodeKeyPart } from './keys.js';
+import type { SessionKey } from './keys.js';
+import { LUA_CODES, asArray, callScript, checkCode, defineScripts, num, strList, strOrNull, toStoreError } from './redis_scripts.js';
+import type { LuaReply } from './redis_scripts.js';
+import type {
+  ArchivedSession,
+  ClaimMode,
+  ClaimResult,
+  LeaseToken,
+  RecordRead,
+  RestoreOutcome,
+  SessionPage,
+  SessionSnapshot,
+  SessionStore,
+  StoreOptions,
+} from './session_store.js';
+
+/**
+ * {@link SessionStore} on Redis (ioredis): single Redis, Sentinel or Cluster (hash tags keep
+ * each script's keys in one slot; see `keys.ts`). Every read-modify-write is one Lua script:
+ * resume lookup + claim is one round trip, appending a turn is one round trip.
+ */
+
+/** Options of {@link RedisSessionStore}. */
+export interface RedisSessionStoreOptions extends StoreOptions {
+  /** A client to use; it is NOT closed by {@link RedisSessionStore.dispose}. */
+  client?: Redis | Cluster;
+  /** URL of a Redis to connect to when no client is given; the store then owns (and closes) it. */
+  url?: string;
+  /** @default 'pva:' */
+  prefix?: string;
+  /** Per-command bound for a client the store creates, ms. @default 250 */
+  commandTimeoutMs?: number;
+  /** Connect bound for a client the store creates, ms. @default 1_000 */
+  connectTimeoutMs?: number;
+  /** Longest pause between reconnect attempts of a client the store creates, ms. @default 1_000 */
+  maxReconnectDelayMs?: number;
+  /** @default silentLogger */
+  logger?: Logger;
+}
+
+/**
+ * ioredis options that never let a caller wait on a dead Redis: a short command timeout (it
+ * also bounds commands parked in the offline queue while reconnecting), one retry per command
+ * (the queue is flushed with an error after each failed reconnect), bounded reconnect backoff.
+ */
+export function boundedRedisOptions(opts: { commandTimeoutMs?: number; connectTimeoutMs?: number; maxReconnectDelayMs?: number } = {}): RedisOptions {
+  const maxDelayMs = opts.maxReconnectDelayMs ?? 1_000;
+  return {
+    commandTimeout: opts.commandTimeoutMs ?? 250,
+    connectTimeout: opts.connectTimeoutMs ?? 1_000,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: true,
+    autoResendUnfulfilledCommands: false,
+    retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 10), maxDelayMs),
+  };
+}
+
+/** See the module comment. */
+export class RedisSessionStore implements SessionStore {
+  /** The client in use. */
+  readonly client: Redis | Cluster;
+  /** The key builder (prefix included). */
+  readonly keys: KeyBuilder;
+  private readonly ownsClient: boolean;
+  private readonly opts: ResolvedStoreOptions;
+  private readonly codec: PayloadCodec;
+  private readonly log: Logger;
+
+  constructor(opts: RedisSessionStoreOptions) {
+    if (opts.client === undefined && opts.url === undefined) throw new SessionError('config_invalid', 'RedisSessionStore needs a client or a url');
+    this.client = opts.client ?? new Redis(opts.url as string, boundedRedisOptions(opts));
+    this.ownsClient = opts.client === undefined;
+    this.keys = new KeyBuilder(opts.prefix ?? 'pva:');
+    this.opts = resolveStoreOptions(opts);
+    this.codec = new PayloadCodec(this.opts.cipher);
+    this.log = opts.logger ?? silentLogger;
+    // A client we own reports its errors here instead of as unhandled 'error' events.
+    if (this.ownsClient) this.client.on('error', (err: Error) => this.log.debug({ err: err.message }, 'redis client error'));
+    defineScripts(this.client);
+  }
+
+  private sk(key: SessionKey): string[] {
+    const k = this.keys.session(key);
+    return [k.rec, k.meta, k.turns, k.profile, k.archive, k.archiveData];
+  }
+
+  private async index(key: SessionKey): Promise<void> {
+    const idx = this.keys.identityIndex(key.identity);
+    try {
+      await Promise.all([this.client.sadd(idx, encodeKeyPart(key.agentName)), this.client.pexpire(idx, this.opts.profileTtlMs)]);
+    } catch (err) {
+      throw toStoreError(err);
+    }
+  }
+
+  async resumeAndClaim(key: SessionKey, owner: string, nowMs: number, leaseMs: number, mode: ClaimMode = 'takeover'): Promise<ClaimResult> {
+    const k = this.keys.session(key);
+    const keepMs = Math.max(this.opts.sessionTtlMs, leaseMs);
+    const reply = asArray(
+      await callScript(this.client, 'claim', [k.rec, k.meta, k.turns, k.profile], [owner, String(nowMs), String(nowMs + leaseMs), mode, String(keepMs)]),
+      'claim',
+    );
+    if (checkCode(reply, 'claim') === LUA_CODES.busy) return { status: 'busy', owner: strOrNull(reply, 1) ?? '', leaseExpiresAtMs: num(reply, 2) };
+    const fence = num(reply, 1);
+    const version = num(reply, 2);
+    const rec = strOrNull(reply, 4);
+    // First claim of this key: make it findable by forget(identity) (second round trip, once).
+    if (fence === 1) await this.index(key);
+    let record = this.codec.decodeRecord(key, rec, strList(reply, 6), version, this.opts.historyLimits);
+    if (record.status === 'found') record = { status: 'found', record: { ...record.record, owner: { ownerId: owner, fence, leaseExpiresAtMs: nowMs + leaseMs } } };
+    return {
+      status: 'claimed',
+      lease: { owner, fence },
+      record,
+      profile: this.codec.decodeProfile(key, strOrNull(reply, 5)),
+      previousOwner: (strOrNull(reply, 3) ?? '') === '' ? null : strOrNull(reply, 3),
+      version,
+    };
+  }
+
+  async appendTurn(key: SessionKey, turn: Turn, lease: LeaseToken): Promise<number> {
+    const k = this.keys.session(key);
+    const reply = asArray(
+      await callScript(
+        this.client,
+        'append',
+        [k.meta, k.turns, k.rec],
+        [lease.owner, String(lease.fence), this.codec.encodeTurn(key, turn), String(this.opts.maxPendingTurns), String(this.opts.sessionTtlMs)],
+      ),
+      'append',
+    );
+    checkCode(reply, 'append');
+    return num(reply, 1);
+  }
+
+  private async write(record: SessionRecord, expectedVersion: number, lease: LeaseToken, mode: 'save' | 'suspend' | 'end', nowMs: number): Promise<number> {
+    const key = keyOf(record);
+    const payload = this.codec.encodeRecord({ ...record, version: expectedVersion + 1, owner: null });
+    const args = [
+      lease.owner,
+      String(lease.fence),
+      String(expectedVersion),
+      mode,
+      payload,
+      this.codec.profilePayloadFor(record),
+      String(this.opts.sessionTtlMs),
+      String(this.opts.profileTtlMs),
+      String(this.opts.archiveTtlMs),
+      String(this.opts.archiveMaxCount),
+      String(nowMs),
+      String(nowMs - this.opts.archiveTtlMs),
+      record.sessionId,
+    ];
+    const reply = asArray(await callScript(this.client, 'save', this.sk(key), args), 'save');
+    checkCode(reply, 'save');
+    if (mode !== 'save') await this.index(key);
+    return num(reply, 1);
+  }
+
+  async save(record: SessionRecord, expectedVersion: number, lease: LeaseToken): Promise<number> {
+    return this.write(record, expectedVersion, lease, 'save', 0);
+  }
+
+  async suspend(record: SessionRecord, expectedVersion: number, lease: LeaseToken, nowMs: number): Promise<number> {
+    return this.write(record, expectedVersion, lease, 'suspend', nowMs);
+  }
+
+  async end(record: SessionRecord, expectedVersion: number, lease: LeaseToken, nowMs: number): Promise<number> {
+    return this.write(record, expectedVersion, lease, 'end', nowMs);
+  }
+
+  private async lease(op: 'release' | 'renew', key: SessionKey, lease: LeaseToken, nowMs: number, leaseMs: number): Promise<boolean> {
+    const k = this.keys.session(key);
+    const keepMs = Math.max(this.opts.sessionTtlMs, leaseMs);
+    const reply = await callScript(this.client, 'lease', [k.meta, k.rec, k.turns], [op, lease.owner, String(lease.fence), String(nowMs + leaseMs), String(keepMs)]);
+    return reply === 1;
+  }
+
+  async release(key: SessionKey, lease: LeaseToken): Promise<boolean> {
+    return this.lease('release', key, lease, 0, 0);
+  }
+
+  async renewLease(key: SessionKey, lease: LeaseToken, nowMs: number, leaseMs: number): Promise<boolean> {
+    return this.lease('renew', key, lease, nowMs, leaseMs);
+  }
+
+  private async readRaw(key: SessionKey, what: 'session' | 'all'): Promise<LuaReply[]> {
+    return asArray(await callScript(this.client, 'read', this.sk(key), [what]), 'read');
+  }
+
+  private decodeRead(key: SessionKey, reply: LuaReply[]): { record: RecordRead; meta: (string | null)[] } {
+    const meta = asArray(reply[1] ?? [], 'read').map((_, i, a) => strOrNull(a, i));
+    const version = Number(meta[0] ?? '0');
+    let record = this.codec.decodeRecord(key, strOrNull(reply, 0), strList(reply, 2), version, this.opts.historyLimits);
+    if (record.status === 'found') {
+      const owner = meta[2] ?? null;
+      const lease = owner === null ? null : { ownerId: owner, fence: Number(meta[1] ?? '0'), leaseExpiresAtMs: Number(meta[3] ?? '0') };
+      record = { status: 'found', record: { ...record.record, owner: lease } };
+    }
+    return { record, meta };
+  }
+
+  async readRecord(key: SessionKey): Promise<RecordRead> {
+    return this.decodeRead(key, await this.readRaw(key, 'session')).record;
+  }
+
+  async readProfile(key: SessionKey): Promise<Profile | null> {
+    try {
+      return this.codec.decodeProfile(key, await this.client.get(this.keys.session(key).profile));
+    } catch (err) {
+      throw toStoreError(err);
+    }
+  }
+
+  private decodeArchive(key: SessionKey, reply: LuaReply[], cutoffMs: number): ArchivedSession[] {
+    const flat = strList(reply, 4);
+    const out: ArchivedSession[] = [];
+    for (let i = 0; i + 2 < flat.length; i += 3) {
+      const atMs = Number(flat[i + 1]);
+      if (atMs < cutoffMs) continue;
+      out.push(this.codec.decodeArchived(key, flat[i] ?? '', atMs, flat[i + 2] ?? ''));
+    }
+    return out;
+  }
+
+  async readArchive(key: SessionKey, nowMs: number): Promise<ArchivedSession[]> {
+    return this.decodeArchive(key, await this.readRaw(key, 'all'), nowMs - this.opts.archiveTtlMs);
+  }
+
+  async listSessions(opts: { cursor?: string | null; count?: number } = {}): Promise<SessionPage> {
+    const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
+    let [nodeIdx, cursor] = (opts.cursor ?? '0:0').split(':').map(Number) as [number, number];
+    const items: SessionKey[] = [];
+    try {
+      while (nodeIdx < nodes.length) {
+        const node = nodes[nodeIdx] as Redis;
+        const [next, keys] = await node.scan(String(cursor), 'MATCH', this.keys.metaScanPattern(), 'COUNT', String(opts.count ?? 100));
+        for (const k of keys) {
+          const parsed = this.keys.parseMetaKey(k);
+          if (parsed !== null) items.push(parsed);
+        }
+        cursor = Number(next);
+        if (cursor === 0) nodeIdx++;
+        if (items.length > 0) break;
+      }
+    } catch (err) {
+      throw toStoreError(err);
+    }
+    return { items, cursor: nodeIdx < nodes.length ? `${nodeIdx}:${cursor}` : null };
+  }
+
+  async forget(identity: string): Promise<{ sessionKeysErased: number }> {
+    const idx = this.keys.identityIndex(identity);
+    try {
+      const agents = await this.client.smembers(idx);
+      await Promise.all(agents.map((a) => this.client.unlink(...this.sk({ agentName: decodeKeyPart(a), identity }))));
+      await this.client.unlink(idx);
+      return { sessionKeysErased: agents.length };
+    } catch (err) {
+      throw toStoreError(err);
+    }
+  }
+
+  async exportSession(key: SessionKey): Promise<SessionSnapshot | null> {
+    const reply = await this.readRaw(key, 'all');
+    const { record, meta } = this.decodeRead(key, reply);
+    const profile = this.codec.decodeProfile(key, strOrNull(reply, 3));
+    const archive = this.decodeArchive(key, reply, Number.NEGATIVE_INFINITY);
+    const hasMeta = meta[1] !== null && meta[1] !== undefined;
+    if (!hasMeta && record.status !== 'found' && profile === null && archive.length === 0) return null;
+    return {
+      key: { ...key },
+      version: Number(meta[0] ?? '0'),
+      lease: hasMeta ? { owner: meta[2] ?? null, fence: Number(meta[1]), expiresAtMs: Number(meta[3] ?? '0') } : null,
+      record: record.status === 'found' ? { ...record.record, owner: null } : null,
+      profile,
+      archive,
+    };
+  }
+
+  async restore(snapshot: SessionSnapshot, writer: string, nowMs: number): Promise<RestoreOutcome> {
+    const key = snapshot.key;
+    const writeSession = snapshot.lease !== null || snapshot.record !== null;
+    const archive = snapshot.archive.filter((a) => a.record !== null);
+    const args = [
+      String(snapshot.lease?.fence ?? 0),
+      String(snapshot.version),
+      snapshot.lease?.owner ?? '',
+      String(snapshot.lease?.expiresAtMs ?? 0),
+      snapshot.record === null ? '' : this.codec.encodeRecord({ ...snapshot.record, version: snapshot.version, owner: null }),
+      snapshot.profile === null ? '' : this.codec.encodeProfile(snapshot.profile),
+      String(this.opts.sessionTtlMs),
+      String(this.opts.profileTtlMs),
+      String(this.opts.archiveTtlMs),
+      writeSession ? '1' : '0',
+      writer,
+      String(nowMs),
+      String(archive.length),
+      ...archive.flatMap((a) => [String(a.archivedAtMs), a.sessionId, this.codec.encodeRecord(a.record as SessionRecord)]),
+    ];
+    const reply = asArray(await callScript(this.client, 'restore', this.sk(key), args), 'restore');
+    const code = checkCode(reply, 'restore');
+    if (code === LUA_CODES.newerFence) return { status: 'skipped', why: 'newer_fence' };
+    await this.index(key);
+    return { status: 'restored', version: num(reply, 1), fence: num(reply, 2) };
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.client.ping();
+    } catch (err) {
+      throw toStoreError(err);
+    }
+  }
+
+  async dispose(): Promise<void> {
+    if (!this.ownsClient) return;
+    try {
+      await this.client.quit();
+    } catch {
+      this.client.disconnect();
+    }
+  }
+}

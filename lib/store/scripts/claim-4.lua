@@ -1,0 +1,36 @@
+-- claim-4.lua: resume lookup + ownership claim of one session, in one round trip.
+--
+-- KEYS[1]  rec      string  session record payload
+-- KEYS[2]  meta     hash    version, fence, owner, exp (lease end, epoch ms)
+-- KEYS[3]  turns    list    turn payloads appended since the last save
+-- KEYS[4]  profile  string  identity profile payload
+--
+-- ARGV[1]  owner        unique id of the claiming job
+-- ARGV[2]  nowMs        now, epoch milliseconds (lease liveness)
+-- ARGV[3]  leaseExpMs   end of the new lease, epoch milliseconds (nowMs + leaseMs)
+-- ARGV[4]  mode         'takeover' (newest wins) | 'exclusive' (only a free or lapsed lease)
+-- ARGV[5]  keepMs       TTL of rec / meta / turns, milliseconds (max(sessionTtlMs, leaseMs))
+--
+-- Returns:
+--   { 0, fence, version, previousOwner or '', rec or nil, profile or nil, { turn, ... } }  claimed
+--   { -1, owner, leaseExpMs }                                                             busy (exclusive only)
+local owner = ARGV[1]
+local now = tonumber(ARGV[2])
+local m = redis.call('HMGET', KEYS[2], 'version', 'fence', 'owner', 'exp')
+local cur = m[3]
+local live = cur and cur ~= '' and tonumber(m[4] or '0') > now
+if ARGV[4] == 'exclusive' and live and cur ~= owner then
+  return { -1, cur, tonumber(m[4]) }
+end
+local prev = ''
+if live and cur ~= owner then prev = cur end
+local fence = redis.call('HINCRBY', KEYS[2], 'fence', 1)
+local version = m[1] or '0'
+redis.call('HSET', KEYS[2], 'owner', owner, 'exp', ARGV[3], 'version', version)
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[3], ARGV[5])
+local rec = redis.call('GET', KEYS[1])
+local turns = redis.call('LRANGE', KEYS[3], 0, -1)
+local profile = redis.call('GET', KEYS[4])
+return { 0, fence, tonumber(version), prev, rec, profile, turns }

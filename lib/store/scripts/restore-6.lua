@@ -1,0 +1,67 @@
+-- restore-6.lua: write a full session snapshot (tier replay after an outage), in one round trip.
+--
+-- KEYS[1]  rec       string  session record payload
+-- KEYS[2]  meta      hash    version, fence, owner, exp
+-- KEYS[3]  turns     list    pending turns (cleared: the snapshot record holds them)
+-- KEYS[4]  profile   string  identity profile payload
+-- KEYS[5]  arch      zset    archived session ids, score = archived at (epoch ms)
+-- KEYS[6]  archdata  hash    session id -> archived record payload
+--
+-- ARGV[1]   fence         the snapshot's fencing token (integer)
+-- ARGV[2]   version       the snapshot's version (integer)
+-- ARGV[3]   owner         lease owner after the write, '' for a released lease
+-- ARGV[4]   leaseExpMs    lease end, epoch milliseconds ('0' for none)
+-- ARGV[5]   rec           record payload, '' for none
+-- ARGV[6]   profile       profile payload, '' to leave the stored one
+-- ARGV[7]   sessionTtlMs  TTL of rec / meta, milliseconds
+-- ARGV[8]   profileTtlMs  TTL of profile, milliseconds
+-- ARGV[9]   archiveTtlMs  TTL of arch / archdata, milliseconds
+-- ARGV[10]  writeSession  '1' to write rec / meta / turns, '0' for profile and archive only
+-- ARGV[11]  writer        the job the snapshot comes from ('' unknown)
+-- ARGV[12]  nowMs         now, epoch milliseconds (lease liveness)
+-- ARGV[13]  n             number of archive entries that follow
+-- ARGV[14 + 3i .. 16 + 3i]  archivedAtMs (epoch ms), sessionId, payload
+--
+-- Written unless another owner holds a live lease (exp > nowMs) with a fence >= the
+-- snapshot's; the stored version and fence never go backwards.
+--
+-- Returns: { 0, version, fence } restored | { -5 } another owner holds a live, newer or equal fence
+local m = redis.call('HMGET', KEYS[2], 'fence', 'version', 'owner', 'exp')
+local fence = tonumber(ARGV[1])
+local version = tonumber(ARGV[2])
+if m[1] then
+  local cur = tonumber(m[1])
+  local mine = ARGV[11] ~= '' and m[3] == ARGV[11]
+  local live = m[3] and m[3] ~= '' and tonumber(m[4] or '0') > tonumber(ARGV[12])
+  if live and not mine and cur >= fence then return { -5 } end
+  if cur > fence then fence = cur end
+  local curVersion = tonumber(m[2] or '0')
+  if curVersion >= version then version = curVersion + 1 end
+end
+if ARGV[10] == '1' then
+  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('HSET', KEYS[2], 'version', version, 'fence', fence, 'exp', ARGV[4])
+  if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], 'owner', ARGV[3]) end
+  redis.call('PEXPIRE', KEYS[2], ARGV[7])
+  if ARGV[5] ~= '' then
+    redis.call('SET', KEYS[1], ARGV[5], 'PX', ARGV[7])
+  else
+    redis.call('DEL', KEYS[1])
+  end
+end
+if ARGV[6] ~= '' then redis.call('SET', KEYS[4], ARGV[6], 'PX', ARGV[8]) end
+local n = tonumber(ARGV[13])
+for i = 0, n - 1 do
+  local score = ARGV[14 + 3 * i]
+  local id = ARGV[15 + 3 * i]
+  local have = redis.call('ZSCORE', KEYS[5], id)
+  if not have or tonumber(have) < tonumber(score) then
+    redis.call('ZADD', KEYS[5], score, id)
+    redis.call('HSET', KEYS[6], id, ARGV[16 + 3 * i])
+  end
+end
+if n > 0 then
+  redis.call('PEXPIRE', KEYS[5], ARGV[9])
+  redis.call('PEXPIRE', KEYS[6], ARGV[9])
+end
+return { 0, version, fence }

@@ -1,0 +1,58 @@
+-- save-6.lua: compare-and-set write of a whole record (save | suspend | end), in one round trip.
+--
+-- KEYS[1]  rec       string  session record payload
+-- KEYS[2]  meta      hash    version, fence, owner, exp
+-- KEYS[3]  turns     list    pending turns (folded into the record by the caller: deleted)
+-- KEYS[4]  profile   string  identity profile payload
+-- KEYS[5]  arch      zset    archived session ids, score = archived at (epoch ms)
+-- KEYS[6]  archdata  hash    session id -> archived record payload
+--
+-- ARGV[1]   owner            the lease holder's id
+-- ARGV[2]   fence            the lease holder's fencing token (integer)
+-- ARGV[3]   expectedVersion  the version the caller read (integer)
+-- ARGV[4]   mode             'save' | 'suspend' (also archive + release) | 'end' (archive, delete rec, release)
+-- ARGV[5]   rec              record payload
+-- ARGV[6]   profile          profile payload
+-- ARGV[7]   sessionTtlMs     TTL of rec / meta, milliseconds
+-- ARGV[8]   profileTtlMs     TTL of profile, milliseconds
+-- ARGV[9]   archiveTtlMs     TTL of arch / archdata, milliseconds
+-- ARGV[10]  archiveMaxCount  archived sessions kept, count
+-- ARGV[11]  nowMs            archive score, epoch milliseconds
+-- ARGV[12]  cutoffMs         archive entries scored below this are dropped, epoch milliseconds
+-- ARGV[13]  sessionId        archive member
+--
+-- Returns: { 0, newVersion } written | { -3 } lease lost | { -4, currentVersion } version conflict
+local m = redis.call('HMGET', KEYS[2], 'owner', 'fence', 'version')
+if m[1] ~= ARGV[1] or m[2] ~= ARGV[2] then return { -3 } end
+if (m[3] or '0') ~= ARGV[3] then return { -4, tonumber(m[3] or '0') } end
+local mode = ARGV[4]
+local v = redis.call('HINCRBY', KEYS[2], 'version', 1)
+redis.call('DEL', KEYS[3])
+if mode == 'end' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], ARGV[5], 'PX', ARGV[7])
+end
+if mode ~= 'save' then
+  redis.call('HDEL', KEYS[2], 'owner')
+  redis.call('HSET', KEYS[2], 'exp', '0')
+  redis.call('ZADD', KEYS[5], ARGV[11], ARGV[13])
+  redis.call('HSET', KEYS[6], ARGV[13], ARGV[5])
+  local old = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[12])
+  if #old > 0 then
+    redis.call('HDEL', KEYS[6], unpack(old))
+    redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[12])
+  end
+  local n = redis.call('ZCARD', KEYS[5])
+  local max = tonumber(ARGV[10])
+  if n > max then
+    local drop = redis.call('ZRANGE', KEYS[5], 0, n - max - 1)
+    redis.call('HDEL', KEYS[6], unpack(drop))
+    redis.call('ZREMRANGEBYRANK', KEYS[5], 0, n - max - 1)
+  end
+  redis.call('PEXPIRE', KEYS[5], ARGV[9])
+  redis.call('PEXPIRE', KEYS[6], ARGV[9])
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[7])
+redis.call('SET', KEYS[4], ARGV[6], 'PX', ARGV[8])
+return { 0, v }

@@ -1,0 +1,171 @@
+import type { HistoryLimits } from '../session/history.js';
+import type { Profile, RecordProblem, SessionRecord, Turn } from '../session/record.js';
+import type { PayloadCipher } from './crypto.js';
+import type { SessionKey } from './keys.js';
+
+/**
+ * The `SessionStore` port (DESIGN §4): small, async, no Redis types. Adapters:
+ * `MemorySessionStore`, `RedisSessionStore`, `TieredSessionStore`.
+ *
+ * Semantics every adapter keeps (the contract suite checks them):
+ * - values are serialised (no shared references) and optionally sealed with AES-256-GCM;
+ * - a session's record, lease and pending turns live `sessionTtlMs` after their last write or
+ *   claim; the profile `profileTtlMs`; archive entries `archiveTtlMs` (and at most
+ *   `archiveMaxCount` per session key);
+ * - ownership: a claim returns a new, strictly increasing fencing token; every write carries
+ *   the lease it was given and fails with `lease_lost` once a newer claim exists;
+ * - `save` is compare-and-set on the version; `appendTurn` bumps the version too.
+ */
+
+export type { SessionKey } from './keys.js';
+
+/** What a claim hands the owner; every write must present it. */
+export interface LeaseToken {
+  /** The owning job's unique id. */
+  owner: string;
+  /** The fencing token: strictly increasing per session key. */
+  fence: number;
+}
+
+/** A record read: found, missing, or refused (and why). */
+export type RecordRead =
+  | { status: 'found'; record: SessionRecord }
+  | { status: 'missing' }
+  | { status: 'invalid'; why: RecordProblem };
+
+/** How a claim treats a live lease held by someone else. */
+export type ClaimMode =
+  /** The newest arrival wins: the old owner's next write fails with `lease_lost`. */
+  | 'takeover'
+  /** Claim only a free or lapsed lease; otherwise `busy`. */
+  | 'exclusive';
+
+/** The outcome of {@link SessionStore.resumeAndClaim}. */
+export type ClaimResult =
+  | {
+      status: 'claimed';
+      lease: LeaseToken;
+      /** The record as it was (pending turns merged in), before this claim. */
+      record: RecordRead;
+      profile: Profile | null;
+      /** The owner whose live lease this claim replaced (takeover), or null. */
+      previousOwner: string | null;
+      /** The current version (pass it to the next `save`). */
+      version: number;
+      /**
+       * False when a tiered store answered from its local tier because the shared store did not
+       * answer within the greeting bound and the local tier had no record (`store_unavailable`).
+       * @default true
+       */
+      storeAvailable?: boolean;
+    }
+  | { status: 'busy'; owner: string; leaseExpiresAtMs: number };
+
+/** One archived (closed or suspended) conversation. */
+export interface ArchivedSession {
+  sessionId: string;
+  /** When it was archived, epoch ms. */
+  archivedAtMs: number;
+  /** The record, or null when the stored payload was refused. */
+  record: SessionRecord | null;
+  problem?: RecordProblem;
+}
+
+/** The whole state of one session key (for replication between tiers). */
+export interface SessionSnapshot {
+  key: SessionKey;
+  version: number;
+  /** The lease as stored (owner null once released). */
+  lease: { owner: string | null; fence: number; expiresAtMs: number } | null;
+  /** The record with pending turns merged in, or null. */
+  record: SessionRecord | null;
+  profile: Profile | null;
+  archive: ArchivedSession[];
+}
+
+/** The outcome of {@link SessionStore.restore}. */
+export type RestoreOutcome = { status: 'restored'; version: number; fence: number } | { status: 'skipped'; why: 'newer_fence' };
+
+/** A page of {@link SessionStore.listSessions}. */
+export interface SessionPage {
+  items: SessionKey[];
+  /** Pass back to get the next page; null when done. */
+  cursor: string | null;
+}
+
+/** The port. */
+export interface SessionStore {
+  /**
+   * Resume lookup + claim in one step (one round trip on Redis): takes the lease, returns the
+   * record (pending turns merged), the profile and the new fencing token.
+   * @param nowMs Now, epoch ms (lease arithmetic).
+   * @param leaseMs How long the lease holds without renewal.
+   */
+  resumeAndClaim(key: SessionKey, owner: string, nowMs: number, leaseMs: number, mode?: ClaimMode): Promise<ClaimResult>;
+  /** Appends one turn (one round trip on Redis). Returns the new version. Throws ConflictError `lease_lost`. */
+  appendTurn(key: SessionKey, turn: Turn, lease: LeaseToken): Promise<number>;
+  /**
+   * Compare-and-set save of the whole record (its pending turns are folded in by the caller:
+   * the record must contain every turn appended so far). Also writes the profile it implies.
+   * Returns the new version. Throws ConflictError `version_conflict` / `lease_lost`.
+   */
+  save(record: SessionRecord, expectedVersion: number, lease: LeaseToken): Promise<number>;
+  /** Like {@link save} for a disconnected record, plus an archive copy and the lease released. */
+  suspend(record: SessionRecord, expectedVersion: number, lease: LeaseToken, nowMs: number): Promise<number>;
+  /** Ends the conversation: archives it, deletes the live record, keeps the profile, releases the lease. */
+  end(record: SessionRecord, expectedVersion: number, lease: LeaseToken, nowMs: number): Promise<number>;
+  /** Drops the lease if `lease` still holds it; false when it had moved. */
+  release(key: SessionKey, lease: LeaseToken): Promise<boolean>;
+  /** Extends a held lease to `nowMs + leaseMs`; false when it had moved. */
+  renewLease(key: SessionKey, lease: LeaseToken, nowMs: number, leaseMs: number): Promise<boolean>;
+  /** Reads a record without claiming it (admin, tests). */
+  readRecord(key: SessionKey): Promise<RecordRead>;
+  /** Reads the identity's profile for this agent. */
+  readProfile(key: SessionKey): Promise<Profile | null>;
+  /** Archived conversations of a session key, newest first, within retention at `nowMs`. */
+  readArchive(key: SessionKey, nowMs: number): Promise<ArchivedSession[]>;
+  /** Pages through live sessions (admin). */
+  listSessions(opts?: { cursor?: string | null; count?: number }): Promise<SessionPage>;
+  /** Erases every trace of `identity` under every agent: sessions, pending turns, profiles, archive. */
+  forget(identity: string): Promise<{ sessionKeysErased: number }>;
+  /** The full state of a key, or null when nothing is stored. */
+  exportSession(key: SessionKey): Promise<SessionSnapshot | null>;
+  /**
+   * Writes a snapshot (tier replay). Skipped (`newer_fence`) only when another owner holds a
+   * live lease (`exp > nowMs`) with a fence ≥ the snapshot's; otherwise written (after a
+   * partition the replaying job's state wins). Version and fence never go backwards: the
+   * outcome carries the ones now stored.
+   * @param writer The job the snapshot comes from (its claims' owner id).
+   * @param nowMs Now, epoch ms (lease liveness).
+   */
+  restore(snapshot: SessionSnapshot, writer: string, nowMs: number): Promise<RestoreOutcome>;
+  /** Resolves when the store answers; rejects with StoreUnavailableError otherwise. */
+  ping(): Promise<void>;
+  /** Releases resources the store created (not clients handed in). */
+  dispose(): Promise<void>;
+}
+
+/** Limits and options shared by the adapters. */
+export interface StoreOptions {
+  /** @default 1_800_000 (30 min): live record, lease and pending turns. */
+  sessionTtlMs?: number;
+  /** @default 2_592_000_000 (30 days) */
+  profileTtlMs?: number;
+  /** @default 604_800_000 (7 days): audit archive retention. */
+  archiveTtlMs?: number;
+  /** @default 20: archived conversations kept per session key (oldest dropped first). */
+  archiveMaxCount?: number;
+  /** @default 1000: pending turns kept between saves (oldest dropped first). */
+  maxPendingTurns?: number;
+  /** @default DEFAULT_HISTORY_LIMITS: how pending turns are merged into a record on read. */
+  historyLimits?: HistoryLimits;
+  /** Seals every payload when set. */
+  cipher?: PayloadCipher;
+}
+
+/** Default audit archive retention, ms (7 days). */
+export const DEFAULT_ARCHIVE_TTL_MS = 7 * 24 * 60 * 60 * 1000;
+/** Default archived conversations per session key. */
+export const DEFAULT_ARCHIVE_MAX_COUNT = 20;
+/** Default pending turns kept between saves. */
+export const DEFAULT_MAX_PENDING_TURNS = 1000;
