@@ -13,7 +13,8 @@
  * last revision the agent applied: acknowledged ones are dropped, the rest are resent in
  * order (the agent ignores duplicates). If the agent lost state (it applied less than was
  * acknowledged, e.g. a new job without a restore) or reports a `revision_gap`, the publisher
- * sends one `sync` instead, which supersedes everything unacknowledged. Acks for revisions it
+ * sends one `sync` instead, which supersedes everything unacknowledged. Revisions not
+ * acknowledged within `ackTimeoutMs` are resent too (a packet lost without a disconnect). Acks for revisions it
  * never sent are ignored. Unacknowledged `apply` ops are not resent after a `sync` (raw text is
  * best effort, as in the seed).
  *
@@ -60,6 +61,8 @@ export interface ContextPublisherOptions {
   helloRetryMs?: number;
   /** After a `rate_limited` reply, resync this many ms later. @default 1000 */
   retryDelayMs?: number;
+  /** Resend unacknowledged revisions when no ack came for this long (a packet lost without a disconnect). @default 3000 */
+  ackTimeoutMs?: number;
   /** Server-API only: trailing `sync` this many ms after the last change (0 = never). @default 1000 */
   resyncDelayMs?: number;
   /** Must equal the agent's. @default DEFAULT_CONTEXT_LIMITS */
@@ -97,6 +100,7 @@ export class ContextPublisher {
   private helloTimer: TimerHandle | undefined;
   private retryTimer: TimerHandle | undefined;
   private resyncTimer: TimerHandle | undefined;
+  private ackTimer: TimerHandle | undefined;
 
   constructor(private readonly opts: ContextPublisherOptions) {
     this.src = opts.src ?? randomSrc();
@@ -184,6 +188,7 @@ export class ContextPublisher {
     this.tracker.stop();
     this.awaitingWelcome = false;
     this.clearTimer('helloTimer');
+    this.clearTimer('ackTimer');
   }
 
   /** Sends the full content now as one `sync` (server API: call when the agent joins). */
@@ -224,6 +229,7 @@ export class ContextPublisher {
     if (rev >= this.nextRev) return; // never sent: ignore
     if (rev > this.highestAcked) this.highestAcked = rev;
     this.unacked = this.unacked.filter((u) => u.rev > rev);
+    if (this.unacked.length === 0) this.clearTimer('ackTimer');
   }
 
   private onWelcome(m: Extract<AgentMessage, { kind: 'welcome' }>): void {
@@ -287,8 +293,21 @@ export class ContextPublisher {
     } else if ((first?.mode === 'replace' && !adopted) || needSync) {
       this.sendSync();
     } else {
-      for (const u of this.unacked) this.transmit(u.rev, u.op);
+      this.resendUnacked();
     }
+  }
+
+  private resendUnacked(): void {
+    for (const u of this.unacked) this.transmit(u.rev, u.op);
+    if (this.unacked.length > 0) this.armAckTimer();
+  }
+
+  private armAckTimer(): void {
+    if (this.ackTimer !== undefined) return;
+    this.ackTimer = this.timers.setTimeout(() => {
+      this.ackTimer = undefined;
+      if (this.tracker.isActive) this.resendUnacked();
+    }, this.opts.ackTimeoutMs ?? 3_000);
   }
 
   private sendSync(): void {
@@ -300,7 +319,10 @@ export class ContextPublisher {
 
   private sendOp(op: ContextOp): void {
     const rev = this.nextRev++;
-    if (this.canReceiveAcks) this.unacked.push({ rev, op });
+    if (this.canReceiveAcks) {
+      this.unacked.push({ rev, op });
+      this.armAckTimer();
+    }
     this.transmit(rev, op);
     if (!this.canReceiveAcks && op.type !== 'sync') this.scheduleResync();
   }
@@ -337,7 +359,7 @@ export class ContextPublisher {
     }
   }
 
-  private clearTimer(name: 'helloTimer' | 'retryTimer' | 'resyncTimer'): void {
+  private clearTimer(name: 'helloTimer' | 'retryTimer' | 'resyncTimer' | 'ackTimer'): void {
     const h = this[name];
     if (h !== undefined) this.timers.clearTimeout(h);
     this[name] = undefined;
