@@ -100,7 +100,10 @@ export class MemorySessionStore implements SessionStore {
   }
 
   private schedule(id: string, e: Entry, slot: Slot): void {
-    if (e.queuedAtMs[slot] !== null) return;
+    const queued = e.queuedAtMs[slot];
+    // A queued item due no later than the entry re-queues itself when popped; an earlier
+    // expiry (a shortened TTL) needs its own item, the later one is then stale and skipped.
+    if (queued !== null && queued <= e.expiresAtMs[slot]) return;
     const atMs = e.expiresAtMs[slot];
     e.queuedAtMs[slot] = atMs;
     this.queue.push({ atMs, id, slot });

@@ -1,0 +1,284 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConflictError } from '../../../lib/errors.js';
+import { newSessionRecord, suspendedRecord } from '../../../lib/session/record.js';
+import type { SessionRecord, Turn } from '../../../lib/session/record.js';
+import { recordWithTurn } from '../../../lib/session/history.js';
+import { PayloadCipher } from '../../../lib/store/crypto.js';
+import type { Keyring } from '../../../lib/store/crypto.js';
+import type { LeaseToken, SessionKey, SessionStore, StoreOptions } from '../../../lib/store/session_store.js';
+
+/** What a contract run needs from an adapter. */
+export interface StoreHarness {
+  name: string;
+  /** A fresh, empty store (own key space). */
+  make(opts?: StoreOptions): Promise<SessionStore>;
+  /** Replaces the stored record payload of `key` with `mutate(payload)`. */
+  tamper(store: SessionStore, key: SessionKey, mutate: (payload: string) => string): Promise<void>;
+  /** Frees everything the harness made. */
+  cleanup(): Promise<void>;
+}
+
+const LEASE_MS = 30_000;
+
+/** Polls `cond` until true or the deadline passes (no sleeping to wait). */
+export async function until(cond: () => Promise<boolean>, deadlineMs = 5_000, stepMs = 25): Promise<void> {
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > end) throw new Error('condition not met before the deadline');
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
+
+let seq = 0;
+function turn(text: string, role: Turn['role'] = 'user', atMs = Date.now()): Turn {
+  return { id: `t${++seq}-${randomBytes(3).toString('hex')}`, role, text, createdAtMs: atMs };
+}
+
+function keyring(byte: number, id = 'k1'): Keyring {
+  return { currentKeyId: id, keys: { [id]: Buffer.alloc(32, byte) } };
+}
+
+/** Claims `key` and saves a new record; returns lease, record and version. */
+async function start(store: SessionStore, key: SessionKey, owner = 'job-a', text?: string): Promise<{ lease: LeaseToken; record: SessionRecord; version: number }> {
+  const nowMs = Date.now();
+  const claim = await store.resumeAndClaim(key, owner, nowMs, LEASE_MS);
+  if (claim.status !== 'claimed') throw new Error('claim failed');
+  let record = newSessionRecord({ ...key, sessionId: `s-${randomBytes(4).toString('hex')}`, nowMs, profile: claim.profile });
+  if (text !== undefined) record = recordWithTurn(record, turn(text));
+  const version = await store.save(record, claim.version, claim.lease);
+  return { lease: claim.lease, record, version };
+}
+
+/** The store contract: every adapter must pass it. */
+export function sessionStoreContract(h: StoreHarness): void {
+  describe(`SessionStore contract: ${h.name}`, () => {
+    afterAll(() => h.cleanup());
+
+    it('claims a new key, saves and reads back a copy', async () => {
+      const store = await h.make();
+      const key = { agentName: 'agent', identity: 'alice' };
+      const claim = await store.resumeAndClaim(key, 'job-a', Date.now(), LEASE_MS);
+      expect(claim.status).toBe('claimed');
+      if (claim.status !== 'claimed') return;
+      expect(claim.record).toEqual({ status: 'missing' });
+      expect(claim.profile).toBeNull();
+      expect(claim.lease.fence).toBeGreaterThan(0);
+      const record = newSessionRecord({ ...key, sessionId: 's1', nowMs: 1000, profile: null, participantName: 'Alice' });
+      const v = await store.save(record, claim.version, claim.lease);
+      expect(v).toBe(claim.version + 1);
+      record.participantName = 'mutated after save';
+      const read = await store.readRecord(key);
+      expect(read.status).toBe('found');
+      if (read.status !== 'found') return;
+      expect(read.record.participantName).toBe('Alice');
+      expect(read.record.version).toBe(v);
+      read.record.history.turns.push(turn('not stored'));
+      const again = await store.readRecord(key);
+      expect(again.status === 'found' && again.record.history.turns.length).toBe(0);
+      expect((await store.readProfile(key))?.visitCount).toBe(1);
+    });
+
+    it('resume + claim returns record with appended turns, profile and a new fence', async () => {
+      const store = await h.make();
+      const key = { agentName: 'agent', identity: 'bob' };
+      const s = await start(store, key, 'job-a', 'I need help with my router.');
+      const v2 = await store.appendTurn(key, turn('Sure, what model?', 'assistant'), s.lease);
+      expect(v2).toBe(s.version + 1);
+      const claim = await store.resumeAndClaim(key, 'job-b', Date.now(), LEASE_MS);
+      expect(claim.status).toBe('claimed');
+      if (claim.status !== 'claimed' || claim.record.status !== 'found') throw new Error('expected a record');
+      expect(claim.record.record.history.turns.map((t) => t.text)).toEqual(['I need help with my router.', 'Sure, what model?']);
+      expect(claim.record.record.lastTopic).toBe('I need help with my router.');
+      expect(claim.version).toBe(v2);
+      expect(claim.previousOwner).toBe('job-a');
+      expect(claim.lease.fence).toBe(s.lease.fence + 1);
+      expect(claim.profile?.identity).toBe('bob');
+      await expect(store.appendTurn(key, turn('late'), s.lease)).rejects.toMatchObject({ code: 'lease_lost' });
+    });
+
+    it('20 concurrent takeover claims: distinct fences, only the newest may write', async () => {
+      const store = await h.make();
+      const key = { agentName: 'agent', identity: 'race' };
+      const s = await start(store, key);
+      const claims = await Promise.all(Array.from({ length: 20 }, (_, i) => store.resumeAndClaim(key, `job-${i}`, Date.now(), LEASE_MS)));
+      const leases = claims.map((c) => (c.status === 'claimed' ? c.lease : null)).filter((l): l is LeaseToken => l !== null);
+      expect(leases).toHaveLength(20);
+      const fences = leases.map((l) => l.fence).sort((a, b) => a - b);
+      expect(fences).toEqual(Array.from({ length: 20 }, (_, i) => s.lease.fence + 1 + i));
+      const results = await Promise.allSettled(leases.map((l) => store.appendTurn(key, turn(`from ${l.owner}`), l)));
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      const winner = leases[results.findIndex((r) => r.status === 'fulfilled')];
+      expect(winner?.fence).toBe(Math.max(...fences));
+      for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(ConflictError);
+    });
+
+    it('20 concurrent exclusive claims: exactly one wins', async () => {
+      const store = await h.make();
+      const key = { agentName: 'agent', identity: 'exclusive' };
+      const claims = await Promise.all(Array.from({ length: 20 }, (_, i) => store.resumeAndClaim(key, `job-${i}`, Date.now(), LEASE_MS, 'exclusive')));
+      expect(claims.filter((c) => c.status === 'claimed')).toHaveLength(1);
+      expect(claims.filter((c) => c.status === 'busy')).toHaveLength(19);
+    });
+
+    it('compare-and-set: a stale version conflicts, the current one wins', async () => {
+      const store = await h.make();
+      const key = { agentName: 'agent', identity: 'cas' };
+      const s = await start(store, key);
+      const v2 = await store.appendTurn(key, turn('hello'), s.lease);
+      await expect(store.save(s.record, s.version, s.lease)).rejects.toMatchObject({ code: 'version_conflict' });
+      const withTurn = recordWithTurn(s.record, turn('hello again'));
+      const v3 = await store.save(withTurn, v2, s.lease);
+      expect(v3).toBe(v2 + 1);
+      await expect(store.save(withTurn, v2, s.lease)).rejects.toMatchObject({ code: 'version_conflict' });
+    });
+
+    it('expires a session after sessionTtlMs while the profile stays', async () => {
+      const store = await h.make({ sessionTtlMs: 300, profileTtlMs: 60_000 });
+      const key = { agentName: 'agent', identity: 'ttl' };
+      await start(store, key, 'job-a', 'remember me');
+      expect((await store.readRecord(key)).status).toBe('found');
+      await until(async () => (await store.readRecord(key)).status === 'missing');
+      expect((await store.readProfile(key))?.visitCount).toBe(1);
+      const claim = await store.resumeAndClaim(key, 'job-b', Date.now(), LEASE_MS);
+      expect(claim.status === 'claimed' && claim.record.status).toBe('missing');
+      expect(claim.status === 'claimed' && claim.profile?.lastTopic).toBe('remember me');
+    });
+
+    it('suspend archives and releases; end deletes the live record, keeps profile and archive', async () => {
+      const store = await h.make({ archiveMaxCount: 2 });
+      const key = { agentName: 'agent', identity: 'arch' };
+      const nowMs = Date.now();
+      const s = await start(store, key, 'job-a', 'first');
+      const v = await store.suspend(suspendedRecord(s.record, nowMs, 'network'), s.version, s.lease, nowMs);
+      const excl = await store.resumeAndClaim(key, 'job-b', nowMs + 1, LEASE_MS, 'exclusive');
+      expect(excl.status).toBe('claimed');
+      if (excl.status !== 'claimed' || excl.record.status !== 'found') throw new Error('expected record');
+      expect(excl.record.record.state).toBe('Disconnected');
+      expect(excl.version).toBe(v);
+      await store.end(excl.record.record, excl.version, excl.lease, nowMs + 2);
+      expect((await store.readRecord(key)).status).toBe('missing');
+      expect(await store.readProfile(key)).not.toBeNull();
+      const archive = await store.readArchive(key, nowMs + 3);
+      expect(archive).toHaveLength(1);
+      expect(archive[0]?.record?.history.turns[0]?.text).toBe('first');
+      for (let i = 0; i < 3; i++) {
+        const n = await start(store, key, `job-${i}`);
+        await store.end(n.record, n.version, n.lease, nowMs + 10 + i);
+      }
+      const capped = await store.readArchive(key, nowMs + 20);
+      expect(capped).toHaveLength(2);
+      expect(capped[0]?.archivedAtMs).toBe(nowMs + 12);
+    });
+
+    it('forget erases sessions, profiles and archive under every agent, and nothing else', async () => {
+      const store = await h.make();
+      const nowMs = Date.now();
+      for (const agentName of ['agent-1', 'agent-2']) {
+        const s = await start(store, { agentName, identity: 'gdpr' }, 'job', 'secret');
+        await store.suspend(suspendedRecord(s.record, nowMs, 'ended'), s.version, s.lease, nowMs);
+      }
+      await start(store, { agentName: 'agent-1', identity: 'keep' }, 'job', 'mine');
+      const out = await store.forget('gdpr');
+      expect(out.sessionKeysErased).toBe(2);
+      for (const agentName of ['agent-1', 'agent-2']) {
+        const key = { agentName, identity: 'gdpr' };
+        expect(await store.readRecord(key)).toEqual({ status: 'missing' });
+        expect(await store.readProfile(key)).toBeNull();
+        expect(await store.readArchive(key, nowMs)).toEqual([]);
+        expect(await store.exportSession(key)).toBeNull();
+      }
+      expect((await store.readRecord({ agentName: 'agent-1', identity: 'keep' })).status).toBe('found');
+    });
+
+    it('sealed payloads: tampering, a wrong key or a swapped slot is refused; rotation keeps old keys readable', async () => {
+      const old = new PayloadCipher(keyring(7, 'old'));
+      const store = await h.make({ cipher: old });
+      const key = { agentName: 'agent', identity: 'sealed' };
+      await start(store, key, 'job-a', 'classified');
+      expect((await store.readRecord(key)).status).toBe('found');
+      await h.tamper(store, key, (p) => {
+        expect(p).not.toContain('classified');
+        return p.slice(0, -4) + (p.endsWith('AAAA') ? 'BBBB' : 'AAAA');
+      });
+      expect(await store.readRecord(key)).toEqual({ status: 'invalid', why: 'record_tampered' });
+      const claim = await store.resumeAndClaim(key, 'job-b', Date.now(), LEASE_MS);
+      expect(claim.status === 'claimed' && claim.record).toEqual({ status: 'invalid', why: 'record_tampered' });
+
+      const plain = await h.make();
+      const k2 = { agentName: 'agent', identity: 'plain' };
+      await start(plain, k2, 'job-a', 'hello');
+      const json = { value: '' };
+      await h.tamper(plain, k2, (p) => (json.value = p));
+      const sealedStore = await h.make({ cipher: new PayloadCipher(keyring(9)) });
+      await start(sealedStore, k2, 'job-a', 'x');
+      await h.tamper(sealedStore, k2, () => json.value);
+      expect(await sealedStore.readRecord(k2)).toEqual({ status: 'invalid', why: 'record_tampered' });
+
+      // Rotation: a store whose keyring has a new current key still reads payloads of the old one.
+      const rotated = { currentKeyId: 'new', keys: { new: Buffer.alloc(32, 8), old: Buffer.alloc(32, 7) } };
+      const s3 = await h.make({ cipher: old });
+      const k3 = { agentName: 'agent', identity: 'rotate' };
+      await start(s3, k3, 'job-a', 'before rotation');
+      let sealedOld = '';
+      await h.tamper(s3, k3, (p) => (sealedOld = p));
+      const s4 = await h.make({ cipher: new PayloadCipher(rotated) });
+      await start(s4, k3, 'job-a', 'x');
+      await h.tamper(s4, k3, () => sealedOld);
+      const readOld = await s4.readRecord(k3);
+      expect(readOld.status === 'found' && readOld.record.history.turns[0]?.text).toBe('before rotation');
+      const other = { agentName: 'agent', identity: 'rotate-swap' };
+      await start(s4, other, 'job-a', 'x');
+      await h.tamper(s4, other, () => sealedOld);
+      expect(await s4.readRecord(other)).toEqual({ status: 'invalid', why: 'record_tampered' });
+    });
+
+    it('hostile identities never collide and forget only their own', async () => {
+      const store = await h.make();
+      const hostile = ['a}:{b', 'a', 'b', '*', '\u0000', '\u0000\u0000', 'x'.repeat(10_240), '🦊 émoji 👩‍👩‍👧', '{s.YQ.YQ}', 'a:b', 'a}', '{a', ''];
+      for (const identity of hostile) await start(store, { agentName: 'agent', identity }, 'job', `said by ${identity.slice(0, 40)}`);
+      for (const identity of hostile) {
+        const r = await store.readRecord({ agentName: 'agent', identity });
+        expect(r.status).toBe('found');
+        if (r.status !== 'found') continue;
+        expect(r.record.identity).toBe(identity);
+        expect(r.record.history.turns[0]?.text).toBe(`said by ${identity.slice(0, 40)}`);
+      }
+      await store.forget('a}:{b');
+      expect((await store.readRecord({ agentName: 'agent', identity: 'a}:{b' })).status).toBe('missing');
+      for (const identity of hostile.filter((i) => i !== 'a}:{b')) {
+        expect((await store.readRecord({ agentName: 'agent', identity })).status).toBe('found');
+      }
+      const listed: SessionKey[] = [];
+      let cursor: string | null = null;
+      do {
+        const page = await store.listSessions({ cursor, count: 50 });
+        listed.push(...page.items);
+        cursor = page.cursor;
+      } while (cursor !== null);
+      expect(new Set(listed.map((k) => k.identity))).toEqual(new Set(hostile.filter((i) => i !== 'a}:{b')));
+    });
+
+    it('export + restore round-trips a session into another store', async () => {
+      const a = await h.make();
+      const b = await h.make();
+      const key = { agentName: 'agent', identity: 'move' };
+      const nowMs = Date.now();
+      const s = await start(a, key, 'job-a', 'carry me over');
+      await a.appendTurn(key, turn('and me', 'assistant'), s.lease);
+      const snap = await a.exportSession(key);
+      expect(snap).not.toBeNull();
+      if (snap === null) return;
+      const out = await b.restore(snap, 'job-a', nowMs);
+      expect(out.status).toBe('restored');
+      const read = await b.readRecord(key);
+      expect(read.status === 'found' && read.record.history.turns.map((t) => t.text)).toEqual(['carry me over', 'and me']);
+      // The restored lease is live: the owner keeps writing with it, a stranger is refused.
+      if (out.status !== 'restored') return;
+      await b.appendTurn(key, turn('still mine'), { owner: 'job-a', fence: out.fence });
+      const stranger = await b.restore({ ...snap, lease: { owner: 'job-z', fence: 1, expiresAtMs: nowMs + LEASE_MS } }, 'job-z', nowMs);
+      expect(stranger).toEqual({ status: 'skipped', why: 'newer_fence' });
+    });
+  });
+}
