@@ -4,6 +4,7 @@ import { SessionError } from '../errors.js';
 import { silentLogger } from '../logger.js';
 import type { Logger } from '../logger.js';
 import type { Profile, SessionRecord, Turn } from '../session/record.js';
+import { bounded } from './bounded.js';
 import { PayloadCodec, keyOf, resolveStoreOptions } from './codec.js';
 import type { ResolvedStoreOptions } from './codec.js';
 import { KeyBuilder, encodeKeyPart, decodeKeyPart } from './keys.js';
@@ -325,7 +326,7 @@ export class RedisSessionStore implements SessionStore {
   async dispose(): Promise<void> {
     if (!this.ownsClient) return;
     try {
-      await this.client.quit();
+      await bounded(this.client.quit(), 1_000);
     } catch {
       this.client.disconnect();
     }

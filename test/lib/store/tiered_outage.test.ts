@@ -1,0 +1,109 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decideResume } from '../../../lib/session/resume_policy.js';
+import { ReconnectPolicies } from '../../../lib/session/policy.js';
+import { newSessionRecord } from '../../../lib/session/record.js';
+import type { Turn } from '../../../lib/session/record.js';
+import { RedisSessionStore } from '../../../lib/store/redis_session_store.js';
+import type { LeaseToken, SessionKey } from '../../../lib/store/session_store.js';
+import { TieredSessionStore } from '../../../lib/store/tiered_session_store.js';
+import type { StoreHealthEvent } from '../../../lib/store/tiered_session_store.js';
+import { isCI, randomPrefix } from '../../support/env.js';
+import { until } from './contract.js';
+import { PrivateRedis, canStartRedis, freePort } from './private_redis.js';
+
+const available = canStartRedis();
+if (!available && isCI) throw new Error('redis-server is required in CI for the outage test');
+
+describe.skipIf(!available)('TieredSessionStore through a Redis outage (private redis-server)', () => {
+  let server: PrivateRedis;
+  let tiered: TieredSessionStore;
+  let verify: RedisSessionStore;
+  const events: StoreHealthEvent[] = [];
+  const prefix = randomPrefix('outage');
+
+  beforeAll(async () => {
+    server = new PrivateRedis(await freePort());
+    await server.start();
+    const shared = new RedisSessionStore({ url: server.url, prefix, commandTimeoutMs: 200, connectTimeoutMs: 300, maxReconnectDelayMs: 200 });
+    tiered = new TieredSessionStore({ shared, greetingBoundMs: 300, writeBoundMs: 400, probeIntervalMs: 100 });
+    tiered.onHealth((e) => events.push(e));
+    verify = new RedisSessionStore({ url: server.url, prefix, commandTimeoutMs: 500, maxReconnectDelayMs: 200 });
+  });
+
+  afterAll(async () => {
+    await tiered?.dispose();
+    await verify?.dispose();
+    await server?.kill();
+  });
+
+  it('keeps working from memory, reports degraded, and after Redis restarts empty replays everything', async () => {
+    const sessions: { key: SessionKey; lease: LeaseToken; said: string[] }[] = [];
+    for (let i = 0; i < 5; i++) {
+      const key = { agentName: 'agent', identity: `caller-${i}` };
+      const claim = await tiered.resumeAndClaim(key, `job-${i}`, Date.now(), 60_000);
+      if (claim.status !== 'claimed') throw new Error('claim');
+      expect(claim.storeAvailable).toBe(true);
+      await tiered.save(newSessionRecord({ ...key, sessionId: `s-${i}`, nowMs: Date.now(), profile: null }), claim.version, claim.lease);
+      sessions.push({ key, lease: claim.lease, said: [] });
+    }
+    let n = 0;
+    const write = async (): Promise<void> => {
+      const s = sessions[n % sessions.length];
+      if (s === undefined) throw new Error('no session');
+      const text = `turn ${n}`;
+      const t: Turn = { id: `id-${n}`, role: n % 2 === 0 ? 'user' : 'assistant', text, createdAtMs: Date.now() };
+      n++;
+      await tiered.appendTurn(s.key, t, s.lease);
+      s.said.push(text);
+    };
+    for (let i = 0; i < 15; i++) await write();
+    expect(tiered.isDegraded).toBe(false);
+
+    await server.kill();
+    for (let i = 0; i < 15; i++) await write();
+    expect(tiered.isDegraded).toBe(true);
+    expect(events.some((e) => e.type === 'degraded')).toBe(true);
+
+    // A newcomer's greeting path does not wait on the dead Redis: memory answers, store_unavailable.
+    const newcomer = await tiered.resumeAndClaim({ agentName: 'agent', identity: 'newcomer' }, 'job-n', Date.now(), 60_000);
+    expect(newcomer.status === 'claimed' && newcomer.storeAvailable).toBe(false);
+    if (newcomer.status === 'claimed') {
+      const d = decideResume({ record: null, profile: null, policy: ReconnectPolicies.Default, reason: null, nowMs: Date.now(), storeAvailable: newcomer.storeAvailable ?? true });
+      expect(d).toEqual({ kind: 'fresh', why: 'store_unavailable' });
+    }
+
+    await server.start(); // empty: no persistence
+    for (let i = 0; i < 15; i++) await write();
+    await until(async () => !tiered.isDegraded, 15_000);
+    for (let i = 0; i < 15; i++) await write();
+    expect(events.some((e) => e.type === 'recovered')).toBe(true);
+
+    for (const s of sessions) {
+      const r = await verify.readRecord(s.key);
+      expect(r.status).toBe('found');
+      if (r.status !== 'found') continue;
+      expect(r.record.history.turns.map((t) => t.text)).toEqual(s.said);
+    }
+    expect(tiered.pendingReplayCount).toBe(0);
+  });
+
+  it('a Redis that restarted empty between two writes is detected (lease lost, no lease stored) and refilled', async () => {
+    const key = { agentName: 'agent', identity: 'quick-restart' };
+    const claim = await tiered.resumeAndClaim(key, 'job-q', Date.now(), 60_000);
+    if (claim.status !== 'claimed') throw new Error('claim');
+    await until(async () => !tiered.isDegraded, 15_000);
+    await tiered.save(newSessionRecord({ ...key, sessionId: 's-q', nowMs: Date.now(), profile: null }), claim.version, claim.lease);
+    const said: string[] = [];
+    const write = async (i: number): Promise<void> => {
+      await tiered.appendTurn(key, { id: `q-${i}`, role: 'user', text: `q ${i}`, createdAtMs: Date.now() }, claim.lease);
+      said.push(`q ${i}`);
+    };
+    await write(0);
+    await server.kill();
+    await server.start();
+    for (let i = 1; i < 6; i++) await write(i);
+    await until(async () => !tiered.isDegraded, 15_000);
+    const r = await verify.readRecord(key);
+    expect(r.status === 'found' && r.record.history.turns.map((t) => t.text)).toEqual(said);
+  });
+});
