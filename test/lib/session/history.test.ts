@@ -1,0 +1,52 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { appendTurn, emptyHistory, lastTopic, recordWithTurn } from '../../../lib/session/history.js';
+import type { HistoryLimits } from '../../../lib/session/history.js';
+import { newSessionRecord } from '../../../lib/session/record.js';
+import type { Turn } from '../../../lib/session/record.js';
+
+const limits: HistoryLimits = { maxTurns: 3, maxSummaryChars: 60, maxTurnChars: 20, maxSummaryLineChars: 12 };
+const t = (i: number, role: Turn['role'] = 'user', text = `turn number ${i}`): Turn => ({ id: `t${i}`, role, text, createdAtMs: i });
+
+describe('history', () => {
+  it('keeps the last N turns and folds older ones into a bounded summary', () => {
+    let h = emptyHistory();
+    for (let i = 1; i <= 6; i++) h = appendTurn(h, t(i), limits);
+    expect(h.turns.map((x) => x.id)).toEqual(['t4', 't5', 't6']);
+    expect(h.summarizedTurnCount).toBe(3);
+    expect(h.summary.split('\n')).toEqual(['user: turn number…', 'user: turn number…', 'user: turn number…']);
+    for (let i = 7; i <= 20; i++) h = appendTurn(h, t(i), limits);
+    expect(h.summary.length).toBeLessThanOrEqual(60);
+    expect(h.summarizedTurnCount).toBe(17);
+  });
+
+  it('is idempotent per turn id (replays add nothing)', () => {
+    const h = appendTurn(appendTurn(emptyHistory(), t(1), limits), t(1), limits);
+    expect(h.turns).toHaveLength(1);
+  });
+
+  it('cuts very long turns', () => {
+    expect(appendTurn(emptyHistory(), t(1, 'user', 'x'.repeat(100)), limits).turns[0]?.text).toHaveLength(20);
+  });
+
+  it('property: never more than maxTurns, and turns + summarized = distinct appended', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 40 }), { maxLength: 80 }), (ids) => {
+        let h = emptyHistory();
+        for (const i of ids) h = appendTurn(h, t(i), limits);
+        return h.turns.length <= limits.maxTurns && h.summary.length <= limits.maxSummaryChars;
+      }),
+    );
+  });
+
+  it('extracts the last topic from the last user turn', () => {
+    let h = emptyHistory();
+    expect(lastTopic(h)).toBeUndefined();
+    h = appendTurn(h, t(1, 'user', 'My router keeps dropping. It is a TP-Link.'), limits);
+    h = appendTurn(h, t(2, 'assistant', 'Let us check.'), limits);
+    expect(lastTopic(h)).toBe('My router keeps dro…');
+    const r = recordWithTurn(newSessionRecord({ agentName: 'a', identity: 'i', sessionId: 's', nowMs: 0, profile: null }), t(5, 'user', 'Billing question?'));
+    expect(r.lastTopic).toBe('Billing question?');
+    expect(r.lastSeenAt).toBe(5);
+  });
+});
