@@ -9,6 +9,7 @@ cd "$root"
 bash scripts/ensure_deps.sh
 LIVEKIT_SERVER_BIN="$(bash scripts/ensure_livekit_server.sh | tail -n 1)"
 REDIS_URL="$(bash scripts/ensure_redis.sh)"
+bash scripts/ensure_chromium.sh >/dev/null   # Debian chromium for the browser tests (no download)
 export LIVEKIT_SERVER_BIN REDIS_URL
 
 # A Redis this script started itself (none answered on 6379) is stopped afterwards.

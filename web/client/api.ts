@@ -1,0 +1,94 @@
+/**
+ * The page's calls to the token service (same origin). Refusals become {@link ApiError} with
+ * the service's `reason`; network failures are retryable, 4xx answers are not.
+ */
+
+/** `POST /api/identity` answer. */
+export interface IssuedIdentity {
+  identity: string;
+  deviceSecret: string;
+}
+
+/** `POST /api/token` answer. */
+export interface IssuedToken {
+  url: string;
+  token: string;
+  room: string;
+  reused: boolean;
+  policy: string | null;
+  rejoinTtlMs: number;
+}
+
+/** `GET /api/config` answer. */
+export interface ServiceConfig {
+  rejoinTtlMs: number;
+  policies: string[];
+  defaultPolicy: string | null;
+}
+
+/** A refused or failed call. */
+export class ApiError extends Error {
+  constructor(
+    /** HTTP status, 0 when the service could not be reached. */
+    readonly status: number,
+    /** The service's machine-readable reason (`invalid_credentials`, `room_not_issued`, …). */
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+  /** Whether trying again may help (network trouble, 5xx, 429). */
+  get retryable(): boolean {
+    return this.status === 0 || this.status >= 500 || this.status === 429;
+  }
+}
+
+async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(path, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      cache: 'no-store',
+      ...(signal ? { signal } : {}),
+    });
+  } catch (err) {
+    throw new ApiError(0, 'network', err instanceof Error ? err.message : 'network error');
+  }
+  let json: unknown = null;
+  try {
+    json = await res.json();
+  } catch {
+    /* not JSON */
+  }
+  if (!res.ok) {
+    const j = (json ?? {}) as { reason?: unknown; message?: unknown };
+    throw new ApiError(res.status, typeof j.reason === 'string' ? j.reason : `http_${res.status}`, typeof j.message === 'string' ? j.message : res.statusText);
+  }
+  return json as T;
+}
+
+/** Asks the service for a new identity and device secret. */
+export function createIdentity(signal?: AbortSignal): Promise<IssuedIdentity> {
+  return call('POST', '/api/identity', {}, signal);
+}
+
+/** Asks for a token; `room` = reuse that room, `policy` = demo request. */
+export function requestToken(
+  req: { identity: string; deviceSecret: string; room?: string; policy?: string },
+  signal?: AbortSignal,
+): Promise<IssuedToken> {
+  return call('POST', '/api/token', req, signal);
+}
+
+/** Erases the identity's sessions and its device credential. */
+export function forgetIdentity(req: { identity: string; deviceSecret: string }): Promise<{ forgotten: boolean; sessionKeysErased: number; roomsClosed: number }> {
+  return call('POST', '/api/forget', req);
+}
+
+/** The service's public settings. */
+export function fetchConfig(): Promise<ServiceConfig> {
+  return call('GET', '/api/config');
+}

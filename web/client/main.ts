@@ -1,0 +1,494 @@
+/**
+ * The page controller: wires the DOM, `livekit-client` and the token service to the pure
+ * session machine (`session_machine.ts`), the transcript model and the shared dynamic-context
+ * publisher. Bundled by `web/server/build_client.ts` into `web/public/app.js`.
+ *
+ * One `Room` instance lives as long as the page; every connection attempt (re)uses it, so the
+ * text-stream handler and the context publisher stay attached across reconnects.
+ */
+import {
+  ConnectionError,
+  ConnectionErrorReason,
+  DisconnectReason,
+  Room,
+  RoomEvent,
+  Track,
+  type RemoteParticipant,
+  type RemoteTrack,
+  type TextStreamReader,
+} from 'livekit-client';
+import { CONTEXT_TOPIC, SESSION_TOPIC } from '../../lib/attributes.js';
+import { decodeAgentMessage } from '../../lib/context/messages.js';
+import type { TrackerResult } from '../../lib/context/tracker.js';
+import { decodeSessionStatus, type SessionStatusMessage } from '../../lib/session_messages.js';
+import { ApiError, createIdentity, fetchConfig, forgetIdentity, requestToken } from './api.js';
+import { RoomContextPublisher } from './context_publisher.js';
+import {
+  DEFAULT_RECONNECT_POLICY,
+  initialMachine,
+  isActive,
+  transition,
+  type ClientEffect,
+  type ClientError,
+  type ClientEvent,
+  type ClientMachine,
+  type ReconnectPolicy,
+} from './session_machine.js';
+import { PageStorage, type StoredDevice } from './storage.js';
+import { addLine, segmentText, textOf, upsertSegment, type TranscriptEntry } from './transcript.js';
+
+/** Seed 000 `AutoMicStartDelaySeconds`: the microphone starts this long after connecting. */
+const AUTO_MIC_START_DELAY_MS = 500;
+/** While connected, `lastRoom.seenAtMs` is refreshed this often (a crash loses at most this much of the rejoin window). */
+const HEARTBEAT_MS = 5_000;
+/** Lines kept in the events and acknowledgement logs. */
+const MAX_LOG_LINES = 100;
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
+  const el = document.getElementById(id);
+  if (el === null) throw new Error(`missing #${id}`);
+  return el as T;
+};
+
+const ui = {
+  state: $('session-state'),
+  attempt: $('attempt'),
+  identity: $('identity'),
+  room: $('room'),
+  greeting: $('greeting-kind'),
+  decision: $('decision'),
+  agentSession: $('agent-session'),
+  errorPanel: $('error-panel'),
+  errorMessage: $('error-message'),
+  retry: $<HTMLButtonElement>('retry'),
+  connect: $<HTMLButtonElement>('connect'),
+  disconnect: $<HTMLButtonElement>('disconnect'),
+  mic: $<HTMLInputElement>('mic'),
+  policy: $<HTMLSelectElement>('policy'),
+  forget: $<HTMLButtonElement>('forget'),
+  notice: $('notice'),
+  transcript: $('transcript'),
+  chatForm: $<HTMLFormElement>('chat-form'),
+  chatInput: $<HTMLInputElement>('chat-input'),
+  chatSend: $<HTMLButtonElement>('chat-send'),
+  ctxStateForm: $<HTMLFormElement>('ctx-state-form'),
+  ctxName: $<HTMLInputElement>('ctx-name'),
+  ctxValue: $<HTMLInputElement>('ctx-value'),
+  ctxRemove: $<HTMLButtonElement>('ctx-remove'),
+  ctxEventForm: $<HTMLFormElement>('ctx-event-form'),
+  ctxEvent: $<HTMLInputElement>('ctx-event'),
+  ctxReset: $<HTMLButtonElement>('ctx-reset'),
+  ctxStatus: $('ctx-status'),
+  ctxUnacked: $('ctx-unacked'),
+  ctxLastAck: $('ctx-last-ack'),
+  ctxText: $('ctx-text'),
+  ctxLog: $('ctx-log'),
+  events: $('events'),
+  audio: $('audio'),
+};
+
+const storage = new PageStorage(window.localStorage);
+let policy: ReconnectPolicy = { ...DEFAULT_RECONNECT_POLICY };
+let device: StoredDevice | null = storage.device();
+let transcript: TranscriptEntry[] = device ? storage.transcript(device.identity) : [];
+const storedRoom = device ? storage.lastRoom(device.identity) : null;
+let machine: ClientMachine = initialMachine(storedRoom ? { name: storedRoom.name, seenAtMs: storedRoom.seenAtMs } : null);
+let currentRoomName: string | null = null;
+let lastStatus: SessionStatusMessage | null = null;
+let lastAckRev: number | null = null;
+let startTimer: ReturnType<typeof setTimeout> | undefined;
+let roomOps: Promise<void> = Promise.resolve();
+let pendingClose: Promise<void> = Promise.resolve();
+let localLineSeq = 0;
+
+const room = new Room({ adaptiveStream: true, dynacast: true, disconnectOnPageLeave: true });
+let ctxPub = new RoomContextPublisher(room);
+
+// ---------------------------------------------------------------- rendering
+
+function logLine(list: HTMLElement, text: string): void {
+  const li = document.createElement('li');
+  li.textContent = `${new Date().toLocaleTimeString()} ${text}`;
+  list.append(li);
+  while (list.childElementCount > MAX_LOG_LINES) list.firstElementChild?.remove();
+  list.scrollTop = list.scrollHeight;
+}
+
+const event = (text: string): void => logLine(ui.events, text);
+
+function renderTranscript(): void {
+  const items = transcript.map((e) => {
+    const li = document.createElement('li');
+    li.dataset.role = e.role;
+    li.dataset.id = e.id;
+    li.dataset.testid = 'transcript-line';
+    const span = document.createElement('span');
+    span.textContent = e.text;
+    li.append(span);
+    return li;
+  });
+  ui.transcript.replaceChildren(...items);
+  ui.transcript.scrollTop = ui.transcript.scrollHeight;
+}
+
+function persistTranscript(): void {
+  if (device) storage.setTranscript(device.identity, transcript);
+}
+
+function renderSession(): void {
+  const s = machine.state;
+  document.body.dataset.state = s;
+  ui.state.textContent = s;
+  ui.attempt.textContent = (s === 'Connecting' || s === 'Reconnecting') && machine.attempts > 0 ? `attempt ${machine.attempts} of ${policy.maxReconnectAttempts}` : '';
+  ui.identity.textContent = device?.identity ?? '— (issued on connect)';
+  ui.room.textContent = currentRoomName ?? machine.lastRoom?.name ?? '—';
+  ui.errorPanel.hidden = s !== 'Error';
+  ui.errorMessage.textContent = machine.error?.message ?? '';
+  ui.connect.disabled = s !== 'Disconnected';
+  ui.disconnect.disabled = !isActive(s);
+  ui.chatInput.disabled = s !== 'Connected';
+  ui.chatSend.disabled = s !== 'Connected';
+  ui.forget.disabled = s === 'Disconnecting';
+  ui.policy.disabled = isActive(s);
+  const st = lastStatus;
+  ui.greeting.textContent = st?.greeting ?? '—';
+  ui.greeting.dataset.kind = st?.greeting ?? '';
+  ui.decision.textContent = st?.decision ? `${st.decision.kind} (${st.decision.why})` : '—';
+  ui.decision.dataset.kind = st?.decision?.kind ?? '';
+  ui.agentSession.textContent = st
+    ? `${st.state}${st.restoredTurns !== undefined ? `, ${st.restoredTurns} turns restored` : ''}${st.degraded ? ', degraded (store unavailable)' : ''}`
+    : '—';
+  ui.agentSession.dataset.state = st?.state ?? '';
+}
+
+function renderContext(): void {
+  const c = ctxPub.context;
+  ui.ctxText.textContent = c.canonicalText();
+  ui.ctxStatus.textContent = c.isActive ? 'active (sent at once)' : 'queued (no conversation yet)';
+  ui.ctxStatus.dataset.active = String(c.isActive);
+  const unacked = c.unackedRevisions();
+  ui.ctxUnacked.textContent = unacked.length === 0 ? 'none' : unacked.join(', ');
+  ui.ctxUnacked.dataset.count = String(unacked.length);
+  ui.ctxLastAck.textContent = lastAckRev === null ? '—' : `rev ${lastAckRev}`;
+  ui.ctxLastAck.dataset.rev = lastAckRev === null ? '' : String(lastAckRev);
+}
+
+function notice(text: string): void {
+  ui.notice.textContent = text;
+}
+
+// ---------------------------------------------------------------- the machine
+
+function dispatch(ev: ClientEvent): void {
+  const before = machine.state;
+  const t = transition(machine, ev, Date.now(), policy);
+  machine = t.machine;
+  if (machine.state !== before) event(`${before} → ${machine.state} (${ev.type})`);
+  renderSession();
+  for (const e of t.effects) runEffect(e);
+}
+
+function clearStartTimer(): void {
+  if (startTimer !== undefined) clearTimeout(startTimer);
+  startTimer = undefined;
+}
+
+function closeRoom(): Promise<void> {
+  currentRoomName = null;
+  pendingClose = room.disconnect().catch(() => {});
+  return pendingClose;
+}
+
+function runEffect(e: ClientEffect): void {
+  switch (e.type) {
+    case 'startAttempt':
+      clearStartTimer();
+      startTimer = setTimeout(() => dispatch({ type: 'startTimeout', attemptId: e.attemptId }), e.timeoutMs);
+      roomOps = roomOps.then(() => pendingClose).then(() => runAttempt(e.attemptId, e.room));
+      return;
+    case 'abandonAttempt':
+      clearStartTimer();
+      void closeRoom();
+      return;
+    case 'closeRoom':
+      clearStartTimer();
+      void closeRoom().then(() => dispatch({ type: 'closed' }));
+      return;
+    case 'persistLastRoom':
+      if (device) storage.setLastRoom(device.identity, e.lastRoom ? { ...e.lastRoom, wasConnected: isActive(machine.state) } : null);
+      return;
+  }
+}
+
+function classify(err: unknown): { error: ClientError; fatal: boolean } {
+  if (err instanceof ApiError) {
+    return { error: { code: err.reason, message: `token service: ${err.message}` }, fatal: !err.retryable };
+  }
+  if (err instanceof ConnectionError) {
+    const fatal = err.reason === ConnectionErrorReason.NotAllowed;
+    return { error: { code: `livekit_${err.reasonName}`, message: `LiveKit: ${err.message}` }, fatal };
+  }
+  return { error: { code: 'unknown', message: err instanceof Error ? err.message : String(err) }, fatal: false };
+}
+
+async function ensureDevice(): Promise<StoredDevice> {
+  if (device) return device;
+  const issued = await createIdentity();
+  device = { identity: issued.identity, deviceSecret: issued.deviceSecret };
+  storage.setDevice(device);
+  transcript = [];
+  renderTranscript();
+  event('new identity issued');
+  return device;
+}
+
+async function runAttempt(attemptId: number, reuseRoom: string | null): Promise<void> {
+  const stale = (): boolean => attemptId !== machine.attemptId || (machine.state !== 'Connecting' && machine.state !== 'Reconnecting');
+  if (stale()) return;
+  try {
+    const d = await ensureDevice();
+    const requested = ui.policy.value;
+    const ask = (roomName: string | null) =>
+      requestToken({ identity: d.identity, deviceSecret: d.deviceSecret, ...(roomName ? { room: roomName } : {}), ...(requested ? { policy: requested } : {}) });
+    let tok;
+    try {
+      tok = await ask(reuseRoom);
+    } catch (err) {
+      // The room's reuse window passed on the service: a new room (the agent resumes from the store).
+      if (reuseRoom !== null && err instanceof ApiError && err.reason === 'room_not_issued') tok = await ask(null);
+      else throw err;
+    }
+    if (stale()) return;
+    event(`token for ${tok.reused ? 'the same' : 'a new'} room${tok.policy ? `, policy ${tok.policy}` : ''}`);
+    await room.connect(tok.url, tok.token, { autoSubscribe: true });
+    if (stale()) return;
+    clearStartTimer();
+    currentRoomName = tok.room;
+    dispatch({ type: 'connected', attemptId, room: tok.room });
+    if (ui.mic.checked) setTimeout(() => void setMic(true), AUTO_MIC_START_DELAY_MS);
+  } catch (err) {
+    if (stale()) return;
+    clearStartTimer();
+    const c = classify(err);
+    event(`attempt failed: ${c.error.message}`);
+    dispatch({ type: 'attemptFailed', attemptId, error: c.error, fatal: c.fatal });
+  }
+}
+
+async function setMic(on: boolean): Promise<void> {
+  if (machine.state !== 'Connected') return;
+  try {
+    await room.localParticipant.setMicrophoneEnabled(on);
+    event(on ? 'microphone on' : 'microphone off');
+  } catch (err) {
+    ui.mic.checked = false;
+    notice(`Microphone unavailable: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+// ---------------------------------------------------------------- room events
+
+room.on(RoomEvent.Disconnected, (reason?: DisconnectReason) => {
+  currentRoomName = null;
+  if (reason === DisconnectReason.CLIENT_INITIATED) {
+    dispatch({ type: 'closed' });
+  } else if (reason === DisconnectReason.DUPLICATE_IDENTITY || reason === DisconnectReason.PARTICIPANT_REMOVED) {
+    dispatch({
+      type: 'fatal',
+      error: { code: 'replaced', message: 'This identity connected from another tab or device, or was removed from the room.' },
+    });
+  } else {
+    dispatch({ type: 'connectionLost', reason: `disconnected (${reason ?? 'unknown'})` });
+  }
+});
+room.on(RoomEvent.Reconnecting, () => dispatch({ type: 'transportReconnecting' }));
+room.on(RoomEvent.Reconnected, () => dispatch({ type: 'transportReconnected' }));
+room.on(RoomEvent.ParticipantConnected, (p: RemoteParticipant) => {
+  if (p.isAgent) event('agent joined');
+});
+room.on(RoomEvent.ParticipantDisconnected, (p: RemoteParticipant) => {
+  if (p.isAgent) event('agent left');
+});
+room.on(RoomEvent.TrackSubscribed, (track: RemoteTrack) => {
+  if (track.kind === Track.Kind.Audio) ui.audio.append(track.attach());
+});
+room.on(RoomEvent.TrackUnsubscribed, (track: RemoteTrack) => {
+  for (const el of track.detach()) el.remove();
+});
+
+room.on(RoomEvent.DataReceived, (payload: Uint8Array, participant?: RemoteParticipant, _kind?: unknown, topic?: string) => {
+  if (participant === undefined || !participant.isAgent) return;
+  if (topic === SESSION_TOPIC) {
+    const msg = decodeSessionStatus(payload);
+    if (msg === undefined) return;
+    lastStatus = msg;
+    event(`agent session: ${msg.state}${msg.greeting ? `, greeting ${msg.greeting}` : ''}${msg.decision ? `, ${msg.decision.kind} (${msg.decision.why})` : ''}`);
+    renderSession();
+    if (msg.state === 'Error') {
+      dispatch({ type: 'fatal', error: msg.error ? { code: msg.error.code, message: msg.error.message } : { code: 'agent_error', message: 'The agent could not continue this session.' } });
+    }
+  } else if (topic === CONTEXT_TOPIC) {
+    const d = decodeAgentMessage(payload);
+    if (!d.ok) return;
+    const m = d.message;
+    if (m.src !== undefined && m.src !== ctxPub.context.src) return;
+    if (m.kind === 'ack') {
+      lastAckRev = m.rev;
+      logLine(ui.ctxLog, `ack: revisions up to ${m.rev} applied`);
+    } else if (m.kind === 'welcome') {
+      logLine(ui.ctxLog, `welcome: agent ready (last applied revision ${m.lastRev}, ${m.context.states.length} states, ${m.context.events.length} events)`);
+    } else {
+      logLine(ui.ctxLog, `rejected${m.rev !== undefined ? ` revision ${m.rev}` : ''}: ${m.reason}`);
+    }
+    // The publisher handles the same packet in its own listener; render after it did.
+    queueMicrotask(renderContext);
+  }
+});
+
+room.registerTextStreamHandler('lk.transcription', (reader: TextStreamReader, { identity }: { identity: string }) => {
+  void (async () => {
+    const role = identity === room.localParticipant.identity ? 'user' : 'agent';
+    const id = reader.info.attributes?.['lk.segment_id'] ?? reader.info.id;
+    const atMs = Date.now();
+    const before = textOf(transcript, id, role);
+    let streamText = '';
+    try {
+      for await (const chunk of reader) {
+        streamText += chunk;
+        const text = segmentText(before, streamText);
+        if (text.trim() === '') continue;
+        transcript = upsertSegment(transcript, { id, role, text, atMs });
+        renderTranscript();
+      }
+    } catch {
+      /* stream aborted: keep what arrived */
+    }
+    persistTranscript();
+  })();
+});
+
+// ---------------------------------------------------------------- user actions
+
+ui.connect.addEventListener('click', () => {
+  void room.startAudio().catch(() => {});
+  notice('');
+  dispatch({ type: 'connect' });
+});
+ui.retry.addEventListener('click', () => {
+  notice('');
+  dispatch({ type: 'retry' });
+});
+ui.disconnect.addEventListener('click', () => dispatch({ type: 'disconnect' }));
+ui.mic.addEventListener('change', () => void setMic(ui.mic.checked));
+ui.policy.addEventListener('change', () => storage.setPolicy(ui.policy.value));
+
+ui.chatForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const text = ui.chatInput.value.trim();
+  if (text === '' || machine.state !== 'Connected') return;
+  ui.chatInput.value = '';
+  transcript = addLine(transcript, { id: `local-${Date.now()}-${localLineSeq++}`, role: 'user', text, atMs: Date.now() });
+  renderTranscript();
+  persistTranscript();
+  room.localParticipant.sendText(text, { topic: 'lk.chat' }).catch((err: unknown) => {
+    notice(`Message not sent: ${err instanceof Error ? err.message : String(err)}`);
+  });
+});
+
+function showResult(what: string, r: TrackerResult): void {
+  if (!r.ok) notice(`${what} refused: ${r.reason}`);
+  else if (!r.changed && r.updates.length === 0) notice(`${what}: nothing changed`);
+  else notice(`${what}: ${r.queued ? 'queued until the conversation starts' : 'sent'}`);
+  renderContext();
+}
+
+ui.ctxStateForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  showResult('Set state', ctxPub.context.setState(ui.ctxName.value.trim(), ui.ctxValue.value));
+});
+ui.ctxRemove.addEventListener('click', () => showResult('Remove state', ctxPub.context.removeState(ui.ctxName.value.trim())));
+ui.ctxEventForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const r = ctxPub.context.addEvent(ui.ctxEvent.value.trim());
+  if (r.ok) ui.ctxEvent.value = '';
+  showResult('Add event', r);
+});
+ui.ctxReset.addEventListener('click', () => showResult('Reset', ctxPub.context.reset()));
+
+ui.forget.addEventListener('click', () => {
+  void (async () => {
+    ui.forget.disabled = true;
+    try {
+      if (isActive(machine.state)) {
+        dispatch({ type: 'disconnect' });
+        await pendingClose;
+      }
+      let erased = '';
+      if (device) {
+        try {
+          const r = await forgetIdentity(device);
+          erased = ` (${r.sessionKeysErased} stored session${r.sessionKeysErased === 1 ? '' : 's'} erased)`;
+        } catch (err) {
+          // Already unknown to the service: nothing left to erase there.
+          if (!(err instanceof ApiError && err.reason === 'invalid_credentials')) throw err;
+        }
+      }
+      storage.clearAll();
+      device = null;
+      transcript = [];
+      lastStatus = null;
+      lastAckRev = null;
+      ctxPub.dispose();
+      ctxPub = new RoomContextPublisher(room);
+      ui.ctxLog.replaceChildren();
+      dispatch({ type: 'reset' });
+      renderTranscript();
+      renderContext();
+      notice(`Forgotten${erased}. The next connection starts as a new visitor.`);
+      event('identity forgotten');
+    } catch (err) {
+      notice(`Forget failed: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      renderSession();
+    }
+  })();
+});
+
+window.addEventListener('pagehide', () => {
+  if (device && machine.lastRoom && isActive(machine.state)) {
+    storage.setLastRoom(device.identity, { ...machine.lastRoom, seenAtMs: Date.now(), wasConnected: true });
+  }
+});
+setInterval(() => dispatch({ type: 'heartbeat' }), HEARTBEAT_MS);
+
+// ---------------------------------------------------------------- start
+
+async function start(): Promise<void> {
+  ui.policy.value = storage.policy();
+  renderTranscript();
+  renderContext();
+  renderSession();
+  try {
+    const cfg = await fetchConfig();
+    policy = { ...policy, rejoinTtlMs: cfg.rejoinTtlMs };
+    for (const opt of Array.from(ui.policy.options)) if (opt.value !== '') opt.disabled = !cfg.policies.includes(opt.value);
+  } catch {
+    notice('Token service unreachable; Connect will retry.');
+  }
+  if (device === null) {
+    try {
+      await ensureDevice();
+    } catch {
+      /* issued on connect instead */
+    }
+  }
+  renderSession();
+  // A reload while connected rejoins at once (the agent is still waiting in the room).
+  if (storedRoom?.wasConnected && Date.now() - storedRoom.seenAtMs <= policy.rejoinTtlMs) {
+    event('page reloaded during a conversation: rejoining');
+    dispatch({ type: 'connect' });
+  }
+  document.body.dataset.ready = 'true';
+}
+
+void start();

@@ -1,0 +1,171 @@
+/**
+ * What the page keeps in `localStorage` (seed 003: the identity survives a reload), validated
+ * on read (anything unreadable is "nothing stored", never a crash), over an injected
+ * key-value storage so it is testable without a browser.
+ *
+ * | key               | holds                                                     |
+ * |-------------------|-----------------------------------------------------------|
+ * | `pva.device`      | `{v:1, identity, deviceSecret}` issued by the token service|
+ * | `pva.last_room`   | `{v:1, identity, name, seenAtMs, wasConnected}`            |
+ * | `pva.transcript`  | `{v:1, identity, entries}` (bounded, see `transcript.ts`)  |
+ * | `pva.policy`      | the demo resume-policy selection                           |
+ *
+ * Records carry the identity they belong to, so a page that got a new identity (after
+ * "Forget me") never shows or reuses the previous one's transcript or room.
+ */
+import { z } from 'zod';
+import type { LastRoom } from './session_machine.js';
+import { MAX_ENTRY_CHARS, MAX_TRANSCRIPT_ENTRIES, type TranscriptEntry } from './transcript.js';
+
+/** The subset of the Web Storage API used. */
+export interface KeyValueStorage {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+/** Storage keys. */
+export const STORAGE_KEYS = {
+  device: 'pva.device',
+  lastRoom: 'pva.last_room',
+  transcript: 'pva.transcript',
+  policy: 'pva.policy',
+} as const;
+
+/** The credential the token service issued to this browser. */
+export interface StoredDevice {
+  identity: string;
+  deviceSecret: string;
+}
+
+/** The last room and whether the page was connected when it went away (a reload rejoins it). */
+export interface StoredLastRoom extends LastRoom {
+  wasConnected: boolean;
+}
+
+const deviceSchema = z.object({ v: z.literal(1), identity: z.string().min(1).max(128), deviceSecret: z.string().min(1).max(128) });
+const lastRoomSchema = z.object({
+  v: z.literal(1),
+  identity: z.string(),
+  name: z.string().min(1).max(64),
+  seenAtMs: z.number().finite(),
+  wasConnected: z.boolean(),
+});
+const transcriptSchema = z.object({
+  v: z.literal(1),
+  identity: z.string(),
+  entries: z
+    .array(
+      z.object({
+        id: z.string().max(256),
+        role: z.enum(['agent', 'user', 'system']),
+        text: z.string().max(MAX_ENTRY_CHARS),
+        atMs: z.number().finite(),
+      }),
+    )
+    .max(MAX_TRANSCRIPT_ENTRIES),
+});
+
+function read<T>(storage: KeyValueStorage, key: string, schema: z.ZodType<T>): T | null {
+  let raw: string | null;
+  try {
+    raw = storage.getItem(key);
+  } catch {
+    return null; // storage disabled (private mode, policy)
+  }
+  if (raw === null) return null;
+  try {
+    const r = schema.safeParse(JSON.parse(raw));
+    return r.success ? r.data : null;
+  } catch {
+    return null;
+  }
+}
+
+function write(storage: KeyValueStorage, key: string, value: unknown): void {
+  try {
+    storage.setItem(key, JSON.stringify(value));
+  } catch {
+    /* quota or disabled: the page keeps working without persistence */
+  }
+}
+
+function remove(storage: KeyValueStorage, key: string): void {
+  try {
+    storage.removeItem(key);
+  } catch {
+    /* disabled */
+  }
+}
+
+/** Typed access to the page's persisted state. */
+export class PageStorage {
+  constructor(private readonly storage: KeyValueStorage) {}
+
+  /** The device credential, or null. */
+  device(): StoredDevice | null {
+    const d = read(this.storage, STORAGE_KEYS.device, deviceSchema);
+    return d === null ? null : { identity: d.identity, deviceSecret: d.deviceSecret };
+  }
+
+  /** Stores a new device credential and drops everything of the previous identity. */
+  setDevice(d: StoredDevice): void {
+    const prev = this.device();
+    if (prev !== null && prev.identity !== d.identity) this.clearSession();
+    write(this.storage, STORAGE_KEYS.device, { v: 1, ...d });
+  }
+
+  /** The last room of `identity`, or null. */
+  lastRoom(identity: string): StoredLastRoom | null {
+    const r = read(this.storage, STORAGE_KEYS.lastRoom, lastRoomSchema);
+    if (r === null || r.identity !== identity) return null;
+    return { name: r.name, seenAtMs: r.seenAtMs, wasConnected: r.wasConnected };
+  }
+
+  /** Stores (or with null, drops) the last room of `identity`. */
+  setLastRoom(identity: string, room: StoredLastRoom | null): void {
+    if (room === null) remove(this.storage, STORAGE_KEYS.lastRoom);
+    else write(this.storage, STORAGE_KEYS.lastRoom, { v: 1, identity, ...room });
+  }
+
+  /** The transcript of `identity` (empty when none). */
+  transcript(identity: string): TranscriptEntry[] {
+    const t = read(this.storage, STORAGE_KEYS.transcript, transcriptSchema);
+    return t === null || t.identity !== identity ? [] : t.entries;
+  }
+
+  /** Stores the transcript of `identity`. */
+  setTranscript(identity: string, entries: readonly TranscriptEntry[]): void {
+    write(this.storage, STORAGE_KEYS.transcript, { v: 1, identity, entries: entries.slice(-MAX_TRANSCRIPT_ENTRIES) });
+  }
+
+  /** The demo policy selection ('' = the service's default). */
+  policy(): string {
+    try {
+      return this.storage.getItem(STORAGE_KEYS.policy) ?? '';
+    } catch {
+      return '';
+    }
+  }
+
+  /** Stores the demo policy selection. */
+  setPolicy(policy: string): void {
+    try {
+      this.storage.setItem(STORAGE_KEYS.policy, policy);
+    } catch {
+      /* disabled */
+    }
+  }
+
+  /** Drops the room and transcript (not the credential). */
+  clearSession(): void {
+    remove(this.storage, STORAGE_KEYS.lastRoom);
+    remove(this.storage, STORAGE_KEYS.transcript);
+  }
+
+  /** Drops everything (after "Forget me"). */
+  clearAll(): void {
+    this.clearSession();
+    remove(this.storage, STORAGE_KEYS.device);
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * Configuration of the token service, read from the environment (the only reader of
+ * `process.env` in `web/server`). Like `scripts/token.ts`: `.env` first, then
+ * `.env.development` when `LIVEKIT_URL` is still unset (the local dev server of `npm run dev`).
+ * A missing or invalid variable gives one {@link ConfigError} naming it.
+ */
+import dotenv from 'dotenv';
+import { z } from 'zod';
+import { ConfigError } from '../../lib/errors.js';
+import { RESUME_POLICY_NAMES, type ResumePolicyName } from './validation.js';
+
+/** Default rejoin window, ms; must match the worker's (`livekit.yaml` `departure_timeout` covers it). */
+export const DEFAULT_REJOIN_TTL_MS = 60_000;
+/** Default lifetime of a device credential after its last use, ms (30 days, like the profile TTL). */
+export const DEFAULT_DEVICE_TTL_MS = 30 * 24 * 60 * 60 * 1000;
+/** Default time a room stays reusable by the identity it was issued to after its last issue, ms (12 h). */
+export const DEFAULT_ROOM_REUSE_MS = 12 * 60 * 60 * 1000;
+/** Default lifetime of a minted token, seconds (1 h; LiveKit refreshes it while connected). */
+export const DEFAULT_TOKEN_TTL_S = 3600;
+
+/** Typed configuration of the token service. */
+export interface WebConfig {
+  /** LiveKit server URL used by the service (room admin API). */
+  livekitUrl: string;
+  /** LiveKit URL handed to browsers. @default livekitUrl */
+  publicLivekitUrl: string;
+  apiKey: string;
+  apiSecret: string;
+  /** Explicit agent dispatch when set. */
+  agentName: string | undefined;
+  /** Device records and issued rooms go here when set; else in memory. */
+  redisUrl: string | undefined;
+  /** @default 'pva:' (same as the worker's `REDIS_KEY_PREFIX`) */
+  redisKeyPrefix: string;
+  /** @default '127.0.0.1' */
+  host: string;
+  /** @default 8080 */
+  port: number;
+  /** @default 60 000 ms */
+  rejoinTtlMs: number;
+  /** Policies the service honours when the page asks for one. @default all three (demo) */
+  allowedPolicies: ResumePolicyName[];
+  /**
+   * Policy set on tokens when the page asks for none; undefined = no attribute (the worker's
+   * default). The service's own choice: it need not be one the page may request.
+   */
+  defaultPolicy: ResumePolicyName | undefined;
+  /** @default 30 days */
+  deviceTtlMs: number;
+  /** @default 12 h */
+  roomReuseMs: number;
+  /** @default 3600 s */
+  tokenTtlS: number;
+}
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const positiveInt = (fallback: number, { allowZero = false } = {}) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return fallback;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0 || (n === 0 && !allowZero)) {
+        ctx.addIssue({ code: 'custom', message: `must be a ${allowZero ? 'non-negative' : 'positive'} integer, got "${v}"` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const policyName = z.enum(RESUME_POLICY_NAMES);
+
+const envSchema = z.object({
+  LIVEKIT_URL: z
+    .string({ error: 'is required (the LiveKit server URL, e.g. ws://127.0.0.1:7880)' })
+    .trim()
+    .regex(/^(wss?|https?):\/\/[^\s]+$/, 'must be a ws://, wss://, http:// or https:// URL'),
+  LIVEKIT_PUBLIC_URL: optionalString.refine((v) => v === undefined || /^wss?:\/\/[^\s]+$/.test(v), {
+    message: 'must be a ws:// or wss:// URL',
+  }),
+  LIVEKIT_API_KEY: z.string({ error: 'is required' }).trim().min(1, 'must not be empty'),
+  LIVEKIT_API_SECRET: z.string({ error: 'is required' }).trim().min(1, 'must not be empty'),
+  LIVEKIT_AGENT_NAME: optionalString,
+  REDIS_URL: optionalString.refine((v) => v === undefined || /^rediss?:\/\//.test(v), {
+    message: 'must be a redis:// or rediss:// URL',
+  }),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .optional()
+    .default('pva:')
+    .refine((v) => !/[{}]/.test(v), { message: 'must not contain { or }' }),
+  WEB_HOST: z.string().trim().optional().default('127.0.0.1'),
+  WEB_PORT: positiveInt(8080, { allowZero: true }).refine((n) => n <= 65535, { message: 'must be a port number' }),
+  REJOIN_TTL_MS: positiveInt(DEFAULT_REJOIN_TTL_MS),
+  WEB_ALLOWED_POLICIES: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return [...RESUME_POLICY_NAMES];
+      const out: ResumePolicyName[] = [];
+      for (const part of v.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+        const p = policyName.safeParse(part);
+        if (!p.success) {
+          ctx.addIssue({ code: 'custom', message: `unknown policy "${part}" (use ${RESUME_POLICY_NAMES.join(', ')})` });
+          return z.NEVER;
+        }
+        out.push(p.data);
+      }
+      return out;
+    }),
+  WEB_DEFAULT_POLICY: optionalString.pipe(policyName.optional()),
+  WEB_DEVICE_TTL_MS: positiveInt(DEFAULT_DEVICE_TTL_MS),
+  WEB_ROOM_REUSE_MS: positiveInt(DEFAULT_ROOM_REUSE_MS),
+  WEB_TOKEN_TTL_S: positiveInt(DEFAULT_TOKEN_TTL_S),
+});
+
+/**
+ * Reads the configuration. With `loadDotenv` (the default for `npm run web`), `.env` is loaded
+ * first and `.env.development` fills in when `LIVEKIT_URL` is still missing.
+ */
+export function loadWebConfig(env: NodeJS.ProcessEnv = process.env, { loadDotenv = true } = {}): WebConfig {
+  let source: Record<string, string | undefined> = { ...env };
+  if (loadDotenv) {
+    const file = env.PVA_ENV_FILE ?? '.env';
+    const fromFile = file === '' ? {} : (dotenv.config({ path: file, quiet: true, processEnv: {} }).parsed ?? {});
+    source = { ...fromFile, ...source };
+    if (!source.LIVEKIT_URL) {
+      const dev = dotenv.config({ path: '.env.development', quiet: true, processEnv: {} }).parsed ?? {};
+      source = { ...dev, ...source };
+    }
+  }
+  const r = envSchema.safeParse(source);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const name = String(issue?.path[0] ?? 'environment');
+    throw new ConfigError(`${name} ${issue?.message ?? 'is invalid'}`);
+  }
+  const e = r.data;
+  return {
+    livekitUrl: e.LIVEKIT_URL,
+    publicLivekitUrl: e.LIVEKIT_PUBLIC_URL ?? e.LIVEKIT_URL.replace(/^http/, 'ws'),
+    apiKey: e.LIVEKIT_API_KEY,
+    apiSecret: e.LIVEKIT_API_SECRET,
+    agentName: e.LIVEKIT_AGENT_NAME,
+    redisUrl: e.REDIS_URL,
+    redisKeyPrefix: e.REDIS_KEY_PREFIX,
+    host: e.WEB_HOST,
+    port: e.WEB_PORT,
+    rejoinTtlMs: e.REJOIN_TTL_MS,
+    allowedPolicies: e.WEB_ALLOWED_POLICIES,
+    defaultPolicy: e.WEB_DEFAULT_POLICY,
+    deviceTtlMs: e.WEB_DEVICE_TTL_MS,
+    roomReuseMs: e.WEB_ROOM_REUSE_MS,
+    tokenTtlS: e.WEB_TOKEN_TTL_S,
+  };
+}

@@ -1,0 +1,427 @@
+/**
+ * The token service: plain `node:http`, no framework. It issues LiveKit tokens only for
+ * identities it issued itself, and serves the page.
+ *
+ * | route               | body                                          | answer                                                     |
+ * |---------------------|-----------------------------------------------|------------------------------------------------------------|
+ * | `POST /api/identity`| none or `{}`                                  | `201 {identity, deviceSecret}`                              |
+ * | `POST /api/token`   | `{identity, deviceSecret, room?, policy?}`    | `200 {url, token, room, reused, policy, rejoinTtlMs}`       |
+ * | `POST /api/forget`  | `{identity, deviceSecret}`                    | `200 {forgotten, sessionKeysErased, roomsClosed}`           |
+ * | `GET /api/config`   |                                               | `200 {rejoinTtlMs, policies, defaultPolicy}`                |
+ * | `GET /healthz`      |                                               | `200 {ok, store}` or `503`                                  |
+ * | `GET /`, `/app.js`… |                                               | the static page from `web/public/`                          |
+ *
+ * Refusals are JSON `{error, reason, message}`: `400` (malformed body; see `validation.ts`),
+ * `403 invalid_credentials` (unknown identity or wrong secret: the same answer for both),
+ * `403 room_not_issued`, `403 policy_not_allowed`, `404`, `405`, `413 body_too_large`,
+ * `415 unsupported_media_type` (POST bodies must be `application/json`, which also keeps
+ * cross-site form posts out), `429 rate_limited`, `503 store_unavailable`.
+ *
+ * Trusted token attributes are decided here, never by the page: the resume policy (the page's
+ * demo selector is a request the service may refuse) and never the context-publisher mark.
+ */
+import { createReadStream, existsSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { extname, join, normalize } from 'node:path';
+import { RoomServiceClient } from 'livekit-server-sdk';
+import type { Logger } from '../../lib/logger.js';
+import { pii, silentLogger } from '../../lib/logger.js';
+import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
+import { buildClient, PUBLIC_DIR } from './build_client.js';
+import {
+  DEFAULT_DEVICE_TTL_MS,
+  DEFAULT_REJOIN_TTL_MS,
+  DEFAULT_ROOM_REUSE_MS,
+  DEFAULT_TOKEN_TTL_S,
+  type WebConfig,
+} from './config.js';
+import { hashSecret, newDeviceSecret, newIdentity, newRoomName, secretMatches } from './credentials.js';
+import { MemoryDeviceStore, RedisDeviceStore, type DeviceStore } from './device_store.js';
+import { mintParticipantToken } from './tokens.js';
+import {
+  decidePolicy,
+  parseCredentials,
+  parseIdentityRequest,
+  parseJsonBody,
+  parseTokenRequest,
+  RESUME_POLICY_NAMES,
+  type DeviceCredentials,
+  type Validated,
+} from './validation.js';
+
+/** Largest request body accepted, bytes. Every valid body is far below it. */
+export const MAX_BODY_BYTES = 4096;
+/** New identities per client address per minute (a cheap brake on scripted sign-ups). */
+export const DEFAULT_IDENTITY_RATE_PER_MIN = 30;
+/** Delay of the second erasure pass of `/api/forget`, ms (catches a late write of a job that was still closing). */
+export const DEFAULT_FORGET_RECHECK_MS = 5_000;
+
+/** Erases an identity's conversations (the session store's `forget`). */
+export interface SessionEraser {
+  forget(identity: string): Promise<{ sessionKeysErased: number }>;
+}
+
+/** Closes LiveKit rooms (ends their agent jobs). */
+export interface RoomCloser {
+  deleteRoom(room: string): Promise<void>;
+}
+
+/** Options of {@link startTokenService}: the config (defaults as in `config.ts`) plus injected parts. */
+export interface TokenServiceOptions extends Pick<WebConfig, 'livekitUrl' | 'apiKey' | 'apiSecret'>, Partial<Omit<WebConfig, 'livekitUrl' | 'apiKey' | 'apiSecret'>> {
+  /** @default RedisDeviceStore when `redisUrl` is set, else MemoryDeviceStore */
+  deviceStore?: DeviceStore;
+  /** @default RedisSessionStore (its `forget`) when `redisUrl` is set, else none */
+  sessionEraser?: SessionEraser | null;
+  /** @default RoomServiceClient on `livekitUrl` */
+  roomCloser?: RoomCloser;
+  /** @default silentLogger */
+  logger?: Logger;
+  /** Static files. @default web/public */
+  publicDir?: string;
+  /** Bundle the page before listening. @default false */
+  buildClient?: boolean;
+  /** @default DEFAULT_IDENTITY_RATE_PER_MIN */
+  identityRatePerMin?: number;
+  /** Second erasure pass after a forget, ms; 0 = none. @default DEFAULT_FORGET_RECHECK_MS */
+  forgetRecheckMs?: number;
+  /** @default Date.now */
+  nowMs?: () => number;
+}
+
+/** A running token service. */
+export interface TokenService {
+  /** `http://host:port` */
+  url: string;
+  port: number;
+  /** The resolved configuration. */
+  config: WebConfig;
+  /** Stops listening and closes what the service created. */
+  close(): Promise<void>;
+}
+
+type Json = Record<string, unknown>;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly error: string,
+    readonly reason: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
+  '.ico': 'image/x-icon',
+};
+
+function resolveConfig(o: TokenServiceOptions): WebConfig {
+  return {
+    livekitUrl: o.livekitUrl,
+    publicLivekitUrl: o.publicLivekitUrl ?? o.livekitUrl.replace(/^http/, 'ws'),
+    apiKey: o.apiKey,
+    apiSecret: o.apiSecret,
+    agentName: o.agentName,
+    redisUrl: o.redisUrl,
+    redisKeyPrefix: o.redisKeyPrefix ?? 'pva:',
+    host: o.host ?? '127.0.0.1',
+    port: o.port ?? 8080,
+    rejoinTtlMs: o.rejoinTtlMs ?? DEFAULT_REJOIN_TTL_MS,
+    allowedPolicies: o.allowedPolicies ?? [...RESUME_POLICY_NAMES],
+    defaultPolicy: o.defaultPolicy,
+    deviceTtlMs: o.deviceTtlMs ?? DEFAULT_DEVICE_TTL_MS,
+    roomReuseMs: o.roomReuseMs ?? DEFAULT_ROOM_REUSE_MS,
+    tokenTtlS: o.tokenTtlS ?? DEFAULT_TOKEN_TTL_S,
+  };
+}
+
+function sendJson(res: ServerResponse, status: number, body: Json, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    ...headers,
+  });
+  res.end(text);
+}
+
+function badRequest<T>(v: Validated<T>): T {
+  if (v.ok) return v.value;
+  throw new HttpError(400, 'bad_request', v.reason, v.detail);
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const declared = Number(req.headers['content-length'] ?? '0');
+  if (declared > MAX_BODY_BYTES) throw new HttpError(413, 'payload_too_large', 'body_too_large', `bodies are limited to ${MAX_BODY_BYTES} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, 'payload_too_large', 'body_too_large', `bodies are limited to ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** A fixed-window counter per client address, bounded in size. */
+class WindowLimiter {
+  private readonly counts = new Map<string, { windowStartMs: number; n: number }>();
+  constructor(
+    private readonly perWindow: number,
+    private readonly windowMs: number,
+    private readonly maxKeys = 10_000,
+  ) {}
+  allow(key: string, nowMs: number): boolean {
+    const e = this.counts.get(key);
+    if (e === undefined || nowMs - e.windowStartMs >= this.windowMs) {
+      if (this.counts.size >= this.maxKeys) this.counts.clear();
+      this.counts.set(key, { windowStartMs: nowMs, n: 1 });
+      return true;
+    }
+    e.n += 1;
+    return e.n <= this.perWindow;
+  }
+}
+
+/** Starts the service; `port: 0` picks a free port. */
+export async function startTokenService(opts: TokenServiceOptions): Promise<TokenService> {
+  const config = resolveConfig(opts);
+  const log = opts.logger ?? silentLogger;
+  const nowMs = opts.nowMs ?? Date.now;
+  const publicDir = opts.publicDir ?? PUBLIC_DIR;
+  if (opts.buildClient) {
+    const b = await buildClient({ outDir: publicDir });
+    log.info({ bytes: b.bytes, ms: b.ms }, 'page bundled');
+  }
+
+  const owned: Array<() => Promise<void>> = [];
+  let devices: DeviceStore;
+  if (opts.deviceStore) devices = opts.deviceStore;
+  else if (config.redisUrl) {
+    const d = new RedisDeviceStore({ url: config.redisUrl, prefix: config.redisKeyPrefix });
+    owned.push(() => d.close());
+    devices = d;
+  } else devices = new MemoryDeviceStore(nowMs);
+
+  let eraser: SessionEraser | null;
+  if (opts.sessionEraser !== undefined) eraser = opts.sessionEraser;
+  else if (config.redisUrl) {
+    const s = new RedisSessionStore({ url: config.redisUrl, prefix: config.redisKeyPrefix, commandTimeoutMs: 2_000, logger: log });
+    owned.push(() => s.dispose());
+    eraser = s;
+  } else eraser = null;
+
+  const roomService = new RoomServiceClient(config.livekitUrl.replace(/^ws/, 'http'), config.apiKey, config.apiSecret);
+  const rooms: RoomCloser = opts.roomCloser ?? { deleteRoom: (room) => roomService.deleteRoom(room) };
+  const identityLimiter = new WindowLimiter(opts.identityRatePerMin ?? DEFAULT_IDENTITY_RATE_PER_MIN, 60_000);
+  const forgetRecheckMs = opts.forgetRecheckMs ?? DEFAULT_FORGET_RECHECK_MS;
+  const timers = new Set<NodeJS.Timeout>();
+
+  const storeCall = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (err) {
+      log.error({ op: what, err: err instanceof Error ? err.message : String(err) }, 'device store failed');
+      throw new HttpError(503, 'service_unavailable', 'store_unavailable', 'the identity store is unavailable; try again');
+    }
+  };
+
+  const verify = async (c: DeviceCredentials): Promise<void> => {
+    const record = await storeCall('get', () => devices.get(c.identity));
+    // Unknown identity and wrong secret look the same from outside (no enumeration).
+    const ok = record !== null && secretMatches(c.deviceSecret, record.secretHash);
+    if (!ok) throw new HttpError(403, 'forbidden', 'invalid_credentials', 'unknown identity or wrong device secret');
+  };
+
+  const api = {
+    async identity(req: IncomingMessage): Promise<[number, Json]> {
+      badRequest(parseIdentityRequest(badRequest(parseJsonBody(await readBody(req)))));
+      if (!identityLimiter.allow(req.socket.remoteAddress ?? '?', nowMs())) {
+        throw new HttpError(429, 'too_many_requests', 'rate_limited', 'too many new identities from this address; try again in a minute', { 'retry-after': '60' });
+      }
+      for (let i = 0; i < 3; i++) {
+        const identity = newIdentity();
+        const deviceSecret = newDeviceSecret();
+        const created = await storeCall('create', () =>
+          devices.create(identity, { v: 1, secretHash: hashSecret(deviceSecret), createdAtMs: nowMs() }, config.deviceTtlMs),
+        );
+        if (created) {
+          log.info({ ...pii({ identity }) }, 'identity issued');
+          return [201, { identity, deviceSecret }];
+        }
+      }
+      throw new HttpError(503, 'service_unavailable', 'identity_collision', 'could not allocate an identity; try again');
+    },
+
+    async token(req: IncomingMessage): Promise<[number, Json]> {
+      const body = badRequest(parseTokenRequest(badRequest(parseJsonBody(await readBody(req)))));
+      await verify(body);
+      const policy = decidePolicy(body.policy, config.allowedPolicies, config.defaultPolicy);
+      if (!policy.ok) throw new HttpError(403, 'forbidden', policy.reason, `this service does not honour the requested resume policy (allowed: ${config.allowedPolicies.join(', ') || 'none'})`);
+      const now = nowMs();
+      let room: string;
+      let reused = false;
+      if (body.room !== undefined) {
+        const issued = await storeCall('hasRoom', () => devices.hasRoom(body.identity, body.room as string, now));
+        if (!issued) throw new HttpError(403, 'forbidden', 'room_not_issued', 'this room was not issued to this identity (or its reuse window passed); ask for a new room');
+        room = body.room;
+        reused = true;
+      } else {
+        room = newRoomName();
+      }
+      await storeCall('addRoom', () => devices.addRoom(body.identity, room, now, now + config.roomReuseMs, config.deviceTtlMs));
+      const token = await mintParticipantToken({
+        apiKey: config.apiKey,
+        apiSecret: config.apiSecret,
+        identity: body.identity,
+        room,
+        rejoinTtlMs: config.rejoinTtlMs,
+        ttlS: config.tokenTtlS,
+        ...(config.agentName ? { agentName: config.agentName } : {}),
+        ...(policy.policy ? { resumePolicy: policy.policy } : {}),
+        // contextPublisher: never for a browser (it may publish only its own context).
+      });
+      log.info({ room, reused, policy: policy.policy ?? null, policyWhy: policy.why, ...pii({ identity: body.identity }) }, 'token issued');
+      return [200, { url: config.publicLivekitUrl, token, room, reused, policy: policy.policy ?? null, rejoinTtlMs: config.rejoinTtlMs }];
+    },
+
+    async forget(req: IncomingMessage): Promise<[number, Json]> {
+      const creds = badRequest(parseCredentials(badRequest(parseJsonBody(await readBody(req)))));
+      await verify(creds);
+      const issuedRooms = await storeCall('rooms', () => devices.rooms(creds.identity));
+      // First the credential: from here on the identity can never get a token again.
+      await storeCall('delete', () => devices.delete(creds.identity));
+      // Then its rooms: their agent jobs end instead of waiting out the rejoin window.
+      const closed = await Promise.allSettled(issuedRooms.map((r) => rooms.deleteRoom(r)));
+      const roomsClosed = closed.filter((c) => c.status === 'fulfilled').length;
+      let sessionKeysErased = 0;
+      if (eraser !== null) {
+        const e = eraser;
+        sessionKeysErased = (await storeCall('forget', () => e.forget(creds.identity))).sessionKeysErased;
+        if (forgetRecheckMs > 0) {
+          // A job that was closing may still write its suspended session: erase once more.
+          const t = setTimeout(() => {
+            timers.delete(t);
+            e.forget(creds.identity).then(
+              (r) => r.sessionKeysErased > 0 && log.info({ sessionKeysErased: r.sessionKeysErased }, 'late session write erased'),
+              (err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'second erasure pass failed'),
+            );
+          }, forgetRecheckMs);
+          t.unref();
+          timers.add(t);
+        }
+      }
+      log.info({ roomsClosed, sessionKeysErased, ...pii({ identity: creds.identity }) }, 'identity forgotten');
+      return [200, { forgotten: true, sessionKeysErased, roomsClosed }];
+    },
+  };
+
+  const apiRoutes: Record<string, (req: IncomingMessage) => Promise<[number, Json]>> = {
+    '/api/identity': api.identity,
+    '/api/token': api.token,
+    '/api/forget': api.forget,
+  };
+
+  const cspConnect = [`'self'`, config.publicLivekitUrl, config.publicLivekitUrl.replace(/^ws/, 'http')].join(' ');
+  const pageHeaders = {
+    'content-security-policy': `default-src 'self'; connect-src ${cspConnect}; img-src 'self' data:; media-src 'self' blob:; style-src 'self'; script-src 'self'; base-uri 'none'; frame-ancestors 'none'`,
+    'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
+    'cache-control': 'no-store',
+  };
+
+  const serveStatic = (path: string, res: ServerResponse): boolean => {
+    const rel = path === '/' ? 'index.html' : path.slice(1);
+    if (!/^[A-Za-z0-9_.-]+$/.test(rel) || rel.startsWith('.')) return false;
+    const file = normalize(join(publicDir, rel));
+    const type = CONTENT_TYPES[extname(file)];
+    if (type === undefined || !existsSync(file)) return false;
+    res.writeHead(200, { 'content-type': type, ...pageHeaders });
+    createReadStream(file).pipe(res);
+    return true;
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const started = Date.now();
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    let status = 200;
+    try {
+      const route = apiRoutes[path];
+      if (route !== undefined) {
+        if (req.method !== 'POST') throw new HttpError(405, 'method_not_allowed', 'method_not_allowed', 'use POST', { allow: 'POST' });
+        const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+        if (type !== 'application/json') throw new HttpError(415, 'unsupported_media_type', 'unsupported_media_type', 'send the body as application/json');
+        const [s, body] = await route(req);
+        status = s;
+        sendJson(res, s, body);
+      } else if (path === '/api/config') {
+        if (req.method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'method_not_allowed', 'use GET', { allow: 'GET' });
+        sendJson(res, 200, { rejoinTtlMs: config.rejoinTtlMs, policies: config.allowedPolicies, defaultPolicy: config.defaultPolicy ?? null });
+      } else if (path === '/healthz') {
+        try {
+          await devices.ping();
+          sendJson(res, 200, { ok: true, store: config.redisUrl || opts.deviceStore ? 'shared' : 'memory' });
+        } catch {
+          status = 503;
+          sendJson(res, 503, { ok: false, error: 'service_unavailable', reason: 'store_unavailable' });
+        }
+      } else if ((req.method === 'GET' || req.method === 'HEAD') && serveStatic(path, res)) {
+        // streamed
+      } else {
+        throw new HttpError(404, 'not_found', 'no_such_route', 'no such page or API route');
+      }
+    } catch (err) {
+      if (err instanceof HttpError) {
+        status = err.status;
+        sendJson(res, err.status, { error: err.error, reason: err.reason, message: err.message }, err.headers);
+        if (err.status === 403 || err.status === 429) log.warn({ path, status: err.status, reason: err.reason }, 'request refused');
+        if (err.status === 413) req.resume(); // drain; the connection closes after the answer
+      } else {
+        status = 500;
+        log.error({ err: err instanceof Error ? err.message : String(err), path }, 'request failed');
+        if (!res.headersSent) sendJson(res, 500, { error: 'internal', reason: 'internal', message: 'internal error' });
+        else res.destroy();
+      }
+    } finally {
+      log.debug({ method: req.method, path, status, ms: Date.now() - started }, 'request');
+    }
+  };
+
+  const server: Server = createServer((req, res) => void handle(req, res));
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 15_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  log.info({ url, store: config.redisUrl ? 'redis' : 'memory', agentName: config.agentName ?? null, rejoinTtlMs: config.rejoinTtlMs }, 'token service listening');
+
+  return {
+    url,
+    port,
+    config: { ...config, port },
+    close: async () => {
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      for (const c of owned) await c().catch(() => {});
+    },
+  };
+}
