@@ -24,9 +24,9 @@ if ARGV[4] == 'exclusive' and live and cur ~= owner then
 end
 local prev = ''
 if live and cur ~= owner then prev = cur end
-local fence = redis.call('HINCRBY', KEYS[2], 'fence', 1)
+local fence = tonumber(m[2] or '0') + 1
 local version = m[1] or '0'
-redis.call('HSET', KEYS[2], 'owner', owner, 'exp', ARGV[3], 'version', version)
+redis.call('HSET', KEYS[2], 'fence', fence, 'owner', owner, 'exp', ARGV[3], 'version', version)
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
