@@ -1,0 +1,230 @@
+/**
+ * The token service over real HTTP on loopback, with the in-memory device store and with the
+ * Redis one (a random prefix, cleaned with SCAN + UNLINK). LiveKit room deletion and session
+ * erasure are injected; the browser test runs the whole chain for real.
+ */
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ATTR_CONTEXT_PUBLISHER, ATTR_RESUME_POLICY } from '../../lib/attributes.js';
+import { RecordingLogger } from '../../lib/logger.js';
+import { MemoryDeviceStore, RedisDeviceStore, type DeviceStore } from '../../web/server/device_store.js';
+import { MAX_BODY_BYTES, startTokenService, type TokenService } from '../../web/server/service.js';
+import { connectTestRedis, unlinkPrefix } from '../lib/store/redis_support.js';
+import { randomPrefix } from '../support/env.js';
+
+const API_KEY = 'unit-key';
+const API_SECRET = 'unit-secret-unit-secret-unit-secret-0123';
+
+interface Claims {
+  sub: string;
+  attributes?: Record<string, string>;
+  video: { room: string; roomJoin: boolean; canUpdateOwnMetadata?: boolean };
+  roomConfig?: { departureTimeout?: number; agents?: Array<{ agentName: string }> };
+}
+
+async function scanAll(client: Redis, pattern: string): Promise<string[]> {
+  const out: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', '500');
+    cursor = next;
+    out.push(...keys);
+  } while (cursor !== '0');
+  return out;
+}
+
+function claims(jwt: string): Claims {
+  return JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as Claims;
+}
+
+const redis: Redis | null = await connectTestRedis();
+const prefix = randomPrefix('web');
+afterAll(async () => {
+  if (redis) {
+    await unlinkPrefix(redis, `${prefix}*`);
+    redis.disconnect();
+  }
+});
+
+const stores: Array<[string, () => DeviceStore]> = [['memory', () => new MemoryDeviceStore()]];
+if (redis) stores.push(['redis', () => new RedisDeviceStore({ client: redis, prefix })]);
+
+describe.each(stores)('token service (%s device store)', (_name, makeStore) => {
+  let svc: TokenService;
+  let now = Date.now();
+  const deletedRooms: string[] = [];
+  const forgotten: string[] = [];
+  const logger = new RecordingLogger();
+  let store: DeviceStore;
+
+  beforeAll(async () => {
+    store = makeStore();
+    svc = await startTokenService({
+      livekitUrl: 'ws://127.0.0.1:1',
+      apiKey: API_KEY,
+      apiSecret: API_SECRET,
+      port: 0,
+      agentName: 'unit-agent',
+      rejoinTtlMs: 45_500,
+      allowedPolicies: ['AlwaysFresh', 'ResumeIfPossible'],
+      roomReuseMs: 60_000,
+      deviceStore: store,
+      roomCloser: { deleteRoom: async (r) => void deletedRooms.push(r) },
+      sessionEraser: { forget: async (id) => (forgotten.push(id), { sessionKeysErased: 1 }) },
+      forgetRecheckMs: 0,
+      logger,
+      nowMs: () => now,
+    });
+  });
+  afterAll(async () => {
+    await svc?.close();
+  });
+
+  const post = async (path: string, body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }) => {
+    const res = await fetch(`${svc.url}${path}`, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  const newDevice = async () => {
+    const r = await post('/api/identity', {});
+    expect(r.status).toBe(201);
+    return r.body as { identity: string; deviceSecret: string };
+  };
+
+  it('issues an identity, then a token with the room configuration and trusted attributes', async () => {
+    const d = await newDevice();
+    const r = await post('/api/token', { ...d, policy: 'AlwaysFresh' });
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ url: 'ws://127.0.0.1:1', reused: false, policy: 'AlwaysFresh', rejoinTtlMs: 45_500 });
+    const c = claims(r.body.token as string);
+    expect(c.sub).toBe(d.identity);
+    expect(c.video.room).toBe(r.body.room);
+    expect(c.video.canUpdateOwnMetadata).toBe(false);
+    expect(c.roomConfig?.departureTimeout).toBe(46); // covers the rejoin TTL, whole seconds
+    expect(c.roomConfig?.agents?.[0]?.agentName).toBe('unit-agent');
+    expect(c.attributes?.[ATTR_RESUME_POLICY]).toBe('AlwaysFresh');
+    expect(c.attributes?.[ATTR_CONTEXT_PUBLISHER]).toBeUndefined();
+  });
+
+  it('without a requested policy the token carries none (the worker default)', async () => {
+    const d = await newDevice();
+    const r = await post('/api/token', d);
+    expect(r.body.policy).toBeNull();
+    expect(claims(r.body.token as string).attributes?.[ATTR_RESUME_POLICY]).toBeUndefined();
+  });
+
+  it('refuses a forged identity, a wrong secret and someone else’s identity with 403 invalid_credentials', async () => {
+    const a = await newDevice();
+    const b = await newDevice();
+    for (const body of [
+      { identity: 'alice', deviceSecret: 'guess' },
+      { identity: a.identity, deviceSecret: 'guess' },
+      { identity: a.identity, deviceSecret: b.deviceSecret },
+      { identity: `${a.identity}x`, deviceSecret: a.deviceSecret },
+    ]) {
+      const r = await post('/api/token', body);
+      expect(r.status).toBe(403);
+      expect(r.body).toMatchObject({ error: 'forbidden', reason: 'invalid_credentials' });
+    }
+  });
+
+  it('reuses a room only for the identity it was issued to, and only within its window', async () => {
+    const a = await newDevice();
+    const b = await newDevice();
+    const first = await post('/api/token', a);
+    const room = first.body.room as string;
+    const again = await post('/api/token', { ...a, room });
+    expect(again.body).toMatchObject({ room, reused: true });
+    const theirs = await post('/api/token', { ...b, room });
+    expect(theirs.status).toBe(403);
+    expect(theirs.body.reason).toBe('room_not_issued');
+    now += 60_001;
+    const late = await post('/api/token', { ...a, room });
+    expect(late.status).toBe(403);
+    expect(late.body.reason).toBe('room_not_issued');
+  });
+
+  it('honours only the policies it allows', async () => {
+    const d = await newDevice();
+    const r = await post('/api/token', { ...d, policy: 'AlwaysResume' });
+    expect(r.status).toBe(403);
+    expect(r.body.reason).toBe('policy_not_allowed');
+  });
+
+  it('forget erases the sessions, closes the rooms and the credential', async () => {
+    const d = await newDevice();
+    const t = await post('/api/token', d);
+    const f = await post('/api/forget', d);
+    expect(f.status).toBe(200);
+    expect(f.body).toMatchObject({ forgotten: true, sessionKeysErased: 1, roomsClosed: 1 });
+    expect(forgotten).toContain(d.identity);
+    expect(deletedRooms).toContain(t.body.room);
+    expect((await post('/api/token', d)).status).toBe(403);
+    expect((await post('/api/forget', d)).status).toBe(403);
+    expect(await store.get(d.identity)).toBeNull();
+  });
+
+  it('answers bad requests with a clear 4xx and reason', async () => {
+    const d = await newDevice();
+    expect((await post('/api/token', '{oops')).body).toMatchObject({ error: 'bad_request', reason: 'malformed_json' });
+    expect((await post('/api/token', { identity: d.identity })).body.reason).toBe('secret_missing');
+    expect((await post('/api/token', { ...d, room: 'a/b' })).body.reason).toBe('room_invalid');
+    expect((await post('/api/token', { ...d, contextPublisher: true })).body.reason).toBe('unknown_field');
+    const big = await post('/api/token', JSON.stringify({ identity: 'x'.repeat(MAX_BODY_BYTES) }));
+    expect(big.status).toBe(413);
+    expect(big.body.reason).toBe('body_too_large');
+    const form = await post('/api/token', 'identity=a', { 'content-type': 'application/x-www-form-urlencoded' });
+    expect(form.status).toBe(415);
+    const get = await fetch(`${svc.url}/api/token`);
+    expect(get.status).toBe(405);
+    expect(get.headers.get('allow')).toBe('POST');
+    const missing = await fetch(`${svc.url}/api/nothing`);
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { reason: string }).reason).toBe('no_such_route');
+    expect((await fetch(`${svc.url}/..%2Fpackage.json`)).status).toBe(404);
+  });
+
+  it('serves its public settings', async () => {
+    const r = await fetch(`${svc.url}/api/config`);
+    expect(await r.json()).toEqual({ rejoinTtlMs: 45_500, policies: ['AlwaysFresh', 'ResumeIfPossible'], defaultPolicy: null });
+  });
+
+  it('logs identities only under pii and never a secret', async () => {
+    const d = await newDevice();
+    await post('/api/token', d);
+    await post('/api/token', { identity: d.identity, deviceSecret: 'wrong-secret' });
+    const lines = JSON.stringify(logger.lines);
+    expect(lines).not.toContain(d.deviceSecret);
+    expect(lines).not.toContain('wrong-secret');
+    for (const line of logger.lines) {
+      const { pii: _pii, ...rest } = line.fields;
+      expect(JSON.stringify(rest)).not.toContain(d.identity);
+    }
+  });
+});
+
+describe.runIf(redis !== null)('Redis device store', () => {
+  it('stores only a hash of the secret, under the prefix, with a TTL', async () => {
+    const svcPrefix = `${prefix}svc:`;
+    const svc = await startTokenService({
+      livekitUrl: 'ws://127.0.0.1:1',
+      apiKey: API_KEY,
+      apiSecret: API_SECRET,
+      port: 0,
+      deviceStore: new RedisDeviceStore({ client: redis as Redis, prefix: svcPrefix }),
+      sessionEraser: null,
+    });
+    try {
+      const res = await fetch(`${svc.url}/api/identity`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      const d = (await res.json()) as { identity: string; deviceSecret: string };
+      const keys = await scanAll(redis as Redis, `${svcPrefix}*`);
+      expect(keys).toHaveLength(1);
+      expect(keys[0]).toMatch(/^pva-test:web:[a-z0-9]+:svc:\{d\.[A-Za-z0-9_-]+\}:device$/);
+      const raw = await (redis as Redis).get(keys[0] as string);
+      expect(raw).not.toContain(d.deviceSecret);
+      expect(JSON.parse(raw as string)).toMatchObject({ v: 1, secretHash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+      expect(await (redis as Redis).pttl(keys[0] as string)).toBeGreaterThan(24 * 3600 * 1000);
+    } finally {
+      await svc.close();
+    }
+  });
+});

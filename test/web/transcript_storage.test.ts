@@ -1,0 +1,105 @@
+import { describe, expect, it } from 'vitest';
+import { PageStorage, STORAGE_KEYS, type KeyValueStorage } from '../../web/client/storage.js';
+import { addLine, MAX_TRANSCRIPT_ENTRIES, segmentText, textOf, upsertSegment, type TranscriptEntry } from '../../web/client/transcript.js';
+
+class MapStorage implements KeyValueStorage {
+  readonly map = new Map<string, string>();
+  getItem(k: string): string | null {
+    return this.map.get(k) ?? null;
+  }
+  setItem(k: string, v: string): void {
+    this.map.set(k, v);
+  }
+  removeItem(k: string): void {
+    this.map.delete(k);
+  }
+}
+
+describe('transcript model', () => {
+  it('builds a segment from deltas and from a cumulative / final stream without duplicating', () => {
+    let t: TranscriptEntry[] = [];
+    let streamText = '';
+    for (const chunk of ['Hello', '! Nice', ' to meet you.']) {
+      streamText += chunk;
+      t = upsertSegment(t, { id: 's1', role: 'agent', text: segmentText('', streamText), atMs: 1 });
+    }
+    expect(t).toEqual([{ id: 's1', role: 'agent', text: 'Hello! Nice to meet you.', atMs: 1 }]);
+    // A second stream of the same segment that repeats the text (final) replaces it...
+    const before = textOf(t, 's1', 'agent');
+    t = upsertSegment(t, { id: 's1', role: 'agent', text: segmentText(before, 'Hello! Nice to meet you.'), atMs: 1 });
+    expect(t[0]?.text).toBe('Hello! Nice to meet you.');
+    // ...and one that continues it (delta) appends.
+    t = upsertSegment(t, { id: 's1', role: 'agent', text: segmentText(textOf(t, 's1', 'agent'), ' How can I help?'), atMs: 1 });
+    expect(t[0]?.text).toBe('Hello! Nice to meet you. How can I help?');
+  });
+
+  it('is bounded', () => {
+    let t: TranscriptEntry[] = [];
+    for (let i = 0; i < MAX_TRANSCRIPT_ENTRIES + 5; i++) t = addLine(t, { id: `l${i}`, role: 'user', text: String(i), atMs: i });
+    expect(t).toHaveLength(MAX_TRANSCRIPT_ENTRIES);
+    expect(t[0]?.text).toBe('5');
+  });
+});
+
+describe('page storage (localStorage)', () => {
+  it('keeps the identity, the last room and the transcript across page loads', () => {
+    const kv = new MapStorage();
+    const a = new PageStorage(kv);
+    a.setDevice({ identity: 'web-1', deviceSecret: 's1' });
+    a.setLastRoom('web-1', { name: 'room-1', seenAtMs: 5, wasConnected: true });
+    a.setTranscript('web-1', [{ id: 'x', role: 'agent', text: 'Hello!', atMs: 1 }]);
+    const b = new PageStorage(kv); // the reloaded page
+    expect(b.device()).toEqual({ identity: 'web-1', deviceSecret: 's1' });
+    expect(b.lastRoom('web-1')).toEqual({ name: 'room-1', seenAtMs: 5, wasConnected: true });
+    expect(b.transcript('web-1')).toHaveLength(1);
+  });
+
+  it("never hands one identity's room or transcript to another", () => {
+    const kv = new MapStorage();
+    const s = new PageStorage(kv);
+    s.setDevice({ identity: 'web-1', deviceSecret: 's1' });
+    s.setLastRoom('web-1', { name: 'room-1', seenAtMs: 5, wasConnected: false });
+    s.setTranscript('web-1', [{ id: 'x', role: 'user', text: 'secret', atMs: 1 }]);
+    expect(s.lastRoom('web-2')).toBeNull();
+    expect(s.transcript('web-2')).toEqual([]);
+    s.setDevice({ identity: 'web-2', deviceSecret: 's2' });
+    expect(kv.getItem(STORAGE_KEYS.transcript)).toBeNull();
+    expect(kv.getItem(STORAGE_KEYS.lastRoom)).toBeNull();
+  });
+
+  it('treats unreadable or foreign data as nothing stored', () => {
+    const kv = new MapStorage();
+    kv.setItem(STORAGE_KEYS.device, '{not json');
+    kv.setItem(STORAGE_KEYS.transcript, JSON.stringify({ v: 2, identity: 'a', entries: [] }));
+    const s = new PageStorage(kv);
+    expect(s.device()).toBeNull();
+    expect(s.transcript('a')).toEqual([]);
+  });
+
+  it('keeps working when storage throws (disabled, quota)', () => {
+    const broken: KeyValueStorage = {
+      getItem: () => {
+        throw new Error('denied');
+      },
+      setItem: () => {
+        throw new Error('quota');
+      },
+      removeItem: () => {
+        throw new Error('denied');
+      },
+    };
+    const s = new PageStorage(broken);
+    expect(s.device()).toBeNull();
+    expect(() => s.setDevice({ identity: 'a', deviceSecret: 'b' })).not.toThrow();
+    expect(() => s.clearAll()).not.toThrow();
+  });
+
+  it('clearAll (forget me) drops everything', () => {
+    const kv = new MapStorage();
+    const s = new PageStorage(kv);
+    s.setDevice({ identity: 'web-1', deviceSecret: 's1' });
+    s.setTranscript('web-1', []);
+    s.clearAll();
+    expect(kv.map.size).toBe(0);
+  });
+});

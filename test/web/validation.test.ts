@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { hashSecret, newDeviceSecret, newIdentity, newRoomName, secretMatches } from '../../web/server/credentials.js';
+import {
+  decidePolicy,
+  parseCredentials,
+  parseIdentityRequest,
+  parseJsonBody,
+  parseTokenRequest,
+  ROOM_NAME_PATTERN,
+} from '../../web/server/validation.js';
+
+describe('request validation', () => {
+  it('accepts a well-formed token request', () => {
+    const r = parseTokenRequest({ identity: 'web-a', deviceSecret: 's', room: 'web-room-x_1', policy: 'AlwaysResume' });
+    expect(r).toEqual({ ok: true, value: { identity: 'web-a', deviceSecret: 's', room: 'web-room-x_1', policy: 'AlwaysResume' } });
+    expect(parseTokenRequest({ identity: 'web-a', deviceSecret: 's', room: '', policy: null })).toEqual({
+      ok: true,
+      value: { identity: 'web-a', deviceSecret: 's' },
+    });
+  });
+
+  it.each([
+    [[1, 2], 'body_not_object'],
+    [null, 'body_not_object'],
+    ['x', 'body_not_object'],
+    [{ deviceSecret: 's' }, 'identity_missing'],
+    [{ identity: 7, deviceSecret: 's' }, 'identity_invalid'],
+    [{ identity: 'x'.repeat(129), deviceSecret: 's' }, 'identity_invalid'],
+    [{ identity: 'a' }, 'secret_missing'],
+    [{ identity: 'a', deviceSecret: ['s'] }, 'secret_invalid'],
+    [{ identity: 'a', deviceSecret: 's', room: '../x' }, 'room_invalid'],
+    [{ identity: 'a', deviceSecret: 's', room: 'x'.repeat(65) }, 'room_invalid'],
+    [{ identity: 'a', deviceSecret: 's', policy: 'Sometimes' }, 'policy_unknown'],
+    [{ identity: 'a', deviceSecret: 's', attributes: { 'pva.context_publisher': '1' } }, 'unknown_field'],
+  ])('refuses %j with %s', (body, reason) => {
+    const r = parseTokenRequest(body);
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.reason).toBe(reason);
+      expect(r.detail.length).toBeGreaterThan(0);
+    }
+  });
+
+  it('a forged identity of any shape is structurally fine (refused later as invalid_credentials, 403)', () => {
+    expect(parseCredentials({ identity: 'alice', deviceSecret: 'guess' }).ok).toBe(true);
+  });
+
+  it('parses JSON bodies; an empty body is an empty object', () => {
+    expect(parseJsonBody('')).toEqual({ ok: true, value: {} });
+    expect(parseJsonBody('{"a":1}')).toEqual({ ok: true, value: { a: 1 } });
+    expect(parseJsonBody('{a:1}')).toMatchObject({ ok: false, reason: 'malformed_json' });
+    expect(parseIdentityRequest({})).toEqual({ ok: true, value: {} });
+    expect(parseIdentityRequest({ identity: 'mine' })).toMatchObject({ ok: false, reason: 'unknown_field' });
+  });
+
+  it('decides the resume policy: only what the service allows', () => {
+    const all = ['AlwaysFresh', 'ResumeIfPossible', 'AlwaysResume'] as const;
+    expect(decidePolicy('AlwaysFresh', all, undefined)).toEqual({ ok: true, policy: 'AlwaysFresh', why: 'requested' });
+    expect(decidePolicy('AlwaysResume', ['ResumeIfPossible'], undefined)).toEqual({ ok: false, reason: 'policy_not_allowed' });
+    expect(decidePolicy(undefined, [], 'AlwaysFresh')).toEqual({ ok: true, policy: 'AlwaysFresh', why: 'service_default' });
+    expect(decidePolicy(undefined, all, undefined)).toEqual({ ok: true, policy: undefined, why: 'worker_default' });
+  });
+});
+
+describe('credentials', () => {
+  it('issues unguessable identities, secrets and room names', () => {
+    const ids = new Set(Array.from({ length: 200 }, () => newIdentity()));
+    expect(ids.size).toBe(200);
+    for (const id of ids) expect(id).toMatch(/^web-[A-Za-z0-9_-]{16}$/);
+    expect(newDeviceSecret()).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(newRoomName()).toMatch(ROOM_NAME_PATTERN);
+  });
+
+  it('stores only a hash and compares it in constant time', () => {
+    const s = newDeviceSecret();
+    const h = hashSecret(s);
+    expect(h).toMatch(/^[0-9a-f]{64}$/);
+    expect(h).not.toContain(s);
+    expect(secretMatches(s, h)).toBe(true);
+    expect(secretMatches(`${s}x`, h)).toBe(false);
+    expect(secretMatches(s, '')).toBe(false);
+    expect(secretMatches(s, 'zz')).toBe(false);
+  });
+});
