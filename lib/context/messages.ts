@@ -31,6 +31,7 @@ import {
   MAX_SRC_LENGTH,
   MAX_STATES,
   MAX_VALUE_LENGTH,
+  utf8Bytes,
 } from './limits.js';
 import type { TrackerRejectReason } from './tracker.js';
 
@@ -127,8 +128,8 @@ export function encodeContextMessage(message: ClientMessage | AgentMessage): Uin
 function decodeWith<T>(payload: Uint8Array | string, schema: z.ZodType<T>): DecodeResult<T> {
   let text: string;
   if (typeof payload === 'string') {
-    // Cheap upper bound first: a UTF-16 unit is at most 3 UTF-8 bytes.
-    if (payload.length > MAX_PACKET_BYTES && encoder.encode(payload).byteLength > MAX_PACKET_BYTES) {
+    // Cheap bound first: a UTF-16 unit is at most 3 UTF-8 bytes.
+    if (payload.length * 3 > MAX_PACKET_BYTES && utf8Bytes(payload) > MAX_PACKET_BYTES) {
       return { ok: false, reason: 'too_large' };
     }
     text = payload;

@@ -210,10 +210,11 @@ export class ContextReceiver {
   }
 
   private handleUnsafe(payload: Uint8Array | string, sender: ContextSender | undefined): HandleResult {
-    const size = typeof payload === 'string' ? payload.length : payload instanceof Uint8Array ? payload.byteLength : Infinity;
-    if (size > MAX_PACKET_BYTES && (typeof payload !== 'string' || utf8Bytes(payload) > MAX_PACKET_BYTES)) {
-      return this.refuse(sender, 'too_large');
-    }
+    const size =
+      typeof payload === 'string'
+        ? payload.length * 3 > MAX_PACKET_BYTES ? utf8Bytes(payload) : payload.length
+        : payload instanceof Uint8Array ? payload.byteLength : Infinity;
+    if (size > MAX_PACKET_BYTES) return this.refuse(sender, 'too_large');
     if (!this.isAuthorized(sender)) return this.refuse(sender, 'unauthorized');
     if (this.limiter && !this.limiter.tryTake(sender === undefined ? 'server' : `p:${sender.identity}`)) {
       return this.refuse(sender, 'rate_limited');
