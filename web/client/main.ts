@@ -359,6 +359,7 @@ room.registerTextStreamHandler('lk.transcription', (reader: TextStreamReader, { 
         if (text.trim() === '') continue;
         transcript = upsertSegment(transcript, { id, role, text, atMs });
         renderTranscript();
+        persistTranscript(); // per chunk: a reload mid-utterance keeps what was shown
       }
     } catch {
       /* stream aborted: keep what arrived */
@@ -455,6 +456,7 @@ ui.forget.addEventListener('click', () => {
 });
 
 window.addEventListener('pagehide', () => {
+  persistTranscript();
   if (device && machine.lastRoom && isActive(machine.state)) {
     storage.setLastRoom(device.identity, { ...machine.lastRoom, seenAtMs: Date.now(), wasConnected: true });
   }

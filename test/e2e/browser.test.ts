@@ -1,0 +1,372 @@
+/**
+ * The web client in real headless Chromium (Debian `chromium`, driven by playwright-core with
+ * `executablePath`; never a downloaded browser) against the real token service, the real
+ * livekit-server of the global setup, real Redis and a real worker process.
+ *
+ * Every test opens its own browser context (its own `localStorage`: a new visitor) and polls
+ * for what a user would see, with deadlines.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { encodeKeyPart } from '../../lib/store/keys.js';
+import { buildClient, REPO_ROOT } from '../../web/server/build_client.js';
+import { startTokenService, type TokenService } from '../../web/server/service.js';
+import { randomPrefix } from '../support/env.js';
+import { freeTcpPort } from '../support/ports.js';
+import { waitFor } from '../support/wait.js';
+import { startWorker, type WorkerProcess } from '../support/worker.js';
+
+const livekit = { url: inject('livekitUrl'), apiKey: inject('livekitApiKey'), apiSecret: inject('livekitApiSecret') };
+const redisUrl = inject('redisUrl');
+const agentName = `e2e-web-${Math.random().toString(36).slice(2, 8)}`;
+const prefix = randomPrefix('web-e2e');
+const SCREENSHOT = join(REPO_ROOT, 'docs', 'web-client.png');
+/** Chromium flags: headless on a build machine, nothing phoning home. */
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-gpu', '--no-first-run'];
+
+let worker: WorkerProcess;
+let service: TokenService;
+let browser: Browser;
+let redis: Redis;
+const contexts: BrowserContext[] = [];
+const pageLogs = new Map<Page, string[]>();
+
+beforeAll(async () => {
+  // Fallback for a direct `vitest run` (scripts/test.sh already ran it): installs Debian chromium if missing.
+  const executablePath = execFileSync('bash', ['scripts/ensure_chromium.sh'], { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+    .trim()
+    .split('\n')
+    .pop() as string;
+  const built = await buildClient();
+  console.log(`[figure] page bundle: ${Math.round(built.bytes / 1024)} KiB in ${built.ms} ms`);
+  redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  [worker, service, browser] = await Promise.all([
+    startWorker({
+      env: {
+        LIVEKIT_URL: livekit.url,
+        LIVEKIT_API_KEY: livekit.apiKey,
+        LIVEKIT_API_SECRET: livekit.apiSecret,
+        LIVEKIT_AGENT_NAME: agentName,
+        REDIS_URL: redisUrl,
+        REDIS_KEY_PREFIX: prefix,
+      },
+    }),
+    startTokenService({
+      livekitUrl: livekit.url,
+      apiKey: livekit.apiKey,
+      apiSecret: livekit.apiSecret,
+      port: 0,
+      agentName,
+      redisUrl,
+      redisKeyPrefix: prefix,
+    }),
+    chromium.launch({ executablePath, args: CHROMIUM_ARGS }),
+  ]);
+});
+
+afterAll(async () => {
+  await Promise.allSettled(contexts.map((c) => c.close()));
+  await browser?.close();
+  await service?.close();
+  await worker?.stop();
+  if (redis) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', '500');
+      cursor = next;
+      if (keys.length > 0) await redis.unlink(...keys);
+    } while (cursor !== '0');
+    redis.disconnect();
+  }
+});
+
+afterEach((ctx) => {
+  if (ctx.task.result?.state !== 'fail') return;
+  for (const [, lines] of pageLogs) console.log(`--- page log ---\n${lines.slice(-60).join('\n')}`);
+  console.log(`--- worker output (tail) ---\n${worker.output().slice(-4000)}`);
+});
+
+// ---------------------------------------------------------------- helpers
+
+/** A new visitor: a fresh browser context (empty localStorage) with the page open. */
+async function newVisitor(baseUrl = service.url): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  contexts.push(context);
+  const page = await context.newPage();
+  const log: string[] = [];
+  pageLogs.set(page, log);
+  page.on('console', (m) => log.push(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => log.push(`[pageerror] ${e.message}`));
+  await open(page, baseUrl);
+  return page;
+}
+
+async function open(page: Page, url = service.url): Promise<void> {
+  await page.goto(url);
+  await waitFor('page ready', () => page.evaluate(() => document.body.dataset.ready === 'true'), { timeoutMs: 15_000 });
+}
+
+interface Line {
+  role: string;
+  text: string;
+}
+
+function lines(page: Page): Promise<Line[]> {
+  return page.$$eval('#transcript li', (els) => els.map((el) => ({ role: (el as HTMLElement).dataset.role ?? '', text: el.textContent ?? '' })));
+}
+
+async function waitForLine(page: Page, role: string, re: RegExp, { after = 0, timeoutMs = 45_000 } = {}): Promise<Line> {
+  return waitFor(`a ${role} line matching ${re}`, async () => (await lines(page)).slice(after).find((l) => l.role === role && re.test(l.text)), { timeoutMs });
+}
+
+const text = (page: Page, id: string): Promise<string> => page.evaluate((i) => document.getElementById(i)?.textContent ?? '', id);
+const data = (page: Page, id: string, key: string): Promise<string> => page.evaluate(([i, k]) => document.getElementById(i as string)?.dataset[k as string] ?? '', [id, key]);
+
+async function waitForState(page: Page, state: string, timeoutMs = 30_000): Promise<void> {
+  await waitFor(`session state ${state}`, async () => (await text(page, 'session-state')) === state, { timeoutMs });
+}
+
+async function connect(page: Page): Promise<void> {
+  await page.click('#connect');
+  await waitForState(page, 'Connected');
+}
+
+async function say(page: Page, message: string): Promise<void> {
+  await page.fill('#chat-input', message);
+  await page.click('#chat-send');
+}
+
+async function credentials(page: Page): Promise<{ identity: string; deviceSecret: string }> {
+  const raw = await page.evaluate(() => localStorage.getItem('pva.device'));
+  const d = JSON.parse(raw ?? 'null') as { identity: string; deviceSecret: string } | null;
+  if (d === null) throw new Error('no device credential in localStorage');
+  return { identity: d.identity, deviceSecret: d.deviceSecret };
+}
+
+async function sessionKeysOf(identity: string): Promise<string[]> {
+  const enc = encodeKeyPart(identity);
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', '1000');
+    cursor = next;
+    found.push(...keys.filter((k) => k.includes(`.${enc}}`)));
+  } while (cursor !== '0');
+  return found;
+}
+
+const FIRST_TIME = /nice to meet you/i;
+
+// ---------------------------------------------------------------- tests
+
+describe('web client in headless Chromium', () => {
+  it('first visit: a new identity, the first-time greeting, and a reply to chat (screenshot)', async () => {
+    const page = await newVisitor();
+    const { identity } = await credentials(page);
+    expect(identity).toMatch(/^web-/);
+    expect(await text(page, 'identity')).toBe(identity);
+    expect(await text(page, 'session-state')).toBe('Disconnected');
+    // Something in the context panel for the screenshot (set before connecting: queued).
+    await page.fill('#ctx-name', 'Station');
+    await page.fill('#ctx-value', 'Bay 3');
+    await page.click('#ctx-set');
+
+    const t0 = Date.now();
+    await connect(page);
+    const greeting = await waitForLine(page, 'agent', FIRST_TIME);
+    console.log(`[figure] browser connect click → first greeting visible: ${Date.now() - t0} ms`);
+    expect(greeting.text).toMatch(FIRST_TIME);
+
+    const before = (await lines(page)).length;
+    await say(page, 'What is the capital of France?');
+    await waitForLine(page, 'user', /capital of France/, { after: before });
+    const reply = await waitForLine(page, 'agent', /offline mode/i, { after: before });
+    expect(reply.text).toContain('What is the capital of France?');
+
+    mkdirSync(join(REPO_ROOT, 'docs'), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  });
+
+  it('first visit: the agent reports a first_time greeting on pva.session', async () => {
+    const page = await newVisitor();
+    await connect(page);
+    await waitFor('greeting kind from pva.session', async () => (await data(page, 'greeting-kind', 'kind')) !== '', { timeoutMs: 30_000 });
+    expect(await data(page, 'greeting-kind', 'kind')).toBe('first_time');
+    expect(await data(page, 'decision', 'kind')).toBe('fresh');
+  });
+
+  it('reload: the same identity, the earlier transcript shown again, the same room rejoined', async () => {
+    const page = await newVisitor();
+    const before = await credentials(page);
+    await connect(page);
+    await waitForLine(page, 'agent', FIRST_TIME);
+    await say(page, 'Remember the blue door.');
+    await waitForLine(page, 'agent', /blue door/);
+    const room = await text(page, 'room');
+    const shown = await lines(page);
+
+    await page.reload();
+    await waitFor('page ready', () => page.evaluate(() => document.body.dataset.ready === 'true'), { timeoutMs: 15_000 });
+    expect(await credentials(page)).toEqual(before);
+    expect(await text(page, 'identity')).toBe(before.identity);
+    // The earlier transcript is back, in order, before anything new was said.
+    const restored = await lines(page);
+    expect(restored.slice(0, shown.length)).toEqual(shown);
+    // A reload during a conversation rejoins the same room at once (within the rejoin TTL).
+    await waitForState(page, 'Connected');
+    expect(await text(page, 'room')).toBe(room);
+  });
+
+  it('reload: a welcome-back greeting, not a second first-time greeting', async () => {
+    const page = await newVisitor();
+    await connect(page);
+    await waitForLine(page, 'agent', FIRST_TIME);
+    await say(page, 'My name is Ada.');
+    await waitForLine(page, 'agent', /Ada/);
+    const n = (await lines(page)).length;
+
+    await page.reload();
+    await waitFor('page ready', () => page.evaluate(() => document.body.dataset.ready === 'true'), { timeoutMs: 15_000 });
+    await waitForState(page, 'Connected');
+    const welcome = await waitForLine(page, 'agent', /./, { after: n, timeoutMs: 30_000 });
+    expect(welcome.text).not.toMatch(FIRST_TIME);
+    expect(['welcome_back_brief', 'returning']).toContain(await data(page, 'greeting-kind', 'kind'));
+    expect(await data(page, 'decision', 'kind')).toBe('resume');
+  });
+
+  it('context set before connecting reaches the agent and is acknowledged', async () => {
+    const page = await newVisitor();
+    await page.fill('#ctx-name', 'Station');
+    await page.fill('#ctx-value', 'Bay 3');
+    await page.click('#ctx-set');
+    await page.fill('#ctx-event', 'Alarm raised at Bay 7');
+    await page.click('#ctx-add-event');
+    expect(await data(page, 'ctx-status', 'active')).toBe('false');
+    expect(await text(page, 'ctx-text')).toBe('Station is Bay 3\nAlarm raised at Bay 7');
+
+    await connect(page);
+    // hello → welcome → the queue flushes as one sync → ack.
+    await waitFor('the agent to welcome the context publisher', async () => /welcome/.test(await text(page, 'ctx-log')), { timeoutMs: 30_000 });
+    await waitFor('the flushed context to be acknowledged', async () => (await data(page, 'ctx-last-ack', 'rev')) !== '' && (await data(page, 'ctx-unacked', 'count')) === '0', {
+      timeoutMs: 15_000,
+    });
+    expect(await data(page, 'ctx-status', 'active')).toBe('true');
+    // Later ops go out at once and are acknowledged too.
+    const ackedBefore = Number(await data(page, 'ctx-last-ack', 'rev'));
+    await page.fill('#ctx-value', 'Bay 7');
+    await page.click('#ctx-set');
+    await waitFor('the update to be acknowledged', async () => Number(await data(page, 'ctx-last-ack', 'rev')) > ackedBefore, { timeoutMs: 15_000 });
+    expect(await text(page, 'ctx-log')).not.toMatch(/rejected/);
+  });
+
+  it('the dynamic context is visible in what the agent answers', async () => {
+    const page = await newVisitor();
+    await page.fill('#ctx-name', 'Station');
+    await page.fill('#ctx-value', 'Bay 3');
+    await page.click('#ctx-set');
+    await connect(page);
+    await waitForLine(page, 'agent', FIRST_TIME);
+    await waitFor('context acknowledged', async () => (await data(page, 'ctx-unacked', 'count')) === '0' && (await data(page, 'ctx-last-ack', 'rev')) !== '', { timeoutMs: 15_000 });
+    const n = (await lines(page)).length;
+    await say(page, 'Which station am I at?');
+    const reply = await waitForLine(page, 'agent', /offline mode|Bay/i, { after: n });
+    expect(reply.text).toContain('Bay 3');
+  });
+
+  it('"Forget me": the identity and its sessions are erased, the next visit is first-time', async () => {
+    const page = await newVisitor();
+    const old = await credentials(page);
+    await connect(page);
+    await waitForLine(page, 'agent', FIRST_TIME);
+    await say(page, 'Please remember my locker is 42.');
+    await waitForLine(page, 'agent', /locker is 42/);
+
+    await page.click('#forget');
+    await waitFor('the forget to finish', async () => /Forgotten/.test(await text(page, 'notice')), { timeoutMs: 20_000 });
+    expect(await text(page, 'session-state')).toBe('Disconnected');
+    expect(await lines(page)).toEqual([]);
+    expect(await page.evaluate(() => localStorage.getItem('pva.device'))).toBeNull();
+    // The old credential is dead and nothing of the identity is left in the store.
+    const refused = await fetch(`${service.url}/api/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(old) });
+    expect(refused.status).toBe(403);
+    await waitFor('no stored session keys of the forgotten identity', async () => (await sessionKeysOf(old.identity)).length === 0, { timeoutMs: 15_000 });
+
+    // The next visit (a reload of the same browser) is a new visitor.
+    await open(page);
+    const fresh = await credentials(page);
+    expect(fresh.identity).not.toBe(old.identity);
+    expect(await lines(page)).toEqual([]);
+    await connect(page);
+    const greeting = await waitForLine(page, 'agent', /./);
+    expect(greeting.text).toMatch(FIRST_TIME);
+  });
+
+  it("a token request with a forged or someone else's identity is refused (403), and the page shows Error with Retry", async () => {
+    const alice = await newVisitor();
+    const mallory = await newVisitor();
+    const a = await credentials(alice);
+    const m = await credentials(mallory);
+    const ask = (page: Page, body: unknown) =>
+      page.evaluate(async (b) => {
+        const r = await fetch('/api/token', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(b) });
+        return { status: r.status, body: (await r.json()) as { reason?: string; token?: string } };
+      }, body);
+
+    expect(await ask(mallory, { identity: 'alice', deviceSecret: m.deviceSecret })).toMatchObject({ status: 403, body: { reason: 'invalid_credentials' } });
+    expect(await ask(mallory, { identity: a.identity, deviceSecret: m.deviceSecret })).toMatchObject({ status: 403, body: { reason: 'invalid_credentials' } });
+    expect(await ask(mallory, { identity: a.identity, deviceSecret: 'x'.repeat(43) })).toMatchObject({ status: 403, body: { reason: 'invalid_credentials' } });
+    expect((await ask(mallory, m)).status).toBe(200);
+    // Alice's room is hers only.
+    const aliceToken = await ask(alice, a);
+    expect(aliceToken.status).toBe(200);
+    const room = (aliceToken.body as { room: string }).room;
+    expect(await ask(mallory, { ...m, room })).toMatchObject({ status: 403, body: { reason: 'room_not_issued' } });
+
+    // A page whose stored identity was swapped for Alice's cannot connect: Error, with Retry.
+    await mallory.evaluate((id) => {
+      const d = JSON.parse(localStorage.getItem('pva.device') ?? '{}') as Record<string, unknown>;
+      localStorage.setItem('pva.device', JSON.stringify({ ...d, identity: id }));
+    }, a.identity);
+    await open(mallory);
+    await mallory.click('#connect');
+    await waitForState(mallory, 'Error');
+    expect(await text(mallory, 'error-message')).toMatch(/unknown identity or wrong device secret/);
+    expect(await mallory.isVisible('#retry')).toBe(true);
+  });
+
+  it('an unreachable LiveKit server: the reconnect policy gives up after 3 attempts, Error with Retry', async () => {
+    const deadPort = await freeTcpPort();
+    const dead = await startTokenService({
+      livekitUrl: `ws://127.0.0.1:${deadPort}`,
+      apiKey: livekit.apiKey,
+      apiSecret: livekit.apiSecret,
+      port: 0,
+    });
+    try {
+      const page = await newVisitor(dead.url);
+      const seen = new Set<string>();
+      await page.click('#connect');
+      await waitFor(
+        'Error after the attempts',
+        async () => {
+          seen.add(await text(page, 'attempt'));
+          return (await text(page, 'session-state')) === 'Error';
+        },
+        { timeoutMs: 40_000, intervalMs: 10 },
+      );
+      expect(await text(page, 'error-message')).toMatch(/after 3 attempts/);
+      expect(await page.isVisible('#retry')).toBe(true);
+      expect(await page.isVisible('#error-panel')).toBe(true);
+      await page.click('#retry');
+      await waitFor('Retry to start over', async () => (await text(page, 'session-state')) !== 'Error', { timeoutMs: 5_000 });
+      expect(['Connecting', 'Error']).toContain(await text(page, 'session-state'));
+      console.log(`[figure] attempts shown: ${[...seen].filter((s) => s !== '').join(' | ')}`);
+    } finally {
+      await dead.close();
+    }
+  });
+});
