@@ -6,6 +6,8 @@
 import dotenv from 'dotenv';
 import { z } from 'zod';
 import { ConfigError } from '../lib/errors.js';
+import { loadPolicyFromEnv, type SessionPolicy } from '../lib/session/policy.js';
+import { parseKeyring, type Keyring } from '../lib/store/crypto.js';
 
 const optionalString = z
   .string()
@@ -75,6 +77,9 @@ const envSchema = z.object({
       return n;
     }),
   METRICS_PORT: positiveInt(0).optional(),
+  METRICS_HOST: z.string().optional().default('0.0.0.0'),
+  STORE_ENCRYPTION_KEYS: optionalString,
+  STORE_GREETING_BOUND_MS: positiveInt(500).optional(),
 });
 
 /** How the agent gets its models. */
@@ -95,8 +100,14 @@ export interface Config {
   /** LiveKit Inference models; `apiKey`/`apiSecret` set only in `inference` mode. */
   inference: { llm: string; stt: string; tts: string; apiKey?: string; apiSecret?: string };
   worker: { loadThreshold: number | undefined; idleProcesses: number | undefined };
-  /** Port of the Prometheus `/metrics` endpoint; `0` = disabled. */
-  metricsPort: number;
+  /** Prometheus `/metrics` endpoint of the worker process; port `0` = disabled. */
+  metrics: { port: number; host: string };
+  /** The worker's session policy (windows + resume policy); tokens may override the resume policy. */
+  policy: SessionPolicy;
+  /** AES-256-GCM keyring for stored payloads (first key encrypts); undefined = plaintext. */
+  encryptionKeys: Keyring | undefined;
+  /** Bound of every store call on the greeting path, ms. @default 500 */
+  greetingBoundMs: number;
 }
 
 /** Environment variables as read (strings). */
@@ -108,8 +119,20 @@ export type Env = Record<string, string | undefined>;
  */
 export function parseConfig(env: Env): Config {
   const parsed = envSchema.safeParse(env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${String(i.path[0] ?? '?')} ${i.message}`);
+  const problems = parsed.success ? [] : parsed.error.issues.map((i) => `${String(i.path[0] ?? '?')} ${i.message}`);
+  let policy: SessionPolicy | undefined;
+  let encryptionKeys: Keyring | undefined;
+  try {
+    policy = loadPolicyFromEnv(env);
+  } catch (err) {
+    problems.push(err instanceof Error ? err.message : String(err));
+  }
+  try {
+    if (env.STORE_ENCRYPTION_KEYS?.trim()) encryptionKeys = parseKeyring(env.STORE_ENCRYPTION_KEYS, 'STORE_ENCRYPTION_KEYS');
+  } catch (err) {
+    problems.push(err instanceof Error ? err.message : String(err));
+  }
+  if (!parsed.success || policy === undefined || problems.length > 0) {
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
   const e = parsed.data;
@@ -146,7 +169,10 @@ export function parseConfig(env: Env): Config {
       ...(hasInference ? { apiKey: e.LIVEKIT_INFERENCE_API_KEY, apiSecret: e.LIVEKIT_INFERENCE_API_SECRET } : {}),
     },
     worker: { loadThreshold: e.WORKER_LOAD_THRESHOLD, idleProcesses: e.WORKER_IDLE_PROCESSES },
-    metricsPort: e.METRICS_PORT ?? 0,
+    metrics: { port: e.METRICS_PORT ?? 0, host: e.METRICS_HOST },
+    policy,
+    encryptionKeys,
+    greetingBoundMs: e.STORE_GREETING_BOUND_MS ?? 500,
   };
 }
 

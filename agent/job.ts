@@ -1,22 +1,156 @@
 /**
- * One job = one room. Waits for the participant, starts the `AgentSession` and greets.
+ * One job = one room. Links the participant, decides resume / greeting with the session core,
+ * restores history and dynamic context into the agent's chat context, greets once, persists
+ * every turn as it happens, waits out the rejoin window after a leave, and lets go on takeover.
  */
-import { voice, type JobContext } from '@livekit/agents';
-import type { Logger } from '../lib/logger.js';
-import { pii } from '../lib/logger.js';
+import { randomUUID } from 'node:crypto';
+import { llm, voice, type JobContext } from '@livekit/agents';
+import { ATTR_RESUME_POLICY } from '../lib/attributes.js';
+import { systemClock } from '../lib/clock.js';
+import { ContextReceiver } from '../lib/context/receiver.js';
+import { pii, type Logger } from '../lib/logger.js';
+import { policyForParticipant } from '../lib/session/policy.js';
+import type { DisconnectReason } from '../lib/session/record.js';
+import type { SessionStatusMessage } from '../lib/session_messages.js';
+import type { SessionKey } from '../lib/store/keys.js';
 import { Assistant } from './assistant.js';
+import { chatMessageToTurn, historyToChatContext } from './chat_history.js';
 import type { Config } from './config.js';
+import { AgentContextSink } from './context_sink.js';
+import type { JobMetrics } from './metrics.js';
 import { buildModels } from './models.js';
+import { ParticipantSession, type Arrival } from './participant_session.js';
+import { RoomMessenger, bridgeRoom } from './room_bridge.js';
+import type { JobStores } from './store.js';
 
-/** Greeting for a first-time participant. */
-export const FIRST_TIME_GREETING = 'Hello! Nice to meet you. How can I help you today?';
+/** Session key agent name when the worker has none (automatic dispatch). */
+export const DEFAULT_AGENT_KEY = 'default';
 
-/** Runs the job until the session closes. */
-export async function runJob(ctx: JobContext, config: Config, logger: Logger): Promise<void> {
+/** What the participant hears when another tab or device took the conversation over. */
+export const TAKEN_OVER_MESSAGE = 'This conversation has continued in another window, so I am leaving this one.';
+
+/** Runs the job until the conversation is over (rejoin window passed, taken over, or shutdown). */
+export async function runJob(ctx: JobContext, config: Config, logger: Logger, stores: JobStores, metrics: JobMetrics): Promise<void> {
   const models = buildModels(config);
   logger.info({ models: models.label, store: config.redis ? 'redis' : 'memory' }, 'job started');
+  if (!config.redis) logger.info({}, 'REDIS_URL is not set: sessions live in this job only (memory)');
+
   const participant = await ctx.waitForParticipant();
-  logger.info({ ...pii({ identity: participant.identity }) }, 'participant linked');
+  const linkedAtMs = systemClock.nowMs();
+  const identity = participant.identity;
+  const key: SessionKey = { agentName: config.agentName || DEFAULT_AGENT_KEY, identity };
+  const ownerId = `${ctx.job.id}:${randomUUID().slice(0, 8)}`;
+  const { policy, overridden, ignoredOverride } = policyForParticipant(config.policy, participant.attributes[ATTR_RESUME_POLICY]);
+  const log = logger.child({ ownerId });
+  log.info({ ...pii({ identity }), resumePolicy: policy.resumePolicy, overridden, ignoredOverride }, 'participant linked');
+
+  const messenger = new RoomMessenger(ctx.room, log);
+  const { store, takeover } = stores;
+  let finishing: Promise<void> | undefined;
+  let agentSession: voice.AgentSession | undefined;
+  let arrival: Arrival | undefined;
+
+  const status = (extra: Partial<SessionStatusMessage> = {}) =>
+    messenger.status(identity, {
+      v: 1,
+      type: 'session_status',
+      sessionId: ps.currentRecord?.sessionId ?? arrival?.record?.sessionId ?? '',
+      state: ps.state,
+      ...(store.isDegraded ? { degraded: true } : {}),
+      ...extra,
+    });
+
+  const ps: ParticipantSession = new ParticipantSession({
+    store,
+    key,
+    ownerId,
+    policy,
+    clock: systemClock,
+    logger: log,
+    metrics,
+    participantName: participant.name || null,
+    onStateChanged: (ev) => {
+      log.info({ from: ev.oldState, to: ev.newState, cause: ev.cause }, 'session state changed');
+      if (ev.newState !== 'Connected') void status(); // Connected is announced with its greeting
+    },
+    onClose: (reason) => void finish(reason),
+  });
+
+  const offHealth = store.onHealth((ev) => {
+    metrics.gauge('pva_store_degraded', ev.type === 'degraded' ? 1 : 0);
+    if (ev.type === 'degraded') log.warn({ reason: ev.reason }, 'session store degraded: working from memory until Redis answers');
+    else log.info({ replayedKeys: ev.replayedKeys }, 'session store recovered: replayed what memory held');
+  });
+
+  /** Ends this job's part: persist, close the agent session, leave the room. */
+  const finish = (reason: DisconnectReason | 'rejoin_expired'): Promise<void> => {
+    finishing ??= (async () => {
+      log.info({ reason }, 'conversation closing');
+      if (reason === 'taken_over') {
+        await status({ error: { code: 'taken_over', message: TAKEN_OVER_MESSAGE } });
+        await agentSession?.say(TAKEN_OVER_MESSAGE).waitForPlayout().catch(() => undefined);
+      } else {
+        await ps.suspend(reason === 'rejoin_expired' ? 'network' : reason);
+      }
+      await agentSession?.close().catch(() => undefined);
+      ctx.shutdown(reason);
+    })();
+    return finishing;
+  };
+
+  ctx.addShutdownCallback(async () => {
+    await finish('agent_shutdown').catch(() => undefined);
+    await ps.drain();
+    offHealth();
+    metrics.gauge('pva_active_sessions', 0);
+    await takeover?.close();
+    await store.dispose();
+    await metrics.close();
+  });
+
+  // Listen for a newer owner before claiming, so no announcement can slip between the two.
+  const watching = takeover
+    ?.watch(key, (n) => {
+      if (n.owner !== ownerId) {
+        log.info({ newOwner: n.owner }, 'session taken over by a newer arrival');
+        ps.takenOver();
+      }
+    })
+    .catch((err: unknown) => log.warn({ error: err instanceof Error ? err.message : 'unknown' }, 'takeover notices unavailable'));
+  const claimed = ps.arrive();
+  await watching;
+  arrival = await claimed;
+  if (arrival.previousOwner !== null) void takeover?.announce(key, ownerId, arrival.fence);
+
+  const restored = arrival.resumed && arrival.record ? arrival.record : null;
+  const agent = new Assistant({ chatCtx: restored ? historyToChatContext(restored.history) : llm.ChatContext.empty() });
+  const receiver = new ContextReceiver({
+    participantIdentity: identity,
+    sink: new AgentContextSink(agent),
+    transport: messenger,
+    logger: log,
+    onChange: (snapshot) => ps.updateContext(snapshot),
+  });
+  if (restored) receiver.restore(restored.context);
+  const unbridge = bridgeRoom(ctx.room, identity, receiver, metrics, log, {
+    onLeft: (reason) => {
+      log.info({ reason }, 'participant left');
+      metrics.gauge('pva_active_sessions', 0);
+      ps.left(reason);
+    },
+    onRejoined: () => {
+      const back = ps.rejoined();
+      if (back === undefined) return;
+      metrics.gauge('pva_active_sessions', 1);
+      log.info({ greeting: back.greeting.kind }, 'participant rejoined');
+      void status({ greeting: back.greeting.kind });
+      if (back.speech !== null) agentSession?.say(back.speech);
+    },
+  });
+  ctx.addShutdownCallback(async () => {
+    unbridge();
+    await receiver.close();
+  });
 
   const session = new voice.AgentSession({
     llm: models.llm,
@@ -24,16 +158,51 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger): P
     ...(models.tts ? { tts: models.tts } : {}),
     ...models.sessionOptions,
   });
+  agentSession = session;
+  session.on(voice.AgentSessionEventTypes.ConversationItemAdded, (ev) => {
+    const turn = chatMessageToTurn(ev.item);
+    if (turn) ps.persistTurn(turn);
+  });
   session.on(voice.AgentSessionEventTypes.Close, (ev) => {
-    logger.info({ reason: ev.reason }, 'session closed');
-    ctx.shutdown(String(ev.reason));
+    log.info({ reason: ev.reason }, 'agent session closed');
+    void finish('agent_shutdown');
   });
   const text = config.io === 'text';
   await session.start({
-    agent: new Assistant(),
+    agent,
     room: ctx.room,
-    inputOptions: { participantIdentity: participant.identity, audioEnabled: !text, textEnabled: true },
+    inputOptions: {
+      participantIdentity: identity,
+      audioEnabled: !text,
+      textEnabled: true,
+      // A refresh or drop must not end the conversation: the rejoin window decides (ParticipantSession).
+      closeOnDisconnect: false,
+    },
     outputOptions: { audioEnabled: !text, transcriptionEnabled: true },
   });
-  session.say(FIRST_TIME_GREETING);
+  await receiver.markReady();
+
+  const { decision, greeting, speech } = arrival;
+  metrics.gauge('pva_active_sessions', 1);
+  await status({
+    decision: { kind: decision.kind, why: decision.why },
+    greeting: greeting.kind,
+    restoredTurns: restored?.history.turns.length ?? 0,
+    ...(decision.kind === 'reject' ? { error: { code: 'resume_failed', message: speech ?? '' } } : {}),
+  });
+  log.info(
+    { decision: decision.kind, why: decision.why, greeting: greeting.kind, restoredTurns: restored?.history.turns.length ?? 0, degraded: arrival.degraded },
+    'arrival decided',
+  );
+  if (speech !== null) {
+    const handle = session.say(speech);
+    metrics.observe('pva_arrival_to_greeting_seconds', (systemClock.nowMs() - linkedAtMs) / 1000);
+    if (decision.kind === 'reject') {
+      // AlwaysResume could not resume: the participant hears why, the session stays in Error,
+      // and nothing was reset. The job then leaves; a retry dispatches a new one.
+      await handle.waitForPlayout().catch(() => undefined);
+      await session.close().catch(() => undefined);
+      ctx.shutdown('resume_failed');
+    }
+  }
 }

@@ -4,11 +4,14 @@
  *   tsx agent/main.ts dev | start | connect --room <name>
  *   node dist/agent/main.js start
  */
-import { AutoSubscribe, ServerOptions, cli, defineAgent, log, type JobContext } from '@livekit/agents';
+import { AutoSubscribe, ServerOptions, cli, defineAgent, log, type JobContext, type JobProcess } from '@livekit/agents';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../lib/errors.js';
+import type { Logger } from '../lib/logger.js';
 import { loadConfig, type Config } from './config.js';
 import { runJob } from './job.js';
+import { JobMetrics, MetricsHub } from './metrics.js';
+import { createJobStores, warmUp, type JobStores } from './store.js';
 
 function configOrExit(): Config {
   try {
@@ -24,20 +27,39 @@ function configOrExit(): Config {
 }
 
 const config = configOrExit();
+const thisFile = fileURLToPath(import.meta.url);
+/** True in the worker process; job (and inference) processes run the framework's `*_proc_lazy_main` entry. */
+const isWorkerProcess = !/_proc_lazy_main\.[cm]?js$/.test(process.argv[1] ?? '');
 
-export default defineAgent({
-  entry: async (ctx: JobContext) => {
-    const logger = log().child({ room: ctx.job.room?.name, jobId: ctx.job.id });
+type ProcData = { stores: JobStores };
+
+export default defineAgent<ProcData>({
+  // Runs in each job process before its job (pre-warmed in `start`): connect to Redis early so
+  // the first arrival does not pay for it.
+  prewarm: async (proc: JobProcess<ProcData>) => {
+    const logger = log().child({ component: 'store' }) as unknown as Logger;
+    proc.userData.stores = createJobStores(config, logger);
+    await warmUp(proc.userData.stores);
+  },
+  entry: async (ctx: JobContext<ProcData>) => {
+    const logger = log().child({ room: ctx.job.room?.name, jobId: ctx.job.id }) as unknown as Logger;
     await ctx.connect(undefined, AutoSubscribe.AUDIO_ONLY);
-    await runJob(ctx, config, logger);
+    const stores = ctx.proc.userData.stores ?? createJobStores(config, logger);
+    await runJob(ctx, config, logger, stores, new JobMetrics());
   },
 });
 
-// Runs in the worker process; in job child processes commander finds no subcommand and does
-// nothing (see livekit-agents-notes §1).
+if (isWorkerProcess && config.metrics.port > 0) {
+  // Before cli.runApp forks any job process, so every job inherits the hub's socket path.
+  const hub = new MetricsHub();
+  const port = await hub.start(config.metrics.port, config.metrics.host);
+  process.stderr.write(`persistent-voice-agent: metrics on http://${config.metrics.host}:${port}/metrics\n`);
+}
+
+// In job processes commander finds no subcommand and does nothing (livekit-agents-notes §1).
 cli.runApp(
   new ServerOptions({
-    agent: fileURLToPath(import.meta.url),
+    agent: thisFile,
     agentName: config.agentName,
     wsURL: config.livekit.url,
     apiKey: config.livekit.apiKey,

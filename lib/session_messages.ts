@@ -5,10 +5,9 @@
  */
 import { z } from 'zod';
 
-/** The six session states (Convai's session state machine, seed 000). */
-export const SESSION_STATES = ['Disconnected', 'Connecting', 'Connected', 'Reconnecting', 'Disconnecting', 'Error'] as const;
-/** See {@link SESSION_STATES}. */
-export type SessionStateName = (typeof SESSION_STATES)[number];
+import { SESSION_STATES } from './session/record.js';
+
+export { SESSION_STATES, type SessionStateName } from './session/record.js';
 
 /** Greeting kinds the agent may choose for one arrival. */
 export const GREETING_KINDS = ['first_time', 'returning', 'welcome_back_brief', 'known_fresh', 'none'] as const;

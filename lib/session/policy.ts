@@ -149,3 +149,17 @@ export function loadPolicyFromEnv(
   }
   return policy;
 }
+
+/**
+ * The policy for one participant: the worker's, with the resume policy overridden by the
+ * trusted token attribute `attrValue` (see `ATTR_RESUME_POLICY`) when it names a valid policy.
+ * An unknown value is ignored (the worker default holds) and reported as `ignoredOverride`.
+ */
+export function policyForParticipant(
+  workerPolicy: Readonly<SessionPolicy>,
+  attrValue: string | undefined,
+): { policy: SessionPolicy; overridden: boolean; ignoredOverride: boolean } {
+  if (attrValue === undefined || attrValue === '') return { policy: { ...workerPolicy }, overridden: false, ignoredOverride: false };
+  if (!isResumePolicy(attrValue)) return { policy: { ...workerPolicy }, overridden: false, ignoredOverride: true };
+  return { policy: { ...workerPolicy, resumePolicy: attrValue }, overridden: true, ignoredOverride: false };
+}

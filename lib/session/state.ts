@@ -7,7 +7,9 @@ import type { DisconnectReason, SessionStateName } from './record.js';
  * room bridge runs the effects.
  *
  * ```
- * Disconnected --connect--> Connecting --started--> Connected --left(client)--> Disconnecting --closed--> Disconnected
+ * Disconnected --connect--> Connecting --started--> Connected --left(client)--> Disconnected (rejoinable until the window ends)
+ *                                                   Disconnected --rejoined (in window)--> Connected;  --tick (window over)--> close
+ *                                                   Connected --left(ended)--> Disconnecting --closed--> Disconnected
  *                           Connecting --failed / start timeout--> Error
  *                           Connected --left(other)--> Reconnecting --rejoined--> Connected
  *                           Reconnecting --window expired / attempts exhausted--> Error (AlwaysResume) | Disconnecting
@@ -140,11 +142,25 @@ function giveUp(state: LifecycleState, event: LifecycleEvent, nowMs: number, why
 export function transition(state: LifecycleState, event: LifecycleEvent, nowMs: number): TransitionResult {
   switch (state.name) {
     case 'Disconnected':
-      if (event.type === 'connect') {
-        const deadlineMs = nowMs + state.limits.startWaitTimeoutMs;
-        return go(state, 'Connecting', event.type, nowMs, [{ type: 'load_session' }, { type: 'schedule_tick', atMs: deadlineMs }], { deadlineMs });
+      switch (event.type) {
+        case 'connect': {
+          const deadlineMs = nowMs + state.limits.startWaitTimeoutMs;
+          return go(state, 'Connecting', event.type, nowMs, [{ type: 'load_session' }, { type: 'schedule_tick', atMs: deadlineMs }], { deadlineMs });
+        }
+        // After a client-initiated leave (a refresh) the conversation stays rejoinable until the deadline.
+        case 'participant_rejoined':
+          if (state.deadlineMs !== null && nowMs <= state.deadlineMs) {
+            return go(state, 'Connected', event.type, nowMs, [{ type: 'start_conversation', resumed: true }]);
+          }
+          return ignore(state, event);
+        case 'tick':
+          if (state.deadlineMs !== null && nowMs >= state.deadlineMs) {
+            return go(state, 'Disconnected', event.type, nowMs, [{ type: 'close_session', reason: 'rejoin_expired' }]);
+          }
+          return ignore(state, event);
+        default:
+          return ignore(state, event);
       }
-      return ignore(state, event);
     case 'Connecting':
       switch (event.type) {
         case 'started':
@@ -168,11 +184,19 @@ export function transition(state: LifecycleState, event: LifecycleEvent, nowMs: 
     case 'Connected':
       switch (event.type) {
         case 'participant_left':
-          if (event.reason === 'client_initiated' || event.reason === 'ended') {
+          if (event.reason === 'ended') {
             return go(state, 'Disconnecting', event.type, nowMs, [
               { type: 'suspend_session', reason: event.reason },
               { type: 'close_session', reason: event.reason },
             ]);
+          }
+          // A client-initiated leave (tab closed, page refresh) is a clean disconnect, but the
+          // conversation stays rejoinable for the rejoin window: a refresh must not end it.
+          if (event.reason === 'client_initiated' && state.limits.rejoinTtlMs > 0) {
+            const deadlineMs = nowMs + state.limits.rejoinTtlMs;
+            return go(state, 'Disconnected', event.type, nowMs, [{ type: 'suspend_session', reason: event.reason }, { type: 'schedule_tick', atMs: deadlineMs }], {
+              deadlineMs,
+            });
           }
           if (state.limits.rejoinTtlMs <= 0 || state.limits.maxReconnectAttempts <= 0) {
             return go(state, 'Disconnecting', event.type, nowMs, [

@@ -75,6 +75,11 @@ export class KeyBuilder {
     };
   }
 
+  /** Pub/sub channel on which a new owner announces a takeover of this session. */
+  takeoverChannel(key: SessionKey): string {
+    return `${this.prefix}${this.sessionTag(key)}:takeover`;
+  }
+
   /** The identity index: every agent name holding data for `identity`. */
   identityIndex(identity: string): string {
     return `${this.prefix}{i.${encodeKeyPart(identity)}}:agents`;

@@ -14,7 +14,9 @@ describe('parseConfig', () => {
     expect(c.redis).toBeUndefined();
     expect(c.modelMode).toBe('offline');
     expect(c.io).toBe('text');
-    expect(c.metricsPort).toBe(0);
+    expect(c.metrics.port).toBe(0);
+    expect(c.policy).toMatchObject({ resumePolicy: 'ResumeIfPossible', rejoinTtlMs: 60_000, sessionTtlMs: 1_800_000 });
+    expect(c.encryptionKeys).toBeUndefined();
   });
 
   it('uses explicit dispatch when LIVEKIT_AGENT_NAME is set', () => {
@@ -36,6 +38,13 @@ describe('parseConfig', () => {
     expect(c.inference.apiKey).toBe('k');
   });
 
+  it('reads the session policy and an encryption keyring', () => {
+    const key = Buffer.alloc(32, 7).toString('base64');
+    const c = parseConfig({ ...base, RESUME_POLICY: 'AlwaysResume', REJOIN_TTL_MS: '15000', STORE_ENCRYPTION_KEYS: `k1:${key}` });
+    expect(c.policy).toMatchObject({ resumePolicy: 'AlwaysResume', rejoinTtlMs: 15_000 });
+    expect(c.encryptionKeys?.currentKeyId).toBe('k1');
+  });
+
   it('reads REDIS_URL with the default key prefix', () => {
     expect(parseConfig({ ...base, REDIS_URL: 'redis://127.0.0.1:6379' }).redis).toEqual({
       url: 'redis://127.0.0.1:6379',
@@ -55,6 +64,9 @@ describe('parseConfig', () => {
     ['voice without models', { ...base, AGENT_IO: 'voice' }, /AGENT_IO=voice needs models/],
     ['bad load threshold', { ...base, WORKER_LOAD_THRESHOLD: '2' }, /WORKER_LOAD_THRESHOLD must be a number in \(0, 1\]/],
     ['bad metrics port', { ...base, METRICS_PORT: 'abc' }, /METRICS_PORT must be a positive integer/],
+    ['bad resume policy', { ...base, RESUME_POLICY: 'Sometimes' }, /RESUME_POLICY must be one of/],
+    ['bad rejoin ttl', { ...base, REJOIN_TTL_MS: '1.5' }, /REJOIN_TTL_MS must be a whole number/],
+    ['bad encryption key', { ...base, STORE_ENCRYPTION_KEYS: 'k1:c2hvcnQ=' }, /STORE_ENCRYPTION_KEYS: key k1 must decode to 32 bytes/],
   ];
   for (const [name, env, re] of bad) {
     it(`rejects ${name} with a ConfigError naming the variable`, () => {

@@ -32,7 +32,7 @@ describe('worker on a real livekit-server', () => {
     const p = await TestParticipant.join(server, { identity: `user-${Date.now()}`, room, agentName });
     try {
       const greeting = await p.nthText(1, 60_000);
-      expect(greeting.text).toMatch(/nice to meet you/i);
+      expect(greeting.text).toMatch(/glad you're here/i);
       expect(greeting.from).toMatch(/^agent-/);
       console.log(`[figure] join → first greeting text: ${greeting.atMs - p.joinedAtMs} ms`);
 

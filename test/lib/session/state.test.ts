@@ -54,11 +54,30 @@ describe('transition', () => {
     expect(r.effects).toContain('suspend_session');
   });
 
-  it('a client-initiated leave goes to Disconnecting, then Disconnected', () => {
-    const r = run([
+  it('a client-initiated leave (refresh) goes to Disconnected but stays rejoinable for the rejoin window', () => {
+    const left: [LifecycleEvent, number][] = [
       [{ type: 'connect' }, T0],
       [{ type: 'started', resumed: false }, T0],
       [{ type: 'participant_left', reason: 'client_initiated' }, T0 + 1],
+    ];
+    const r = run(left);
+    expect(r.changes.map((c) => c.newState)).toEqual(['Connecting', 'Connected', 'Disconnected']);
+    expect(r.effects).toEqual(['load_session', 'schedule_tick', 'start_conversation', 'suspend_session', 'schedule_tick']);
+    expect(r.state.deadlineMs).toBe(T0 + 1 + 60_000);
+    const back = run([...left, [{ type: 'participant_rejoined' }, T0 + 30_000]]);
+    expect(back.changes.map((c) => c.newState)).toEqual(['Connecting', 'Connected', 'Disconnected', 'Connected']);
+    const expired = run([...left, [{ type: 'tick' }, T0 + 1 + 60_000]]);
+    expect(expired.state.name).toBe('Disconnected');
+    expect(expired.effects.at(-1)).toBe('close_session');
+    const late = run([...left, [{ type: 'tick' }, T0 + 1 + 60_000], [{ type: 'participant_rejoined' }, T0 + 70_000]]);
+    expect(late.changes.map((c) => c.newState)).toEqual(['Connecting', 'Connected', 'Disconnected']);
+  });
+
+  it('a deliberate end goes to Disconnecting, then Disconnected', () => {
+    const r = run([
+      [{ type: 'connect' }, T0],
+      [{ type: 'started', resumed: false }, T0],
+      [{ type: 'participant_left', reason: 'ended' }, T0 + 1],
       [{ type: 'closed' }, T0 + 2],
     ]);
     expect(r.changes.map((c) => c.newState)).toEqual(['Connecting', 'Connected', 'Disconnecting', 'Disconnected']);

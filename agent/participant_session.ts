@@ -1,0 +1,373 @@
+/**
+ * One participant's session inside one job: the lifecycle (pure `transition`), the resume
+ * decision and greeting (pure), and the write-through to the store. No LiveKit types here: the
+ * room bridge feeds it events and performs what it returns (speech, status messages, closing).
+ *
+ * Every store write goes through one queue, in order, so turns, context and state land in the
+ * order they happened, and the version/lease bookkeeping stays consistent.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Clock } from '../lib/clock.js';
+import { ConflictError } from '../lib/errors.js';
+import type { Logger } from '../lib/logger.js';
+import type { ContextSnapshot } from '../lib/context/snapshot.js';
+import { chooseGreeting, renderGreeting, type GreetingChoice } from '../lib/session/greeting.js';
+import { lastTopic, recordWithTurn } from '../lib/session/history.js';
+import type { SessionPolicy } from '../lib/session/policy.js';
+import {
+  newSessionRecord,
+  resumedRecord,
+  suspendedRecord,
+  type DisconnectReason,
+  type Profile,
+  type SessionRecord,
+  type SessionStateName,
+  type Turn,
+} from '../lib/session/record.js';
+import { decideResume, rejectMessage, type ResumeDecision } from '../lib/session/resume_policy.js';
+import { initialLifecycle, transition, type LifecycleEvent, type LifecycleState, type SessionStateChanged } from '../lib/session/state.js';
+import type { SessionKey } from '../lib/store/keys.js';
+import type { LeaseToken, SessionStore } from '../lib/store/session_store.js';
+import type { JobMetrics } from './metrics.js';
+
+/** How long a claim holds without renewal; renewed every third of it. @default 30 000 ms */
+export const DEFAULT_LEASE_MS = 30_000;
+
+/** Dependencies of {@link ParticipantSession}. */
+export interface ParticipantSessionOptions {
+  store: SessionStore;
+  key: SessionKey;
+  /** Unique id of this job (the lease owner). */
+  ownerId: string;
+  policy: SessionPolicy;
+  clock: Clock;
+  logger: Logger;
+  metrics: JobMetrics;
+  /** @default DEFAULT_LEASE_MS */
+  leaseMs?: number;
+  participantName?: string | null;
+  /** Called for every state change (status messages, logs). */
+  onStateChanged?: (ev: SessionStateChanged) => void;
+  /** Called when the lifecycle closes the conversation (rejoin window over, taken over). */
+  onClose?: (reason: DisconnectReason | 'rejoin_expired') => void;
+}
+
+/** What an arrival resolved to. */
+export interface Arrival {
+  decision: ResumeDecision;
+  greeting: GreetingChoice;
+  /** Text to say: the greeting, the reject message, or null (short drop). */
+  speech: string | null;
+  /** The record in force (null after a reject). */
+  record: SessionRecord | null;
+  /** True when history and context come from an earlier conversation. */
+  resumed: boolean;
+  /** The shared store did not answer in time; the agent works from memory. */
+  degraded: boolean;
+  /** The job whose live lease this arrival took over (another tab or device), or null. */
+  previousOwner: string | null;
+  /** This job's fencing token. */
+  fence: number;
+}
+
+/** See the module comment. */
+export class ParticipantSession {
+  private lifecycle: LifecycleState;
+  private record: SessionRecord | null = null;
+  private version = 0;
+  private lease: LeaseToken | null = null;
+  private lost = false;
+  private closed = false;
+  private queue: Promise<void> = Promise.resolve();
+  private saveQueued = false;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private readonly leaseMs: number;
+
+  constructor(private readonly o: ParticipantSessionOptions) {
+    this.leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS;
+    this.lifecycle = initialLifecycle(o.policy, o.clock.nowMs());
+  }
+
+  /** The lifecycle state name. */
+  get state(): SessionStateName {
+    return this.lifecycle.name;
+  }
+
+  /** The current record (a copy is not made: read only). */
+  get currentRecord(): SessionRecord | null {
+    return this.record;
+  }
+
+  /** True once a newer owner took the session over (this job must let go and write nothing). */
+  get isTakenOver(): boolean {
+    return this.lost;
+  }
+
+  private fire(event: LifecycleEvent): void {
+    const now = this.o.clock.nowMs();
+    const r = transition(this.lifecycle, event, now);
+    if (r.ignored !== undefined) {
+      this.o.logger.debug({ ignored: r.ignored }, 'lifecycle event ignored');
+      return;
+    }
+    this.lifecycle = r.state;
+    for (const e of r.effects) {
+      switch (e.type) {
+        case 'emit':
+          this.o.onStateChanged?.(e.event);
+          break;
+        case 'schedule_tick':
+          this.scheduleTick(e.atMs - now);
+          break;
+        case 'close_session':
+          this.o.onClose?.(e.reason);
+          break;
+        case 'release_lease':
+          this.releaseLease();
+          break;
+        // load_session / start_conversation / suspend_session / notify_error are performed by
+        // the methods that fired the event (they need its inputs and outputs).
+        default:
+          break;
+      }
+    }
+  }
+
+  private scheduleTick(inMs: number): void {
+    clearTimeout(this.tickTimer);
+    this.tickTimer = setTimeout(() => this.fire({ type: 'tick' }), Math.max(0, inMs));
+    this.tickTimer.unref();
+  }
+
+  /**
+   * The participant arrived (first link in this job): claim, decide, prepare the greeting and
+   * persist the new state. Bounded by the store's greeting bound.
+   */
+  async arrive(): Promise<Arrival> {
+    this.fire({ type: 'connect' });
+    const { store, key, clock, policy } = this.o;
+    const startedMs = clock.nowMs();
+    const claim = await store.resumeAndClaim(key, this.o.ownerId, startedMs, this.leaseMs, 'takeover');
+    this.o.metrics.observe('pva_store_latency_seconds', (clock.nowMs() - startedMs) / 1000, { op: 'resume_claim' });
+    const nowMs = clock.nowMs();
+    if (claim.status === 'busy') throw new Error('claim in takeover mode returned busy'); // cannot happen
+    const storeAvailable = claim.storeAvailable ?? true;
+    const stored = claim.record.status === 'found' ? claim.record.record : null;
+    const profile: Profile | null = claim.profile;
+    this.lease = claim.lease;
+    this.version = claim.version;
+    const decision = decideResume({
+      record: claim.record.status === 'invalid' ? { rejected: claim.record.why } : stored,
+      profile,
+      policy,
+      reason: null,
+      nowMs,
+      storeAvailable,
+    });
+    this.o.metrics.inc('pva_resume_decisions_total', { kind: decision.kind, why: decision.why });
+    const degraded = !storeAvailable;
+
+    if (decision.kind === 'reject') {
+      // AlwaysResume could not resume: tell the participant, go to Error, change nothing stored.
+      const message = rejectMessage(decision);
+      this.fire({ type: 'start_failed', code: 'resume_failed', message });
+      return { decision, greeting: { kind: 'none', why: 'rejected' }, speech: message, record: null, resumed: false, degraded, previousOwner: null, fence: claim.lease.fence };
+    }
+
+    const storedWithTopic = stored && { ...stored, lastTopic: lastTopic(stored.history) ?? stored.lastTopic };
+    const greeting = chooseGreeting(decision, storedWithTopic, profile, nowMs);
+    let record: SessionRecord;
+    if (decision.kind === 'resume' && storedWithTopic) {
+      record = resumedRecord(storedWithTopic, nowMs, decision.why === 'within_session_ttl');
+    } else {
+      if (stored) {
+        // The previous conversation is over (expired, or AlwaysFresh): archive it, start anew.
+        await this.write('end_previous', async () => {
+          await store.end(suspendedRecord(stored, nowMs, 'ended'), this.version, this.lease!, nowMs);
+          // `end` releases the lease: claim the (now empty) session again for the new conversation.
+          const again = await store.resumeAndClaim(key, this.o.ownerId, nowMs, this.leaseMs, 'takeover');
+          if (again.status === 'claimed') {
+            this.lease = again.lease;
+            this.version = again.version;
+          }
+        });
+      }
+      record = newSessionRecord({
+        agentName: key.agentName,
+        identity: key.identity,
+        sessionId: randomUUID(),
+        nowMs,
+        profile,
+        participantName: this.o.participantName ?? null,
+      });
+    }
+    this.record = {
+      ...record,
+      state: 'Connected',
+      owner: { ownerId: this.o.ownerId, fence: this.lease.fence, leaseExpiresAtMs: nowMs + this.leaseMs },
+    };
+    this.queueSave();
+    this.fire({ type: 'started', resumed: decision.kind === 'resume' });
+    this.startRenewal();
+    if (greeting.kind !== 'none') this.o.metrics.inc('pva_sessions_started_total', { greeting: greeting.kind });
+    return {
+      decision,
+      greeting,
+      speech: renderGreeting(greeting, this.record.participantName),
+      record: this.record,
+      resumed: decision.kind === 'resume',
+      degraded,
+      previousOwner: claim.previousOwner,
+      fence: this.lease.fence,
+    };
+  }
+
+  /** The participant's connection ended (`reason` mapped from LiveKit's disconnect reason). */
+  left(reason: DisconnectReason): void {
+    if (this.lost || this.closed || this.record === null) return;
+    const before = this.lifecycle.name;
+    this.fire({ type: 'participant_left', reason });
+    if (this.lifecycle.name === before) return;
+    const nowMs = this.o.clock.nowMs();
+    // Persisted with the lease kept: the job waits for a rejoin until the window ends.
+    this.record = { ...this.record, state: this.lifecycle.name, lastSeenAt: Math.max(this.record.lastSeenAt, nowMs), disconnectedAt: nowMs, disconnectReason: reason };
+    this.queueSave();
+  }
+
+  /**
+   * The same identity is back in this room. Returns the greeting to say (or null), or
+   * `undefined` when the rejoin came too late (the lifecycle has closed the conversation).
+   */
+  rejoined(): { greeting: GreetingChoice; speech: string | null } | undefined {
+    if (this.lost || this.closed || this.record === null) return undefined;
+    const before = this.record;
+    this.fire({ type: 'participant_rejoined' });
+    if (this.lifecycle.name !== 'Connected') return undefined;
+    const nowMs = this.o.clock.nowMs();
+    const decision = decideResume({ record: before, profile: null, policy: this.o.policy, reason: before.disconnectReason, nowMs, storeAvailable: true });
+    const greeting = chooseGreeting(decision, before, null, nowMs);
+    this.o.metrics.inc('pva_reconnects_total');
+    this.o.metrics.inc('pva_resume_decisions_total', { kind: decision.kind, why: decision.why });
+    if (greeting.kind !== 'none') this.o.metrics.inc('pva_sessions_started_total', { greeting: greeting.kind });
+    this.record = { ...resumedRecord(before, nowMs, false), state: 'Connected' };
+    this.queueSave();
+    return { greeting, speech: renderGreeting(greeting, this.record.participantName) };
+  }
+
+  /** A turn was said (user or assistant): kept in the record and appended to the store at once. */
+  persistTurn(turn: Turn): void {
+    if (this.lost || this.closed || this.record === null) return;
+    const next = recordWithTurn(this.record, turn);
+    if (next === this.record) return; // duplicate turn id
+    this.record = next;
+    void this.write('append_turn', async () => {
+      this.version = await this.o.store.appendTurn(this.o.key, turn, this.lease!);
+    });
+  }
+
+  /** The dynamic context changed: kept in the record and saved. */
+  updateContext(snapshot: ContextSnapshot): void {
+    if (this.lost || this.closed || this.record === null) return;
+    this.record = { ...this.record, context: snapshot };
+    this.queueSave();
+  }
+
+  /** Another job took the session over: stop writing, close. */
+  takenOver(): void {
+    if (this.lost) return;
+    this.lost = true;
+    this.stopTimers();
+    this.o.metrics.inc('pva_takeovers_total');
+    this.fire({ type: 'taken_over' });
+  }
+
+  /**
+   * Ends this job's hold: suspends the record (archive copy, lease released) so any job can
+   * resume it within the session TTL. Waits for every queued write first.
+   */
+  async suspend(reason: DisconnectReason): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopTimers();
+    const record = this.record;
+    if (this.lost || record === null || this.lease === null) {
+      await this.queue;
+      return;
+    }
+    const nowMs = this.o.clock.nowMs();
+    const keepReason = record.disconnectReason ?? reason;
+    const suspended = suspendedRecord(record, record.disconnectedAt ?? nowMs, keepReason);
+    this.record = suspended;
+    await this.write('suspend', async () => {
+      this.version = await this.o.store.suspend(suspended, this.version, this.lease!, nowMs);
+    });
+    await this.queue;
+  }
+
+  /** Waits for every queued write (tests, shutdown). */
+  drain(): Promise<void> {
+    return this.queue;
+  }
+
+  private queueSave(): void {
+    if (this.saveQueued) return;
+    this.saveQueued = true;
+    void this.write('save', async () => {
+      this.saveQueued = false;
+      if (this.record === null || this.closed) return;
+      this.version = await this.o.store.save(this.record, this.version, this.lease!);
+    });
+  }
+
+  /** Runs `op` after every earlier write; a lost lease turns into a takeover; errors are logged. */
+  private write(op: string, fn: () => Promise<void>): Promise<void> {
+    const run = async () => {
+      if (this.lost) return;
+      const t0 = this.o.clock.nowMs();
+      try {
+        await fn();
+        this.o.metrics.observe('pva_store_latency_seconds', (this.o.clock.nowMs() - t0) / 1000, { op });
+      } catch (err) {
+        if (err instanceof ConflictError && err.code === 'lease_lost') {
+          this.o.logger.warn({ op }, 'session lease lost to a newer owner');
+          this.takenOver();
+          return;
+        }
+        this.o.metrics.inc('pva_store_errors_total', { op });
+        this.o.logger.error({ op, error: err instanceof Error ? err.message : String(err) }, 'session store write failed');
+      }
+    };
+    this.queue = this.queue.then(run);
+    return this.queue;
+  }
+
+  private startRenewal(): void {
+    const everyMs = Math.max(1_000, Math.floor(this.leaseMs / 3));
+    this.renewTimer = setInterval(() => {
+      void this.write('renew_lease', async () => {
+        const ok = await this.o.store.renewLease(this.o.key, this.lease!, this.o.clock.nowMs(), this.leaseMs);
+        if (!ok) throw new ConflictError('lease_lost', 'lease moved');
+      });
+    }, everyMs);
+    this.renewTimer.unref();
+  }
+
+  private releaseLease(): void {
+    const lease = this.lease;
+    if (lease === null || this.lost) return;
+    void this.write('release', async () => {
+      await this.o.store.release(this.o.key, lease);
+    });
+  }
+
+  private stopTimers(): void {
+    clearTimeout(this.tickTimer);
+    clearInterval(this.renewTimer);
+  }
+
+  /** Stops timers without writing (the job is going away after a crash-like end). */
+  dispose(): void {
+    this.stopTimers();
+  }
+}

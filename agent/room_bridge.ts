@@ -1,0 +1,103 @@
+/**
+ * The thin edge between a LiveKit room and `lib/`: maps room events to the participant
+ * session, data messages to the dynamic-context receiver, and sends the agent's replies
+ * (context acknowledgements, session status) back as data messages.
+ */
+import { DisconnectReason as RtcDisconnectReason, RoomEvent, type RemoteParticipant, type Room } from '@livekit/rtc-node';
+import { CONTEXT_TOPIC, SESSION_TOPIC } from '../lib/attributes.js';
+import type { ContextReceiver, ContextReplyTransport } from '../lib/context/receiver.js';
+import type { Logger } from '../lib/logger.js';
+import type { DisconnectReason } from '../lib/session/record.js';
+import { encodeSessionStatus, type SessionStatusMessage } from '../lib/session_messages.js';
+import type { JobMetrics } from './metrics.js';
+
+/** Maps LiveKit's disconnect reason to ours. */
+export function mapDisconnectReason(reason: RtcDisconnectReason | undefined): DisconnectReason {
+  switch (reason) {
+    case RtcDisconnectReason.CLIENT_INITIATED:
+      return 'client_initiated';
+    case RtcDisconnectReason.ROOM_DELETED:
+    case RtcDisconnectReason.ROOM_CLOSED:
+    case RtcDisconnectReason.SERVER_SHUTDOWN:
+      return 'room_closed';
+    case RtcDisconnectReason.PARTICIPANT_REMOVED:
+      return 'ended';
+    case RtcDisconnectReason.UNKNOWN_REASON:
+    case undefined:
+      return 'unknown';
+    default:
+      // SIGNAL_CLOSE, DUPLICATE_IDENTITY (a newer connection of the same identity), MIGRATION, …
+      return 'network';
+  }
+}
+
+/** Sends data messages to one participant, reliably; failures are logged, never thrown. */
+export class RoomMessenger implements ContextReplyTransport {
+  constructor(
+    private readonly room: Room,
+    private readonly logger: Logger,
+  ) {}
+
+  private async send(identity: string, payload: Uint8Array, topic: string): Promise<void> {
+    const local = this.room.localParticipant;
+    if (!local || !this.room.isConnected) return;
+    try {
+      await local.publishData(payload, { reliable: true, destination_identities: [identity], topic });
+    } catch (err) {
+      this.logger.warn({ topic, error: err instanceof Error ? err.message : 'unknown' }, 'data message not sent');
+    }
+  }
+
+  /** Context acknowledgements / rejections / welcomes (receiver transport). */
+  reply(identity: string, payload: Uint8Array): Promise<void> {
+    return this.send(identity, payload, CONTEXT_TOPIC);
+  }
+
+  /** A session status message. */
+  status(identity: string, msg: SessionStatusMessage): Promise<void> {
+    return this.send(identity, encodeSessionStatus(msg), SESSION_TOPIC);
+  }
+}
+
+/** Callbacks of {@link bridgeRoom}. */
+export interface RoomBridgeHandlers {
+  /** The tracked identity left the room. */
+  onLeft(reason: DisconnectReason): void;
+  /** The tracked identity joined again (same room, same job). */
+  onRejoined(participant: RemoteParticipant): void;
+}
+
+/**
+ * Wires room events for the participant `identity`: leave / rejoin, and dynamic-context data
+ * messages (from anyone: the receiver authorises). Returns the unsubscribe function.
+ */
+export function bridgeRoom(
+  room: Room,
+  identity: string,
+  receiver: ContextReceiver,
+  metrics: JobMetrics,
+  logger: Logger,
+  handlers: RoomBridgeHandlers,
+): () => void {
+  const onConnected = (p: RemoteParticipant) => {
+    if (p.identity === identity) handlers.onRejoined(p);
+  };
+  const onDisconnected = (p: RemoteParticipant) => {
+    if (p.identity === identity) handlers.onLeft(mapDisconnectReason(p.disconnectReason));
+  };
+  const onData = (payload: Uint8Array, participant?: RemoteParticipant, _kind?: unknown, topic?: string) => {
+    if (topic !== CONTEXT_TOPIC) return;
+    const sender = participant ? { identity: participant.identity, attributes: participant.attributes } : undefined;
+    const result = receiver.handle(payload, sender);
+    metrics.inc('pva_context_messages_total', { result: result.ok ? (result.queued ? 'queued' : 'applied') : result.reason });
+    if (!result.ok) logger.warn({ reason: result.reason, fromServer: sender === undefined }, 'dynamic context message rejected');
+  };
+  room.on(RoomEvent.ParticipantConnected, onConnected);
+  room.on(RoomEvent.ParticipantDisconnected, onDisconnected);
+  room.on(RoomEvent.DataReceived, onData);
+  return () => {
+    room.off(RoomEvent.ParticipantConnected, onConnected);
+    room.off(RoomEvent.ParticipantDisconnected, onDisconnected);
+    room.off(RoomEvent.DataReceived, onData);
+  };
+}
