@@ -120,6 +120,21 @@ describe('ContextPublisher: conversation lifecycle', () => {
     expect(fresh.receiver.canonicalText()).toBe('A is 1');
   });
 
+  it('resends an unacknowledged revision after ackTimeoutMs when a packet was lost without a disconnect', async () => {
+    const h = await readyHarness();
+    h.publisher.addEvent('only once');
+    h.toAgent = []; // lost
+    h.timers.advance(2_999);
+    expect(h.toAgent).toEqual([]);
+    h.timers.advance(1);
+    expect(sent(h)).toMatchObject([{ kind: 'op', rev: 1, op: { type: 'addEvent' } }]);
+    h.settle();
+    h.timers.advance(10_000);
+    h.settle();
+    expect(h.receiver.canonicalText()).toBe('only once');
+    expect(h.publisher.unackedRevisions()).toEqual([]);
+  });
+
   it('answers a revision_gap reject with one sync', async () => {
     const h = await readyHarness();
     h.publisher.setState('A', '1');
