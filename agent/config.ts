@@ -80,6 +80,7 @@ const envSchema = z.object({
   METRICS_HOST: z.string().optional().default('0.0.0.0'),
   STORE_ENCRYPTION_KEYS: optionalString,
   STORE_GREETING_BOUND_MS: positiveInt(500).optional(),
+  MIN_REGREET_GAP_MS: positiveInt(5_000).optional(),
 });
 
 /** How the agent gets its models. */
@@ -108,6 +109,8 @@ export interface Config {
   encryptionKeys: Keyring | undefined;
   /** Bound of every store call on the greeting path, ms. @default 500 */
   greetingBoundMs: number;
+  /** A participant back within this long after leaving is not greeted again, ms. @default 5 000 */
+  minRegreetGapMs: number;
 }
 
 /** Environment variables as read (strings). */
@@ -173,6 +176,7 @@ export function parseConfig(env: Env): Config {
     policy,
     encryptionKeys,
     greetingBoundMs: e.STORE_GREETING_BOUND_MS ?? 500,
+    minRegreetGapMs: e.MIN_REGREET_GAP_MS ?? 5_000,
   };
 }
 

@@ -69,6 +69,7 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
     logger: log,
     metrics,
     participantName: participant.name || null,
+    minRegreetGapMs: config.minRegreetGapMs,
     onStateChanged: (ev) => {
       log.info({ from: ev.oldState, to: ev.newState, cause: ev.cause }, 'session state changed');
       if (ev.newState !== 'Connected') void status(); // Connected is announced with its greeting

@@ -45,6 +45,8 @@ export interface ParticipantSessionOptions {
   metrics: JobMetrics;
   /** @default DEFAULT_LEASE_MS */
   leaseMs?: number;
+  /** A rejoin sooner than this after leaving gets no greeting. @default DEFAULT_MIN_REGREET_GAP_MS (5 000 ms) */
+  minRegreetGapMs?: number;
   participantName?: string | null;
   /** Called for every state change (status messages, logs). */
   onStateChanged?: (ev: SessionStateChanged) => void;
@@ -176,7 +178,7 @@ export class ParticipantSession {
     }
 
     const storedWithTopic = stored && { ...stored, lastTopic: lastTopic(stored.history) ?? stored.lastTopic };
-    const greeting = chooseGreeting(decision, storedWithTopic, profile, nowMs);
+    const greeting = chooseGreeting(decision, storedWithTopic, profile, nowMs, this.greetingOpts());
     let record: SessionRecord;
     if (decision.kind === 'resume' && storedWithTopic) {
       record = resumedRecord(storedWithTopic, nowMs, decision.why === 'within_session_ttl');
@@ -246,7 +248,7 @@ export class ParticipantSession {
     if (this.lifecycle.name !== 'Connected') return undefined;
     const nowMs = this.o.clock.nowMs();
     const decision = decideResume({ record: before, profile: null, policy: this.o.policy, reason: before.disconnectReason, nowMs, storeAvailable: true });
-    const greeting = chooseGreeting(decision, before, null, nowMs);
+    const greeting = chooseGreeting(decision, before, null, nowMs, this.greetingOpts());
     this.o.metrics.inc('pva_reconnects_total');
     this.o.metrics.inc('pva_resume_decisions_total', { kind: decision.kind, why: decision.why });
     if (greeting.kind !== 'none') this.o.metrics.inc('pva_sessions_started_total', { greeting: greeting.kind });
@@ -308,6 +310,10 @@ export class ParticipantSession {
   /** Waits for every queued write (tests, shutdown). */
   drain(): Promise<void> {
     return this.queue;
+  }
+
+  private greetingOpts(): { minRegreetGapMs?: number } {
+    return this.o.minRegreetGapMs === undefined ? {} : { minRegreetGapMs: this.o.minRegreetGapMs };
   }
 
   private queueSave(): void {
