@@ -1,18 +1,20 @@
 import { DEFAULT_HISTORY_LIMITS, appendTurns, lastTopic } from '../session/history.js';
 import type { HistoryLimits } from '../session/history.js';
 import { DEFAULT_PROFILE_TTL_MS, DEFAULT_SESSION_TTL_MS } from '../session/policy.js';
-import { parseProfile, parseSessionRecord, profileFromRecord, turnSchema } from '../session/record.js';
+import { parseProfile, profileFromRecord, turnSchema } from '../session/record.js';
 import type { Profile, SessionRecord, Turn } from '../session/record.js';
 import type { PayloadCipher } from './crypto.js';
+import { parseStoredRecord, toStoredRecord } from './record_wire.js';
 import { sessionKeyId } from './keys.js';
 import type { SessionKey } from './keys.js';
 import { DEFAULT_ARCHIVE_MAX_COUNT, DEFAULT_ARCHIVE_TTL_MS, DEFAULT_MAX_PENDING_TURNS } from './session_store.js';
 import type { ArchivedSession, RecordRead, StoreOptions } from './session_store.js';
 
 /**
- * Payload encoding shared by the adapters: JSON, optionally sealed (AES-256-GCM) with the slot
- * (kind + session key) as authenticated data. Every read is validated with zod, and the record
- * must belong to the key it was read from.
+ * Payload encoding shared by the adapters: JSON (records in their stored form, turns as columns:
+ * `record_wire.ts`), optionally sealed (AES-256-GCM) with the slot (kind + session key) as
+ * authenticated data. Every read is validated with zod, and the record must belong to the key it
+ * was read from. Without a cipher no sealing code runs.
  */
 
 /** Store options with defaults applied. */
@@ -72,7 +74,7 @@ export class PayloadCodec {
 
   /** Payload of a record. */
   encodeRecord(record: SessionRecord): string {
-    return this.encode('rec', record, record);
+    return this.encode('rec', record, toStoredRecord(record));
   }
 
   /** Payload of a turn. */
@@ -89,7 +91,7 @@ export class PayloadCodec {
   decodeRecordPayload(key: SessionKey, payload: string): Decoded<SessionRecord> {
     const raw = this.decode('rec', key, payload);
     if (!raw.ok) return raw;
-    const parsed = parseSessionRecord(raw.value);
+    const parsed = parseStoredRecord(raw.value);
     if (!parsed.ok) return parsed;
     if (parsed.value.agentName !== key.agentName || parsed.value.identity !== key.identity) return { ok: false, why: 'record_invalid' };
     return parsed;
@@ -111,7 +113,9 @@ export class PayloadCodec {
       if (!t.success) return { status: 'invalid', why: 'record_invalid' };
       turns.push(t.data);
     }
-    let record: SessionRecord = { ...rec.value, version };
+    // rec.value is a fresh object of our own (decoded above): set fields in place, no copy.
+    let record: SessionRecord = rec.value;
+    record.version = version;
     if (turns.length > 0) {
       const history = appendTurns(record.history, turns, limits);
       const lastAtMs = turns.reduce((m, t) => Math.max(m, t.createdAtMs), record.lastSeenAt);

@@ -116,8 +116,9 @@ export class RedisSessionStore implements SessionStore {
     const rec = strOrNull(reply, 4);
     // First claim of this key: make it findable by forget(identity) (second round trip, once).
     if (fence === 1) await this.index(key);
-    let record = this.codec.decodeRecord(key, rec, strList(reply, 6), version, this.opts.historyLimits);
-    if (record.status === 'found') record = { status: 'found', record: { ...record.record, owner: { ownerId: owner, fence, leaseExpiresAtMs: nowMs + leaseMs } } };
+    const record = this.codec.decodeRecord(key, rec, strList(reply, 6), version, this.opts.historyLimits);
+    // A found record is a fresh object decoded for this call: set the new lease in place.
+    if (record.status === 'found') record.record.owner = { ownerId: owner, fence, leaseExpiresAtMs: nowMs + leaseMs };
     return {
       status: 'claimed',
       lease: { owner, fence },
