@@ -3,6 +3,7 @@
 #  - when LIVEKIT_URL is not configured (environment or .env): starts a local livekit-server
 #    with livekit.yaml and uses the development key from .env.development;
 #  - makes sure a Redis answers (REDIS_URL) so sessions are shared across jobs;
+#  - starts the token service + web client (`tsx web/server/main.ts`, http://127.0.0.1:8080);
 #  - runs the worker in dev mode (`tsx agent/main.ts dev`).
 # Ctrl-C stops everything it started.
 set -euo pipefail
@@ -37,7 +38,10 @@ if ! configured REDIS_URL; then
   echo "dev: sessions are shared through Redis at $REDIS_URL" >&2
 fi
 
-echo "dev: join with a token from: npm run token -- --identity <you> --room <room>" >&2
+# The token service + web client next to the worker (same environment: LiveKit, Redis, agent name).
+node_modules/.bin/tsx web/server/main.ts &
+pids+=("$!")
+echo "dev: web client on http://127.0.0.1:${WEB_PORT:-8080}; or join with a token from: npm run token -- --identity <you> --room <room>" >&2
 node_modules/.bin/tsx agent/main.ts dev &
 pids+=("$!")
 wait "${pids[-1]}"

@@ -7,7 +7,8 @@
  * for what a user would see, with deadlines.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -84,10 +85,16 @@ afterAll(async () => {
   }
 });
 
-afterEach((ctx) => {
-  if (ctx.task.result?.state !== 'fail') return;
-  for (const [, lines] of pageLogs) console.log(`--- page log ---\n${lines.slice(-60).join('\n')}`);
-  console.log(`--- worker output (tail) ---\n${worker.output().slice(-4000)}`);
+afterEach(async (ctx) => {
+  const failed = ctx.task.result?.state === 'fail';
+  if (failed) for (const [, lines] of pageLogs) console.log(`--- page log ---\n${lines.slice(-60).join('\n')}`);
+  pageLogs.clear();
+  // Close this test's visitors: their pages leave their rooms and the agent jobs end.
+  await Promise.allSettled(contexts.splice(0).map((c) => c.close()));
+  if (!failed) return;
+  const file = join(tmpdir(), `pva-web-e2e-worker-${process.pid}.log`);
+  writeFileSync(file, worker.output());
+  console.log(`--- worker output: ${file} ---`);
 });
 
 // ---------------------------------------------------------------- helpers

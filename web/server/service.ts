@@ -376,6 +376,9 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
           status = 503;
           sendJson(res, 503, { ok: false, error: 'service_unavailable', reason: 'store_unavailable' });
         }
+      } else if (path === '/favicon.ico') {
+        res.writeHead(204, { 'cache-control': 'max-age=86400' });
+        res.end();
       } else if ((req.method === 'GET' || req.method === 'HEAD') && serveStatic(path, res)) {
         // streamed
       } else {
