@@ -1,7 +1,9 @@
 /**
- * The `voice.Agent`: its instructions and, on resume, the chat context it starts from.
+ * The `voice.Agent`: its instructions, the chat context it starts from on resume, and the hook
+ * that brings pending dynamic context into the model's input before it answers a user turn.
  */
 import { llm, voice } from '@livekit/agents';
+import { isContextMessageId } from './context_sink.js';
 
 /** Base instructions of the assistant. */
 export const ASSISTANT_INSTRUCTIONS = [
@@ -14,18 +16,35 @@ export const ASSISTANT_INSTRUCTIONS = [
 
 /** Options of {@link Assistant}. */
 export interface AssistantOptions {
-  /** The chat context to start from (restored history, dynamic context). @default empty */
+  /** The chat context to start from (restored history). @default empty */
   chatCtx?: llm.ChatContext;
   /** Extra instructions appended to {@link ASSISTANT_INSTRUCTIONS}. */
   extraInstructions?: string;
+  /**
+   * Runs before the reply to a spoken user turn: flushes coalesced dynamic-context updates so
+   * the answer sees them (coalescing may delay the context, never past a user turn).
+   */
+  beforeUserTurn?: () => Promise<void>;
 }
 
 /** The project's agent. */
 export class Assistant extends voice.Agent {
+  private readonly beforeUserTurn: (() => Promise<void>) | undefined;
+
   constructor(opts: AssistantOptions = {}) {
     super({
       instructions: opts.extraInstructions ? `${ASSISTANT_INSTRUCTIONS}\n${opts.extraInstructions}` : ASSISTANT_INSTRUCTIONS,
       chatCtx: opts.chatCtx ?? llm.ChatContext.empty(),
     });
+    this.beforeUserTurn = opts.beforeUserTurn;
+  }
+
+  override async onUserTurnCompleted(turnCtx: llm.ChatContext, newMessage: llm.ChatMessage): Promise<void> {
+    if (this.beforeUserTurn === undefined) return super.onUserTurnCompleted(turnCtx, newMessage);
+    await this.beforeUserTurn();
+    // The reply is generated from `turnCtx`, a copy taken before the flush: bring the dynamic
+    // context messages over from the agent's (now current) chat context.
+    for (const item of [...turnCtx.items]) if (isContextMessageId(item.id)) turnCtx.remove(item.id);
+    for (const item of this.chatCtx.items) if (isContextMessageId(item.id)) turnCtx.items.push(item);
   }
 }

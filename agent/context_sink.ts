@@ -20,6 +20,11 @@ export const DYNAMIC_CONTEXT_MESSAGE_ID = 'pva-dynamic-context';
 /** Id prefix of the update messages (Appends). */
 export const CONTEXT_UPDATE_ID_PREFIX = 'pva-context-update-';
 
+/** True for the ids of the messages this sink writes (the dynamic context and its updates). */
+export function isContextMessageId(id: string): boolean {
+  return id === DYNAMIC_CONTEXT_MESSAGE_ID || id.startsWith(CONTEXT_UPDATE_ID_PREFIX);
+}
+
 /** The part of `voice.Agent` the sink uses. */
 export interface ChatContextOwner {
   readonly chatCtx: llm.ChatContext;

@@ -45,7 +45,7 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
   log.info({ ...pii({ identity }), resumePolicy: policy.resumePolicy, overridden, ignoredOverride }, 'participant linked');
 
   const messenger = new RoomMessenger(ctx.room, log);
-  const { store, takeover } = stores;
+  const { store, notices } = stores;
   let finishing: Promise<void> | undefined;
   let agentSession: voice.AgentSession | undefined;
   let arrival: Arrival | undefined;
@@ -87,7 +87,9 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
   const finish = (reason: DisconnectReason | 'rejoin_expired'): Promise<void> => {
     finishing ??= (async () => {
       log.info({ reason }, 'conversation closing');
-      if (reason === 'taken_over') {
+      if (reason === 'ended' && ps.isTakenOver) {
+        // Forgotten: nothing may be written back.
+      } else if (reason === 'taken_over') {
         await status({ error: { code: 'taken_over', message: TAKEN_OVER_MESSAGE } });
         await agentSession?.say(TAKEN_OVER_MESSAGE).waitForPlayout().catch(() => undefined);
       } else {
@@ -104,28 +106,40 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
     await ps.drain();
     offHealth();
     metrics.gauge('pva_active_sessions', 0);
-    await takeover?.close();
+    await notices?.close();
     await store.dispose();
     await metrics.close();
   });
 
-  // Listen for a newer owner before claiming, so no announcement can slip between the two.
-  const watching = takeover
-    ?.watch(key, (n) => {
-      if (n.owner !== ownerId) {
+  // Listen for notices before claiming, so no announcement can slip between the two.
+  const watching = notices
+    ?.watch(identity, (n) => {
+      if (n.kind === 'takeover' && n.agentName === key.agentName && n.owner !== ownerId) {
         log.info({ newOwner: n.owner }, 'session taken over by a newer arrival');
         ps.takenOver();
+      } else if (n.kind === 'forget') {
+        log.info({}, 'identity forgotten: dropping this job\'s copy');
+        ps.forgotten();
+        void store.forget(identity).then(() => finish('ended'));
       }
     })
-    .catch((err: unknown) => log.warn({ error: err instanceof Error ? err.message : 'unknown' }, 'takeover notices unavailable'));
+    .catch((err: unknown) => log.warn({ error: err instanceof Error ? err.message : 'unknown' }, 'session notices unavailable'));
   const claimed = ps.arrive();
   await watching;
   arrival = await claimed;
-  if (arrival.previousOwner !== null) void takeover?.announce(key, ownerId, arrival.fence);
+  if (arrival.previousOwner !== null) void notices?.announceTakeover(key, ownerId, arrival.fence);
 
   const restored = arrival.resumed && arrival.record ? arrival.record : null;
-  const agent = new Assistant({ chatCtx: restored ? historyToChatContext(restored.history) : llm.ChatContext.empty() });
-  const receiver = new ContextReceiver({
+  // The receiver is created right after the agent; the agent's hook only runs once it exists.
+  let receiver: ContextReceiver | undefined;
+  const flushContext = async () => {
+    await receiver?.flush();
+  };
+  const agent = new Assistant({
+    chatCtx: restored ? historyToChatContext(restored.history) : llm.ChatContext.empty(),
+    beforeUserTurn: flushContext,
+  });
+  receiver = new ContextReceiver({
     participantIdentity: identity,
     sink: new AgentContextSink(agent),
     transport: messenger,
@@ -178,6 +192,12 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
       textEnabled: true,
       // A refresh or drop must not end the conversation: the rejoin window decides (ParticipantSession).
       closeOnDisconnect: false,
+      // Typed input: like the default, but pending dynamic context reaches the model first.
+      textInputCallback: async (sess, ev) => {
+        await flushContext();
+        sess.interrupt();
+        sess.generateReply({ userInput: ev.text });
+      },
     },
     outputOptions: { audioEnabled: !text, transcriptionEnabled: true },
   });

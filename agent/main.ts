@@ -4,7 +4,7 @@
  *   tsx agent/main.ts dev | start | connect --room <name>
  *   node dist/agent/main.js start
  */
-import { AutoSubscribe, ServerOptions, cli, defineAgent, log, type JobContext, type JobProcess } from '@livekit/agents';
+import { AutoSubscribe, ServerOptions, cli, defineAgent, log, type AgentServer, type JobContext, type JobProcess } from '@livekit/agents';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
@@ -66,5 +66,6 @@ cli.runApp(
     apiSecret: config.livekit.apiSecret,
     ...(config.worker.loadThreshold !== undefined ? { loadThreshold: config.worker.loadThreshold } : {}),
     ...(config.worker.idleProcesses !== undefined ? { numIdleProcesses: config.worker.idleProcesses } : {}),
+    ...(config.worker.maxJobs > 0 ? { loadFunc: async (server: AgentServer) => server.activeJobs.length / config.worker.maxJobs } : {}),
   }),
 );

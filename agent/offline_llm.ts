@@ -3,7 +3,7 @@
  * statement that it is offline, so the demo and the tests run with no network.
  */
 import { DEFAULT_API_CONNECT_OPTIONS, llm, type APIConnectOptions } from '@livekit/agents';
-import { CONTEXT_UPDATE_ID_PREFIX, DYNAMIC_CONTEXT_MESSAGE_ID } from './context_sink.js';
+import { DYNAMIC_CONTEXT_MESSAGE_ID, isContextMessageId } from './context_sink.js';
 
 /** The first words of every offline reply; clients and tests can recognise it. */
 export const OFFLINE_REPLY_PREFIX = '[offline mode]';
@@ -23,7 +23,7 @@ export function offlineReply(userText: string | undefined, contextLines: readonl
 function contextLinesOf(ctx: llm.ChatContext): string[] {
   const lines: string[] = [];
   for (const item of ctx.items) {
-    if (item.type !== 'message' || (item.id !== DYNAMIC_CONTEXT_MESSAGE_ID && !item.id.startsWith(CONTEXT_UPDATE_ID_PREFIX))) continue;
+    if (item.type !== 'message' || !isContextMessageId(item.id)) continue;
     const body = (item.textContent ?? '').split('\n');
     if (item.id === DYNAMIC_CONTEXT_MESSAGE_ID) body.shift(); // header line
     lines.push(...body.map((l) => l.trim()).filter((l) => l !== ''));

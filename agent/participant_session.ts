@@ -284,6 +284,13 @@ export class ParticipantSession {
     this.fire({ type: 'taken_over' });
   }
 
+  /** The identity was erased elsewhere: stop writing at once (the caller erases the local copy). */
+  forgotten(): void {
+    this.lost = true;
+    this.closed = true;
+    this.stopTimers();
+  }
+
   /**
    * Ends this job's hold: suspends the record (archive copy, lease released) so any job can
    * resume it within the session TTL. Waits for every queued write first.
@@ -349,7 +356,9 @@ export class ParticipantSession {
   }
 
   private startRenewal(): void {
-    const everyMs = Math.max(1_000, Math.floor(this.leaseMs / 3));
+    // Renewal also keeps the stored session alive (its TTL restarts), so it must come well
+    // within both the lease and the session TTL.
+    const everyMs = Math.max(250, Math.floor(Math.min(this.leaseMs, this.o.policy.sessionTtlMs) / 3));
     this.renewTimer = setInterval(() => {
       void this.write('renew_lease', async () => {
         const ok = await this.o.store.renewLease(this.o.key, this.lease!, this.o.clock.nowMs(), this.leaseMs);

@@ -6,15 +6,15 @@ import type { Logger } from '../lib/logger.js';
 import { PayloadCipher } from '../lib/store/crypto.js';
 import { MemorySessionStore } from '../lib/store/memory_session_store.js';
 import { RedisSessionStore } from '../lib/store/redis_session_store.js';
-import { TakeoverChannel } from '../lib/store/takeover_channel.js';
+import { SessionNotices } from '../lib/store/session_notices.js';
 import { TieredSessionStore } from '../lib/store/tiered_session_store.js';
 import type { Config } from './config.js';
 
 /** The stores of one job. */
 export interface JobStores {
   store: TieredSessionStore;
-  /** Takeover notices; undefined in memory-only mode (no other job can hold the session). */
-  takeover: TakeoverChannel | undefined;
+  /** Takeover / forget notices; undefined in memory-only mode (no other job can hold the session). */
+  notices: SessionNotices | undefined;
 }
 
 /** Creates the job's stores (no I/O yet; see {@link warmUp}). */
@@ -31,8 +31,8 @@ export function createJobStores(config: Config, logger: Logger): JobStores {
     greetingBoundMs: config.greetingBoundMs,
     logger,
   });
-  const takeover = config.redis ? new TakeoverChannel({ url: config.redis.url, prefix: config.redis.keyPrefix, logger }) : undefined;
-  return { store, takeover };
+  const notices = config.redis ? new SessionNotices({ url: config.redis.url, prefix: config.redis.keyPrefix, logger }) : undefined;
+  return { store, notices };
 }
 
 /** Opens the Redis connection ahead of the first arrival (bounded; failure means degraded, not fatal). */

@@ -75,9 +75,9 @@ export class KeyBuilder {
     };
   }
 
-  /** Pub/sub channel on which a new owner announces a takeover of this session. */
-  takeoverChannel(key: SessionKey): string {
-    return `${this.prefix}${this.sessionTag(key)}:takeover`;
+  /** Pub/sub channel of notices about `identity`'s sessions (takeovers, forget). */
+  noticeChannel(identity: string): string {
+    return `${this.prefix}{i.${encodeKeyPart(identity)}}:notices`;
   }
 
   /** The identity index: every agent name holding data for `identity`. */

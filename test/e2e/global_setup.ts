@@ -4,6 +4,7 @@
  * Under CI a missing piece is a failure (never a skip).
  */
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
 import { startLiveKitServer, type LiveKitServer } from '../support/livekit_server.js';
@@ -40,4 +41,9 @@ export async function setup(project: TestProject): Promise<void> {
 
 export async function teardown(): Promise<void> {
   await server?.stop();
+  // Kept for diagnosis next to the workers' logs (git-ignored).
+  if (server) {
+    mkdirSync('.tools/test-logs', { recursive: true });
+    writeFileSync('.tools/test-logs/livekit-server.log', server.logs.join(''));
+  }
 }

@@ -57,7 +57,7 @@ export async function startLiveKitServer(bin: string, { departureTimeoutS = 60 }
   const logs: string[] = [];
   const keep = (b: Buffer) => {
     logs.push(b.toString());
-    if (logs.length > 2000) logs.splice(0, 1000);
+    if (logs.length > 20000) logs.splice(0, 10000);
   };
   proc.stdout!.on('data', keep);
   proc.stderr!.on('data', keep);

@@ -3,6 +3,8 @@
  * `livekit-server-sdk`: collects the agent's `lk.transcription` texts and sends `lk.chat`.
  */
 import { Room, RoomEvent, type RemoteParticipant } from '@livekit/rtc-node';
+import { SESSION_TOPIC } from '../../lib/attributes.js';
+import { decodeSessionStatus, type SessionStatusMessage } from '../../lib/session_messages.js';
 import { AccessToken, RoomAgentDispatch, RoomConfiguration } from 'livekit-server-sdk';
 import { waitFor } from './wait.js';
 
@@ -49,12 +51,19 @@ export async function mintToken(server: ServerInfo, opts: JoinOptions): Promise<
 /** A joined test participant. */
 export class TestParticipant {
   readonly texts: ReceivedText[] = [];
+  /** Session status messages from the agent (`pva.session`), in arrival order. */
+  readonly statuses: SessionStatusMessage[] = [];
   readonly joinedAtMs: number;
   private constructor(
     readonly room: Room,
     readonly identity: string,
   ) {
     this.joinedAtMs = Date.now();
+    room.on(RoomEvent.DataReceived, (payload, _p, _kind, topic) => {
+      if (topic !== SESSION_TOPIC) return;
+      const msg = decodeSessionStatus(payload);
+      if (msg) this.statuses.push(msg);
+    });
     room.registerTextStreamHandler('lk.transcription', (reader, info) => {
       void reader.readAll().then((text) => {
         if (text.trim() !== '') this.texts.push({ text, from: info.identity, atMs: Date.now() });
@@ -84,6 +93,11 @@ export class TestParticipant {
   /** Waits for an utterance matching `re`, among those received after index `from`. */
   async textMatching(re: RegExp, { from = 0, timeoutMs = 30_000 } = {}): Promise<ReceivedText> {
     return waitFor(`agent utterance matching ${re}`, () => this.texts.slice(from).find((t) => re.test(t.text)), { timeoutMs });
+  }
+
+  /** Waits for a status message matching `pred` (among those after index `from`). */
+  async statusMatching(pred: (m: SessionStatusMessage) => boolean, { from = 0, timeoutMs = 30_000 } = {}): Promise<SessionStatusMessage> {
+    return waitFor('a session status message', () => this.statuses.slice(from).find(pred), { timeoutMs });
   }
 
   /** Sends user text on `lk.chat`. */

@@ -3,6 +3,7 @@
  * process group, waits for it to register with livekit-server, and stops or kills it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from './wait.js';
 
@@ -35,7 +36,8 @@ export async function startWorker({ env, mode = 'dev', waitRegistered = true }: 
   const tsx = `${repoRoot}/node_modules/.bin/tsx`;
   const proc = spawn(tsx, ['agent/main.ts', mode, '--log-level', 'debug'], {
     cwd: repoRoot,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PVA_ENV_FILE: '', NODE_ENV: 'test', ...env },
+    // Load = jobs / 50: the 2-core test machine's CPU must not stop LiveKit from dispatching.
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PVA_ENV_FILE: '', NODE_ENV: 'test', WORKER_MAX_JOBS: '50', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
@@ -47,7 +49,20 @@ export async function startWorker({ env, mode = 'dev', waitRegistered = true }: 
   proc.stdout!.on('data', keep);
   proc.stderr!.on('data', keep);
   let exited = false;
-  const exitP = new Promise<void>((r) => proc.once('exit', () => ((exited = true), r())));
+  // Each worker's output lands in .tools/test-logs/ (git-ignored) when it exits, for diagnosis.
+  const logDir = `${repoRoot}/.tools/test-logs`;
+  const exitP = new Promise<void>((r) =>
+    proc.once('exit', () => {
+      exited = true;
+      try {
+        mkdirSync(logDir, { recursive: true });
+        writeFileSync(`${logDir}/worker-${env.LIVEKIT_AGENT_NAME ?? 'auto'}-${proc.pid}.log`, out);
+      } catch {
+        /* diagnosis only */
+      }
+      r();
+    }),
+  );
   const killGroup = (sig: NodeJS.Signals) => {
     try {
       process.kill(-proc.pid!, sig);

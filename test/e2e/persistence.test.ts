@@ -1,0 +1,337 @@
+/**
+ * The worker remembers, end to end: a real livekit-server, real Redis, real worker processes,
+ * participants joined with @livekit/rtc-node. The model is the real OpenAI plugin talking to an
+ * OpenAI-compatible test server that records what the model receives.
+ */
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { ATTR_RESUME_POLICY } from '../../lib/attributes.js';
+import { KeyBuilder } from '../../lib/store/keys.js';
+import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
+import { SessionNotices, forgetIdentity } from '../../lib/store/session_notices.js';
+import { RoomServiceClient } from 'livekit-server-sdk';
+import { ensureAgentDispatched } from '../../web/server/agent_dispatch.js';
+import { startOpenAIStub, stubReply, type OpenAIStub, type StubMessage } from '../support/openai_stub.js';
+import { TestParticipant, type ServerInfo } from '../support/participant.js';
+import { freeTcpPort } from '../support/ports.js';
+import { RtcContextPublisher } from '../support/rtc_context_publisher.js';
+import { waitFor } from '../support/wait.js';
+import { startWorker, type WorkerProcess } from '../support/worker.js';
+
+const server: ServerInfo = { url: inject('livekitUrl'), apiKey: inject('livekitApiKey'), apiSecret: inject('livekitApiSecret') };
+const redisUrl = inject('redisUrl');
+const run = Math.random().toString(36).slice(2, 8);
+const prefix = `pva-e2e-${run}:`;
+let stub: OpenAIStub;
+let inspect: RedisSessionStore;
+let notices: SessionNotices;
+const workers: WorkerProcess[] = [];
+const participants: TestParticipant[] = [];
+
+const uid = (tag: string) => `${tag}-${run}-${Math.random().toString(36).slice(2, 6)}`;
+
+function workerEnv(agentName: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    LIVEKIT_URL: server.url,
+    LIVEKIT_API_KEY: server.apiKey,
+    LIVEKIT_API_SECRET: server.apiSecret,
+    LIVEKIT_AGENT_NAME: agentName,
+    REDIS_URL: redisUrl,
+    REDIS_KEY_PREFIX: prefix,
+    OPENAI_API_KEY: 'test-key',
+    OPENAI_BASE_URL: stub.baseURL,
+    OPENAI_MODEL: 'stub-model',
+    AGENT_IO: 'text',
+    MIN_REGREET_GAP_MS: '300',
+    ...extra,
+  };
+}
+
+async function worker(agentName: string, extra: Record<string, string> = {}): Promise<WorkerProcess> {
+  const w = await startWorker({ env: workerEnv(agentName, extra) });
+  workers.push(w);
+  return w;
+}
+
+async function join(opts: { identity: string; room: string; agentName: string; rejoinTtlMs: number; policy?: string }): Promise<TestParticipant> {
+  const p = await TestParticipant.join(server, {
+    identity: opts.identity,
+    room: opts.room,
+    agentName: opts.agentName,
+    departureTimeoutS: Math.ceil(opts.rejoinTtlMs / 1000),
+    ...(opts.policy ? { attributes: { [ATTR_RESUME_POLICY]: opts.policy } } : {}),
+  });
+  participants.push(p);
+  return p;
+}
+
+/** The first model request whose last user message is `text`. */
+function modelInputFor(text: string): Promise<StubMessage[]> {
+  return waitFor(`a model request for "${text}"`, () =>
+    stub.requests.find((msgs) => [...msgs].reverse().find((m) => m.role === 'user')?.content === text),
+  );
+}
+
+/** Says `text` and waits for the stub's answer to come back as text. */
+async function converse(p: TestParticipant, text: string): Promise<void> {
+  const from = p.texts.length;
+  await p.say(text);
+  await p.textMatching(new RegExp(stubReply(text).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), { from });
+}
+
+beforeAll(async () => {
+  stub = await startOpenAIStub();
+  inspect = new RedisSessionStore({ url: redisUrl, prefix });
+  notices = new SessionNotices({ url: redisUrl, prefix });
+});
+
+/** True once no agent participant is left in `room`. */
+async function agentGone(room: string): Promise<boolean> {
+  const rooms = new RoomServiceClient(server.url, server.apiKey, server.apiSecret);
+  const list = await rooms.listRooms([room]);
+  if (list.length === 0) return true;
+  return !(await rooms.listParticipants(room)).some((p) => p.identity.startsWith('agent-'));
+}
+
+afterAll(async () => {
+  for (const p of participants) await p.leave().catch(() => undefined);
+  await Promise.all(workers.map((w) => w.stop()));
+  await stub?.close();
+  await inspect?.dispose();
+  await notices?.close();
+  const redis = new Redis(redisUrl);
+  const pattern = new KeyBuilder(prefix).allKeysPattern();
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+    if (keys.length > 0) await redis.unlink(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  redis.disconnect();
+});
+
+describe('one worker, long rejoin window', () => {
+  const agentName = uid('long');
+  const rejoinTtlMs = 30_000;
+  let metricsPort: number;
+
+  beforeAll(async () => {
+    metricsPort = await freeTcpPort();
+    await worker(agentName, { REJOIN_TTL_MS: String(rejoinTtlMs), METRICS_PORT: String(metricsPort), METRICS_HOST: '127.0.0.1' });
+  });
+
+  it('greets a first visit as first-time', async () => {
+    const p = await join({ identity: uid('alice'), room: uid('room'), agentName, rejoinTtlMs });
+    const status = await p.statusMatching((m) => m.greeting !== undefined);
+    expect(status).toMatchObject({ state: 'Connected', greeting: 'first_time', decision: { kind: 'fresh', why: 'new_identity' } });
+    expect((await p.nthText(1)).text).toMatch(/glad you're here/i);
+    await p.leave();
+  });
+
+  it('a rejoin within the rejoin TTL returns to the same job: one brief welcome back, history intact', async () => {
+    const identity = uid('bob');
+    const room = uid('room');
+    const p1 = await join({ identity, room, agentName, rejoinTtlMs });
+    const first = await p1.statusMatching((m) => m.greeting !== undefined);
+    await converse(p1, 'My favourite colour is teal.');
+    const agentIdentity = p1.agent()!.identity;
+    await p1.leave(); // a refresh: CLIENT_INITIATED
+    await waitFor('the agent to see the leave', async () => {
+      const r = await inspect.readRecord({ agentName, identity });
+      return r.status === 'found' && r.record.disconnectedAt !== null;
+    });
+
+    const p2 = await join({ identity, room, agentName, rejoinTtlMs });
+    const back = await p2.statusMatching((m) => m.greeting !== undefined);
+    expect(back).toMatchObject({ greeting: 'welcome_back_brief', sessionId: first.sessionId });
+    expect(p2.agent()?.identity).toBe(agentIdentity); // same job
+    const welcome = await p2.nthText(1);
+    expect(welcome.text).toMatch(/welcome back/i);
+
+    await converse(p2, 'What did I tell you?');
+    const input = await modelInputFor('What did I tell you?');
+    expect(input.map((m) => m.content)).toContain('My favourite colour is teal.');
+    // Exactly one greeting for the one arrival.
+    expect(p2.texts.filter((t) => /welcome back/i.test(t.text))).toHaveLength(1);
+  });
+
+  it('AlwaysFresh with forget (kiosk): the next visit is first-time and nothing of the first remains', async () => {
+    const identity = uid('kiosk');
+    const room1 = uid('room');
+    const p1 = await join({ identity, room: room1, agentName, rejoinTtlMs, policy: 'AlwaysFresh' });
+    await p1.statusMatching((m) => m.greeting === 'first_time');
+    await converse(p1, 'I am visitor one.');
+    await p1.leave(); // kiosk logout; the job still holds the session for the rejoin window
+    await waitFor('turns persisted', async () => (await inspect.readRecord({ agentName, identity })).status === 'found');
+    await forgetIdentity(inspect, notices, identity);
+    // The job that held it lets go at once and writes nothing back.
+    await waitFor('the old job to let go', () => agentGone(room1));
+    expect((await inspect.readRecord({ agentName, identity })).status).toBe('missing');
+    expect(await inspect.readProfile({ agentName, identity })).toBeNull();
+
+    const p2 = await join({ identity, room: uid('room'), agentName, rejoinTtlMs, policy: 'AlwaysFresh' });
+    const s = await p2.statusMatching((m) => m.greeting !== undefined);
+    expect(s).toMatchObject({ greeting: 'first_time', decision: { kind: 'fresh', why: 'policy_fresh' }, restoredTurns: 0 });
+    await converse(p2, 'Who was here before me?');
+    const input = await modelInputFor('Who was here before me?');
+    expect(input.map((m) => m.content)).not.toContain('I am visitor one.');
+  });
+
+  it('context set before the agent arrived is flushed as one Replace and reaches the model', async () => {
+    const p = await join({ identity: uid('ctx'), room: uid('room'), agentName, rejoinTtlMs });
+    const pub = new RtcContextPublisher(p.room);
+    pub.context.setState('Station', 'Bay 3');
+    pub.context.setState('HazardLevel', 'High');
+    pub.context.addEvent('Operator bypassed interlock');
+    pub.context.setState('Station', 'Bay 7');
+    await waitFor('every context op acknowledged', () => pub.context.unackedRevisions().length === 0 && pub.replies.length > 0);
+    await p.statusMatching((m) => m.greeting !== undefined);
+    await converse(p, 'Where am I?');
+    const input = await modelInputFor('Where am I?');
+    const contextMessages = input.filter((m) => m.content.includes('Station is'));
+    expect(contextMessages).toHaveLength(1); // one Replace, not a replay
+    expect(contextMessages[0]!.content).toContain('Station is Bay 7\nHazardLevel is High\nOperator bypassed interlock');
+    expect(input.some((m) => m.content.includes('Bay 3'))).toBe(false);
+    pub.close();
+  });
+
+  it('a second tab with the same identity takes over; the old job lets go and the new one has the history', async () => {
+    const identity = uid('tabs');
+    const tab1 = await join({ identity, room: uid('room'), agentName, rejoinTtlMs });
+    const s1 = await tab1.statusMatching((m) => m.greeting !== undefined);
+    await converse(tab1, 'I am planning a trip to Lisbon.');
+    const tab2 = await join({ identity, room: uid('room'), agentName, rejoinTtlMs });
+    const s2 = await tab2.statusMatching((m) => m.greeting !== undefined);
+    expect(s2.sessionId).toBe(s1.sessionId);
+    expect(s2.decision?.kind).toBe('resume');
+    await tab1.textMatching(/continued in another window/i);
+    await waitFor('the old job to leave its room', () => tab1.agent() === undefined);
+    await converse(tab2, 'Where am I going?');
+    expect((await modelInputFor('Where am I going?')).map((m) => m.content)).toContain('I am planning a trip to Lisbon.');
+    const rec = await inspect.readRecord({ agentName, identity });
+    expect(rec.status === 'found' && rec.record.history.turns.map((t) => t.text)).toContain('Where am I going?');
+  });
+
+  it('exports Prometheus counts that add up across job processes', async () => {
+    const scrape = async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const firstTime = (text: string) => Number(/pva_sessions_started_total\{greeting="first_time"\} (\d+)/.exec(text)?.[1] ?? '0');
+    const before = firstTime(await scrape());
+    const [a, b] = await Promise.all([
+      join({ identity: uid('m1'), room: uid('room'), agentName, rejoinTtlMs }),
+      join({ identity: uid('m2'), room: uid('room'), agentName, rejoinTtlMs }),
+    ]);
+    await Promise.all([a.statusMatching((m) => m.greeting === 'first_time'), b.statusMatching((m) => m.greeting === 'first_time')]);
+    await waitFor('both jobs counted', async () => firstTime(await scrape()) === before + 2);
+    const text = await scrape();
+    expect(text).toMatch(/pva_resume_decisions_total\{kind="fresh",why="new_identity"\} \d+/);
+    expect(text).toMatch(/# TYPE pva_store_latency_seconds histogram/);
+  });
+});
+
+describe('one worker, short windows', () => {
+  const agentName = uid('short');
+  const rejoinTtlMs = 1_500;
+  const sessionTtlMs = 6_000;
+
+  beforeAll(async () => {
+    await worker(agentName, { REJOIN_TTL_MS: String(rejoinTtlMs), SESSION_TTL_MS: String(sessionTtlMs) });
+  });
+
+  /** Waits until the job suspended the session (rejoin window over, room left). */
+  const suspended = (identity: string) =>
+    waitFor(
+      'the session to be suspended',
+      async () => {
+        const r = await inspect.readRecord({ agentName, identity });
+        return r.status === 'found' && r.record.state === 'Disconnected' && r.record.owner === null;
+      },
+      { timeoutMs: 30_000 },
+    );
+
+  it('a return after the room closed is resumed by a new job: returning greeting naming the topic, earlier turns in the model input', async () => {
+    const identity = uid('carol');
+    const p1 = await join({ identity, room: uid('room'), agentName, rejoinTtlMs });
+    await p1.statusMatching((m) => m.greeting === 'first_time');
+    await converse(p1, 'I need help with my tax return.');
+    const firstJob = p1.agent()!.identity;
+    await p1.leave();
+    await suspended(identity);
+
+    const p2 = await join({ identity, room: uid('room'), agentName, rejoinTtlMs });
+    const s = await p2.statusMatching((m) => m.greeting !== undefined);
+    expect(s).toMatchObject({ greeting: 'returning', decision: { kind: 'resume', why: 'within_session_ttl' } });
+    expect(s.restoredTurns).toBeGreaterThanOrEqual(2);
+    expect(p2.agent()?.identity).not.toBe(firstJob);
+    expect((await p2.nthText(1)).text).toContain('I need help with my tax return.');
+    await converse(p2, 'Can we continue?');
+    const input = (await modelInputFor('Can we continue?')).map((m) => m.content);
+    expect(input).toContain('I need help with my tax return.');
+    expect(input).toContain(stubReply('I need help with my tax return.'));
+  });
+
+  it('a return after the session TTL is known but fresh; AlwaysResume then fails clearly instead of starting over', async () => {
+    const known = uid('dave');
+    const strict = uid('erin');
+    for (const identity of [known, strict]) {
+      const p = await join({ identity, room: uid('room'), agentName, rejoinTtlMs });
+      await p.statusMatching((m) => m.greeting === 'first_time');
+      await converse(p, 'Remember me.');
+      await p.leave();
+    }
+    for (const identity of [known, strict]) {
+      await waitFor('the session to expire', async () => (await inspect.readRecord({ agentName, identity })).status === 'missing', {
+        timeoutMs: sessionTtlMs + 30_000,
+      });
+    }
+
+    const p = await join({ identity: known, room: uid('room'), agentName, rejoinTtlMs });
+    const s = await p.statusMatching((m) => m.greeting !== undefined);
+    expect(s).toMatchObject({ greeting: 'known_fresh', decision: { kind: 'fresh', why: 'expired' }, restoredTurns: 0 });
+    expect((await p.nthText(1)).text).toMatch(/nice to see you again/i);
+
+    const q = await join({ identity: strict, room: uid('room'), agentName, rejoinTtlMs, policy: 'AlwaysResume' });
+    const err = await q.statusMatching((m) => m.error !== undefined);
+    expect(err).toMatchObject({ state: 'Error', decision: { kind: 'reject', why: 'expired' }, error: { code: 'resume_failed' } });
+    expect((await q.nthText(1)).text).toMatch(/expired and cannot be resumed/i);
+    // Nothing was silently reset: no new conversation was created for the strict identity.
+    expect((await inspect.readRecord({ agentName, identity: strict })).status).toBe('missing');
+  });
+});
+
+describe('two workers', () => {
+  const agentName = uid('pool');
+  const rejoinTtlMs = 30_000;
+
+  it('the worker holding the session is SIGKILLed; on rejoin the other worker resumes with every turn', async () => {
+    const a = await worker(agentName, { REJOIN_TTL_MS: String(rejoinTtlMs) });
+    const identity = uid('frank');
+    const room = uid('room');
+    const p1 = await join({ identity, room, agentName, rejoinTtlMs });
+    const s1 = await p1.statusMatching((m) => m.greeting === 'first_time');
+    await converse(p1, 'Turn one: the order number is 4417.');
+    await converse(p1, 'Turn two: it arrived damaged.');
+    await worker(agentName, { REJOIN_TTL_MS: String(rejoinTtlMs) }); // b, registered
+    await a.kill(); // SIGKILL, the whole process group
+    // The dead agent's connection is dropped by the server after its ping timeout (15 s).
+    await waitFor('the dead job to leave the room', () => p1.agent() === undefined, { timeoutMs: 60_000 });
+    await p1.leave();
+
+    // The client rejoins its room (within the rejoin TTL) and, as seed 000 SpawnAgentOnRejoin
+    // says, an agent is dispatched into it because none is there.
+    const p2 = await join({ identity, room, agentName, rejoinTtlMs });
+    expect(await ensureAgentDispatched(server, room, agentName)).toBe('dispatched');
+    const s2 = await p2.statusMatching((m) => m.greeting !== undefined, { timeoutMs: 60_000 });
+    expect(s2).toMatchObject({ sessionId: s1.sessionId, decision: { kind: 'resume' } });
+    expect(s2.restoredTurns).toBeGreaterThanOrEqual(5); // greeting + 2 × (user, assistant)
+    await converse(p2, 'What was wrong with it?');
+    const input = (await modelInputFor('What was wrong with it?')).map((m) => m.content);
+    expect(input).toEqual(
+      expect.arrayContaining([
+        'Turn one: the order number is 4417.',
+        stubReply('Turn one: the order number is 4417.'),
+        'Turn two: it arrived damaged.',
+        stubReply('Turn two: it arrived damaged.'),
+      ]),
+    );
+  });
+});
