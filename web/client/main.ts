@@ -321,7 +321,9 @@ room.on(RoomEvent.DataReceived, (payload: Uint8Array, participant?: RemotePartic
   if (topic === SESSION_TOPIC) {
     const msg = decodeSessionStatus(payload);
     if (msg === undefined) return;
-    lastStatus = msg;
+    // A later status of the same session may omit what an earlier one said (e.g. the decision).
+    lastStatus = lastStatus !== null && lastStatus.sessionId === msg.sessionId && msg.sessionId !== '' ? { ...lastStatus, ...msg } : msg;
+    if (msg.state !== 'Error' && msg.error === undefined && lastStatus.error !== undefined) delete lastStatus.error;
     event(`agent session: ${msg.state}${msg.greeting ? `, greeting ${msg.greeting}` : ''}${msg.decision ? `, ${msg.decision.kind} (${msg.decision.why})` : ''}`);
     renderSession();
     if (msg.state === 'Error') {
