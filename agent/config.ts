@@ -77,6 +77,7 @@ const envSchema = z.object({
       return n;
     }),
   WORKER_MAX_JOBS: positiveInt(0).optional(),
+  WORKER_HTTP_PORT: positiveInt(0).optional(),
   METRICS_PORT: positiveInt(0).optional(),
   METRICS_HOST: z.string().optional().default('0.0.0.0'),
   STORE_ENCRYPTION_KEYS: optionalString,
@@ -106,7 +107,7 @@ export interface Config {
    * machine CPU (LiveKit stops dispatching to a worker whose load reaches its target, 0.7 by
    * default, so CPU load from other processes on a shared machine would starve the worker).
    */
-  worker: { loadThreshold: number | undefined; idleProcesses: number | undefined; maxJobs: number };
+  worker: { loadThreshold: number | undefined; idleProcesses: number | undefined; maxJobs: number; httpPort: number | undefined };
   /** Prometheus `/metrics` endpoint of the worker process; port `0` = disabled. */
   metrics: { port: number; host: string };
   /** The worker's session policy (windows + resume policy); tokens may override the resume policy. */
@@ -177,7 +178,7 @@ export function parseConfig(env: Env): Config {
       tts: e.INFERENCE_TTS,
       ...(hasInference ? { apiKey: e.LIVEKIT_INFERENCE_API_KEY, apiSecret: e.LIVEKIT_INFERENCE_API_SECRET } : {}),
     },
-    worker: { loadThreshold: e.WORKER_LOAD_THRESHOLD, idleProcesses: e.WORKER_IDLE_PROCESSES, maxJobs: e.WORKER_MAX_JOBS ?? 0 },
+    worker: { loadThreshold: e.WORKER_LOAD_THRESHOLD, idleProcesses: e.WORKER_IDLE_PROCESSES, maxJobs: e.WORKER_MAX_JOBS ?? 0, httpPort: e.WORKER_HTTP_PORT || undefined },
     metrics: { port: e.METRICS_PORT ?? 0, host: e.METRICS_HOST },
     policy,
     encryptionKeys,

@@ -120,7 +120,11 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
       } else if (n.kind === 'forget') {
         log.info({}, 'identity forgotten: dropping this job\'s copy');
         ps.forgotten();
-        void store.forget(identity).then(() => finish('ended'));
+        // After any write still in flight, so the job's own copy is erased too.
+        void ps
+          .drain()
+          .then(() => store.forget(identity))
+          .then(() => finish('ended'));
       }
     })
     .catch((err: unknown) => log.warn({ error: err instanceof Error ? err.message : 'unknown' }, 'session notices unavailable'));
@@ -158,7 +162,7 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
       if (back === undefined) return;
       metrics.gauge('pva_active_sessions', 1);
       log.info({ greeting: back.greeting.kind }, 'participant rejoined');
-      void status({ greeting: back.greeting.kind });
+      void status({ decision: { kind: back.decision.kind, why: back.decision.why }, greeting: back.greeting.kind });
       if (back.speech !== null) agentSession?.say(back.speech);
     },
   });
@@ -201,10 +205,12 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
     },
     outputOptions: { audioEnabled: !text, transcriptionEnabled: true },
   });
-  await receiver.markReady();
-
   const { decision, greeting, speech } = arrival;
+  // The greeting goes out first; nothing on its path waits for another round trip.
+  const handle = speech !== null ? session.say(speech) : undefined;
+  if (handle) metrics.observe('pva_arrival_to_greeting_seconds', (systemClock.nowMs() - linkedAtMs) / 1000);
   metrics.gauge('pva_active_sessions', 1);
+  await receiver.markReady();
   await status({
     decision: { kind: decision.kind, why: decision.why },
     greeting: greeting.kind,
@@ -215,15 +221,11 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
     { decision: decision.kind, why: decision.why, greeting: greeting.kind, restoredTurns: restored?.history.turns.length ?? 0, degraded: arrival.degraded },
     'arrival decided',
   );
-  if (speech !== null) {
-    const handle = session.say(speech);
-    metrics.observe('pva_arrival_to_greeting_seconds', (systemClock.nowMs() - linkedAtMs) / 1000);
-    if (decision.kind === 'reject') {
-      // AlwaysResume could not resume: the participant hears why, the session stays in Error,
-      // and nothing was reset. The job then leaves; a retry dispatches a new one.
-      await handle.waitForPlayout().catch(() => undefined);
-      await session.close().catch(() => undefined);
-      ctx.shutdown('resume_failed');
-    }
+  if (decision.kind === 'reject') {
+    // AlwaysResume could not resume: the participant hears why, the session stays in Error,
+    // and nothing was reset. The job then leaves; a retry dispatches a new one.
+    await handle?.waitForPlayout().catch(() => undefined);
+    await session.close().catch(() => undefined);
+    ctx.shutdown('resume_failed');
   }
 }

@@ -39,7 +39,7 @@ export default defineAgent<ProcData>({
   prewarm: async (proc: JobProcess<ProcData>) => {
     const logger = log().child({ component: 'store' }) as unknown as Logger;
     proc.userData.stores = createJobStores(config, logger);
-    await warmUp(proc.userData.stores);
+    await warmUp(proc.userData.stores, config.policy);
   },
   entry: async (ctx: JobContext<ProcData>) => {
     const logger = log().child({ room: ctx.job.room?.name, jobId: ctx.job.id }) as unknown as Logger;
@@ -66,6 +66,7 @@ cli.runApp(
     apiSecret: config.livekit.apiSecret,
     ...(config.worker.loadThreshold !== undefined ? { loadThreshold: config.worker.loadThreshold } : {}),
     ...(config.worker.idleProcesses !== undefined ? { numIdleProcesses: config.worker.idleProcesses } : {}),
+    ...(config.worker.httpPort !== undefined ? { port: config.worker.httpPort } : {}),
     ...(config.worker.maxJobs > 0 ? { loadFunc: async (server: AgentServer) => server.activeJobs.length / config.worker.maxJobs } : {}),
   }),
 );

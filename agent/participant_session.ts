@@ -241,20 +241,25 @@ export class ParticipantSession {
    * The same identity is back in this room. Returns the greeting to say (or null), or
    * `undefined` when the rejoin came too late (the lifecycle has closed the conversation).
    */
-  rejoined(): { greeting: GreetingChoice; speech: string | null } | undefined {
+  rejoined(): { decision: ResumeDecision; greeting: GreetingChoice; speech: string | null } | undefined {
     if (this.lost || this.closed || this.record === null) return undefined;
     const before = this.record;
     this.fire({ type: 'participant_rejoined' });
     if (this.lifecycle.name !== 'Connected') return undefined;
     const nowMs = this.o.clock.nowMs();
     const decision = decideResume({ record: before, profile: null, policy: this.o.policy, reason: before.disconnectReason, nowMs, storeAvailable: true });
-    const greeting = chooseGreeting(decision, before, null, nowMs, this.greetingOpts());
+    // A new connection of the same identity (a page reload, a reopened tab: the leave is
+    // client-initiated, or the new connection replaced the old one before its leave arrived)
+    // is a new arrival and is greeted once. Only a network drop within the re-greet gap goes
+    // unannounced (short blips never even reach here: the client resumes its connection).
+    const opts = before.disconnectReason === 'network' ? this.greetingOpts() : { minRegreetGapMs: 0 };
+    const greeting = chooseGreeting(decision, before, null, nowMs, opts);
     this.o.metrics.inc('pva_reconnects_total');
     this.o.metrics.inc('pva_resume_decisions_total', { kind: decision.kind, why: decision.why });
     if (greeting.kind !== 'none') this.o.metrics.inc('pva_sessions_started_total', { greeting: greeting.kind });
     this.record = { ...resumedRecord(before, nowMs, false), state: 'Connected' };
     this.queueSave();
-    return { greeting, speech: renderGreeting(greeting, this.record.participantName) };
+    return { decision, greeting, speech: renderGreeting(greeting, this.record.participantName) };
   }
 
   /** A turn was said (user or assistant): kept in the record and appended to the store at once. */

@@ -15,6 +15,8 @@ import type { JobMetrics } from './metrics.js';
 export function mapDisconnectReason(reason: RtcDisconnectReason | undefined): DisconnectReason {
   switch (reason) {
     case RtcDisconnectReason.CLIENT_INITIATED:
+    // The same identity connected anew (a reload, another tab in this room): the client chose it.
+    case RtcDisconnectReason.DUPLICATE_IDENTITY:
       return 'client_initiated';
     case RtcDisconnectReason.ROOM_DELETED:
     case RtcDisconnectReason.ROOM_CLOSED:
@@ -26,7 +28,7 @@ export function mapDisconnectReason(reason: RtcDisconnectReason | undefined): Di
     case undefined:
       return 'unknown';
     default:
-      // SIGNAL_CLOSE, DUPLICATE_IDENTITY (a newer connection of the same identity), MIGRATION, …
+      // SIGNAL_CLOSE, CONNECTION_TIMEOUT, MIGRATION, JOIN_FAILURE, …
       return 'network';
   }
 }

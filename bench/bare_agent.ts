@@ -4,7 +4,7 @@
  *
  *   tsx bench/bare_agent.ts dev
  */
-import { AutoSubscribe, ServerOptions, cli, defineAgent, voice, type JobContext } from '@livekit/agents';
+import { AutoSubscribe, ServerOptions, cli, defineAgent, voice, type AgentServer, type JobContext } from '@livekit/agents';
 import { fileURLToPath } from 'node:url';
 import { Assistant } from '../agent/assistant.js';
 import { loadConfig } from '../agent/config.js';
@@ -14,6 +14,8 @@ import { renderGreeting } from '../lib/session/greeting.js';
 const config = loadConfig();
 
 export default defineAgent({
+  // Same process shape as agent/main.ts (which prewarms its store): pre-warmed job processes.
+  prewarm: async () => {},
   entry: async (ctx: JobContext) => {
     await ctx.connect(undefined, AutoSubscribe.AUDIO_ONLY);
     const participant = await ctx.waitForParticipant();
@@ -43,5 +45,8 @@ cli.runApp(
     wsURL: config.livekit.url,
     apiKey: config.livekit.apiKey,
     apiSecret: config.livekit.apiSecret,
+    ...(config.worker.httpPort !== undefined ? { port: config.worker.httpPort } : {}),
+    ...(config.worker.idleProcesses !== undefined ? { numIdleProcesses: config.worker.idleProcesses } : {}),
+    ...(config.worker.maxJobs > 0 ? { loadFunc: async (server: AgentServer) => server.activeJobs.length / config.worker.maxJobs } : {}),
   }),
 );

@@ -66,6 +66,11 @@ export class SessionNotices {
     });
   }
 
+  /** Opens both connections now (e.g. in `prewarm`), so the first watch costs one round trip. */
+  async connect(): Promise<void> {
+    await Promise.all([this.pub, this.sub].map((c) => (c.status === 'wait' ? c.connect() : undefined)));
+  }
+
   /**
    * Calls `onNotice` for every notice about `identity` from now on. Resolves once subscribed,
    * or rejects (the caller carries on: the lease still protects it).

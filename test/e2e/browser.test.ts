@@ -55,10 +55,6 @@ beforeAll(async () => {
         LIVEKIT_AGENT_NAME: agentName,
         REDIS_URL: redisUrl,
         REDIS_KEY_PREFIX: prefix,
-        // A reload in headless Chromium returns within ~1 s, inside the worker's default 5 s
-        // re-greet gap (a network blip is not greeted again). The page's reload case is a
-        // deliberate return: greet it, so the test does not have to sleep past the gap.
-        MIN_REGREET_GAP_MS: '1',
       },
     }),
     startTokenService({

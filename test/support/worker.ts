@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { freeTcpPort } from './ports.js';
 import { waitFor } from './wait.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -29,12 +30,16 @@ export interface StartWorkerOptions {
   mode?: 'dev' | 'start';
   /** Wait for registration. @default true */
   waitRegistered?: boolean;
+  /** The agent file to run. @default 'agent/main.ts' */
+  entry?: string;
 }
 
 /** Spawns `tsx agent/main.ts <mode>` in its own process group. */
-export async function startWorker({ env, mode = 'dev', waitRegistered = true }: StartWorkerOptions): Promise<WorkerProcess> {
+export async function startWorker({ env, mode = 'dev', waitRegistered = true, entry = 'agent/main.ts' }: StartWorkerOptions): Promise<WorkerProcess> {
   const tsx = `${repoRoot}/node_modules/.bin/tsx`;
-  const proc = spawn(tsx, ['agent/main.ts', mode, '--log-level', 'debug'], {
+  // `start` serves a health endpoint on 8081 by default: give each worker its own port.
+  if (mode === 'start' && env.WORKER_HTTP_PORT === undefined) env = { ...env, WORKER_HTTP_PORT: String(await freeTcpPort()) };
+  const proc = spawn(tsx, [entry, mode, '--log-level', env.LOG_LEVEL ?? 'debug'], {
     cwd: repoRoot,
     // Load = jobs / 50: the 2-core test machine's CPU must not stop LiveKit from dispatching.
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PVA_ENV_FILE: '', NODE_ENV: 'test', WORKER_MAX_JOBS: '50', ...env },

@@ -71,7 +71,6 @@ describe.each(stores)('token service (%s device store)', (_name, makeStore) => {
       deviceStore: store,
       roomCloser: { deleteRoom: async (r) => void deletedRooms.push(r) },
       sessionEraser: { forget: async (id) => (forgotten.push(id), { sessionKeysErased: 1 }) },
-      forgetRecheckMs: 0,
       logger,
       nowMs: () => now,
     });

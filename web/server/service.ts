@@ -27,6 +27,7 @@ import { extname, join, normalize } from 'node:path';
 import { RoomServiceClient } from 'livekit-server-sdk';
 import type { Logger } from '../../lib/logger.js';
 import { pii, silentLogger } from '../../lib/logger.js';
+import { SessionNotices, forgetIdentity } from '../../lib/store/session_notices.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { buildClient, PUBLIC_DIR } from './build_client.js';
 import {
@@ -54,8 +55,6 @@ import {
 export const MAX_BODY_BYTES = 4096;
 /** New identities per client address per minute (a cheap brake on scripted sign-ups). */
 export const DEFAULT_IDENTITY_RATE_PER_MIN = 30;
-/** Delay of the second erasure pass of `/api/forget`, ms (catches a late write of a job that was still closing). */
-export const DEFAULT_FORGET_RECHECK_MS = 5_000;
 
 /** Erases an identity's conversations (the session store's `forget`). */
 export interface SessionEraser {
@@ -71,7 +70,10 @@ export interface RoomCloser {
 export interface TokenServiceOptions extends Pick<WebConfig, 'livekitUrl' | 'apiKey' | 'apiSecret'>, Partial<Omit<WebConfig, 'livekitUrl' | 'apiKey' | 'apiSecret'>> {
   /** @default RedisDeviceStore when `redisUrl` is set, else MemoryDeviceStore */
   deviceStore?: DeviceStore;
-  /** @default RedisSessionStore (its `forget`) when `redisUrl` is set, else none */
+  /**
+   * @default `forgetIdentity` on a RedisSessionStore when `redisUrl` is set (erases, then tells
+   * any job still holding the identity to drop its copy), else none
+   */
   sessionEraser?: SessionEraser | null;
   /** @default RoomServiceClient on `livekitUrl` */
   roomCloser?: RoomCloser;
@@ -83,8 +85,6 @@ export interface TokenServiceOptions extends Pick<WebConfig, 'livekitUrl' | 'api
   buildClient?: boolean;
   /** @default DEFAULT_IDENTITY_RATE_PER_MIN */
   identityRatePerMin?: number;
-  /** Second erasure pass after a forget, ms; 0 = none. @default DEFAULT_FORGET_RECHECK_MS */
-  forgetRecheckMs?: number;
   /** @default Date.now */
   nowMs?: () => number;
 }
@@ -218,15 +218,14 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
   if (opts.sessionEraser !== undefined) eraser = opts.sessionEraser;
   else if (config.redisUrl) {
     const s = new RedisSessionStore({ url: config.redisUrl, prefix: config.redisKeyPrefix, commandTimeoutMs: 2_000, logger: log });
-    owned.push(() => s.dispose());
-    eraser = s;
+    const notices = new SessionNotices({ url: config.redisUrl, prefix: config.redisKeyPrefix, logger: log });
+    owned.push(() => s.dispose(), () => notices.close());
+    eraser = { forget: (identity) => forgetIdentity(s, notices, identity) };
   } else eraser = null;
 
   const roomService = new RoomServiceClient(config.livekitUrl.replace(/^ws/, 'http'), config.apiKey, config.apiSecret);
   const rooms: RoomCloser = opts.roomCloser ?? { deleteRoom: (room) => roomService.deleteRoom(room) };
   const identityLimiter = new WindowLimiter(opts.identityRatePerMin ?? DEFAULT_IDENTITY_RATE_PER_MIN, 60_000);
-  const forgetRecheckMs = opts.forgetRecheckMs ?? DEFAULT_FORGET_RECHECK_MS;
-  const timers = new Set<NodeJS.Timeout>();
 
   const storeCall = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
     try {
@@ -302,26 +301,16 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
       const issuedRooms = await storeCall('rooms', () => devices.rooms(creds.identity));
       // First the credential: from here on the identity can never get a token again.
       await storeCall('delete', () => devices.delete(creds.identity));
-      // Then its rooms: their agent jobs end instead of waiting out the rejoin window.
-      const closed = await Promise.allSettled(issuedRooms.map((r) => rooms.deleteRoom(r)));
-      const roomsClosed = closed.filter((c) => c.status === 'fulfilled').length;
+      // Then the conversations: erased, and any job still holding them is told to drop its copy
+      // (it erases what it may have had in flight and writes nothing more).
       let sessionKeysErased = 0;
       if (eraser !== null) {
         const e = eraser;
         sessionKeysErased = (await storeCall('forget', () => e.forget(creds.identity))).sessionKeysErased;
-        if (forgetRecheckMs > 0) {
-          // A job that was closing may still write its suspended session: erase once more.
-          const t = setTimeout(() => {
-            timers.delete(t);
-            e.forget(creds.identity).then(
-              (r) => r.sessionKeysErased > 0 && log.info({ sessionKeysErased: r.sessionKeysErased }, 'late session write erased'),
-              (err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'second erasure pass failed'),
-            );
-          }, forgetRecheckMs);
-          t.unref();
-          timers.add(t);
-        }
       }
+      // Last its rooms: their agent jobs end instead of waiting out the rejoin window.
+      const closed = await Promise.allSettled(issuedRooms.map((r) => rooms.deleteRoom(r)));
+      const roomsClosed = closed.filter((c) => c.status === 'fulfilled').length;
       log.info({ roomsClosed, sessionKeysErased, ...pii({ identity: creds.identity }) }, 'identity forgotten');
       return [200, { forgotten: true, sessionKeysErased, roomsClosed }];
     },
@@ -420,8 +409,6 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
     port,
     config: { ...config, port },
     close: async () => {
-      for (const t of timers) clearTimeout(t);
-      timers.clear();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
       for (const c of owned) await c().catch(() => {});
