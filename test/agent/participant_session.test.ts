@@ -1,0 +1,164 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ParticipantSession } from '../../agent/participant_session.js';
+import { JobMetrics } from '../../agent/metrics.js';
+import { ManualClock } from '../../lib/clock.js';
+import { silentLogger } from '../../lib/logger.js';
+import { ReconnectPolicies, type SessionPolicy } from '../../lib/session/policy.js';
+import type { SessionStateChanged } from '../../lib/session/state.js';
+import { MemorySessionStore } from '../../lib/store/memory_session_store.js';
+
+const T0 = 1_700_000_000_000;
+const key = { agentName: 'concierge', identity: 'alice' };
+const sessions: ParticipantSession[] = [];
+
+function make(store: MemorySessionStore, clock: ManualClock, policy: SessionPolicy = { ...ReconnectPolicies.Default }, ownerId = 'job-1') {
+  const changes: SessionStateChanged[] = [];
+  const closes: string[] = [];
+  const ps = new ParticipantSession({
+    store,
+    key,
+    ownerId,
+    policy,
+    clock,
+    logger: silentLogger,
+    metrics: new JobMetrics(undefined),
+    onStateChanged: (ev) => changes.push(ev),
+    onClose: (reason) => closes.push(reason),
+  });
+  sessions.push(ps);
+  return { ps, changes, closes };
+}
+
+const turn = (id: string, role: 'user' | 'assistant', text: string, at: number) => ({ id, role, text, createdAtMs: at });
+
+afterEach(() => {
+  for (const s of sessions.splice(0)) s.dispose();
+});
+
+describe('ParticipantSession', () => {
+  it('a first arrival is fresh, greeted first-time, and persisted as Connected', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    const { ps, changes } = make(store, clock);
+    const a = await ps.arrive();
+    expect(a.decision).toEqual({ kind: 'fresh', why: 'new_identity' });
+    expect(a.greeting.kind).toBe('first_time');
+    expect(a.speech).toMatch(/glad you're here/);
+    expect(changes.map((c) => c.newState)).toEqual(['Connecting', 'Connected']);
+    await ps.drain();
+    const r = await store.readRecord(key);
+    expect(r.status === 'found' && r.record.state).toBe('Connected');
+  });
+
+  it('persists every turn as it happens (write-through), in order', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    const { ps } = make(store, clock);
+    await ps.arrive();
+    ps.persistTurn(turn('t1', 'user', 'Book me a table for two.', T0 + 1));
+    ps.persistTurn(turn('t2', 'assistant', 'Done: 8 pm.', T0 + 2));
+    ps.persistTurn(turn('t2', 'assistant', 'Done: 8 pm.', T0 + 2)); // the same item again
+    await ps.drain();
+    const r = await store.readRecord(key);
+    expect(r.status === 'found' && r.record.history.turns.map((t) => t.text)).toEqual(['Book me a table for two.', 'Done: 8 pm.']);
+    expect(r.status === 'found' && r.record.lastTopic).toBe('Book me a table for two.');
+  });
+
+  it('a reload (client-initiated leave, then back) is greeted once with a brief welcome back, without reloading anything', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    const { ps, changes } = make(store, clock);
+    await ps.arrive();
+    clock.advance(10_000);
+    ps.left('client_initiated');
+    expect(ps.state).toBe('Disconnected');
+    clock.advance(1_000);
+    const back = ps.rejoined();
+    expect(back?.greeting.kind).toBe('welcome_back_brief');
+    expect(back?.decision).toMatchObject({ kind: 'resume', why: 'within_rejoin_ttl' });
+    expect(changes.map((c) => c.newState)).toEqual(['Connecting', 'Connected', 'Disconnected', 'Connected']);
+    await ps.drain();
+    const r = await store.readRecord(key);
+    expect(r.status === 'found' && r.record.reconnectCount).toBe(1);
+    expect(r.status === 'found' && r.record.visitCount).toBe(1);
+  });
+
+  it('a network drop shorter than the re-greet gap is not greeted again', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    const { ps } = make(store, clock);
+    await ps.arrive();
+    ps.left('network');
+    expect(ps.state).toBe('Reconnecting');
+    clock.advance(2_000);
+    expect(ps.rejoined()?.greeting).toEqual({ kind: 'none', why: 'short_drop' });
+  });
+
+  it('when the rejoin window passes it closes, and suspension releases the session for any job', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    const policy = { ...ReconnectPolicies.Default, rejoinTtlMs: 50 };
+    const { ps, closes } = make(store, clock, policy);
+    await ps.arrive();
+    ps.left('network');
+    clock.advance(60);
+    await waitForClose(closes);
+    expect(closes).toEqual(['rejoin_expired']);
+    await ps.suspend('network');
+    const r = await store.readRecord(key);
+    expect(r.status === 'found' && r.record).toMatchObject({ state: 'Disconnected', owner: null, disconnectReason: 'network' });
+
+    // A new job resumes it from the store: returning, with the visit counted.
+    clock.advance(60_000);
+    const next = make(store, clock, ReconnectPolicies.Default, 'job-2');
+    const a = await next.ps.arrive();
+    expect(a.decision).toMatchObject({ kind: 'resume', why: 'within_session_ttl' });
+    expect(a.greeting.kind).toBe('returning');
+  });
+
+  it('a newer arrival elsewhere takes over: the old owner writes nothing more', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    const old = make(store, clock, ReconnectPolicies.Default, 'job-old');
+    await old.ps.arrive();
+    old.ps.persistTurn(turn('t1', 'user', 'First tab.', T0 + 1));
+    await old.ps.drain();
+    const neu = make(store, clock, ReconnectPolicies.Default, 'job-new');
+    const a = await neu.ps.arrive();
+    expect(a.previousOwner).toBe('job-old');
+    expect(a.decision.kind).toBe('resume');
+    // The old job's late write is refused by the lease and turns into a takeover.
+    old.ps.persistTurn(turn('t2', 'user', 'Late write from the old tab.', T0 + 2));
+    await old.ps.drain();
+    expect(old.ps.isTakenOver).toBe(true);
+    expect(old.closes).toEqual(['taken_over']);
+    neu.ps.persistTurn(turn('t3', 'user', 'Second tab.', T0 + 3));
+    await neu.ps.drain();
+    const r = await store.readRecord(key);
+    expect(r.status === 'found' && r.record.history.turns.map((t) => t.text)).toEqual(['First tab.', 'Second tab.']);
+  });
+
+  it('AlwaysResume without a valid session rejects with a clear message, goes to Error and changes nothing', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock, sessionTtlMs: 1_000 });
+    const first = make(store, clock);
+    await first.ps.arrive();
+    await first.ps.suspend('client_initiated');
+    clock.advance(5_000); // the session expired; the profile remains
+    const strict = make(store, clock, { ...ReconnectPolicies.Default, resumePolicy: 'AlwaysResume' }, 'job-2');
+    const a = await strict.ps.arrive();
+    expect(a.decision).toEqual({ kind: 'reject', why: 'expired' });
+    expect(a.speech).toMatch(/expired and cannot be resumed/);
+    expect(strict.ps.state).toBe('Error');
+    await strict.ps.drain();
+    expect((await store.readRecord(key)).status).toBe('missing');
+  });
+});
+
+async function waitForClose(closes: string[]): Promise<void> {
+  const deadline = Date.now() + 2_000;
+  while (closes.length === 0) {
+    if (Date.now() > deadline) throw new Error('no close within 2 s');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
