@@ -45,3 +45,21 @@ describe('worker on a real livekit-server', () => {
     }
   });
 });
+
+describe('automatic dispatch (no agent name: the Agents Playground case)', () => {
+  it('joins any new room without an explicit dispatch and greets', async () => {
+    const auto = await startWorker({
+      env: { LIVEKIT_URL: server.url, LIVEKIT_API_KEY: server.apiKey, LIVEKIT_API_SECRET: server.apiSecret },
+    });
+    try {
+      const p = await TestParticipant.join(server, { identity: `playground-${Date.now()}`, room: `auto-${Date.now()}` });
+      try {
+        expect((await p.nthText(1, 60_000)).text).toMatch(/glad you're here/i);
+      } finally {
+        await p.leave();
+      }
+    } finally {
+      await auto.stop();
+    }
+  });
+});
