@@ -72,7 +72,9 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
     minRegreetGapMs: config.minRegreetGapMs,
     onStateChanged: (ev) => {
       log.info({ from: ev.oldState, to: ev.newState, cause: ev.cause }, 'session state changed');
-      if (ev.newState !== 'Connected') void status(); // Connected is announced with its greeting
+      // Connected is announced with its greeting; Connecting is what the client already knows
+      // (and would put a data message on the greeting path).
+      if (ev.newState !== 'Connected' && ev.newState !== 'Connecting') void status();
     },
     onClose: (reason) => void finish(reason),
   });
