@@ -37,17 +37,17 @@ function claims(jwt: string): Claims {
   return JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as Claims;
 }
 
-const redis: Redis | null = await connectTestRedis();
+const redis: Redis = await connectTestRedis();
 const prefix = randomPrefix('web');
 afterAll(async () => {
-  if (redis) {
-    await unlinkPrefix(redis, `${prefix}*`);
-    redis.disconnect();
-  }
+  await unlinkPrefix(redis, `${prefix}*`);
+  redis.disconnect();
 });
 
-const stores: Array<[string, () => DeviceStore]> = [['memory', () => new MemoryDeviceStore()]];
-if (redis) stores.push(['redis', () => new RedisDeviceStore({ client: redis, prefix })]);
+const stores: Array<[string, () => DeviceStore]> = [
+  ['memory', () => new MemoryDeviceStore()],
+  ['redis', () => new RedisDeviceStore({ client: redis, prefix })],
+];
 
 describe.each(stores)('token service (%s device store)', (_name, makeStore) => {
   let svc: TokenService;
@@ -201,7 +201,7 @@ describe.each(stores)('token service (%s device store)', (_name, makeStore) => {
   });
 });
 
-describe.runIf(redis !== null)('Redis device store', () => {
+describe('Redis device store', () => {
   it('stores only a hash of the secret, under the prefix, with a TTL', async () => {
     const svcPrefix = `${prefix}svc:`;
     const svc = await startTokenService({
