@@ -15,6 +15,17 @@ answers() { # host port
   [[ "$reply" == "+PONG"* ]]
 }
 
+install_redis_server() {
+  command -v redis-server >/dev/null && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "ensure_redis: installing Debian's redis-server..." >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; } >&2 || true
+  fi
+  command -v redis-server >/dev/null
+}
+# The outage tests start private redis-servers, so the binary is needed even when a Redis answers.
+install_redis_server || [ -n "${PVA_NO_REDIS_INSTALL:-}" ] || echo "ensure_redis: redis-server is not installed and could not be (apt-get install redis-server)" >&2
+
 if [ -n "${REDIS_URL:-}" ]; then
   hp="${REDIS_URL#redis://}"; hp="${hp##*@}"; hp="${hp%%/*}"
   if answers "${hp%:*}" "${hp##*:}"; then echo "$REDIS_URL"; exit 0; fi
