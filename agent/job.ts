@@ -89,8 +89,8 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
   const finish = (reason: DisconnectReason | 'rejoin_expired'): Promise<void> => {
     finishing ??= (async () => {
       log.info({ reason }, 'conversation closing');
-      if (reason === 'ended' && ps.isTakenOver) {
-        // Forgotten: nothing may be written back.
+      if (ps.isForgotten) {
+        // Erased: nothing may be written back.
       } else if (reason === 'taken_over') {
         await status({ error: { code: 'taken_over', message: TAKEN_OVER_MESSAGE } });
         await agentSession?.say(TAKEN_OVER_MESSAGE).waitForPlayout().catch(() => undefined);

@@ -79,6 +79,7 @@ export class ParticipantSession {
   private version = 0;
   private lease: LeaseToken | null = null;
   private lost = false;
+  private forgottenHere = false;
   private closed = false;
   private queue: Promise<void> = Promise.resolve();
   private saveQueued = false;
@@ -101,9 +102,14 @@ export class ParticipantSession {
     return this.record;
   }
 
-  /** True once a newer owner took the session over (this job must let go and write nothing). */
+  /** True once a newer owner took the session over, or it was forgotten (this job writes nothing more). */
   get isTakenOver(): boolean {
     return this.lost;
+  }
+
+  /** True once the identity was erased elsewhere (`forget`). */
+  get isForgotten(): boolean {
+    return this.forgottenHere;
   }
 
   private fire(event: LifecycleEvent): void {
@@ -291,6 +297,7 @@ export class ParticipantSession {
 
   /** The identity was erased elsewhere: stop writing at once (the caller erases the local copy). */
   forgotten(): void {
+    this.forgottenHere = true;
     this.lost = true;
     this.closed = true;
     this.stopTimers();

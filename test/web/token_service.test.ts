@@ -54,6 +54,7 @@ describe.each(stores)('token service (%s device store)', (_name, makeStore) => {
   let now = Date.now();
   const deletedRooms: string[] = [];
   const forgotten: string[] = [];
+  const spawnedInto: string[] = [];
   const logger = new RecordingLogger();
   let store: DeviceStore;
 
@@ -71,6 +72,7 @@ describe.each(stores)('token service (%s device store)', (_name, makeStore) => {
       deviceStore: store,
       roomCloser: { deleteRoom: async (r) => void deletedRooms.push(r) },
       sessionEraser: { forget: async (id) => (forgotten.push(id), { sessionKeysErased: 1 }) },
+      agentSpawner: async (room) => (spawnedInto.push(room), 'dispatched'),
       logger,
       nowMs: () => now,
     });
@@ -131,8 +133,10 @@ describe.each(stores)('token service (%s device store)', (_name, makeStore) => {
     const b = await newDevice();
     const first = await post('/api/token', a);
     const room = first.body.room as string;
+    expect(spawnedInto).not.toContain(room); // a new room: the token's own dispatch applies
     const again = await post('/api/token', { ...a, room });
     expect(again.body).toMatchObject({ room, reused: true });
+    expect(spawnedInto).toContain(room); // a rejoined room gets its agent back if it has none
     const theirs = await post('/api/token', { ...b, room });
     expect(theirs.status).toBe(403);
     expect(theirs.body.reason).toBe('room_not_issued');

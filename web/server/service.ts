@@ -28,6 +28,7 @@ import { RoomServiceClient } from 'livekit-server-sdk';
 import type { Logger } from '../../lib/logger.js';
 import { pii, silentLogger } from '../../lib/logger.js';
 import { SessionNotices, forgetIdentity } from '../../lib/store/session_notices.js';
+import { ensureAgentDispatched } from './agent_dispatch.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { buildClient, PUBLIC_DIR } from './build_client.js';
 import {
@@ -61,6 +62,9 @@ export interface SessionEraser {
   forget(identity: string): Promise<{ sessionKeysErased: number }>;
 }
 
+/** Seed 000 `SpawnAgentOnRejoin`: dispatches the agent into a reused room that has none left. */
+export type AgentSpawner = (room: string) => Promise<'dispatched' | 'present' | 'no_room'>;
+
 /** Closes LiveKit rooms (ends their agent jobs). */
 export interface RoomCloser {
   deleteRoom(room: string): Promise<void>;
@@ -77,6 +81,8 @@ export interface TokenServiceOptions extends Pick<WebConfig, 'livekitUrl' | 'api
   sessionEraser?: SessionEraser | null;
   /** @default RoomServiceClient on `livekitUrl` */
   roomCloser?: RoomCloser;
+  /** @default `ensureAgentDispatched` on `livekitUrl` when `agentName` is set, else none */
+  agentSpawner?: AgentSpawner | null;
   /** @default silentLogger */
   logger?: Logger;
   /** Static files. @default web/public */
@@ -225,6 +231,13 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
 
   const roomService = new RoomServiceClient(config.livekitUrl.replace(/^ws/, 'http'), config.apiKey, config.apiSecret);
   const rooms: RoomCloser = opts.roomCloser ?? { deleteRoom: (room) => roomService.deleteRoom(room) };
+  const agentName = config.agentName;
+  const spawner: AgentSpawner | null =
+    opts.agentSpawner !== undefined
+      ? opts.agentSpawner
+      : agentName
+        ? (room) => ensureAgentDispatched({ url: config.livekitUrl, apiKey: config.apiKey, apiSecret: config.apiSecret }, room, agentName)
+        : null;
   const identityLimiter = new WindowLimiter(opts.identityRatePerMin ?? DEFAULT_IDENTITY_RATE_PER_MIN, 60_000);
 
   const storeCall = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
@@ -291,6 +304,15 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
         ...(policy.policy ? { resumePolicy: policy.policy } : {}),
         // contextPublisher: never for a browser (it may publish only its own context).
       });
+      if (reused && spawner !== null) {
+        // A rejoin within the rejoin TTL returns to its room; if the agent's job there has ended
+        // (crashed worker, window passed), dispatch it again. Best effort: a failure is logged.
+        const spawned = await spawner(room).catch((err: unknown) => {
+          log.warn({ err: err instanceof Error ? err.message : String(err) }, 'agent re-dispatch failed');
+          return 'failed' as const;
+        });
+        if (spawned === 'dispatched') log.info({ room }, 'agent dispatched into the rejoined room');
+      }
       log.info({ room, reused, policy: policy.policy ?? null, policyWhy: policy.why, ...pii({ identity: body.identity }) }, 'token issued');
       return [200, { url: config.publicLivekitUrl, token, room, reused, policy: policy.policy ?? null, rejoinTtlMs: config.rejoinTtlMs }];
     },
