@@ -72,7 +72,7 @@ async function atRest(): Promise<void> {
 
 async function measure(agentName: string, identity: string): Promise<number> {
   await atRest();
-  const p = await TestParticipant.join(server, { identity, room: `r-${identity}-${agentName}`, agentName, departureTimeoutS: 1 });
+  const p = await TestParticipant.join(server, { identity, room: `r-${identity}-${agentName}`, agentName, rejoinTtlMs: 1_000 });
   try {
     const first = await p.nthText(1, 60_000);
     return first.atMs - p.joinedAtMs;

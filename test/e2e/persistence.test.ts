@@ -5,12 +5,12 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ATTR_RESUME_POLICY } from '../../lib/attributes.js';
 import { KeyBuilder } from '../../lib/store/keys.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { SessionNotices, forgetIdentity } from '../../lib/store/session_notices.js';
 import { RoomServiceClient } from 'livekit-server-sdk';
 import { ensureAgentDispatched } from '../../web/server/agent_dispatch.js';
+import type { ResumePolicyName } from '../../web/server/tokens.js';
 import { startOpenAIStub, stubReply, type OpenAIStub, type StubMessage } from '../support/openai_stub.js';
 import { TestParticipant, type ServerInfo } from '../support/participant.js';
 import { freeTcpPort } from '../support/ports.js';
@@ -53,13 +53,13 @@ async function worker(agentName: string, extra: Record<string, string> = {}): Pr
   return w;
 }
 
-async function join(opts: { identity: string; room: string; agentName: string; rejoinTtlMs: number; policy?: string }): Promise<TestParticipant> {
+async function join(opts: { identity: string; room: string; agentName: string; rejoinTtlMs: number; policy?: ResumePolicyName }): Promise<TestParticipant> {
   const p = await TestParticipant.join(server, {
     identity: opts.identity,
     room: opts.room,
     agentName: opts.agentName,
-    departureTimeoutS: Math.ceil(opts.rejoinTtlMs / 1000),
-    ...(opts.policy ? { attributes: { [ATTR_RESUME_POLICY]: opts.policy } } : {}),
+    rejoinTtlMs: opts.rejoinTtlMs,
+    ...(opts.policy ? { resumePolicy: opts.policy } : {}),
   });
   participants.push(p);
   return p;

@@ -45,7 +45,7 @@ afterAll(async () => {
 it('greets with Redis down, reports degraded, and writes everything to Redis once it is back', async () => {
   await redis.kill();
   const identity = `ivy-${run}`;
-  const p = await TestParticipant.join(server, { identity, room: `room-${run}`, agentName, departureTimeoutS: 60 });
+  const p = await TestParticipant.join(server, { identity, room: `room-${run}`, agentName, rejoinTtlMs: 60_000 });
   participants.push(p);
 
   const status = await p.statusMatching((m) => m.greeting !== undefined);

@@ -5,7 +5,7 @@
 import { Room, RoomEvent, type RemoteParticipant } from '@livekit/rtc-node';
 import { SESSION_TOPIC } from '../../lib/attributes.js';
 import { decodeSessionStatus, type SessionStatusMessage } from '../../lib/session_messages.js';
-import { AccessToken, RoomAgentDispatch, RoomConfiguration } from 'livekit-server-sdk';
+import { mintParticipantToken, type ResumePolicyName } from '../../web/server/tokens.js';
 import { waitFor } from './wait.js';
 
 /** Connection details of a LiveKit server. */
@@ -15,15 +15,16 @@ export interface ServerInfo {
   apiSecret: string;
 }
 
-/** Options of {@link joinAsParticipant}. */
+/** Options of {@link TestParticipant.join}. */
 export interface JoinOptions {
   identity: string;
   room: string;
   /** Explicit dispatch of this agent name through the token's room configuration. */
   agentName?: string;
-  attributes?: Record<string, string>;
-  /** Room departure timeout, seconds. */
-  departureTimeoutS?: number;
+  /** Trusted per-participant resume policy (token attribute). */
+  resumePolicy?: ResumePolicyName;
+  /** The rejoin window the room's departure timeout must cover, ms. @default 60 000 */
+  rejoinTtlMs?: number;
 }
 
 /** One complete agent utterance as received. */
@@ -33,19 +34,18 @@ export interface ReceivedText {
   atMs: number;
 }
 
-/** Mints a participant token. */
-export async function mintToken(server: ServerInfo, opts: JoinOptions): Promise<string> {
-  const at = new AccessToken(server.apiKey, server.apiSecret, {
+/** Mints a participant token exactly as the project's token service does. */
+export function mintToken(server: ServerInfo, opts: JoinOptions): Promise<string> {
+  return mintParticipantToken({
+    apiKey: server.apiKey,
+    apiSecret: server.apiSecret,
     identity: opts.identity,
-    ttl: '10m',
-    ...(opts.attributes ? { attributes: opts.attributes } : {}),
+    room: opts.room,
+    ttlS: 600,
+    ...(opts.agentName ? { agentName: opts.agentName } : {}),
+    ...(opts.resumePolicy ? { resumePolicy: opts.resumePolicy } : {}),
+    ...(opts.rejoinTtlMs !== undefined ? { rejoinTtlMs: opts.rejoinTtlMs } : {}),
   });
-  at.addGrant({ roomJoin: true, room: opts.room, canPublish: true, canSubscribe: true, canPublishData: true });
-  at.roomConfig = new RoomConfiguration({
-    ...(opts.agentName ? { agents: [new RoomAgentDispatch({ agentName: opts.agentName })] } : {}),
-    ...(opts.departureTimeoutS !== undefined ? { departureTimeout: opts.departureTimeoutS } : {}),
-  });
-  return at.toJwt();
 }
 
 /** A joined test participant. */
