@@ -11,6 +11,7 @@ import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { appendTurns } from '../lib/session/history.js';
 import { newSessionRecord, suspendedRecord, type Turn } from '../lib/session/record.js';
+import { unlinkPrefix } from '../test/lib/store/redis_support.js';
 import { KeyBuilder } from '../lib/store/keys.js';
 import { RedisSessionStore } from '../lib/store/redis_session_store.js';
 import { startLiveKitServer } from '../test/support/livekit_server.js';
@@ -143,12 +144,7 @@ try {
   await lk.stop();
   await store.dispose();
   const redis = new Redis(redisUrl);
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', new KeyBuilder(prefix).allKeysPattern(), 'COUNT', 500);
-    if (keys.length > 0) await redis.unlink(...keys);
-    cursor = next;
-  } while (cursor !== '0');
+  await unlinkPrefix(redis, new KeyBuilder(prefix).allKeysPattern());
   redis.disconnect();
 }
 

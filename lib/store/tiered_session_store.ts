@@ -229,16 +229,26 @@ export class TieredSessionStore implements SessionStore {
 
   async appendTurn(key: SessionKey, turn: Turn, lease: LeaseToken): Promise<number> {
     const version = await this.memory.appendTurn(key, turn, lease);
-    const st = this.sharedState.get(sessionKeyId(key));
-    if (st?.lease == null) {
-      if (this.shared !== null) this.markDirty(key);
-      return version;
-    }
-    const sharedLease = st.lease;
+    const held = this.heldSharedLease(key);
+    if (held === null) return version;
+    const { st, sharedLease } = held;
     await this.mirror(key, this.writeBoundMs, async (shared) => {
       st.version = await shared.appendTurn(key, turn, sharedLease);
     });
     return version;
+  }
+
+  /**
+   * The shared-tier lease this store holds for `key`, or null — then the write stays in memory
+   * and the key is left for replay.
+   */
+  private heldSharedLease(key: SessionKey): { st: SharedState; sharedLease: LeaseToken } | null {
+    const st = this.sharedState.get(sessionKeyId(key));
+    if (st?.lease == null) {
+      if (this.shared !== null) this.markDirty(key);
+      return null;
+    }
+    return { st, sharedLease: st.lease };
   }
 
   private async writeThrough(
@@ -255,12 +265,9 @@ export class TieredSessionStore implements SessionStore {
         : op === 'suspend'
           ? await this.memory.suspend(record, expectedVersion, lease, nowMs)
           : await this.memory.end(record, expectedVersion, lease, nowMs);
-    const st = this.sharedState.get(sessionKeyId(key));
-    if (st?.lease == null) {
-      if (this.shared !== null) this.markDirty(key);
-      return version;
-    }
-    const sharedLease = st.lease;
+    const held = this.heldSharedLease(key);
+    if (held === null) return version;
+    const { st, sharedLease } = held;
     await this.mirror(key, this.writeBoundMs, async (shared) => {
       st.version =
         op === 'save'

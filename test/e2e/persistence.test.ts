@@ -5,6 +5,7 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { unlinkPrefix } from '../lib/store/redis_support.js';
 import { KeyBuilder } from '../../lib/store/keys.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { SessionNotices, forgetIdentity } from '../../lib/store/session_notices.js';
@@ -100,13 +101,7 @@ afterAll(async () => {
   await inspect?.dispose();
   await notices?.close();
   const redis = new Redis(redisUrl);
-  const pattern = new KeyBuilder(prefix).allKeysPattern();
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-    if (keys.length > 0) await redis.unlink(...keys);
-    cursor = next;
-  } while (cursor !== '0');
+  await unlinkPrefix(redis, new KeyBuilder(prefix).allKeysPattern());
   redis.disconnect();
 });
 

@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 
 /** Path of the redis-server binary the outage tests start. */
@@ -12,19 +11,8 @@ export function canStartRedis(): boolean {
   return existsSync(REDIS_SERVER_BIN);
 }
 
-/** A free loopback TCP port. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+/** A free loopback TCP port (the shared test helper). */
+export { freeTcpPort as freePort } from '../../support/ports.js';
 
 /** A private, non-persistent redis-server on a loopback port; restarted empty. */
 export class PrivateRedis {
