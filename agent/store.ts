@@ -8,7 +8,7 @@ import { appendTurns, emptyHistory } from '../lib/session/history.js';
 import type { SessionPolicy } from '../lib/session/policy.js';
 import { newSessionRecord, type Turn } from '../lib/session/record.js';
 import { decideResume } from '../lib/session/resume_policy.js';
-import { parseStoredRecord, toStoredRecord } from '../lib/store/record_wire.js';
+import { decodeStoredRecord, encodeStoredRecord } from '../lib/store/record_wire.js';
 import { PayloadCipher } from '../lib/store/crypto.js';
 import { MemorySessionStore } from '../lib/store/memory_session_store.js';
 import { RedisSessionStore } from '../lib/store/redis_session_store.js';
@@ -57,7 +57,7 @@ export async function warmUp(stores: JobStores, policy: SessionPolicy): Promise<
     const turns: Turn[] = [0, 1, 2, 3].map((i) => ({ id: `w${i}`, role: i % 2 ? 'assistant' : 'user', text: 'warm-up turn', createdAtMs: nowMs + i }));
     const record = { ...newSessionRecord({ ...key, sessionId: 'warmup', nowMs, profile: null }), history: appendTurns(emptyHistory(), turns) };
     await scratch.save(record, first.version, first.lease);
-    parseStoredRecord(JSON.parse(JSON.stringify(toStoredRecord(record))));
+    decodeStoredRecord(encodeStoredRecord(record));
     const again = await scratch.resumeAndClaim(key, 'warmup', nowMs, 1_000);
     if (again.status !== 'claimed' || again.record.status !== 'found') return;
     const decision = decideResume({ record: again.record.record, profile: again.profile, policy, reason: null, nowMs, storeAvailable: true });

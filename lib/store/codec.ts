@@ -4,7 +4,7 @@ import { DEFAULT_PROFILE_TTL_MS, DEFAULT_SESSION_TTL_MS } from '../session/polic
 import { parseProfile, profileFromRecord, turnSchema } from '../session/record.js';
 import type { Profile, SessionRecord, Turn } from '../session/record.js';
 import type { PayloadCipher } from './crypto.js';
-import { parseStoredRecord, toStoredRecord } from './record_wire.js';
+import { decodeStoredRecord, encodeStoredRecord } from './record_wire.js';
 import { sessionKeyId } from './keys.js';
 import type { SessionKey } from './keys.js';
 import { DEFAULT_ARCHIVE_MAX_COUNT, DEFAULT_ARCHIVE_TTL_MS, DEFAULT_MAX_PENDING_TURNS } from './session_store.js';
@@ -53,28 +53,33 @@ export class PayloadCodec {
     return `pva/${kind}/${sessionKeyId(key)}`;
   }
 
+  private seal(kind: Kind, key: SessionKey, text: string): string {
+    return this.cipher === null ? text : this.cipher.seal(text, this.aad(kind, key));
+  }
+
+  private open(kind: Kind, key: SessionKey, payload: string): Decoded<string> {
+    if (this.cipher === null) return { ok: true, value: payload };
+    const opened = this.cipher.open(payload, this.aad(kind, key));
+    return opened.ok ? { ok: true, value: opened.plaintext } : opened;
+  }
+
   private encode(kind: Kind, key: SessionKey, value: unknown): string {
-    const json = JSON.stringify(value);
-    return this.cipher === null ? json : this.cipher.seal(json, this.aad(kind, key));
+    return this.seal(kind, key, JSON.stringify(value));
   }
 
   private decode(kind: Kind, key: SessionKey, payload: string): Decoded<unknown> {
-    let json = payload;
-    if (this.cipher !== null) {
-      const opened = this.cipher.open(payload, this.aad(kind, key));
-      if (!opened.ok) return opened;
-      json = opened.plaintext;
-    }
+    const text = this.open(kind, key, payload);
+    if (!text.ok) return text;
     try {
-      return { ok: true, value: JSON.parse(json) as unknown };
+      return { ok: true, value: JSON.parse(text.value) as unknown };
     } catch {
       return { ok: false, why: 'record_invalid' };
     }
   }
 
-  /** Payload of a record. */
+  /** Payload of a record (`record_wire.ts`: JSON head, then the turn texts). */
   encodeRecord(record: SessionRecord): string {
-    return this.encode('rec', record, toStoredRecord(record));
+    return this.seal('rec', record, encodeStoredRecord(record));
   }
 
   /** Payload of a turn. */
@@ -89,9 +94,9 @@ export class PayloadCodec {
 
   /** Decodes one record payload and checks it belongs to `key`. */
   decodeRecordPayload(key: SessionKey, payload: string): Decoded<SessionRecord> {
-    const raw = this.decode('rec', key, payload);
-    if (!raw.ok) return raw;
-    const parsed = parseStoredRecord(raw.value);
+    const text = this.open('rec', key, payload);
+    if (!text.ok) return text;
+    const parsed = decodeStoredRecord(text.value);
     if (!parsed.ok) return parsed;
     if (parsed.value.agentName !== key.agentName || parsed.value.identity !== key.identity) return { ok: false, why: 'record_invalid' };
     return parsed;
