@@ -27,6 +27,7 @@ import { decideResume } from '../lib/session/resume_policy.js';
 import { MemorySessionStore } from '../lib/store/memory_session_store.js';
 import { RedisSessionStore } from '../lib/store/redis_session_store.js';
 import { PayloadCodec } from '../lib/store/codec.js';
+import { encodeStoredRecord } from '../lib/store/record_wire.js';
 import { asArray, callScript, num, strList, strOrNull } from '../lib/store/redis_scripts.js';
 import { DEFAULT_HISTORY_LIMITS } from '../lib/session/history.js';
 import type { SessionKey } from '../lib/store/session_store.js';
@@ -201,13 +202,13 @@ async function benchMemory(lines: string[]): Promise<void> {
     expireMs.push(performance.now() - e0);
   }
   const ex = stats(expireMs);
-  const recBytes = JSON.stringify(template).length;
+  const recBytes = encodeStoredRecord(template).length;
   lines.push(
     `### Memory store (${MEMORY_SESSIONS.toLocaleString('en')} sessions of 20 turns)`,
     '',
     '| measure | value |',
     '|---|---|',
-    `| heap per session (record payload ${recBytes} bytes as a JSON string + profile + lease) | ${Math.round(perSession).toLocaleString('en')} bytes |`,
+    `| heap per session (record payload ${recBytes} bytes as one string, record_wire.ts form, + profile + lease) | ${Math.round(perSession).toLocaleString('en')} bytes |`,
     `| fill (claim + save each) | ${fillMs.toFixed(0)} ms |`,
     `| expire ${expired.toLocaleString('en')} due sessions among ${MEMORY_SESSIONS.toLocaleString('en')} (one \`purgeExpired\`; median / max of 9 batches) | ${ex.median.toFixed(2)} ms / ${Math.max(...expireMs).toFixed(2)} ms |`,
     '',
