@@ -131,48 +131,20 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
     })
     .catch((err: unknown) => log.warn({ error: err instanceof Error ? err.message : 'unknown' }, 'session notices unavailable'));
   const claimed = ps.arrive();
-  await watching;
-  arrival = await claimed;
-  if (arrival.previousOwner !== null) void notices?.announceTakeover(key, ownerId, arrival.fence);
+  claimed.catch(() => undefined); // awaited below, after the session has started
 
-  const restored = arrival.resumed && arrival.record ? arrival.record : null;
-  // The receiver is created right after the agent; the agent's hook only runs once it exists.
+  // The agent session starts while the claim is in flight (at a join, on a busy job process,
+  // each takes 15-30 ms): the restored history goes into the agent's chat context before the
+  // greeting, and a user turn cannot reach the model before the arrival is decided.
+  let arrived: (() => void) | undefined;
+  const arrivalDone = new Promise<void>((resolve) => (arrived = resolve));
+  // The receiver is created once the arrival is known; the agent's hooks wait for it.
   let receiver: ContextReceiver | undefined;
   const flushContext = async () => {
+    await arrivalDone;
     await receiver?.flush();
   };
-  const agent = new Assistant({
-    chatCtx: restored ? historyToChatContext(restored.history) : llm.ChatContext.empty(),
-    beforeUserTurn: flushContext,
-  });
-  receiver = new ContextReceiver({
-    participantIdentity: identity,
-    sink: new AgentContextSink(agent),
-    transport: messenger,
-    logger: log,
-    onChange: (snapshot) => ps.updateContext(snapshot),
-  });
-  if (restored) receiver.restore(restored.context);
-  const unbridge = bridgeRoom(ctx.room, identity, receiver, metrics, log, {
-    onLeft: (reason) => {
-      log.info({ reason }, 'participant left');
-      metrics.gauge('pva_active_sessions', 0);
-      ps.left(reason);
-    },
-    onRejoined: () => {
-      const back = ps.rejoined();
-      if (back === undefined) return;
-      metrics.gauge('pva_active_sessions', 1);
-      log.info({ greeting: back.greeting.kind }, 'participant rejoined');
-      void status({ decision: { kind: back.decision.kind, why: back.decision.why }, greeting: back.greeting.kind });
-      if (back.speech !== null) agentSession?.say(back.speech);
-    },
-  });
-  ctx.addShutdownCallback(async () => {
-    unbridge();
-    await receiver.close();
-  });
-
+  const agent = new Assistant({ beforeUserTurn: flushContext });
   const session = new voice.AgentSession({
     llm: models.llm,
     ...(models.stt ? { stt: models.stt } : {}),
@@ -189,7 +161,7 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
     void finish('agent_shutdown');
   });
   const text = config.io === 'text';
-  await session.start({
+  const started = session.start({
     agent,
     room: ctx.room,
     inputOptions: {
@@ -207,6 +179,44 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
     },
     outputOptions: { audioEnabled: !text, transcriptionEnabled: true },
   });
+  started.catch(() => undefined); // awaited below, after the arrival
+
+  await watching;
+  arrival = await claimed;
+  if (arrival.previousOwner !== null) void notices?.announceTakeover(key, ownerId, arrival.fence);
+
+  const restored = arrival.resumed && arrival.record ? arrival.record : null;
+  if (restored) await agent.updateChatCtx(historyToChatContext(restored.history));
+  receiver = new ContextReceiver({
+    participantIdentity: identity,
+    sink: new AgentContextSink(agent),
+    transport: messenger,
+    logger: log,
+    onChange: (snapshot) => ps.updateContext(snapshot),
+  });
+  if (restored) receiver.restore(restored.context);
+  const contextReceiver = receiver;
+  const unbridge = bridgeRoom(ctx.room, identity, receiver, metrics, log, {
+    onLeft: (reason) => {
+      log.info({ reason }, 'participant left');
+      metrics.gauge('pva_active_sessions', 0);
+      ps.left(reason);
+    },
+    onRejoined: () => {
+      const back = ps.rejoined();
+      if (back === undefined) return;
+      metrics.gauge('pva_active_sessions', 1);
+      log.info({ greeting: back.greeting.kind }, 'participant rejoined');
+      void status({ decision: { kind: back.decision.kind, why: back.decision.why }, greeting: back.greeting.kind });
+      if (back.speech !== null) agentSession?.say(back.speech);
+    },
+  });
+  ctx.addShutdownCallback(async () => {
+    unbridge();
+    await contextReceiver.close();
+  });
+  arrived?.();
+  await started;
   const { decision, greeting, speech } = arrival;
   // The greeting goes out first; nothing on its path waits for another round trip.
   const handle = speech !== null ? session.say(speech) : undefined;

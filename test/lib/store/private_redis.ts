@@ -17,7 +17,11 @@ export { freeTcpPort as freePort } from '../../support/ports.js';
 /** A private, non-persistent redis-server on a loopback port; restarted empty. */
 export class PrivateRedis {
   private proc: ChildProcess | null = null;
-  constructor(readonly port: number) {}
+  /** `extraArgs` go after the defaults (e.g. the cluster settings of {@link PrivateCluster}). */
+  constructor(
+    readonly port: number,
+    private readonly extraArgs: readonly string[] = [],
+  ) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
@@ -25,7 +29,7 @@ export class PrivateRedis {
 
   /** Starts the server and polls until it answers PING (deadline 10 s). */
   async start(): Promise<void> {
-    this.proc = spawn(REDIS_SERVER_BIN, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    this.proc = spawn(REDIS_SERVER_BIN, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...this.extraArgs], { stdio: 'ignore' });
     const deadline = Date.now() + 10_000;
     for (;;) {
       const c = new Redis(this.url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 500 });

@@ -1,0 +1,83 @@
+import type { Cluster } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newSessionRecord } from '../../../lib/session/record.js';
+import { RedisSessionStore } from '../../../lib/store/redis_session_store.js';
+import type { SessionKey, SessionStore } from '../../../lib/store/session_store.js';
+import { randomPrefix } from '../../support/env.js';
+import { sessionStoreContract } from './contract.js';
+import { PrivateCluster } from './private_cluster.js';
+import { canStartRedis } from './private_redis.js';
+
+// Never a skip: `npm test` (scripts/ensure_redis.sh) installs Debian's redis-server when it is missing.
+if (!canStartRedis()) throw new Error('the cluster test needs the redis-server binary (apt-get install redis-server)');
+
+// A real three-master Redis Cluster: every script's keys must share a slot (hash tags), and
+// whatever spans sessions (listing, forget) must work across nodes.
+const cluster = new PrivateCluster(3);
+await cluster.start();
+const client: Cluster = await cluster.client();
+
+afterAll(async () => {
+  client.disconnect();
+  await cluster.stop();
+});
+
+sessionStoreContract({
+  name: 'RedisSessionStore on a 3-master Redis Cluster',
+  make: async (opts) => new RedisSessionStore({ ...opts, client, prefix: randomPrefix('cluster') }),
+  tamper: async (store: SessionStore, key, mutate) => {
+    const recKey = (store as RedisSessionStore).keys.session(key).rec;
+    const payload = await client.get(recKey);
+    if (payload === null) throw new Error('no record to tamper with');
+    await client.set(recKey, mutate(payload), 'KEEPTTL');
+  },
+  // The cluster is private and discarded after the file.
+  cleanup: async () => {},
+});
+
+describe('RedisSessionStore across cluster nodes', () => {
+  let store: RedisSessionStore;
+  const keys: SessionKey[] = Array.from({ length: 24 }, (_, i) => ({ agentName: i % 2 === 0 ? 'ag-a' : 'ag-b', identity: `caller-${i}` }));
+
+  beforeAll(async () => {
+    store = new RedisSessionStore({ client, prefix: randomPrefix('spread') });
+    for (const key of keys) {
+      const nowMs = Date.now();
+      const claim = await store.resumeAndClaim(key, 'job', nowMs, 30_000);
+      if (claim.status !== 'claimed') throw new Error('claim failed');
+      await store.save(newSessionRecord({ ...key, sessionId: `s-${key.identity}`, nowMs, profile: null }), claim.version, claim.lease);
+    }
+  });
+
+  it('spreads sessions over every master, and lists all of them page by page', async () => {
+    const owners = new Set<string>();
+    for (const key of keys) {
+      const slot = (await client.call('CLUSTER', 'KEYSLOT', store.keys.session(key).rec)) as number;
+      const node = client.slots[slot]?.[0];
+      if (node !== undefined) owners.add(node);
+    }
+    expect(owners.size).toBe(3);
+
+    const listed: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page = await store.listSessions({ cursor, count: 5 });
+      listed.push(...page.items.map((k) => `${k.agentName}/${k.identity}`));
+      cursor = page.cursor;
+    } while (cursor !== null);
+    expect(new Set(listed)).toEqual(new Set(keys.map((k) => `${k.agentName}/${k.identity}`)));
+  });
+
+  it('forgets an identity under every agent, whichever nodes hold its sessions', async () => {
+    const identity = 'two-agents';
+    for (const agentName of ['ag-a', 'ag-b']) {
+      const key = { agentName, identity };
+      const claim = await store.resumeAndClaim(key, 'job', Date.now(), 30_000);
+      if (claim.status !== 'claimed') throw new Error('claim failed');
+      await store.save(newSessionRecord({ ...key, sessionId: `s-${agentName}`, nowMs: Date.now(), profile: null }), claim.version, claim.lease);
+    }
+    expect(await store.forget(identity)).toEqual({ sessionKeysErased: 2 });
+    for (const agentName of ['ag-a', 'ag-b']) expect((await store.readRecord({ agentName, identity })).status).toBe('missing');
+    expect((await store.readRecord(keys[0] as SessionKey)).status).toBe('found');
+  });
+});
