@@ -4,9 +4,11 @@
  * every turn as it happens, waits out the rejoin window after a leave, and lets go on takeover.
  */
 import { randomUUID } from 'node:crypto';
-import { llm, voice, type JobContext } from '@livekit/agents';
+import { AutoSubscribe, llm, voice, type JobContext } from '@livekit/agents';
+import type { RemoteParticipant } from '@livekit/rtc-node';
 import { ATTR_RESUME_POLICY } from '../lib/attributes.js';
 import { systemClock } from '../lib/clock.js';
+import { hintMatches, parseDispatchHint, type DispatchHint } from '../lib/dispatch_hint.js';
 import { ContextReceiver } from '../lib/context/receiver.js';
 import { pii, type Logger } from '../lib/logger.js';
 import { policyForParticipant } from '../lib/session/policy.js';
@@ -35,14 +37,24 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
   logger.info({ models: models.label, store: config.redis ? 'redis' : 'memory' }, 'job started');
   if (!config.redis) logger.info({}, 'REDIS_URL is not set: sessions live in this job only (memory)');
 
-  const participant = await ctx.waitForParticipant();
-  const linkedAtMs = systemClock.nowMs();
-  const identity = participant.identity;
+  // With a dispatch hint (tokens the project mints), the job claims the hinted participant's
+  // session while it connects to the room; otherwise it waits for the first participant.
+  const hint = parseDispatchHint(ctx.job.metadata);
+  const connected = ctx.connect(undefined, AutoSubscribe.AUDIO_ONLY);
+  connected.catch(() => undefined); // awaited below
+  let participant: RemoteParticipant | undefined;
+  if (hint === null) {
+    await connected;
+    participant = await ctx.waitForParticipant();
+  }
+  const identity = participant?.identity ?? (hint as DispatchHint).identity;
+  const participantName = participant ? participant.name || null : (hint?.name ?? null);
+  const policyAttribute = participant ? participant.attributes[ATTR_RESUME_POLICY] : hint?.resumePolicy;
   const key: SessionKey = { agentName: config.agentName || DEFAULT_AGENT_KEY, identity };
   const ownerId = `${ctx.job.id}:${randomUUID().slice(0, 8)}`;
-  const { policy, overridden, ignoredOverride } = policyForParticipant(config.policy, participant.attributes[ATTR_RESUME_POLICY]);
+  const { policy, overridden, ignoredOverride } = policyForParticipant(config.policy, policyAttribute);
   const log = logger.child({ ownerId });
-  log.info({ ...pii({ identity }), resumePolicy: policy.resumePolicy, overridden, ignoredOverride }, 'participant linked');
+  log.info({ ...pii({ identity }), resumePolicy: policy.resumePolicy, overridden, ignoredOverride, fromDispatchHint: hint !== null }, 'session owner chosen');
 
   const messenger = new RoomMessenger(ctx.room, log);
   const { store, notices } = stores;
@@ -68,7 +80,7 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
     clock: systemClock,
     logger: log,
     metrics,
-    participantName: participant.name || null,
+    participantName,
     minRegreetGapMs: config.minRegreetGapMs,
     onStateChanged: (ev) => {
       log.info({ from: ev.oldState, to: ev.newState, cause: ev.cause }, 'session state changed');
@@ -131,62 +143,31 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
     })
     .catch((err: unknown) => log.warn({ error: err instanceof Error ? err.message : 'unknown' }, 'session notices unavailable'));
   const claimed = ps.arrive();
-  claimed.catch(() => undefined); // awaited below, after the session has started
-
-  // The agent session starts while the claim is in flight (at a join, on a busy job process,
-  // each takes 15-30 ms): the restored history goes into the agent's chat context before the
-  // greeting, and a user turn cannot reach the model before the arrival is decided.
-  let arrived: (() => void) | undefined;
-  const arrivalDone = new Promise<void>((resolve) => (arrived = resolve));
-  // The receiver is created once the arrival is known; the agent's hooks wait for it.
-  let receiver: ContextReceiver | undefined;
-  const flushContext = async () => {
-    await arrivalDone;
-    await receiver?.flush();
-  };
-  const agent = new Assistant({ beforeUserTurn: flushContext });
-  const session = new voice.AgentSession({
-    llm: models.llm,
-    ...(models.stt ? { stt: models.stt } : {}),
-    ...(models.tts ? { tts: models.tts } : {}),
-    ...models.sessionOptions,
-  });
-  agentSession = session;
-  session.on(voice.AgentSessionEventTypes.ConversationItemAdded, (ev) => {
-    const turn = chatMessageToTurn(ev.item);
-    if (turn) ps.persistTurn(turn);
-  });
-  session.on(voice.AgentSessionEventTypes.Close, (ev) => {
-    log.info({ reason: ev.reason }, 'agent session closed');
-    void finish('agent_shutdown');
-  });
-  const text = config.io === 'text';
-  const started = session.start({
-    agent,
-    room: ctx.room,
-    inputOptions: {
-      participantIdentity: identity,
-      audioEnabled: !text,
-      textEnabled: true,
-      // A refresh or drop must not end the conversation: the rejoin window decides (ParticipantSession).
-      closeOnDisconnect: false,
-      // Typed input: like the default, but pending dynamic context reaches the model first.
-      textInputCallback: async (sess, ev) => {
-        await flushContext();
-        sess.interrupt();
-        sess.generateReply({ userInput: ev.text });
-      },
-    },
-    outputOptions: { audioEnabled: !text, transcriptionEnabled: true },
-  });
-  started.catch(() => undefined); // awaited below, after the arrival
-
+  claimed.catch(() => undefined); // awaited below
+  if (participant === undefined) {
+    await connected;
+    // The job was dispatched by the hinted participant's join: it is the one to link.
+    participant = await ctx.waitForParticipant(identity);
+    if (!hintMatches(hint as DispatchHint, { identity, name: participant.name, resumePolicy: participant.attributes[ATTR_RESUME_POLICY] })) {
+      log.warn({}, 'the participant\'s name or policy attribute differs from its dispatch hint; the hint\'s were applied');
+    }
+  }
+  const linkedAtMs = systemClock.nowMs();
+  log.info({}, 'participant linked');
   await watching;
   arrival = await claimed;
   if (arrival.previousOwner !== null) void notices?.announceTakeover(key, ownerId, arrival.fence);
 
   const restored = arrival.resumed && arrival.record ? arrival.record : null;
-  if (restored) await agent.updateChatCtx(historyToChatContext(restored.history));
+  // The receiver is created right after the agent; the agent's hook only runs once it exists.
+  let receiver: ContextReceiver | undefined;
+  const flushContext = async () => {
+    await receiver?.flush();
+  };
+  const agent = new Assistant({
+    chatCtx: restored ? historyToChatContext(restored.history) : llm.ChatContext.empty(),
+    beforeUserTurn: flushContext,
+  });
   receiver = new ContextReceiver({
     participantIdentity: identity,
     sink: new AgentContextSink(agent),
@@ -195,7 +176,6 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
     onChange: (snapshot) => ps.updateContext(snapshot),
   });
   if (restored) receiver.restore(restored.context);
-  const contextReceiver = receiver;
   const unbridge = bridgeRoom(ctx.room, identity, receiver, metrics, log, {
     onLeft: (reason) => {
       log.info({ reason }, 'participant left');
@@ -213,10 +193,43 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
   });
   ctx.addShutdownCallback(async () => {
     unbridge();
-    await contextReceiver.close();
+    await receiver.close();
   });
-  arrived?.();
-  await started;
+
+  const session = new voice.AgentSession({
+    llm: models.llm,
+    ...(models.stt ? { stt: models.stt } : {}),
+    ...(models.tts ? { tts: models.tts } : {}),
+    ...models.sessionOptions,
+  });
+  agentSession = session;
+  session.on(voice.AgentSessionEventTypes.ConversationItemAdded, (ev) => {
+    const turn = chatMessageToTurn(ev.item);
+    if (turn) ps.persistTurn(turn);
+  });
+  session.on(voice.AgentSessionEventTypes.Close, (ev) => {
+    log.info({ reason: ev.reason }, 'agent session closed');
+    void finish('agent_shutdown');
+  });
+  const text = config.io === 'text';
+  await session.start({
+    agent,
+    room: ctx.room,
+    inputOptions: {
+      participantIdentity: identity,
+      audioEnabled: !text,
+      textEnabled: true,
+      // A refresh or drop must not end the conversation: the rejoin window decides (ParticipantSession).
+      closeOnDisconnect: false,
+      // Typed input: like the default, but pending dynamic context reaches the model first.
+      textInputCallback: async (sess, ev) => {
+        await flushContext();
+        sess.interrupt();
+        sess.generateReply({ userInput: ev.text });
+      },
+    },
+    outputOptions: { audioEnabled: !text, transcriptionEnabled: true },
+  });
   const { decision, greeting, speech } = arrival;
   // The greeting goes out first; nothing on its path waits for another round trip.
   const handle = speech !== null ? session.say(speech) : undefined;

@@ -4,7 +4,7 @@
  *   tsx agent/main.ts dev | start | connect --room <name>
  *   node dist/agent/main.js start
  */
-import { AutoSubscribe, ServerOptions, cli, defineAgent, log, type AgentServer, type JobContext, type JobProcess } from '@livekit/agents';
+import { ServerOptions, cli, defineAgent, log, type AgentServer, type JobContext, type JobProcess } from '@livekit/agents';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
@@ -43,7 +43,6 @@ export default defineAgent<ProcData>({
   },
   entry: async (ctx: JobContext<ProcData>) => {
     const logger = log().child({ room: ctx.job.room?.name, jobId: ctx.job.id }) as unknown as Logger;
-    await ctx.connect(undefined, AutoSubscribe.AUDIO_ONLY);
     const stores = ctx.proc.userData.stores ?? createJobStores(config, logger);
     await runJob(ctx, config, logger, stores, new JobMetrics());
   },

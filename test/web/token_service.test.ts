@@ -3,6 +3,7 @@
  * Redis one (a random prefix, cleaned with SCAN + UNLINK). LiveKit room deletion and session
  * erasure are injected; the browser test runs the whole chain for real.
  */
+import { parseDispatchHint } from '../../lib/dispatch_hint.js';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ATTR_CONTEXT_PUBLISHER, ATTR_RESUME_POLICY } from '../../lib/attributes.js';
@@ -19,7 +20,7 @@ interface Claims {
   sub: string;
   attributes?: Record<string, string>;
   video: { room: string; roomJoin: boolean; canUpdateOwnMetadata?: boolean };
-  roomConfig?: { departureTimeout?: number; agents?: Array<{ agentName: string }> };
+  roomConfig?: { departureTimeout?: number; agents?: Array<{ agentName: string; metadata?: string }> };
 }
 
 async function scanAll(client: Redis, pattern: string): Promise<string[]> {
@@ -102,6 +103,8 @@ describe.each(stores)('token service (%s device store)', (_name, makeStore) => {
     expect(c.video.canUpdateOwnMetadata).toBe(false);
     expect(c.roomConfig?.departureTimeout).toBe(46); // covers the rejoin TTL, whole seconds
     expect(c.roomConfig?.agents?.[0]?.agentName).toBe('unit-agent');
+    // The dispatch names who is joining, with the same policy as the trusted attribute.
+    expect(parseDispatchHint(c.roomConfig?.agents?.[0]?.metadata)).toEqual({ v: 1, identity: d.identity, resumePolicy: 'AlwaysFresh' });
     expect(c.attributes?.[ATTR_RESUME_POLICY]).toBe('AlwaysFresh');
     expect(c.attributes?.[ATTR_CONTEXT_PUBLISHER]).toBeUndefined();
   });

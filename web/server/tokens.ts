@@ -1,11 +1,12 @@
 /**
  * Mints participant tokens the way every part of the project must: identity, room, the room
- * configuration (departure timeout covering the rejoin TTL; agent dispatch when an agent name
- * is configured) and trusted attributes. Tokens never grant `canUpdateOwnMetadata`, so a
+ * configuration (departure timeout covering the rejoin TTL; agent dispatch, with the dispatch
+ * hint of `lib/dispatch_hint.ts`, when an agent name is configured) and trusted attributes. Tokens never grant `canUpdateOwnMetadata`, so a
  * participant cannot rewrite the attributes it was given.
  */
 import { AccessToken, RoomAgentDispatch, RoomConfiguration } from 'livekit-server-sdk';
 import { ATTR_CONTEXT_PUBLISHER, ATTR_RESUME_POLICY } from '../../lib/attributes.js';
+import { encodeDispatchHint } from '../../lib/dispatch_hint.js';
 
 /** The resume policies a token may carry. */
 export type ResumePolicyName = 'AlwaysFresh' | 'ResumeIfPossible' | 'AlwaysResume';
@@ -54,7 +55,10 @@ export async function mintParticipantToken(o: MintTokenOptions): Promise<string>
   });
   at.roomConfig = new RoomConfiguration({
     departureTimeout: Math.ceil((o.rejoinTtlMs ?? 60_000) / 1000),
-    ...(o.agentName ? { agents: [new RoomAgentDispatch({ agentName: o.agentName })] } : {}),
+    // The dispatch names who is joining, so the job can fetch the session while it connects.
+    ...(o.agentName
+      ? { agents: [new RoomAgentDispatch({ agentName: o.agentName, metadata: encodeDispatchHint({ identity: o.identity, ...(o.name ? { name: o.name } : {}), ...(o.resumePolicy ? { resumePolicy: o.resumePolicy } : {}) }) })] }
+      : {}),
   });
   return at.toJwt();
 }

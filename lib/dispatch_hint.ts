@@ -1,0 +1,41 @@
+import { z } from 'zod';
+
+/**
+ * The dispatch hint: metadata that the project's tokens put on their agent dispatch
+ * (`RoomAgentDispatch.metadata` → `ctx.job.metadata`), naming the participant whose join
+ * creates the room. The job uses it to claim that participant's session while it is still
+ * connecting to the room, which takes the store round trip off the join-to-greeting path.
+ * It is a speculation: it is used only when the participant who actually arrives has exactly
+ * this identity, name and resume-policy attribute, and is otherwise discarded.
+ * Only a holder of the API secret can set it, like the token attributes.
+ */
+const dispatchHintSchema = z.object({
+  v: z.literal(1),
+  identity: z.string().min(1),
+  name: z.string().optional(),
+  resumePolicy: z.string().optional(),
+});
+
+/** See the module comment. */
+export type DispatchHint = z.infer<typeof dispatchHintSchema>;
+
+/** The metadata string of a hint. */
+export function encodeDispatchHint(hint: Omit<DispatchHint, 'v'>): string {
+  return JSON.stringify({ v: 1, ...hint });
+}
+
+/** The hint in a job's metadata, or null (none, or anything else: never throws). */
+export function parseDispatchHint(metadata: string | undefined): DispatchHint | null {
+  if (!metadata) return null;
+  try {
+    const parsed = dispatchHintSchema.safeParse(JSON.parse(metadata));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
+
+/** True when `participant` is the one the hint announced (identity, name and policy attribute). */
+export function hintMatches(hint: DispatchHint, participant: { identity: string; name?: string | undefined; resumePolicy?: string | undefined }): boolean {
+  return hint.identity === participant.identity && (hint.name ?? '') === (participant.name ?? '') && (hint.resumePolicy ?? '') === (participant.resumePolicy ?? '');
+}
