@@ -31,6 +31,26 @@ export const DEFAULT_AGENT_KEY = 'default';
 /** What the participant hears when another tab or device took the conversation over. */
 export const TAKEN_OVER_MESSAGE = 'This conversation has continued in another window, so I am leaving this one.';
 
+/** Longest wait for the greeting's first text (or audio) before the arrival's messages go out, ms. */
+const GREETING_HEAD_START_MS = 1_000;
+
+/** Resolves once the agent starts speaking (first text or audio frame out), the speech ends, or after `maxMs`. */
+function agentStartedSpeaking(session: voice.AgentSession, handle: voice.SpeechHandle, maxMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const onState = (ev: voice.AgentStateChangedEvent) => {
+      if (ev.newState === 'speaking') done();
+    };
+    const timer = setTimeout(() => done(), maxMs);
+    function done(): void {
+      clearTimeout(timer);
+      session.off(voice.AgentSessionEventTypes.AgentStateChanged, onState);
+      resolve();
+    }
+    session.on(voice.AgentSessionEventTypes.AgentStateChanged, onState);
+    handle.waitForPlayout().then(done, done);
+  });
+}
+
 /** Runs the job until the conversation is over (rejoin window passed, taken over, or shutdown). */
 export async function runJob(ctx: JobContext, config: Config, logger: Logger, stores: JobStores, metrics: JobMetrics): Promise<void> {
   const models = buildModels(config);
@@ -235,6 +255,9 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
   const handle = speech !== null ? session.say(speech) : undefined;
   if (handle) metrics.observe('pva_arrival_to_greeting_seconds', (systemClock.nowMs() - linkedAtMs) / 1000);
   metrics.gauge('pva_active_sessions', 1);
+  // The status message and the queued context follow the greeting onto the wire instead of
+  // queueing ahead of its first text (at most GREETING_HEAD_START_MS later).
+  if (handle) await agentStartedSpeaking(session, handle, GREETING_HEAD_START_MS);
   await receiver.markReady();
   await status({
     decision: { kind: decision.kind, why: decision.why },
