@@ -83,6 +83,8 @@ export class ParticipantSession {
   private closed = false;
   private queue: Promise<void> = Promise.resolve();
   private saveQueued = false;
+  /** Turns appended since the last save (folded into the record, and its archive copy, at the next renewal). */
+  private unsavedTurns = 0;
   private tickTimer: NodeJS.Timeout | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
   private readonly leaseMs: number;
@@ -274,6 +276,7 @@ export class ParticipantSession {
     const next = recordWithTurn(this.record, turn);
     if (next === this.record) return; // duplicate turn id
     this.record = next;
+    this.unsavedTurns++;
     void this.write('append_turn', async () => {
       this.version = await this.o.store.appendTurn(this.o.key, turn, this.lease!);
     });
@@ -341,6 +344,7 @@ export class ParticipantSession {
     void this.write('save', async () => {
       this.saveQueued = false;
       if (this.record === null || this.closed) return;
+      this.unsavedTurns = 0;
       this.version = await this.o.store.save(this.record, this.version, this.lease!);
     });
   }
@@ -372,6 +376,9 @@ export class ParticipantSession {
     // within both the lease and the session TTL.
     const everyMs = Math.max(250, Math.floor(Math.min(this.leaseMs, this.o.policy.sessionTtlMs) / 3));
     this.renewTimer = setInterval(() => {
+      // Turns appended since the last save are folded in, which also refreshes the archive
+      // copy: if this job crashes, the archive holds the conversation up to the last renewal.
+      if (this.unsavedTurns > 0) this.queueSave();
       void this.write('renew_lease', async () => {
         const ok = await this.o.store.renewLease(this.o.key, this.lease!, this.o.clock.nowMs(), this.leaseMs);
         if (!ok) throw new ConflictError('lease_lost', 'lease moved');

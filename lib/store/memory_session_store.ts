@@ -214,8 +214,9 @@ export class MemorySessionStore implements SessionStore {
     if (mode !== 'save') {
       meta.owner = null;
       meta.expMs = 0;
-      this.archive(id, entry, record.sessionId, nowMs, payload);
     }
+    // Every write refreshes the archive copy: a session whose owner crashed is still archived.
+    this.archive(id, entry, record.sessionId, nowMs, payload);
     this.touch(id, entry, 'session', this.opts.sessionTtlMs);
     entry.profile = this.codec.profilePayloadFor(record);
     this.touch(id, entry, 'profile', this.opts.profileTtlMs);
@@ -238,7 +239,7 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async save(record: SessionRecord, expectedVersion: number, lease: LeaseToken): Promise<number> {
-    return this.write(record, expectedVersion, lease, 'save', 0);
+    return this.write(record, expectedVersion, lease, 'save', record.lastSeenAt);
   }
 
   async suspend(record: SessionRecord, expectedVersion: number, lease: LeaseToken, nowMs: number): Promise<number> {

@@ -169,7 +169,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async save(record: SessionRecord, expectedVersion: number, lease: LeaseToken): Promise<number> {
-    return this.write(record, expectedVersion, lease, 'save', 0);
+    return this.write(record, expectedVersion, lease, 'save', record.lastSeenAt);
   }
 
   async suspend(record: SessionRecord, expectedVersion: number, lease: LeaseToken, nowMs: number): Promise<number> {

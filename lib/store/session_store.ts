@@ -61,7 +61,7 @@ export type ClaimResult =
     }
   | { status: 'busy'; owner: string; leaseExpiresAtMs: number };
 
-/** One archived (closed or suspended) conversation. */
+/** One archived conversation: closed, suspended, or as last saved (its owner may have crashed). */
 export interface ArchivedSession {
   sessionId: string;
   /** When it was archived, epoch ms. */
@@ -106,11 +106,12 @@ export interface SessionStore {
   appendTurn(key: SessionKey, turn: Turn, lease: LeaseToken): Promise<number>;
   /**
    * Compare-and-set save of the whole record (its pending turns are folded in by the caller:
-   * the record must contain every turn appended so far). Also writes the profile it implies.
-   * Returns the new version. Throws ConflictError `version_conflict` / `lease_lost`.
+   * the record must contain every turn appended so far). Also writes the profile it implies
+   * and refreshes the session's archive copy (scored at `record.lastSeenAt`), so a conversation
+   * whose owner crashed is archived as last saved. Returns the new version. Throws ConflictError `version_conflict` / `lease_lost`.
    */
   save(record: SessionRecord, expectedVersion: number, lease: LeaseToken): Promise<number>;
-  /** Like {@link save} for a disconnected record, plus an archive copy and the lease released. */
+  /** Like {@link save} for a disconnected record, with the lease released. */
   suspend(record: SessionRecord, expectedVersion: number, lease: LeaseToken, nowMs: number): Promise<number>;
   /** Ends the conversation: archives it, deletes the live record, keeps the profile, releases the lease. */
   end(record: SessionRecord, expectedVersion: number, lease: LeaseToken, nowMs: number): Promise<number>;

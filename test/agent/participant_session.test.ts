@@ -6,6 +6,7 @@ import { silentLogger } from '../../lib/logger.js';
 import { ReconnectPolicies, type SessionPolicy } from '../../lib/session/policy.js';
 import type { SessionStateChanged } from '../../lib/session/state.js';
 import { MemorySessionStore } from '../../lib/store/memory_session_store.js';
+import { until } from '../lib/store/contract.js';
 
 const T0 = 1_700_000_000_000;
 const key = { agentName: 'concierge', identity: 'alice' };
@@ -62,6 +63,20 @@ describe('ParticipantSession', () => {
     const r = await store.readRecord(key);
     expect(r.status === 'found' && r.record.history.turns.map((t) => t.text)).toEqual(['Book me a table for two.', 'Done: 8 pm.']);
     expect(r.status === 'found' && r.record.lastTopic).toBe('Book me a table for two.');
+  });
+
+  it('folds appended turns into the saved record at the next lease renewal, so the archive copy survives a crash', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    // Renewal every max(250 ms, min(lease, session TTL) / 3): 300 ms here (real timers).
+    const { ps } = make(store, clock, { ...ReconnectPolicies.Default, sessionTtlMs: 900 });
+    await ps.arrive();
+    ps.persistTurn(turn('t1', 'user', 'Book me a table for two.', T0 + 1));
+    await ps.drain();
+    const archivedTexts = async () => (await store.readArchive(key, clock.nowMs()))[0]?.record?.history.turns.map((t) => t.text) ?? [];
+    expect(await archivedTexts()).toEqual([]); // appended, not yet saved
+    await until(async () => (await archivedTexts()).length === 1, 3_000);
+    expect(await archivedTexts()).toEqual(['Book me a table for two.']);
   });
 
   it('a reload (client-initiated leave, then back) is greeted once with a brief welcome back, without reloading anything', async () => {

@@ -10,14 +10,15 @@
 -- ARGV[1]   owner            the lease holder's id
 -- ARGV[2]   fence            the lease holder's fencing token (integer)
 -- ARGV[3]   expectedVersion  the version the caller read (integer)
--- ARGV[4]   mode             'save' | 'suspend' (also archive + release) | 'end' (archive, delete rec, release)
+-- ARGV[4]   mode             'save' | 'suspend' (also release) | 'end' (also delete rec, release); every mode
+--                            writes the archive copy (see below)
 -- ARGV[5]   rec              record payload
 -- ARGV[6]   profile          profile payload
 -- ARGV[7]   sessionTtlMs     TTL of rec / meta, milliseconds
 -- ARGV[8]   profileTtlMs     TTL of profile, milliseconds
 -- ARGV[9]   archiveTtlMs     TTL of arch / archdata, milliseconds
 -- ARGV[10]  archiveMaxCount  archived sessions kept, count
--- ARGV[11]  nowMs            archive score, epoch milliseconds
+-- ARGV[11]  nowMs            archive score, epoch milliseconds (a save passes the record's lastSeenAt)
 -- ARGV[12]  cutoffMs         archive entries scored below this are dropped, epoch milliseconds
 -- ARGV[13]  sessionId        archive member
 --
@@ -36,23 +37,25 @@ end
 if mode ~= 'save' then
   redis.call('HDEL', KEYS[2], 'owner')
   redis.call('HSET', KEYS[2], 'exp', '0')
-  redis.call('ZADD', KEYS[5], ARGV[11], ARGV[13])
-  redis.call('HSET', KEYS[6], ARGV[13], ARGV[5])
-  local old = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[12])
-  if #old > 0 then
-    redis.call('HDEL', KEYS[6], unpack(old))
-    redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[12])
-  end
-  local n = redis.call('ZCARD', KEYS[5])
-  local max = tonumber(ARGV[10])
-  if n > max then
-    local drop = redis.call('ZRANGE', KEYS[5], 0, n - max - 1)
-    redis.call('HDEL', KEYS[6], unpack(drop))
-    redis.call('ZREMRANGEBYRANK', KEYS[5], 0, n - max - 1)
-  end
-  redis.call('PEXPIRE', KEYS[5], ARGV[9])
-  redis.call('PEXPIRE', KEYS[6], ARGV[9])
 end
+-- Every write refreshes the session's archive copy, so a session whose owner crashed (never
+-- suspended or ended) is still in the archive, as last saved, after its live record expires.
+redis.call('ZADD', KEYS[5], ARGV[11], ARGV[13])
+redis.call('HSET', KEYS[6], ARGV[13], ARGV[5])
+local old = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[12])
+if #old > 0 then
+  redis.call('HDEL', KEYS[6], unpack(old))
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[12])
+end
+local n = redis.call('ZCARD', KEYS[5])
+local max = tonumber(ARGV[10])
+if n > max then
+  local drop = redis.call('ZRANGE', KEYS[5], 0, n - max - 1)
+  redis.call('HDEL', KEYS[6], unpack(drop))
+  redis.call('ZREMRANGEBYRANK', KEYS[5], 0, n - max - 1)
+end
+redis.call('PEXPIRE', KEYS[5], ARGV[9])
+redis.call('PEXPIRE', KEYS[6], ARGV[9])
 redis.call('PEXPIRE', KEYS[2], ARGV[7])
 redis.call('SET', KEYS[4], ARGV[6], 'PX', ARGV[8])
 return { 0, v }

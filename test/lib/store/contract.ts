@@ -146,6 +146,18 @@ export function sessionStoreContract(h: StoreHarness): void {
       expect(claim.status === 'claimed' && claim.profile?.lastTopic).toBe('remember me');
     });
 
+    it('an owner that crashes (no suspend, no end) leaves its last saved copy in the archive after expiry', async () => {
+      const store = await h.make({ sessionTtlMs: 300, profileTtlMs: 60_000 });
+      const key = { agentName: 'agent', identity: 'crashed' };
+      const s = await start(store, key, 'job-a', 'said before the crash');
+      await store.appendTurn(key, turn('said after the last save'), s.lease);
+      // The job dies here: its lease lapses and the live record expires.
+      await until(async () => (await store.readRecord(key)).status === 'missing');
+      const archive = await store.readArchive(key, Date.now());
+      expect(archive.map((a) => a.sessionId)).toEqual([s.record.sessionId]);
+      expect(archive[0]?.record?.history.turns.map((t) => t.text)).toEqual(['said before the crash']);
+    });
+
     it('suspend archives and releases; end deletes the live record, keeps profile and archive', async () => {
       const store = await h.make({ archiveMaxCount: 2 });
       const key = { agentName: 'agent', identity: 'arch' };

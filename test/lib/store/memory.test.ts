@@ -17,7 +17,7 @@ sessionStoreContract({
 describe('MemorySessionStore expiry', () => {
   it('expires only what is due, without scanning, and keeps refreshed sessions', async () => {
     const clock = new ManualClock(1_000_000);
-    const store = new MemorySessionStore({ clock, sessionTtlMs: 1_000, profileTtlMs: 5_000 });
+    const store = new MemorySessionStore({ clock, sessionTtlMs: 1_000, profileTtlMs: 5_000, archiveTtlMs: 10_000 });
     for (let i = 0; i < 50; i++) {
       const key = { agentName: 'a', identity: `u${i}` };
       const c = await store.resumeAndClaim(key, 'job', clock.nowMs(), 100);
@@ -32,6 +32,11 @@ describe('MemorySessionStore expiry', () => {
     expect((await store.readRecord({ agentName: 'a', identity: 'u1' })).status).toBe('missing');
     expect(await store.readProfile({ agentName: 'a', identity: 'u1' })).not.toBeNull();
     clock.advance(5_000);
+    // Only the archive copies (written by every save) remain, until the archive's own retention ends.
+    expect(await store.readProfile({ agentName: 'a', identity: 'u1' })).toBeNull();
+    expect((await store.readArchive({ agentName: 'a', identity: 'u1' }, clock.nowMs())).map((a) => a.sessionId)).toEqual(['s1']);
+    expect(store.size).toBe(50);
+    clock.advance(10_000);
     expect(store.size).toBe(0);
   });
 });
