@@ -147,6 +147,8 @@ try {
   await unlinkPrefix(redis, new KeyBuilder(prefix).allKeysPattern());
   redis.disconnect();
 }
+// rtc-node's native handles keep the event loop alive after the participants left.
+process.exit(0);
 
 async function startWorkerFile(file: string, env: Record<string, string>): Promise<WorkerProcess> {
   return startWorker({ mode: 'start', env, entry: file });
