@@ -314,7 +314,7 @@ describe('two workers', () => {
     // The client rejoins its room (within the rejoin TTL) and, as seed 000 SpawnAgentOnRejoin
     // says, an agent is dispatched into it because none is there.
     const p2 = await join({ identity, room, agentName, rejoinTtlMs });
-    expect(await ensureAgentDispatched(server, room, agentName)).toBe('dispatched');
+    expect(await ensureAgentDispatched(server, room, agentName, { identity })).toBe('dispatched');
     const s2 = await p2.statusMatching((m) => m.greeting !== undefined, { timeoutMs: 60_000 });
     expect(s2).toMatchObject({ sessionId: s1.sessionId, decision: { kind: 'resume' } });
     expect(s2.restoredTurns).toBeGreaterThanOrEqual(5); // greeting + 2 × (user, assistant)

@@ -56,6 +56,7 @@ describe.each(stores)('token service (%s device store)', (_name, makeStore) => {
   const deletedRooms: string[] = [];
   const forgotten: string[] = [];
   const spawnedInto: string[] = [];
+  const spawnHints: { room: string; identity: string }[] = [];
   const logger = new RecordingLogger();
   let store: DeviceStore;
 
@@ -73,7 +74,7 @@ describe.each(stores)('token service (%s device store)', (_name, makeStore) => {
       deviceStore: store,
       roomCloser: { deleteRoom: async (r) => void deletedRooms.push(r) },
       sessionEraser: { forget: async (id) => (forgotten.push(id), { sessionKeysErased: 1 }) },
-      agentSpawner: async (room) => (spawnedInto.push(room), 'dispatched'),
+      agentSpawner: async (room, hint) => (spawnedInto.push(room), spawnHints.push({ room, identity: hint.identity }), 'dispatched'),
       logger,
       nowMs: () => now,
     });
@@ -140,6 +141,7 @@ describe.each(stores)('token service (%s device store)', (_name, makeStore) => {
     const again = await post('/api/token', { ...a, room });
     expect(again.body).toMatchObject({ room, reused: true });
     expect(spawnedInto).toContain(room); // a rejoined room gets its agent back if it has none
+    expect(spawnHints).toContainEqual({ room, identity: a.identity }); // with the rejoining participant as its dispatch hint
     const theirs = await post('/api/token', { ...b, room });
     expect(theirs.status).toBe(403);
     expect(theirs.body.reason).toBe('room_not_issued');

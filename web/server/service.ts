@@ -29,6 +29,7 @@ import type { Logger } from '../../lib/logger.js';
 import { pii, silentLogger } from '../../lib/logger.js';
 import { SessionNotices, forgetIdentity } from '../../lib/store/session_notices.js';
 import { ensureAgentDispatched } from './agent_dispatch.js';
+import type { DispatchHint } from '../../lib/dispatch_hint.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { buildClient, PUBLIC_DIR } from './build_client.js';
 import {
@@ -63,7 +64,7 @@ export interface SessionEraser {
 }
 
 /** Seed 000 `SpawnAgentOnRejoin`: dispatches the agent into a reused room that has none left. */
-export type AgentSpawner = (room: string) => Promise<'dispatched' | 'present' | 'no_room'>;
+export type AgentSpawner = (room: string, hint: Omit<DispatchHint, 'v'>) => Promise<'dispatched' | 'present' | 'no_room'>;
 
 /** Closes LiveKit rooms (ends their agent jobs). */
 export interface RoomCloser {
@@ -236,7 +237,7 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
     opts.agentSpawner !== undefined
       ? opts.agentSpawner
       : agentName
-        ? (room) => ensureAgentDispatched({ url: config.livekitUrl, apiKey: config.apiKey, apiSecret: config.apiSecret }, room, agentName)
+        ? (room, hint) => ensureAgentDispatched({ url: config.livekitUrl, apiKey: config.apiKey, apiSecret: config.apiSecret }, room, agentName, hint)
         : null;
   const identityLimiter = new WindowLimiter(opts.identityRatePerMin ?? DEFAULT_IDENTITY_RATE_PER_MIN, 60_000);
 
@@ -307,7 +308,7 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
       if (reused && spawner !== null) {
         // A rejoin within the rejoin TTL returns to its room; if the agent's job there has ended
         // (crashed worker, window passed), dispatch it again. Best effort: a failure is logged.
-        const spawned = await spawner(room).catch((err: unknown) => {
+        const spawned = await spawner(room, { identity: body.identity, ...(policy.policy ? { resumePolicy: policy.policy } : {}) }).catch((err: unknown) => {
           log.warn({ err: err instanceof Error ? err.message : String(err) }, 'agent re-dispatch failed');
           return 'failed' as const;
         });
