@@ -2,19 +2,19 @@
  * Builds a job's session store: the tiered store (this job's memory first, Redis as the shared
  * tier when `REDIS_URL` is set), with the configured windows and optional encryption.
  */
-import type { Logger } from '../lib/logger.js';
-import { chooseGreeting, renderGreeting } from '../lib/session/greeting.js';
-import { appendTurns, emptyHistory } from '../lib/session/history.js';
+import { randomUUID } from 'node:crypto';
+import { systemClock } from '../lib/clock.js';
+import { silentLogger, type Logger } from '../lib/logger.js';
 import type { SessionPolicy } from '../lib/session/policy.js';
-import { newSessionRecord, type Turn } from '../lib/session/record.js';
-import { decideResume } from '../lib/session/resume_policy.js';
-import { decodeStoredRecord, encodeStoredRecord } from '../lib/store/record_wire.js';
 import { PayloadCipher } from '../lib/store/crypto.js';
 import { MemorySessionStore } from '../lib/store/memory_session_store.js';
 import { RedisSessionStore } from '../lib/store/redis_session_store.js';
 import { SessionNotices } from '../lib/store/session_notices.js';
 import { TieredSessionStore } from '../lib/store/tiered_session_store.js';
+import { historyToChatContext } from './chat_history.js';
 import type { Config } from './config.js';
+import { JobMetrics } from './metrics.js';
+import { ParticipantSession } from './participant_session.js';
 
 /** The stores of one job. */
 export interface JobStores {
@@ -42,26 +42,29 @@ export function createJobStores(config: Config, logger: Logger): JobStores {
 }
 
 /**
- * Runs in `prewarm`, before any job: opens the Redis connection (bounded; failure means
- * degraded, not fatal) and runs the claim → decode → decide → greet code once on a scratch
- * memory store, so the first arrival in this process does not pay for compiling it.
+ * Runs in `prewarm`, before any job: opens the Redis connections (bounded; failure means
+ * degraded, not fatal) and runs a whole arrival twice (first visit with turns, suspend, then a
+ * resume) through `ParticipantSession` on a scratch memory-only tiered store, so the first
+ * arrival in this process does not pay for compiling that code while its job connects. Nothing
+ * is written to Redis and no metric is reported.
  */
 export async function warmUp(stores: JobStores, policy: SessionPolicy): Promise<void> {
   await Promise.all([stores.store.ping().catch(() => undefined), stores.notices?.connect().catch(() => undefined)]);
-  const scratch = new MemorySessionStore();
+  const scratch = new TieredSessionStore({ shared: null, memory: new MemorySessionStore() });
+  const key = { agentName: '__warmup__', identity: '__warmup__' };
+  const visit = () =>
+    new ParticipantSession({ store: scratch, key, ownerId: `warmup-${randomUUID()}`, policy, clock: systemClock, logger: silentLogger, metrics: new JobMetrics('') });
   try {
-    const key = { agentName: '__warmup__', identity: '__warmup__' };
-    const nowMs = Date.now();
-    const first = await scratch.resumeAndClaim(key, 'warmup', nowMs, 1_000);
-    if (first.status !== 'claimed') return;
-    const turns: Turn[] = [0, 1, 2, 3].map((i) => ({ id: `w${i}`, role: i % 2 ? 'assistant' : 'user', text: 'warm-up turn', createdAtMs: nowMs + i }));
-    const record = { ...newSessionRecord({ ...key, sessionId: 'warmup', nowMs, profile: null }), history: appendTurns(emptyHistory(), turns) };
-    await scratch.save(record, first.version, first.lease);
-    decodeStoredRecord(encodeStoredRecord(record));
-    const again = await scratch.resumeAndClaim(key, 'warmup', nowMs, 1_000);
-    if (again.status !== 'claimed' || again.record.status !== 'found') return;
-    const decision = decideResume({ record: again.record.record, profile: again.profile, policy, reason: null, nowMs, storeAvailable: true });
-    renderGreeting(chooseGreeting(decision, again.record.record, again.profile, nowMs));
+    const first = visit();
+    await first.arrive();
+    for (let i = 0; i < 4; i++) first.persistTurn({ id: `w${i}`, role: i % 2 ? 'assistant' : 'user', text: 'warm-up turn', createdAtMs: Date.now() + i });
+    await first.suspend('client_initiated');
+    first.dispose();
+    const again = visit();
+    const arrival = await again.arrive();
+    if (arrival.record) historyToChatContext(arrival.record.history);
+    await again.drain();
+    again.dispose();
   } finally {
     await scratch.dispose();
   }
