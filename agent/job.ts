@@ -51,6 +51,11 @@ function agentStartedSpeaking(session: voice.AgentSession, handle: voice.SpeechH
   });
 }
 
+/** What a dispatch hint says about a participant, read from the participant itself. */
+function participantFacts(p: RemoteParticipant): { identity: string; name: string | undefined; resumePolicy: string | undefined } {
+  return { identity: p.identity, name: p.name, resumePolicy: p.attributes[ATTR_RESUME_POLICY] };
+}
+
 /** Runs the job until the conversation is over (rejoin window passed, taken over, or shutdown). */
 export async function runJob(ctx: JobContext, config: Config, logger: Logger, stores: JobStores, metrics: JobMetrics): Promise<void> {
   const models = buildModels(config);
@@ -67,12 +72,12 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
     await connected;
     participant = await ctx.waitForParticipant();
   }
-  const identity = participant?.identity ?? (hint as DispatchHint).identity;
-  const participantName = participant ? participant.name || null : (hint?.name ?? null);
-  const policyAttribute = participant ? participant.attributes[ATTR_RESUME_POLICY] : hint?.resumePolicy;
+  // Who the session is for: the linked participant, or (until it appears) the hinted one.
+  const who = participant === undefined ? (hint as DispatchHint) : participantFacts(participant);
+  const identity = who.identity;
   const key: SessionKey = { agentName: config.agentName || DEFAULT_AGENT_KEY, identity };
   const ownerId = `${ctx.job.id}:${randomUUID().slice(0, 8)}`;
-  const { policy, overridden, ignoredOverride } = policyForParticipant(config.policy, policyAttribute);
+  const { policy, overridden, ignoredOverride } = policyForParticipant(config.policy, who.resumePolicy);
   const log = logger.child({ ownerId });
   log.info({ ...pii({ identity }), resumePolicy: policy.resumePolicy, overridden, ignoredOverride, fromDispatchHint: hint !== null }, 'session owner chosen');
 
@@ -100,7 +105,7 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
     clock: systemClock,
     logger: log,
     metrics,
-    participantName,
+    participantName: who.name || null,
     minRegreetGapMs: config.minRegreetGapMs,
     onStateChanged: (ev) => {
       log.info({ from: ev.oldState, to: ev.newState, cause: ev.cause }, 'session state changed');
@@ -168,7 +173,7 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
     await connected;
     // The job was dispatched by the hinted participant's join: it is the one to link.
     participant = await ctx.waitForParticipant(identity);
-    if (!hintMatches(hint as DispatchHint, { identity, name: participant.name, resumePolicy: participant.attributes[ATTR_RESUME_POLICY] })) {
+    if (!hintMatches(who as DispatchHint, participantFacts(participant))) {
       log.warn({}, 'the participant\'s name or policy attribute differs from its dispatch hint; the hint\'s were applied');
     }
   }

@@ -106,6 +106,19 @@ const splitTurnsSchema = z.object({ role: z.string(), il: intColumn, tl: intColu
 /** The head of a split payload (see the module comment). */
 const splitHeadSchema = sessionRecordSchema.extend({ history: historySchema.extend({ turns: splitTurnsSchema }) });
 
+/** The refusal of every malformed stored payload. */
+const INVALID = { ok: false, why: 'record_invalid' } as const;
+
+/** The role of a role letter's char code (already checked to be `u` or `a`). */
+function roleOf(letter: number): Turn['role'] {
+  return letter === U ? 'user' : 'assistant';
+}
+
+/** The record of a parsed stored form, with its turns rebuilt. */
+function withTurns(stored: Omit<SessionRecord, 'history'> & { history: { summary: string; summarizedTurnCount: number } }, turns: Turn[]): ParseResult<SessionRecord> {
+  return { ok: true, value: { ...stored, history: { turns, summary: stored.history.summary, summarizedTurnCount: stored.history.summarizedTurnCount } } };
+}
+
 /** Ends the JSON head of a split payload. */
 const SPLIT = '\n';
 
@@ -183,14 +196,12 @@ export function decodeStoredRecord(payload: string): ParseResult<SessionRecord> 
     const end = idEnd + textLength;
     createdAtMs += cols.dt[i] as number;
     if (idLength < ID_MIN || idLength > ID_MAX || textLength < 0 || end > payload.length || !atValid(createdAtMs)) return INVALID;
-    turns[i] = { id: payload.slice(from, idEnd), role: cols.role.charCodeAt(i) === U ? 'user' : 'assistant', text: payload.slice(idEnd, end), createdAtMs };
+    turns[i] = { id: payload.slice(from, idEnd), role: roleOf(cols.role.charCodeAt(i)), text: payload.slice(idEnd, end), createdAtMs };
     from = end;
   }
   if (from !== payload.length) return INVALID;
-  return { ok: true, value: { ...head, history: { turns, summary: head.history.summary, summarizedTurnCount: head.history.summarizedTurnCount } } };
+  return withTurns(head, turns);
 }
-
-const INVALID = { ok: false, why: 'record_invalid' } as const;
 
 function hasTurnObjects(value: unknown): boolean {
   if (typeof value !== 'object' || value === null) return false;
@@ -205,13 +216,13 @@ function hasTurnObjects(value: unknown): boolean {
 export function parseStoredRecord(value: unknown): ParseResult<SessionRecord> {
   if (hasTurnObjects(value)) return parseSessionRecord(value);
   const r = storedRecordSchema.safeParse(value);
-  if (!r.success) return { ok: false, why: 'record_invalid' };
+  if (!r.success) return INVALID;
   const stored = r.data;
   const cols = stored.history.turns;
   const n = cols.role.length;
   const turns = new Array<Turn>(n);
   for (let i = 0; i < n; i++) {
-    turns[i] = { id: cols.id[i] as string, role: cols.role.charCodeAt(i) === U ? 'user' : 'assistant', text: cols.text[i] as string, createdAtMs: cols.at[i] as number };
+    turns[i] = { id: cols.id[i] as string, role: roleOf(cols.role.charCodeAt(i)), text: cols.text[i] as string, createdAtMs: cols.at[i] as number };
   }
-  return { ok: true, value: { ...stored, history: { turns, summary: stored.history.summary, summarizedTurnCount: stored.history.summarizedTurnCount } } };
+  return withTurns(stored, turns);
 }
