@@ -34,6 +34,13 @@ export const TAKEN_OVER_MESSAGE = 'This conversation has continued in another wi
 /** Longest wait for the greeting's first text (or audio) before the arrival's messages go out, ms. */
 const GREETING_HEAD_START_MS = 1_000;
 
+/**
+ * Longest hold of the arrival's store writes (the resumed or new record's first save) while the
+ * job connects and greets, ms. They go out as soon as the greeting does; this bounds a job whose
+ * participant is slow to appear.
+ */
+const ARRIVAL_WRITE_HOLD_MS = 5_000;
+
 /** Resolves once the agent starts speaking (first text or audio frame out), the speech ends, or after `maxMs`. */
 function agentStartedSpeaking(session: voice.AgentSession, handle: voice.SpeechHandle, maxMs: number): Promise<void> {
   return new Promise<void>((resolve) => {
@@ -58,15 +65,14 @@ function participantFacts(p: RemoteParticipant): { identity: string; name: strin
 
 /** Runs the job until the conversation is over (rejoin window passed, taken over, or shutdown). */
 export async function runJob(ctx: JobContext, config: Config, logger: Logger, stores: JobStores, metrics: JobMetrics): Promise<void> {
-  const models = buildModels(config);
-  logger.info({ models: models.label, store: config.redis ? 'redis' : 'memory' }, 'job started');
-  if (!config.redis) logger.info({}, 'REDIS_URL is not set: sessions live in this job only (memory)');
-
   // With a dispatch hint (tokens the project mints), the job claims the hinted participant's
   // session while it connects to the room; otherwise it waits for the first participant.
   const hint = parseDispatchHint(ctx.job.metadata);
   const connected = ctx.connect(undefined, AutoSubscribe.AUDIO_ONLY);
   connected.catch(() => undefined); // awaited below
+  const models = buildModels(config);
+  logger.info({ models: models.label, store: config.redis ? 'redis' : 'memory' }, 'job started');
+  if (!config.redis) logger.info({}, 'REDIS_URL is not set: sessions live in this job only (memory)');
   let participant: RemoteParticipant | undefined;
   if (hint === null) {
     await connected;
@@ -86,6 +92,8 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
   let finishing: Promise<void> | undefined;
   let agentSession: voice.AgentSession | undefined;
   let arrival: Arrival | undefined;
+  /** Releases the arrival's held store writes (see ARRIVAL_WRITE_HOLD_MS). */
+  let greetingOnItsWay = () => {};
 
   const status = (extra: Partial<SessionStatusMessage> = {}) =>
     messenger.status(identity, {
@@ -126,6 +134,7 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
   const finish = (reason: DisconnectReason | 'rejoin_expired'): Promise<void> => {
     finishing ??= (async () => {
       log.info({ reason }, 'conversation closing');
+      greetingOnItsWay();
       if (ps.isForgotten) {
         // Erased: nothing may be written back.
       } else if (reason === 'taken_over') {
@@ -167,6 +176,8 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
       }
     })
     .catch((err: unknown) => log.warn({ error: err instanceof Error ? err.message : 'unknown' }, 'session notices unavailable'));
+  // The claim is not held (the lease is taken at once); the writes that follow wait for the greeting.
+  ps.holdWrites(new Promise<void>((resolve) => (greetingOnItsWay = resolve)), ARRIVAL_WRITE_HOLD_MS);
   const claimed = ps.arrive();
   claimed.catch(() => undefined); // awaited below
   if (participant === undefined) {
@@ -263,6 +274,7 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
   // The status message and the queued context follow the greeting onto the wire instead of
   // queueing ahead of its first text (at most GREETING_HEAD_START_MS later).
   if (handle) await agentStartedSpeaking(session, handle, GREETING_HEAD_START_MS);
+  greetingOnItsWay();
   await receiver.markReady();
   await status({
     decision: { kind: decision.kind, why: decision.why },

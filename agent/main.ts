@@ -10,6 +10,7 @@ import { ConfigError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { loadConfig, type Config } from './config.js';
 import { runJob } from './job.js';
+import { collectGarbage } from './heap.js';
 import { JobMetrics, MetricsHub } from './metrics.js';
 import { createJobStores, warmUp, type JobStores } from './store.js';
 
@@ -34,12 +35,13 @@ const isWorkerProcess = !/_proc_lazy_main\.[cm]?js$/.test(process.argv[1] ?? '')
 type ProcData = { stores: JobStores };
 
 export default defineAgent<ProcData>({
-  // Runs in each job process before its job (pre-warmed in `start`): connect to Redis early so
-  // the first arrival does not pay for it.
+  // Runs in each job process before its job (pre-warmed in `start`): connect to Redis early and
+  // settle the heap, so the first arrival pays for neither.
   prewarm: async (proc: JobProcess<ProcData>) => {
     const logger = log().child({ component: 'store' }) as unknown as Logger;
     proc.userData.stores = createJobStores(config, logger);
     await warmUp(proc.userData.stores, config.policy);
+    collectGarbage();
   },
   entry: async (ctx: JobContext<ProcData>) => {
     const logger = log().child({ room: ctx.job.room?.name, jobId: ctx.job.id }) as unknown as Logger;

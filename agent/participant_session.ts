@@ -334,6 +334,24 @@ export class ParticipantSession {
     return this.queue;
   }
 
+  /**
+   * Holds every write queued from now on until `until` settles or `maxMs` passes, whichever is
+   * first; the writes then run in their order. The job holds the arrival's writes until the
+   * greeting is on its way, so encoding and sending them does not compete with the greeting for
+   * the CPU. Nothing is dropped: `drain` and `suspend` wait for the held writes too.
+   */
+  holdWrites(until: Promise<unknown>, maxMs: number): void {
+    const released = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, maxMs);
+      timer.unref();
+      until.then(
+        () => resolve(),
+        () => resolve(),
+      );
+    });
+    this.queue = this.queue.then(() => released);
+  }
+
   private greetingOpts(): { minRegreetGapMs?: number } {
     return this.o.minRegreetGapMs === undefined ? {} : { minRegreetGapMs: this.o.minRegreetGapMs };
   }

@@ -7,6 +7,7 @@
 import { AutoSubscribe, ServerOptions, cli, defineAgent, voice, type AgentServer, type JobContext } from '@livekit/agents';
 import { fileURLToPath } from 'node:url';
 import { Assistant } from '../agent/assistant.js';
+import { collectGarbage } from '../agent/heap.js';
 import { loadConfig } from '../agent/config.js';
 import { buildModels } from '../agent/models.js';
 import { renderGreeting } from '../lib/session/greeting.js';
@@ -14,8 +15,11 @@ import { renderGreeting } from '../lib/session/greeting.js';
 const config = loadConfig();
 
 export default defineAgent({
-  // Same process shape as agent/main.ts (which prewarms its store): pre-warmed job processes.
-  prewarm: async () => {},
+  // Same process shape as agent/main.ts (which prewarms its store): pre-warmed job processes
+  // with a settled heap, so the comparison measures persistence, not the heap settling.
+  prewarm: async () => {
+    collectGarbage();
+  },
   entry: async (ctx: JobContext) => {
     await ctx.connect(undefined, AutoSubscribe.AUDIO_ONLY);
     const participant = await ctx.waitForParticipant();

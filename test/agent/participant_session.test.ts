@@ -65,6 +65,37 @@ describe('ParticipantSession', () => {
     expect(r.status === 'found' && r.record.lastTopic).toBe('Book me a table for two.');
   });
 
+  it('holds the arrival\'s writes until released, then writes them all in order; the claim itself is not held', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    const { ps } = make(store, clock);
+    let release = () => {};
+    ps.holdWrites(new Promise<void>((resolve) => (release = resolve)), 60_000);
+    const a = await ps.arrive();
+    ps.persistTurn(turn('t1', 'assistant', 'Welcome back!', T0 + 1));
+    // Claimed (a second claim elsewhere sees this job's live lease) but nothing written yet.
+    const other = await store.resumeAndClaim(key, 'job-2', clock.nowMs(), 30_000, 'exclusive');
+    expect(other).toMatchObject({ status: 'busy', owner: 'job-1' });
+    expect((await store.readRecord(key)).status).toBe('missing');
+    release();
+    await ps.drain();
+    const r = await store.readRecord(key);
+    expect(r.status === 'found' && r.record.sessionId).toBe(a.record?.sessionId);
+    expect(r.status === 'found' && r.record.history.turns.map((t) => t.text)).toEqual(['Welcome back!']);
+  });
+
+  it('a hold that is never released ends after its bound, and nothing is lost', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    const { ps } = make(store, clock);
+    ps.holdWrites(new Promise<void>(() => {}), 50);
+    await ps.arrive();
+    ps.persistTurn(turn('t1', 'user', 'Still there?', T0 + 1));
+    await ps.drain();
+    const r = await store.readRecord(key);
+    expect(r.status === 'found' && r.record.history.turns.map((t) => t.text)).toEqual(['Still there?']);
+  });
+
   it('folds appended turns into the saved record at the next lease renewal, so the archive copy survives a crash', async () => {
     const clock = new ManualClock(T0);
     const store = new MemorySessionStore({ clock });
