@@ -13,8 +13,9 @@
 -- Returns: { 0, newVersion } appended | { -3 } lease lost (no lease, other owner or fence)
 local m = redis.call('HMGET', KEYS[1], 'owner', 'fence')
 if m[1] ~= ARGV[1] or m[2] ~= ARGV[2] then return { -3 } end
-redis.call('RPUSH', KEYS[2], ARGV[3])
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1)
+local n = redis.call('RPUSH', KEYS[2], ARGV[3])
+local max = tonumber(ARGV[4])
+if n > max then redis.call('LTRIM', KEYS[2], -max, -1) end
 local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])

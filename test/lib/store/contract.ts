@@ -98,6 +98,18 @@ export function sessionStoreContract(h: StoreHarness): void {
       await expect(store.appendTurn(key, turn('late'), s.lease)).rejects.toMatchObject({ code: 'lease_lost' });
     });
 
+    it('keeps at most maxPendingTurns appended turns between saves, dropping the oldest', async () => {
+      const store = await h.make({ maxPendingTurns: 3 });
+      const key = { agentName: 'agent', identity: 'pending' };
+      const s = await start(store, key, 'job-a', 'saved turn');
+      for (const text of ['p1', 'p2', 'p3']) await store.appendTurn(key, turn(text), s.lease);
+      const full = await store.readRecord(key);
+      expect(full.status === 'found' && full.record.history.turns.map((t) => t.text)).toEqual(['saved turn', 'p1', 'p2', 'p3']);
+      for (const text of ['p4', 'p5']) await store.appendTurn(key, turn(text), s.lease);
+      const read = await store.readRecord(key);
+      expect(read.status === 'found' && read.record.history.turns.map((t) => t.text)).toEqual(['saved turn', 'p3', 'p4', 'p5']);
+    });
+
     it('20 concurrent takeover claims: distinct fences, only the newest may write', async () => {
       const store = await h.make();
       const key = { agentName: 'agent', identity: 'race' };
