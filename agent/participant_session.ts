@@ -3,8 +3,8 @@
  * decision and greeting (pure), and the write-through to the store. No LiveKit types here: the
  * room bridge feeds it events and performs what it returns (speech, status messages, closing).
  *
- * Every store write goes through one queue, in order, so turns, context and state land in the
- * order they happened, and the version/lease bookkeeping stays consistent.
+ * Every store write goes through one queue ({@link StoreWriteQueue}), in order, so turns, context
+ * and state land in the order they happened, and the version/lease bookkeeping stays consistent.
  */
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../lib/clock.js';
@@ -29,6 +29,7 @@ import { initialLifecycle, transition, type LifecycleEvent, type LifecycleState,
 import type { SessionKey } from '../lib/store/keys.js';
 import type { LeaseToken, SessionStore } from '../lib/store/session_store.js';
 import type { JobMetrics } from './metrics.js';
+import { StoreWriteQueue } from './write_queue.js';
 
 /** How long a claim holds without renewal; renewed every third of it. @default 30 000 ms */
 export const DEFAULT_LEASE_MS = 30_000;
@@ -81,7 +82,7 @@ export class ParticipantSession {
   private lost = false;
   private forgottenHere = false;
   private closed = false;
-  private queue: Promise<void> = Promise.resolve();
+  private readonly writes: StoreWriteQueue;
   private saveQueued = false;
   /** Turns appended since the last save (folded into the record, and its archive copy, at the next renewal). */
   private unsavedTurns = 0;
@@ -91,6 +92,13 @@ export class ParticipantSession {
 
   constructor(private readonly o: ParticipantSessionOptions) {
     this.leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS;
+    this.writes = new StoreWriteQueue({
+      clock: o.clock,
+      logger: o.logger,
+      metrics: o.metrics,
+      isStopped: () => this.lost,
+      onLeaseLost: () => this.takenOver(),
+    });
     this.lifecycle = initialLifecycle(o.policy, o.clock.nowMs());
   }
 
@@ -193,7 +201,7 @@ export class ParticipantSession {
     } else {
       if (stored) {
         // The previous conversation is over (expired, or AlwaysFresh): archive it, start anew.
-        await this.write('end_previous', async () => {
+        await this.writes.run('end_previous', async () => {
           await store.end(suspendedRecord(stored, nowMs, 'ended'), this.version, this.lease!, nowMs);
           // `end` releases the lease: claim the (now empty) session again for the new conversation.
           const again = await store.resumeAndClaim(key, this.o.ownerId, nowMs, this.leaseMs, 'takeover');
@@ -277,7 +285,7 @@ export class ParticipantSession {
     if (next === this.record) return; // duplicate turn id
     this.record = next;
     this.unsavedTurns++;
-    void this.write('append_turn', async () => {
+    void this.writes.run('append_turn', async () => {
       this.version = await this.o.store.appendTurn(this.o.key, turn, this.lease!);
     });
   }
@@ -316,22 +324,22 @@ export class ParticipantSession {
     this.stopTimers();
     const record = this.record;
     if (this.lost || record === null || this.lease === null) {
-      await this.queue;
+      await this.writes.drain();
       return;
     }
     const nowMs = this.o.clock.nowMs();
     const keepReason = record.disconnectReason ?? reason;
     const suspended = suspendedRecord(record, record.disconnectedAt ?? nowMs, keepReason);
     this.record = suspended;
-    await this.write('suspend', async () => {
+    await this.writes.run('suspend', async () => {
       this.version = await this.o.store.suspend(suspended, this.version, this.lease!, nowMs);
     });
-    await this.queue;
+    await this.writes.drain();
   }
 
   /** Waits for every queued write (tests, shutdown). */
   drain(): Promise<void> {
-    return this.queue;
+    return this.writes.drain();
   }
 
   /**
@@ -341,16 +349,9 @@ export class ParticipantSession {
    * the CPU. Nothing is dropped: `drain` and `suspend` wait for the held writes too.
    */
   holdWrites(until: Promise<unknown>, maxMs: number): void {
-    const released = new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, maxMs);
-      timer.unref();
-      until.then(
-        () => resolve(),
-        () => resolve(),
-      );
-    });
-    this.queue = this.queue.then(() => released);
+    this.writes.hold(until, maxMs);
   }
+
 
   private greetingOpts(): { minRegreetGapMs?: number } {
     return this.o.minRegreetGapMs === undefined ? {} : { minRegreetGapMs: this.o.minRegreetGapMs };
@@ -359,34 +360,12 @@ export class ParticipantSession {
   private queueSave(): void {
     if (this.saveQueued) return;
     this.saveQueued = true;
-    void this.write('save', async () => {
+    void this.writes.run('save', async () => {
       this.saveQueued = false;
       if (this.record === null || this.closed) return;
       this.unsavedTurns = 0;
       this.version = await this.o.store.save(this.record, this.version, this.lease!);
     });
-  }
-
-  /** Runs `op` after every earlier write; a lost lease turns into a takeover; errors are logged. */
-  private write(op: string, fn: () => Promise<void>): Promise<void> {
-    const run = async () => {
-      if (this.lost) return;
-      const t0 = this.o.clock.nowMs();
-      try {
-        await fn();
-        this.o.metrics.observe('pva_store_latency_seconds', (this.o.clock.nowMs() - t0) / 1000, { op });
-      } catch (err) {
-        if (err instanceof ConflictError && err.code === 'lease_lost') {
-          this.o.logger.warn({ op }, 'session lease lost to a newer owner');
-          this.takenOver();
-          return;
-        }
-        this.o.metrics.inc('pva_store_errors_total', { op });
-        this.o.logger.error({ op, error: err instanceof Error ? err.message : String(err) }, 'session store write failed');
-      }
-    };
-    this.queue = this.queue.then(run);
-    return this.queue;
   }
 
   private startRenewal(): void {
@@ -397,7 +376,7 @@ export class ParticipantSession {
       // Turns appended since the last save are folded in, which also refreshes the archive
       // copy: if this job crashes, the archive holds the conversation up to the last renewal.
       if (this.unsavedTurns > 0) this.queueSave();
-      void this.write('renew_lease', async () => {
+      void this.writes.run('renew_lease', async () => {
         const ok = await this.o.store.renewLease(this.o.key, this.lease!, this.o.clock.nowMs(), this.leaseMs);
         if (!ok) throw new ConflictError('lease_lost', 'lease moved');
       });
@@ -408,7 +387,7 @@ export class ParticipantSession {
   private releaseLease(): void {
     const lease = this.lease;
     if (lease === null || this.lost) return;
-    void this.write('release', async () => {
+    void this.writes.run('release', async () => {
       await this.o.store.release(this.o.key, lease);
     });
   }

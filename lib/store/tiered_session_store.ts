@@ -9,6 +9,8 @@ import { sessionKeyId } from './keys.js';
 import type { SessionKey } from './keys.js';
 import { bounded, isUnavailable } from './bounded.js';
 import { MemorySessionStore } from './memory_session_store.js';
+import { ReplayQueue } from './replay_queue.js';
+import type { SharedState } from './replay_queue.js';
 import type {
   ArchivedSession,
   ClaimMode,
@@ -58,12 +60,6 @@ export interface TieredSessionStoreOptions {
   logger?: Logger;
 }
 
-interface SharedState {
-  owner: string;
-  lease: LeaseToken | null;
-  version: number;
-}
-
 /** See the module comment. */
 export class TieredSessionStore implements SessionStore {
   /** The local tier. */
@@ -75,8 +71,7 @@ export class TieredSessionStore implements SessionStore {
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly sharedState = new Map<string, SharedState>();
-  private readonly dirty = new Map<string, SessionKey>();
-  private readonly pendingForgets = new Set<string>();
+  private readonly owed = new ReplayQueue();
   private readonly listeners = new Set<(ev: StoreHealthEvent) => void>();
   private degraded = false;
   private probeTimer: NodeJS.Timeout | null = null;
@@ -100,7 +95,7 @@ export class TieredSessionStore implements SessionStore {
 
   /** Keys with writes the shared tier has not seen yet, plus pending forgets. */
   get pendingReplayCount(): number {
-    return this.dirty.size + this.pendingForgets.size;
+    return this.owed.size;
   }
 
   /** Subscribes to health changes; returns the unsubscribe function. */
@@ -124,7 +119,7 @@ export class TieredSessionStore implements SessionStore {
     if (!this.degraded) {
       this.degraded = true;
       // Everything memory holds is replayed: the shared store may have lost it all.
-      for (const k of this.memory.keys()) this.dirty.set(sessionKeyId(k), k);
+      for (const k of this.memory.keys()) this.owed.markDirty(k);
       this.log.warn({ reason }, 'shared session store degraded');
       this.emit({ type: 'degraded', reason, atMs: this.clock.nowMs() });
     }
@@ -135,7 +130,7 @@ export class TieredSessionStore implements SessionStore {
   }
 
   private markDirty(key: SessionKey): void {
-    this.dirty.set(sessionKeyId(key), { ...key });
+    this.owed.markDirty(key);
   }
 
   /** Handles a failed shared call: unavailability degrades (and leaves the key to replay); other errors propagate. */
@@ -356,17 +351,17 @@ export class TieredSessionStore implements SessionStore {
 
   async forget(identity: string): Promise<{ sessionKeysErased: number }> {
     const local = await this.memory.forget(identity);
-    for (const [id, k] of this.dirty) if (k.identity === identity) this.dirty.delete(id);
+    this.owed.forget(identity);
     for (const [id] of this.sharedState) if (id.endsWith(`.${Buffer.from(identity, 'utf8').toString('base64url')}`)) this.sharedState.delete(id);
     if (this.shared === null) return local;
     if (this.degraded) {
-      this.pendingForgets.add(identity);
+      this.owed.addForget(identity);
       return local;
     }
     try {
       return await bounded(this.shared.forget(identity), this.writeBoundMs);
     } catch (err) {
-      this.pendingForgets.add(identity);
+      this.owed.addForget(identity);
       this.sharedFailed(null, err);
       return local;
     }
@@ -386,41 +381,15 @@ export class TieredSessionStore implements SessionStore {
   }
 
   private async replay(shared: SessionStore): Promise<void> {
-    let replayed = 0;
+    let replayed: number;
     try {
       await bounded(shared.ping(), this.greetingBoundMs);
-      for (const identity of [...this.pendingForgets]) {
-        await bounded(shared.forget(identity), this.writeBoundMs);
-        this.pendingForgets.delete(identity);
-      }
-      while (this.dirty.size > 0) {
-        for (const [id, key] of [...this.dirty.entries()]) {
-          this.dirty.delete(id);
-          try {
-            const snap = await this.memory.exportSession(key);
-            if (snap === null) continue;
-            const st = this.sharedState.get(id);
-            const writer = st?.owner ?? snap.lease?.owner ?? '';
-            const out = await bounded(shared.restore(snap, writer, this.clock.nowMs()), this.writeBoundMs);
-            replayed++;
-            if (out.status === 'skipped') {
-              this.log.warn({ why: out.why }, 'replay skipped: another owner holds the session');
-              this.sharedState.delete(id);
-              continue;
-            }
-            const owner = snap.lease?.owner ?? null;
-            this.sharedState.set(id, { owner: writer, lease: owner === null ? null : { owner, fence: out.fence }, version: out.version });
-          } catch (err) {
-            this.dirty.set(id, key);
-            throw err;
-          }
-        }
-      }
+      replayed = await this.owed.replay({ memory: this.memory, shared, sharedState: this.sharedState, writeBoundMs: this.writeBoundMs, clock: this.clock, log: this.log });
     } catch (err) {
       this.log.debug({ err: err instanceof Error ? err.message : String(err) }, 'replay postponed');
       return;
     }
-    // No await between the last check of `dirty` and here: no write can slip in.
+    // No await between the replay's last check of its queue and here: no write can slip in.
     this.degraded = false;
     if (this.probeTimer !== null) clearInterval(this.probeTimer);
     this.probeTimer = null;

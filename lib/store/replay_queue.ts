@@ -1,0 +1,97 @@
+import type { Clock } from '../clock.js';
+import type { Logger } from '../logger.js';
+import { bounded } from './bounded.js';
+import { sessionKeyId } from './keys.js';
+import type { SessionKey } from './keys.js';
+import type { MemorySessionStore } from './memory_session_store.js';
+import type { LeaseToken, SessionStore } from './session_store.js';
+
+/**
+ * What a {@link TieredSessionStore} owes its shared tier while it is degraded: the keys whose
+ * memory state the shared tier has not seen, and the forgets it has not received. Replay sends
+ * the forgets first, then each key's full memory state (`exportSession` → `restore`), so a shared
+ * store that restarted empty gets everything back.
+ */
+
+/** The shared tier's lease and version of one key, as the tiered store last saw them. */
+export interface SharedState {
+  /** The job the key's writes come from. */
+  owner: string;
+  /** The shared-tier lease held for that job, or null (writes then wait for replay). */
+  lease: LeaseToken | null;
+  version: number;
+}
+
+/** What {@link ReplayQueue.replay} works with. */
+export interface ReplayTiers {
+  memory: MemorySessionStore;
+  shared: SessionStore;
+  /** Per key (`sessionKeyId`): updated with each replayed key's new shared lease and version. */
+  sharedState: Map<string, SharedState>;
+  /** Bound of each shared call, ms. */
+  writeBoundMs: number;
+  clock: Clock;
+  log: Logger;
+}
+
+/** See the module comment. */
+export class ReplayQueue {
+  private readonly dirty = new Map<string, SessionKey>();
+  private readonly forgets = new Set<string>();
+
+  /** Keys and forgets waiting for replay. */
+  get size(): number {
+    return this.dirty.size + this.forgets.size;
+  }
+
+  /** `key`'s memory state must reach the shared tier. */
+  markDirty(key: SessionKey): void {
+    this.dirty.set(sessionKeyId(key), { ...key });
+  }
+
+  /** `identity` was erased: none of its keys is replayed, and the shared tier must erase it too. */
+  forget(identity: string): void {
+    for (const [id, k] of this.dirty) if (k.identity === identity) this.dirty.delete(id);
+  }
+
+  /** The shared tier has not received the forget of `identity`. */
+  addForget(identity: string): void {
+    this.forgets.add(identity);
+  }
+
+  /**
+   * Sends everything queued; throws at the first failing shared call, and what is left stays
+   * queued. Resolves with the number of keys replayed once nothing is left (no await between the
+   * last check of the queue and the return, so no write can slip in between).
+   */
+  async replay(t: ReplayTiers): Promise<number> {
+    let replayed = 0;
+    for (const identity of [...this.forgets]) {
+      await bounded(t.shared.forget(identity), t.writeBoundMs);
+      this.forgets.delete(identity);
+    }
+    while (this.dirty.size > 0) {
+      for (const [id, key] of [...this.dirty.entries()]) {
+        this.dirty.delete(id);
+        try {
+          const snap = await t.memory.exportSession(key);
+          if (snap === null) continue;
+          const writer = t.sharedState.get(id)?.owner ?? snap.lease?.owner ?? '';
+          const out = await bounded(t.shared.restore(snap, writer, t.clock.nowMs()), t.writeBoundMs);
+          replayed++;
+          if (out.status === 'skipped') {
+            t.log.warn({ why: out.why }, 'replay skipped: another owner holds the session');
+            t.sharedState.delete(id);
+            continue;
+          }
+          const owner = snap.lease?.owner ?? null;
+          t.sharedState.set(id, { owner: writer, lease: owner === null ? null : { owner, fence: out.fence }, version: out.version });
+        } catch (err) {
+          this.dirty.set(id, key);
+          throw err;
+        }
+      }
+    }
+    return replayed;
+  }
+}
