@@ -1,10 +1,17 @@
 /**
- * An OpenAI-compatible chat-completions server for tests, behind the real OpenAI plugin: it
- * records what the model receives (every request's `messages`) and streams a deterministic
- * answer. It is the only test double in the end-to-end tests (no LLM can run here).
+ * An OpenAI-compatible server for tests, behind the real OpenAI plugin. It is the only test
+ * double in the end-to-end tests (no model can run here):
+ * - chat completions record what the model receives (every request's `messages`) and stream a
+ *   deterministic answer;
+ * - speech (`/audio/speech`, the TTS of voice mode) records the text to say and answers with a
+ *   tone as long as the text implies;
+ * - realtime transcription (the `/realtime?intent=transcription` WebSocket, the STT of voice
+ *   mode) listens to the appended audio: a stretch of sound followed by silence is one utterance,
+ *   transcribed as the next text a test queued with {@link OpenAIStub.willHear}.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
 
 /** One message as the model received it. */
 export interface StubMessage {
@@ -18,6 +25,12 @@ export interface OpenAIStub {
   baseURL: string;
   /** Every chat request's messages, in arrival order. */
   requests: StubMessage[][];
+  /** Every speech request's text (what the agent says aloud), in arrival order. */
+  speech: string[];
+  /** Queues the transcript of the next utterance the transcription socket hears. */
+  willHear(text: string): void;
+  /** Every utterance the transcription socket heard: its transcript and how long it lasted, ms. */
+  heard: Array<{ transcript: string; soundMs: number }>;
   close(): Promise<void>;
 }
 
@@ -36,9 +49,70 @@ function textOf(content: unknown): string {
   return '';
 }
 
+/** Sample rate of the speech the stub returns (`response_format: 'pcm'`: 16-bit mono). */
+export const STUB_SPEECH_SAMPLE_RATE = 24_000;
+
+/** Milliseconds of stub speech per character of text (at least {@link STUB_SPEECH_MIN_MS}). */
+export const STUB_SPEECH_MS_PER_CHAR = 20;
+export const STUB_SPEECH_MIN_MS = 400;
+
+/**
+ * "Speech" for `text`: a 440 Hz tone at a quarter of full scale, as long as the text implies.
+ * Audible, deterministic, and long enough to measure on the receiving side.
+ */
+export function stubSpeechPcm(text: string): Buffer {
+  const ms = Math.max(STUB_SPEECH_MIN_MS, text.length * STUB_SPEECH_MS_PER_CHAR);
+  const samples = Math.round((STUB_SPEECH_SAMPLE_RATE * ms) / 1000);
+  const pcm = Buffer.alloc(samples * 2);
+  for (let i = 0; i < samples; i++) pcm.writeInt16LE(Math.round(8_192 * Math.sin((2 * Math.PI * 440 * i) / STUB_SPEECH_SAMPLE_RATE)), i * 2);
+  return pcm;
+}
+
+/** Sample rate of the audio the realtime transcription socket receives (PCM 16-bit mono). */
+const TRANSCRIPTION_SAMPLE_RATE = 24_000;
+/** An utterance ends after this much silence, ms. */
+const UTTERANCE_END_SILENCE_MS = 400;
+/** Audio louder than this RMS (1 % of full scale) is sound. */
+const SOUND_RMS = 327;
+
+/** One realtime transcription connection: sound then silence is an utterance. */
+function serveTranscription(ws: WebSocket, next: () => string | undefined, heard: OpenAIStub['heard']): void {
+  let soundMs = 0;
+  let silenceMs = 0;
+  let item = 0;
+  const send = (event: object) => ws.send(JSON.stringify(event));
+  ws.on('message', (data) => {
+    const event = JSON.parse(String(data)) as { type?: string; audio?: string };
+    if (event.type !== 'input_audio_buffer.append' || event.audio === undefined) return;
+    const pcm = Buffer.from(event.audio, 'base64');
+    const samples = Math.floor(pcm.length / 2);
+    let sum = 0;
+    for (let i = 0; i < samples; i++) sum += pcm.readInt16LE(i * 2) ** 2;
+    const ms = (samples * 1000) / TRANSCRIPTION_SAMPLE_RATE;
+    if (Math.sqrt(sum / Math.max(1, samples)) > SOUND_RMS) {
+      if (soundMs === 0) send({ type: 'input_audio_buffer.speech_started', item_id: `item-${++item}` });
+      soundMs += ms;
+      silenceMs = 0;
+      return;
+    }
+    if (soundMs === 0) return;
+    silenceMs += ms;
+    if (silenceMs < UTTERANCE_END_SILENCE_MS) return;
+    const transcript = next() ?? '';
+    heard.push({ transcript, soundMs });
+    send({ type: 'input_audio_buffer.speech_stopped', item_id: `item-${item}` });
+    send({ type: 'conversation.item.input_audio_transcription.completed', item_id: `item-${item}`, transcript });
+    soundMs = 0;
+    silenceMs = 0;
+  });
+}
+
 /** Starts the stub on a free loopback port. */
 export async function startOpenAIStub(): Promise<OpenAIStub> {
   const requests: StubMessage[][] = [];
+  const speech: string[] = [];
+  const transcripts: string[] = [];
+  const heard: OpenAIStub['heard'] = [];
   const server: Server = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
@@ -46,6 +120,13 @@ export async function startOpenAIStub(): Promise<OpenAIStub> {
       if (req.method === 'GET' && req.url?.endsWith('/models')) {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ object: 'list', data: [{ id: 'stub-model', object: 'model' }] }));
+        return;
+      }
+      if (req.method === 'POST' && req.url?.endsWith('/audio/speech')) {
+        const { input } = JSON.parse(body) as { input: string };
+        speech.push(input);
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        res.end(stubSpeechPcm(input));
         return;
       }
       if (req.method !== 'POST' || !req.url?.endsWith('/chat/completions')) {
@@ -74,11 +155,26 @@ export async function startOpenAIStub(): Promise<OpenAIStub> {
       res.end('data: [DONE]\n\n');
     });
   });
+  const sockets = new WebSocketServer({ noServer: true });
+  server.on('upgrade', (req, socket, head) => {
+    if (!req.url?.includes('/realtime')) {
+      socket.destroy();
+      return;
+    }
+    sockets.handleUpgrade(req, socket, head, (ws) => serveTranscription(ws, () => transcripts.shift(), heard));
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   return {
     baseURL: `http://127.0.0.1:${port}/v1`,
     requests,
-    close: () => new Promise((r) => server.close(() => r())),
+    speech,
+    willHear: (text) => transcripts.push(text),
+    heard,
+    close: async () => {
+      for (const ws of sockets.clients) ws.terminate();
+      sockets.close();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
   };
 }

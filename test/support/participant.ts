@@ -2,7 +2,19 @@
  * A participant joined with `@livekit/rtc-node`, using a token minted with
  * `livekit-server-sdk`: collects the agent's `lk.transcription` texts and sends `lk.chat`.
  */
-import { Room, RoomEvent, type RemoteParticipant } from '@livekit/rtc-node';
+import {
+  AudioFrame,
+  AudioSource,
+  AudioStream,
+  LocalAudioTrack,
+  Room,
+  RoomEvent,
+  TrackKind,
+  TrackPublishOptions,
+  TrackSource,
+  type RemoteParticipant,
+  type RemoteTrack,
+} from '@livekit/rtc-node';
 import { SESSION_TOPIC } from '../../lib/attributes.js';
 import { decodeSessionStatus, type SessionStatusMessage } from '../../lib/session_messages.js';
 import { mintParticipantToken, type ResumePolicyName } from '../../web/server/tokens.js';
@@ -34,6 +46,16 @@ export interface ReceivedText {
   atMs: number;
 }
 
+/** What the participant heard from the agent's audio track(s). */
+export interface HeardAudio {
+  /** Milliseconds of audio received. */
+  totalMs: number;
+  /** Milliseconds of it that were audible (RMS above 1 % of full scale). */
+  audibleMs: number;
+  /** When the first audible frame arrived, epoch ms (null until then). */
+  firstAudibleAtMs: number | null;
+}
+
 /** Mints a participant token exactly as the project's token service does. */
 export function mintToken(server: ServerInfo, opts: JoinOptions): Promise<string> {
   return mintParticipantToken({
@@ -53,6 +75,8 @@ export class TestParticipant {
   readonly texts: ReceivedText[] = [];
   /** Session status messages from the agent (`pva.session`), in arrival order. */
   readonly statuses: SessionStatusMessage[] = [];
+  /** The agent's audio, as heard (voice mode). */
+  readonly heard: HeardAudio = { totalMs: 0, audibleMs: 0, firstAudibleAtMs: null };
   readonly joinedAtMs: number;
   private constructor(
     readonly room: Room,
@@ -64,11 +88,32 @@ export class TestParticipant {
       const msg = decodeSessionStatus(payload);
       if (msg) this.statuses.push(msg);
     });
+    room.on(RoomEvent.TrackSubscribed, (track: RemoteTrack, _pub, participant: RemoteParticipant) => {
+      if (track.kind === TrackKind.KIND_AUDIO && participant.identity.startsWith('agent-')) void this.listen(track);
+    });
     room.registerTextStreamHandler('lk.transcription', (reader, info) => {
       void reader.readAll().then((text) => {
         if (text.trim() !== '') this.texts.push({ text, from: info.identity, atMs: Date.now() });
       });
     });
+  }
+
+  /** Accumulates {@link heard} from one audio track until it ends. */
+  private async listen(track: RemoteTrack): Promise<void> {
+    const reader = new AudioStream(track).getReader();
+    for (;;) {
+      const { done, value: frame } = await reader.read();
+      if (done) return;
+      const ms = (frame.samplesPerChannel * 1000) / frame.sampleRate;
+      let sum = 0;
+      for (const v of frame.data) sum += v * v;
+      const rms = Math.sqrt(sum / Math.max(1, frame.data.length));
+      this.heard.totalMs += ms;
+      if (rms > 327) {
+        this.heard.audibleMs += ms;
+        this.heard.firstAudibleAtMs ??= Date.now();
+      }
+    }
   }
 
   /** Joins `opts.room` as `opts.identity`. */
@@ -98,6 +143,28 @@ export class TestParticipant {
   /** Waits for a status message matching `pred` (among those after index `from`). */
   async statusMatching(pred: (m: SessionStatusMessage) => boolean, { from = 0, timeoutMs = 30_000 } = {}): Promise<SessionStatusMessage> {
     return waitFor('a session status message', () => this.statuses.slice(from).find(pred), { timeoutMs });
+  }
+
+  private mic: AudioSource | undefined;
+
+  /**
+   * "Speaks" into a published microphone track: a 300 Hz tone for `soundMs`, then a second of
+   * silence (the end of the utterance), in real time (the source's queue paces the frames).
+   */
+  async speak(soundMs: number): Promise<void> {
+    const sampleRate = 48_000;
+    const frameSamples = sampleRate / 50; // 20 ms
+    if (this.mic === undefined) {
+      this.mic = new AudioSource(sampleRate, 1);
+      const track = LocalAudioTrack.createAudioTrack('microphone', this.mic);
+      await this.room.localParticipant!.publishTrack(track, new TrackPublishOptions({ source: TrackSource.SOURCE_MICROPHONE }));
+    }
+    let n = 0;
+    for (let sentMs = 0; sentMs < soundMs + 1_000; sentMs += 20) {
+      const data = new Int16Array(frameSamples);
+      if (sentMs < soundMs) for (let i = 0; i < frameSamples; i++, n++) data[i] = Math.round(8_192 * Math.sin((2 * Math.PI * 300 * n) / sampleRate));
+      await this.mic.captureFrame(new AudioFrame(data, sampleRate, 1, frameSamples));
+    }
   }
 
   /** Sends user text on `lk.chat`. */

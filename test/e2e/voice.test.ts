@@ -1,0 +1,124 @@
+/**
+ * Voice mode end to end: the worker with `AGENT_IO=voice` hears through the real OpenAI STT
+ * plugin (realtime transcription) and speaks through the real OpenAI TTS plugin, both against the
+ * OpenAI-compatible test server, in a real livekit-server room; the participant speaks and
+ * listens with `@livekit/rtc-node`. No speech model runs here, so "speech" is a tone: the test
+ * server transcribes a stretch of sound as the text the test queued, and speaks text as a tone
+ * as long as the text implies.
+ */
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { KeyBuilder } from '../../lib/store/keys.js';
+import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
+import { unlinkPrefix } from '../lib/store/redis_support.js';
+import { STUB_SPEECH_MIN_MS, STUB_SPEECH_MS_PER_CHAR, startOpenAIStub, stubReply, type OpenAIStub } from '../support/openai_stub.js';
+import { TestParticipant, type ServerInfo } from '../support/participant.js';
+import { waitFor } from '../support/wait.js';
+import { startWorker, type WorkerProcess } from '../support/worker.js';
+
+const server: ServerInfo = { url: inject('livekitUrl'), apiKey: inject('livekitApiKey'), apiSecret: inject('livekitApiSecret') };
+const redisUrl = inject('redisUrl');
+const run = Math.random().toString(36).slice(2, 8);
+const prefix = `pva-e2e-voice-${run}:`;
+const agentName = `voice-${run}`;
+const rejoinTtlMs = 30_000;
+let stub: OpenAIStub;
+let inspect: RedisSessionStore;
+let worker: WorkerProcess;
+const participants: TestParticipant[] = [];
+
+/** Milliseconds of stub speech for the utterances in `texts` (the stub's rule). */
+const speechMs = (texts: string[]) => texts.reduce((ms, t) => ms + Math.max(STUB_SPEECH_MIN_MS, t.length * STUB_SPEECH_MS_PER_CHAR), 0);
+const words = (s: string) => s.replace(/\s+/g, ' ').trim();
+
+beforeAll(async () => {
+  stub = await startOpenAIStub();
+  inspect = new RedisSessionStore({ url: redisUrl, prefix });
+  worker = await startWorker({
+    env: {
+      LIVEKIT_URL: server.url,
+      LIVEKIT_API_KEY: server.apiKey,
+      LIVEKIT_API_SECRET: server.apiSecret,
+      LIVEKIT_AGENT_NAME: agentName,
+      REDIS_URL: redisUrl,
+      REDIS_KEY_PREFIX: prefix,
+      OPENAI_API_KEY: 'test-key',
+      OPENAI_BASE_URL: stub.baseURL,
+      OPENAI_MODEL: 'stub-model',
+      AGENT_IO: 'voice',
+      REJOIN_TTL_MS: String(rejoinTtlMs),
+      MIN_REGREET_GAP_MS: '300',
+    },
+  });
+});
+
+afterAll(async () => {
+  for (const p of participants) await p.leave().catch(() => undefined);
+  await worker?.stop();
+  await stub?.close();
+  await inspect?.dispose();
+  const redis = new Redis(redisUrl);
+  await unlinkPrefix(redis, new KeyBuilder(prefix).allKeysPattern());
+  redis.disconnect();
+});
+
+async function join(identity: string, room: string): Promise<TestParticipant> {
+  const p = await TestParticipant.join(server, { identity, room, agentName, rejoinTtlMs });
+  participants.push(p);
+  return p;
+}
+
+describe('voice mode', () => {
+  it('the greeting is heard once, a spoken question is transcribed and answered aloud, and a reload is welcomed back aloud', async () => {
+    const identity = `vera-${run}`;
+    const room = `room-voice-${run}`;
+    const p1 = await join(identity, room);
+
+    const status = await p1.statusMatching((m) => m.greeting !== undefined, { timeoutMs: 60_000 });
+    expect(status).toMatchObject({ state: 'Connected', greeting: 'first_time' });
+    const greeting = await p1.nthText(1, 60_000);
+    expect(greeting.text).toMatch(/glad you're here/i);
+    // Everything said aloud so far is the greeting, once (the TTS may get it sentence by sentence).
+    await waitFor('the greeting to be spoken', () => words(stub.speech.join(' ')) === words(greeting.text));
+    const greetingMs = speechMs(stub.speech);
+    await waitFor('the greeting to be heard', () => p1.heard.audibleMs >= 0.8 * greetingMs, { timeoutMs: 30_000 });
+    expect(p1.heard.firstAudibleAtMs).not.toBeNull();
+
+    // A spoken question: transcribed, answered by the model, and the answer heard.
+    const spokenBefore = stub.speech.length;
+    const heardBefore = p1.heard.audibleMs;
+    const question = 'What are your opening hours?';
+    stub.willHear(question);
+    await p1.speak(1_200);
+    await waitFor('the utterance to be transcribed', () => stub.heard.length === 1);
+    expect(stub.heard[0]!.soundMs).toBeGreaterThanOrEqual(1_000);
+    await waitFor('the model to receive the spoken question', () => stub.requests.some((msgs) => msgs.at(-1)?.role === 'user' && msgs.at(-1)?.content === question));
+    await p1.textMatching(/Model heard: What are your opening hours\?/, { timeoutMs: 30_000 });
+    await waitFor('the answer to be spoken', () => words(stub.speech.slice(spokenBefore).join(' ')) === words(stubReply(question)));
+    const answerMs = speechMs(stub.speech.slice(spokenBefore));
+    await waitFor('the answer to be heard', () => p1.heard.audibleMs - heardBefore >= 0.8 * answerMs, { timeoutMs: 30_000 });
+    // Heard once: no more audible audio than the greeting and the answer (20 ms frames of slack each side).
+    expect(p1.heard.audibleMs).toBeLessThanOrEqual(greetingMs + answerMs + 200);
+    await waitFor('both turns persisted', async () => {
+      const r = await inspect.readRecord({ agentName, identity });
+      return r.status === 'found' && r.record.history.turns.some((t) => t.text === question) && r.record.history.turns.some((t) => t.text === stubReply(question));
+    });
+
+    // A reload: the same job welcomes the participant back, aloud, once.
+    await p1.leave();
+    await waitFor('the agent to see the leave', async () => {
+      const r = await inspect.readRecord({ agentName, identity });
+      return r.status === 'found' && r.record.disconnectedAt !== null;
+    });
+    const spokenBeforeRejoin = stub.speech.length;
+    const p2 = await join(identity, room);
+    const back = await p2.statusMatching((m) => m.greeting !== undefined, { timeoutMs: 30_000 });
+    expect(back).toMatchObject({ greeting: 'welcome_back_brief', sessionId: status.sessionId });
+    const welcome = await p2.nthText(1, 30_000);
+    expect(welcome.text).toMatch(/welcome back/i);
+    await waitFor('the welcome back to be spoken', () => words(stub.speech.slice(spokenBeforeRejoin).join(' ')) === words(welcome.text));
+    const welcomeMs = speechMs(stub.speech.slice(spokenBeforeRejoin));
+    await waitFor('the welcome back to be heard', () => p2.heard.audibleMs >= 0.8 * welcomeMs, { timeoutMs: 30_000 });
+    expect(p2.texts.filter((t) => /welcome back/i.test(t.text))).toHaveLength(1);
+  });
+});
