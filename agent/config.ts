@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { ConfigError } from '../lib/errors.js';
 import { loadPolicyFromEnv, type SessionPolicy } from '../lib/session/policy.js';
 import { parseKeyring, type Keyring } from '../lib/store/crypto.js';
+import type { RedisTarget, SentinelAddress } from '../lib/store/redis_connection.js';
 
 const optionalString = z
   .string()
@@ -28,6 +29,29 @@ const positiveInt = (fallback: number) =>
       return n;
     });
 
+/** Default port of a sentinel named without one in `REDIS_SENTINELS`. */
+const DEFAULT_SENTINEL_PORT = 26_379;
+
+/**
+ * `REDIS_SENTINELS`: `host:port[,host:port…]` (`[v6addr]:port` for IPv6; the port defaults to
+ * 26379). Entries are not echoed in errors: a mistyped entry may hold a password.
+ */
+const sentinelList = optionalString.transform((v, ctx) => {
+  if (v === undefined) return undefined;
+  const out: SentinelAddress[] = [];
+  const entries = v.split(',').map((e) => e.trim());
+  for (const [i, entry] of entries.entries()) {
+    const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9._-]+))(?::(\d{1,5}))?$/.exec(entry);
+    const port = m?.[3] === undefined ? DEFAULT_SENTINEL_PORT : Number(m[3]);
+    if (m === null || port < 1 || port > 65_535) {
+      ctx.addIssue({ code: 'custom', message: `must be a comma-separated list of host:port; entry ${i + 1} of ${entries.length} is not` });
+      return z.NEVER;
+    }
+    out.push({ host: m[1] ?? m[2] ?? '', port });
+  }
+  return out;
+});
+
 const envSchema = z.object({
   LIVEKIT_URL: z
     .string({ error: 'is required (the LiveKit server URL, e.g. ws://127.0.0.1:7880)' })
@@ -39,6 +63,12 @@ const envSchema = z.object({
   REDIS_URL: optionalString.refine((v) => v === undefined || /^rediss?:\/\//.test(v), {
     message: 'must be a redis:// or rediss:// URL',
   }),
+  REDIS_SENTINELS: sentinelList,
+  REDIS_SENTINEL_MASTER: optionalString.refine((v) => v === undefined || /^\S+$/.test(v), {
+    message: 'must be one master name, without spaces',
+  }),
+  REDIS_PASSWORD: optionalString,
+  REDIS_SENTINEL_PASSWORD: optionalString,
   REDIS_KEY_PREFIX: z.string().optional().default('pva:'),
   MODEL_MODE: z.enum(['auto', 'inference', 'openai', 'offline']).optional().default('auto'),
   AGENT_IO: z.enum(['auto', 'voice', 'text']).optional().default('auto'),
@@ -93,8 +123,11 @@ export interface Config {
   livekit: { url: string; apiKey: string; apiSecret: string };
   /** Agent name for explicit dispatch; `''` means automatic dispatch (the Playground case). */
   agentName: string;
-  /** Shared store; `undefined` means memory only (one job's memory). */
-  redis: { url: string; keyPrefix: string } | undefined;
+  /**
+   * Shared store: one Redis (`url`) or a Sentinel group (`sentinel`); `undefined` means memory
+   * only (one job's memory).
+   */
+  redis: (RedisTarget & { keyPrefix: string }) | undefined;
   /** Resolved model mode (`auto` already decided). */
   modelMode: ModelMode;
   /** `text`: text in on `lk.chat`, text out on `lk.transcription`; `voice`: audio too. */
@@ -123,6 +156,35 @@ export interface Config {
 /** Environment variables as read (strings). */
 export type Env = Record<string, string | undefined>;
 
+const isSet = (v: string | undefined): boolean => v !== undefined && v.trim() !== '';
+
+/** How the Redis variables fit together (each alone is checked by the schema). */
+function redisProblems(env: Env): string[] {
+  const problems: string[] = [];
+  const sentinels = isSet(env.REDIS_SENTINELS);
+  const master = isSet(env.REDIS_SENTINEL_MASTER);
+  if (isSet(env.REDIS_URL) && (sentinels || master)) problems.push('REDIS_URL and REDIS_SENTINELS/REDIS_SENTINEL_MASTER are mutually exclusive (set one: a single Redis or a Sentinel group)');
+  if (sentinels && !master) problems.push('REDIS_SENTINEL_MASTER is required when REDIS_SENTINELS is set (the master name the sentinels monitor)');
+  if (master && !sentinels) problems.push('REDIS_SENTINELS is required when REDIS_SENTINEL_MASTER is set (host:port of the sentinels)');
+  for (const name of ['REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD'] as const) {
+    if (isSet(env[name]) && !sentinels) problems.push(`${name} is only used with REDIS_SENTINELS (with REDIS_URL, put the password in the URL)`);
+  }
+  return problems;
+}
+
+/** The shared store's target, once {@link redisProblems} found none. */
+function redisConfig(e: z.infer<typeof envSchema>): Config['redis'] {
+  if (e.REDIS_URL) return { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX };
+  if (e.REDIS_SENTINELS === undefined || e.REDIS_SENTINEL_MASTER === undefined) return undefined;
+  const sentinel = {
+    sentinels: e.REDIS_SENTINELS,
+    name: e.REDIS_SENTINEL_MASTER,
+    ...(e.REDIS_PASSWORD === undefined ? {} : { password: e.REDIS_PASSWORD }),
+    ...(e.REDIS_SENTINEL_PASSWORD === undefined ? {} : { sentinelPassword: e.REDIS_SENTINEL_PASSWORD }),
+  };
+  return { sentinel, keyPrefix: e.REDIS_KEY_PREFIX };
+}
+
 /**
  * Parses `env` into a {@link Config}.
  * @throws ConfigError naming every missing or invalid variable.
@@ -142,6 +204,7 @@ export function parseConfig(env: Env): Config {
   } catch (err) {
     problems.push(err instanceof Error ? err.message : String(err));
   }
+  problems.push(...redisProblems(env));
   if (!parsed.success || policy === undefined || problems.length > 0) {
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
@@ -168,7 +231,7 @@ export function parseConfig(env: Env): Config {
   return {
     livekit: { url: e.LIVEKIT_URL, apiKey: e.LIVEKIT_API_KEY, apiSecret: e.LIVEKIT_API_SECRET },
     agentName: e.LIVEKIT_AGENT_NAME ?? '',
-    redis: e.REDIS_URL ? { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX } : undefined,
+    redis: redisConfig(e),
     modelMode,
     io,
     openai: e.OPENAI_API_KEY ? { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL, model: e.OPENAI_MODEL } : undefined,

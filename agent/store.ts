@@ -1,6 +1,7 @@
 /**
  * Builds a job's session store: the tiered store (this job's memory first, Redis as the shared
- * tier when `REDIS_URL` is set), with the configured windows and optional encryption.
+ * tier when `REDIS_URL` or `REDIS_SENTINELS` is set), with the configured windows and optional
+ * encryption.
  */
 import { randomUUID } from 'node:crypto';
 import { systemClock } from '../lib/clock.js';
@@ -8,6 +9,7 @@ import { silentLogger, type Logger } from '../lib/logger.js';
 import type { SessionPolicy } from '../lib/session/policy.js';
 import { PayloadCipher } from '../lib/store/crypto.js';
 import { MemorySessionStore } from '../lib/store/memory_session_store.js';
+import type { RedisTarget } from '../lib/store/redis_connection.js';
 import { RedisSessionStore } from '../lib/store/redis_session_store.js';
 import { SessionNotices } from '../lib/store/session_notices.js';
 import { TieredSessionStore } from '../lib/store/tiered_session_store.js';
@@ -28,16 +30,18 @@ export function createJobStores(config: Config, logger: Logger): JobStores {
   const windows = { sessionTtlMs: config.policy.sessionTtlMs, profileTtlMs: config.policy.profileTtlMs };
   const cipher = config.encryptionKeys ? new PayloadCipher(config.encryptionKeys) : undefined;
   const common = { ...windows, ...(cipher ? { cipher } : {}) };
-  const shared = config.redis
-    ? new RedisSessionStore({ url: config.redis.url, prefix: config.redis.keyPrefix, logger, ...common })
-    : null;
+  const redis = config.redis;
+  // One Redis (`url`) or a Sentinel group (`sentinel`, followed through failovers).
+  const target: RedisTarget | undefined = redis === undefined ? undefined : redis.sentinel === undefined ? { url: redis.url } : { sentinel: redis.sentinel };
+  const prefix = redis?.keyPrefix ?? 'pva:';
+  const shared = target ? new RedisSessionStore({ ...target, prefix, logger, ...common }) : null;
   const store = new TieredSessionStore({
     shared,
     memory: new MemorySessionStore(common),
     greetingBoundMs: config.greetingBoundMs,
     logger,
   });
-  const notices = config.redis ? new SessionNotices({ url: config.redis.url, prefix: config.redis.keyPrefix, logger }) : undefined;
+  const notices = target ? new SessionNotices({ ...target, prefix, logger }) : undefined;
   return { store, notices };
 }
 

@@ -4,5 +4,6 @@ export * from './keys.js';
 export * from './crypto.js';
 export * from './memory_session_store.js';
 export * from './redis_session_store.js';
+export { boundedSentinelOptions, createBoundedRedis, type RedisBounds, type RedisSentinelTarget, type RedisTarget, type SentinelAddress } from './redis_connection.js';
 export * from './tiered_session_store.js';
 export { bounded, isUnavailable } from './bounded.js';

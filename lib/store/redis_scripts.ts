@@ -70,10 +70,13 @@ export function defineScripts(client: Redis | Cluster): void {
   }
 }
 
-/** True for errors that mean "Redis did not answer" rather than "Redis refused". */
+/**
+ * True for errors that mean "Redis did not answer" rather than "Redis refused". `READONLY` is
+ * a demoted master during a Sentinel failover: not a refusal of the data, retry after it.
+ */
 function isConnectivityError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
-  if (err.name === 'ReplyError') return /LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN/.test(err.message);
+  if (err.name === 'ReplyError') return /LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY/.test(err.message);
   return true;
 }
 

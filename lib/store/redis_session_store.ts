@@ -1,5 +1,5 @@
-import { Cluster, Redis } from 'ioredis';
-import type { RedisOptions } from 'ioredis';
+import { Cluster } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { SessionError } from '../errors.js';
 import { silentLogger } from '../logger.js';
 import type { Logger } from '../logger.js';
@@ -9,6 +9,8 @@ import { PayloadCodec, keyOf, resolveStoreOptions } from './codec.js';
 import type { ResolvedStoreOptions } from './codec.js';
 import { KeyBuilder, encodeKeyPart, decodeKeyPart } from './keys.js';
 import type { SessionKey } from './keys.js';
+import { createBoundedRedis } from './redis_connection.js';
+import type { RedisSentinelTarget } from './redis_connection.js';
 import { LUA_CODES, asArray, callScript, checkCode, defineScripts, num, strList, strOrNull, toStoreError } from './redis_scripts.js';
 import type { LuaReply } from './redis_scripts.js';
 import type {
@@ -25,10 +27,14 @@ import type {
 } from './session_store.js';
 
 /**
- * {@link SessionStore} on Redis (ioredis): single Redis, Sentinel or Cluster (hash tags keep
- * each script's keys in one slot; see `keys.ts`). Every read-modify-write is one Lua script:
- * resume lookup + claim is one round trip, appending a turn is one round trip.
+ * {@link SessionStore} on Redis (ioredis): single Redis, Sentinel (`sentinel` option, or a
+ * handed-in Sentinel client) or Cluster (hash tags keep each script's keys in one slot; see
+ * `keys.ts`). Every read-modify-write is one Lua script: resume lookup + claim is one round
+ * trip, appending a turn is one round trip.
  */
+
+/** Kept here too for the callers that import it with the store. */
+export { boundedRedisOptions } from './redis_connection.js';
 
 /** Options of {@link RedisSessionStore}. */
 export interface RedisSessionStoreOptions extends StoreOptions {
@@ -36,6 +42,11 @@ export interface RedisSessionStoreOptions extends StoreOptions {
   client?: Redis | Cluster;
   /** URL of a Redis to connect to when no client is given; the store then owns (and closes) it. */
   url?: string;
+  /**
+   * A Sentinel group to connect to when no client is given (instead of `url`); the store then
+   * owns (and closes) a client that follows the master through failovers.
+   */
+  sentinel?: RedisSentinelTarget;
   /** @default 'pva:' */
   prefix?: string;
   /** Per-command bound for a client the store creates, ms. @default 250 */
@@ -46,23 +57,6 @@ export interface RedisSessionStoreOptions extends StoreOptions {
   maxReconnectDelayMs?: number;
   /** @default silentLogger */
   logger?: Logger;
-}
-
-/**
- * ioredis options that never let a caller wait on a dead Redis: a short command timeout (it
- * also bounds commands parked in the offline queue while reconnecting), one retry per command
- * (the queue is flushed with an error after each failed reconnect), bounded reconnect backoff.
- */
-export function boundedRedisOptions(opts: { commandTimeoutMs?: number; connectTimeoutMs?: number; maxReconnectDelayMs?: number } = {}): RedisOptions {
-  const maxDelayMs = opts.maxReconnectDelayMs ?? 1_000;
-  return {
-    commandTimeout: opts.commandTimeoutMs ?? 250,
-    connectTimeout: opts.connectTimeoutMs ?? 1_000,
-    maxRetriesPerRequest: 1,
-    enableOfflineQueue: true,
-    autoResendUnfulfilledCommands: false,
-    retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 10), maxDelayMs),
-  };
 }
 
 /** See the module comment. */
@@ -77,8 +71,10 @@ export class RedisSessionStore implements SessionStore {
   private readonly log: Logger;
 
   constructor(opts: RedisSessionStoreOptions) {
-    if (opts.client === undefined && opts.url === undefined) throw new SessionError('config_invalid', 'RedisSessionStore needs a client or a url');
-    this.client = opts.client ?? new Redis(opts.url as string, boundedRedisOptions(opts));
+    if (opts.client === undefined && opts.url === undefined && opts.sentinel === undefined) {
+      throw new SessionError('config_invalid', 'RedisSessionStore needs a client, a url or a Sentinel target');
+    }
+    this.client = opts.client ?? createBoundedRedis(opts, opts);
     this.ownsClient = opts.client === undefined;
     this.keys = new KeyBuilder(opts.prefix ?? 'pva:');
     this.opts = resolveStoreOptions(opts);

@@ -7,11 +7,11 @@
  * The lease and its fencing token remain the guarantee: a lost notice (Redis down) only delays
  * the old job, whose next write fails with `lease_lost`.
  */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { silentLogger, type Logger } from '../logger.js';
 import { KeyBuilder, type SessionKey } from './keys.js';
-import { boundedRedisOptions } from './redis_session_store.js';
+import { createBoundedRedis, type RedisSentinelTarget } from './redis_connection.js';
 import type { SessionStore } from './session_store.js';
 
 const noticeSchema = z.discriminatedUnion('kind', [
@@ -24,7 +24,10 @@ export type SessionNotice = z.infer<typeof noticeSchema>;
 
 /** Options of {@link SessionNotices}. */
 export interface SessionNoticesOptions {
-  url: string;
+  /** URL of the Redis to use; give this or `sentinel`. */
+  url?: string;
+  /** A Sentinel group to use instead of `url`; both connections follow the master through failovers. */
+  sentinel?: RedisSentinelTarget;
   /** Key prefix (same as the session store's). @default 'pva:' */
   prefix?: string;
   /** Per-command bound, ms. @default 250 */
@@ -40,11 +43,12 @@ export class SessionNotices {
   private readonly log: Logger;
   private readonly handlers = new Map<string, (n: SessionNotice) => void>();
 
+  /** @throws SessionError `config_invalid` without a `url` or a `sentinel` (or with both). */
   constructor(opts: SessionNoticesOptions) {
-    const base = boundedRedisOptions({ commandTimeoutMs: opts.commandTimeoutMs ?? 250 });
-    this.pub = new Redis(opts.url, { ...base, lazyConnect: true });
+    const bounds = { commandTimeoutMs: opts.commandTimeoutMs ?? 250 };
+    this.pub = createBoundedRedis(opts, bounds, { lazyConnect: true });
     // A subscriber connection waits in SUBSCRIBE: no command timeout on it.
-    this.sub = new Redis(opts.url, { ...base, commandTimeout: undefined, lazyConnect: true });
+    this.sub = createBoundedRedis(opts, bounds, { commandTimeout: undefined, lazyConnect: true });
     this.keys = new KeyBuilder(opts.prefix ?? 'pva:');
     this.log = opts.logger ?? silentLogger;
     for (const c of [this.pub, this.sub]) c.on('error', () => {}); // reported through failed commands

@@ -52,7 +52,55 @@ describe('parseConfig', () => {
     });
   });
 
+  it('reads a Sentinel group: REDIS_SENTINELS (port defaults to 26379, IPv6 in brackets), REDIS_SENTINEL_MASTER, passwords', () => {
+    const c = parseConfig({
+      ...base,
+      REDIS_SENTINELS: ' sentinel-a:26380, sentinel_b ,[::1]:26381 ',
+      REDIS_SENTINEL_MASTER: 'voice-master',
+      REDIS_PASSWORD: 'data-pass',
+      REDIS_SENTINEL_PASSWORD: 'sentinel-pass',
+      REDIS_KEY_PREFIX: 'app:',
+    });
+    expect(c.redis).toEqual({
+      sentinel: {
+        sentinels: [
+          { host: 'sentinel-a', port: 26_380 },
+          { host: 'sentinel_b', port: 26_379 },
+          { host: '::1', port: 26_381 },
+        ],
+        name: 'voice-master',
+        password: 'data-pass',
+        sentinelPassword: 'sentinel-pass',
+      },
+      keyPrefix: 'app:',
+    });
+    expect(parseConfig({ ...base, REDIS_SENTINELS: '10.0.0.5:26379', REDIS_SENTINEL_MASTER: 'm' }).redis).toEqual({
+      sentinel: { sentinels: [{ host: '10.0.0.5', port: 26_379 }], name: 'm' },
+      keyPrefix: 'pva:',
+    });
+  });
+
+  it('never echoes a REDIS_SENTINELS entry (it may hold a password) or a password in its errors', () => {
+    let message = '';
+    try {
+      parseConfig({ ...base, REDIS_SENTINELS: 'ok:1,user:hunter2@host:26379', REDIS_SENTINEL_MASTER: 'm', REDIS_SENTINEL_PASSWORD: 'sentinel-pass' });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/REDIS_SENTINELS must be a comma-separated list of host:port; entry 2 of 2 is not/);
+    expect(message).not.toMatch(/hunter2|sentinel-pass/);
+  });
+
+  const sentinels = { REDIS_SENTINELS: '127.0.0.1:26379', REDIS_SENTINEL_MASTER: 'mymaster' };
   const bad: Array<[string, Record<string, string | undefined>, RegExp]> = [
+    ['REDIS_URL with REDIS_SENTINELS', { ...base, ...sentinels, REDIS_URL: 'redis://127.0.0.1:6379' }, /REDIS_URL and REDIS_SENTINELS\/REDIS_SENTINEL_MASTER are mutually exclusive/],
+    ['REDIS_SENTINELS without a master name', { ...base, REDIS_SENTINELS: '127.0.0.1:26379' }, /REDIS_SENTINEL_MASTER is required when REDIS_SENTINELS is set/],
+    ['REDIS_SENTINEL_MASTER without sentinels', { ...base, REDIS_SENTINEL_MASTER: 'mymaster' }, /REDIS_SENTINELS is required when REDIS_SENTINEL_MASTER is set/],
+    ['a sentinel port out of range', { ...base, ...sentinels, REDIS_SENTINELS: 'a:1,b:70000' }, /REDIS_SENTINELS must be a comma-separated list of host:port; entry 2 of 2 is not/],
+    ['an empty sentinel entry', { ...base, ...sentinels, REDIS_SENTINELS: 'a:1,' }, /REDIS_SENTINELS must be a comma-separated list/],
+    ['a master name with a space', { ...base, ...sentinels, REDIS_SENTINEL_MASTER: 'my master' }, /REDIS_SENTINEL_MASTER must be one master name, without spaces/],
+    ['REDIS_PASSWORD without sentinels', { ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_PASSWORD: 'x' }, /REDIS_PASSWORD is only used with REDIS_SENTINELS/],
+    ['REDIS_SENTINEL_PASSWORD without sentinels', { ...base, REDIS_SENTINEL_PASSWORD: 'x' }, /REDIS_SENTINEL_PASSWORD is only used with REDIS_SENTINELS/],
     ['missing secret', { ...base, LIVEKIT_API_SECRET: undefined }, /LIVEKIT_API_SECRET is required/],
     ['empty secret', { ...base, LIVEKIT_API_SECRET: ' ' }, /LIVEKIT_API_SECRET must not be empty/],
     ['missing key', { ...base, LIVEKIT_API_KEY: undefined }, /LIVEKIT_API_KEY is required/],

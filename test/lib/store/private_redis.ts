@@ -17,11 +17,21 @@ export { freeTcpPort as freePort } from '../../support/ports.js';
 /** A private, non-persistent redis-server on a loopback port; restarted empty. */
 export class PrivateRedis {
   private proc: ChildProcess | null = null;
-  /** `extraArgs` go after the defaults (e.g. the cluster settings of {@link PrivateCluster}). */
+  /**
+   * `extraArgs` go after the defaults (e.g. the cluster settings of {@link PrivateCluster});
+   * `opts.leadingArgs` before them (a config file and `--sentinel` for {@link PrivateSentinel});
+   * `opts.password` becomes `--requirepass` and is used to check that the server is up.
+   */
   constructor(
     readonly port: number,
     private readonly extraArgs: readonly string[] = [],
+    private readonly opts: { leadingArgs?: readonly string[]; password?: string } = {},
   ) {}
+
+  /** True while the server process runs. */
+  get isRunning(): boolean {
+    return this.proc !== null && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
@@ -29,10 +39,13 @@ export class PrivateRedis {
 
   /** Starts the server and polls until it answers PING (deadline 10 s). */
   async start(): Promise<void> {
-    this.proc = spawn(REDIS_SERVER_BIN, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...this.extraArgs], { stdio: 'ignore' });
+    const auth = this.opts.password === undefined ? [] : ['--requirepass', this.opts.password];
+    const args = [...(this.opts.leadingArgs ?? []), '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...auth, ...this.extraArgs];
+    this.proc = spawn(REDIS_SERVER_BIN, args, { stdio: 'ignore' });
     const deadline = Date.now() + 10_000;
     for (;;) {
-      const c = new Redis(this.url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 500 });
+      if (!this.isRunning) throw new Error(`redis-server on ${this.port} exited while starting`);
+      const c = new Redis(this.url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 500, password: this.opts.password });
       c.on('error', () => {});
       try {
         await c.connect();
