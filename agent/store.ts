@@ -49,8 +49,9 @@ export function createJobStores(config: Config, logger: Logger): JobStores {
  * Runs in `prewarm`, before any job: opens the Redis connections (bounded; failure means
  * degraded, not fatal) and runs a whole arrival twice (first visit with turns, suspend, then a
  * resume) through `ParticipantSession` on a scratch memory-only tiered store, so the first
- * arrival in this process does not pay for compiling that code while its job connects. Nothing
- * is written to Redis and no metric is reported.
+ * arrival in this process does not pay for compiling that code while its job connects, then
+ * reads that scratch key from the shared tier once. Nothing is written to Redis and no metric is
+ * reported.
  */
 export async function warmUp(stores: JobStores, policy: SessionPolicy): Promise<void> {
   await Promise.all([stores.store.ping().catch(() => undefined), stores.notices?.connect().catch(() => undefined)]);
@@ -72,4 +73,6 @@ export async function warmUp(stores: JobStores, policy: SessionPolicy): Promise<
   } finally {
     await scratch.dispose();
   }
+  // The shared tier's read path (script call, reply parsing, decoding) once, read only.
+  await stores.store.readRecord(key).catch(() => undefined);
 }
