@@ -10,6 +10,8 @@ import type { SessionKey } from './keys.js';
 import { bounded, isUnavailable } from './bounded.js';
 import { MemorySessionStore } from './memory_session_store.js';
 import { ReplayQueue } from './replay_queue.js';
+import { StoreHealth } from './store_health.js';
+import type { StoreHealthEvent } from './store_health.js';
 import type { SharedState } from './replay_queue.js';
 import type {
   ArchivedSession,
@@ -33,11 +35,6 @@ import type {
  * per key itself, so the two fence sequences never have to agree.
  */
 
-/** Health changes of a {@link TieredSessionStore}. */
-export type StoreHealthEvent =
-  | { type: 'degraded'; reason: string; atMs: number }
-  | { type: 'recovered'; replayedKeys: number; atMs: number };
-
 /** Options of {@link TieredSessionStore}. */
 export interface TieredSessionStoreOptions {
   /** The shared tier; null runs memory only (never degraded). */
@@ -60,6 +57,8 @@ export interface TieredSessionStoreOptions {
   logger?: Logger;
 }
 
+export type { StoreHealthEvent } from './store_health.js';
+
 /** See the module comment. */
 export class TieredSessionStore implements SessionStore {
   /** The local tier. */
@@ -72,8 +71,7 @@ export class TieredSessionStore implements SessionStore {
   private readonly log: Logger;
   private readonly sharedState = new Map<string, SharedState>();
   private readonly owed = new ReplayQueue();
-  private readonly listeners = new Set<(ev: StoreHealthEvent) => void>();
-  private degraded = false;
+  private readonly health: StoreHealth;
   private probeTimer: NodeJS.Timeout | null = null;
   private replaying: Promise<void> | null = null;
   private disposed = false;
@@ -86,11 +84,12 @@ export class TieredSessionStore implements SessionStore {
     this.writeBoundMs = opts.writeBoundMs ?? 1_000;
     this.probeIntervalMs = opts.probeIntervalMs ?? 1_000;
     this.log = opts.logger ?? silentLogger;
+    this.health = new StoreHealth(this.log);
   }
 
   /** True while the shared tier is failing and writes wait for replay. */
   get isDegraded(): boolean {
-    return this.degraded;
+    return this.health.isDegraded;
   }
 
   /** Keys with writes the shared tier has not seen yet, plus pending forgets. */
@@ -98,30 +97,18 @@ export class TieredSessionStore implements SessionStore {
     return this.owed.size;
   }
 
-  /** Subscribes to health changes; returns the unsubscribe function. */
+  /** Subscribes to health changes (told at once while degraded: see {@link StoreHealth}); returns the unsubscribe function. */
   onHealth(listener: (ev: StoreHealthEvent) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  private emit(ev: StoreHealthEvent): void {
-    for (const l of this.listeners) {
-      try {
-        l(ev);
-      } catch (err) {
-        this.log.warn({ err: String(err) }, 'store health listener threw');
-      }
-    }
+    return this.health.subscribe(listener);
   }
 
   private markDegraded(reason: string): void {
     if (this.disposed) return;
-    if (!this.degraded) {
-      this.degraded = true;
+    if (!this.health.isDegraded) {
       // Everything memory holds is replayed: the shared store may have lost it all.
       for (const k of this.memory.keys()) this.owed.markDirty(k);
       this.log.warn({ reason }, 'shared session store degraded');
-      this.emit({ type: 'degraded', reason, atMs: this.clock.nowMs() });
+      this.health.degraded(reason, this.clock.nowMs());
     }
     if (this.probeTimer === null) {
       this.probeTimer = setInterval(() => void this.tryRecover(), this.probeIntervalMs);
@@ -152,7 +139,7 @@ export class TieredSessionStore implements SessionStore {
   /** Runs a shared call unless degraded; reports whether it ran. */
   private async mirror(key: SessionKey | null, boundMs: number, call: (shared: SessionStore) => Promise<void>): Promise<void> {
     if (this.shared === null) return;
-    if (this.degraded) {
+    if (this.health.isDegraded) {
       if (key !== null) this.markDirty(key);
       return;
     }
@@ -181,7 +168,7 @@ export class TieredSessionStore implements SessionStore {
 
   async resumeAndClaim(key: SessionKey, owner: string, nowMs: number, leaseMs: number, mode: ClaimMode = 'takeover'): Promise<ClaimResult> {
     const id = sessionKeyId(key);
-    if (this.shared !== null && !this.degraded) {
+    if (this.shared !== null && !this.health.isDegraded) {
       const pending = this.shared.resumeAndClaim(key, owner, nowMs, leaseMs, mode);
       try {
         const res = await bounded(pending, this.greetingBoundMs);
@@ -313,7 +300,7 @@ export class TieredSessionStore implements SessionStore {
 
   /** Reads from the shared tier within the greeting bound, else from memory. */
   private async read<T>(key: SessionKey | null, fromShared: (s: SessionStore) => Promise<T>, fromMemory: () => Promise<T>): Promise<T> {
-    if (this.shared !== null && !this.degraded) {
+    if (this.shared !== null && !this.health.isDegraded) {
       try {
         return await bounded(fromShared(this.shared), this.greetingBoundMs);
       } catch (err) {
@@ -354,7 +341,7 @@ export class TieredSessionStore implements SessionStore {
     this.owed.forget(identity);
     for (const [id] of this.sharedState) if (id.endsWith(`.${Buffer.from(identity, 'utf8').toString('base64url')}`)) this.sharedState.delete(id);
     if (this.shared === null) return local;
-    if (this.degraded) {
+    if (this.health.isDegraded) {
       this.owed.addForget(identity);
       return local;
     }
@@ -373,7 +360,7 @@ export class TieredSessionStore implements SessionStore {
 
   /** Probes the shared tier and, when it answers, replays; resolves when done (or still degraded). */
   async tryRecover(): Promise<void> {
-    if (!this.degraded || this.shared === null || this.disposed) return;
+    if (!this.health.isDegraded || this.shared === null || this.disposed) return;
     this.replaying ??= this.replay(this.shared).finally(() => {
       this.replaying = null;
     });
@@ -390,11 +377,10 @@ export class TieredSessionStore implements SessionStore {
       return;
     }
     // No await between the replay's last check of its queue and here: no write can slip in.
-    this.degraded = false;
     if (this.probeTimer !== null) clearInterval(this.probeTimer);
     this.probeTimer = null;
     this.log.info({ replayedKeys: replayed }, 'shared session store recovered');
-    this.emit({ type: 'recovered', replayedKeys: replayed, atMs: this.clock.nowMs() });
+    this.health.recovered(replayed, this.clock.nowMs());
   }
 
   /** Stops the probe and disposes both tiers (the shared store closes only clients it created). */

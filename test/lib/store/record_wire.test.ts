@@ -53,7 +53,8 @@ describe('stored record form (turns as columns)', () => {
         r.history.turns = turns as Turn[];
         const parsed = parseStoredRecord(JSON.parse(JSON.stringify(toStoredRecord(r))));
         expect(parsed.ok).toBe(valid && sessionRecordSchema.safeParse(JSON.parse(JSON.stringify(r))).success);
-        if (parsed.ok) expect(parsed.value.history.turns).toEqual(turns);
+        // The stored form is JSON, which writes -0 as 0 (the same instant): compare with the turns as JSON gives them back.
+        if (parsed.ok) expect(parsed.value.history.turns).toEqual(JSON.parse(JSON.stringify(turns)));
       }),
       { numRuns: 300 },
     );

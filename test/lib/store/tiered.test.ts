@@ -54,6 +54,11 @@ describe('TieredSessionStore', () => {
     const again = await tiered.resumeAndClaim(key, 'job', Date.now(), 1_000);
     expect(again.status === 'claimed' && again.record.status).toBe('found');
     expect(again.status === 'claimed' && again.storeAvailable).toBe(true);
+    // A listener that subscribes during the outage (a job whose pre-warm saw Redis fail) is told at once.
+    const told: string[] = [];
+    const off = tiered.onHealth((ev) => told.push(ev.type));
+    expect(told).toEqual(['degraded']);
+    off();
   });
 
   it('mirrors the shared answer into memory and keeps the caller on memory fences', async () => {
