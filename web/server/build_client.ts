@@ -3,7 +3,9 @@
  * with esbuild into `web/public/app.js` (git-ignored). `npm run web:build` runs it; the token
  * service runs it at start-up; the browser test runs it itself.
  *
- *   tsx web/server/build_client.ts [--minify]
+ * The bundle is minified (with a source map beside it) unless `--no-minify` is given.
+ *
+ *   tsx web/server/build_client.ts [--no-minify]
  */
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -23,7 +25,7 @@ export const PUBLIC_DIR = join(REPO_ROOT, 'web', 'public');
 
 /** Options of {@link buildClient}. */
 export interface BuildClientOptions {
-  /** @default false */
+  /** @default true */
   minify?: boolean;
   /** Output directory. @default PUBLIC_DIR */
   outDir?: string;
@@ -37,7 +39,7 @@ export interface BuildClientResult {
 }
 
 /** Bundles the page script. esbuild is a dev dependency: imported only when building. */
-export async function buildClient({ minify = false, outDir = PUBLIC_DIR }: BuildClientOptions = {}): Promise<BuildClientResult> {
+export async function buildClient({ minify = true, outDir = PUBLIC_DIR }: BuildClientOptions = {}): Promise<BuildClientResult> {
   const started = Date.now();
   const esbuild = await import('esbuild');
   const entry = join(REPO_ROOT, 'web', 'client', 'main.ts');
@@ -59,6 +61,6 @@ export async function buildClient({ minify = false, outDir = PUBLIC_DIR }: Build
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const r = await buildClient({ minify: process.argv.includes('--minify') });
+  const r = await buildClient({ minify: !process.argv.includes('--no-minify') });
   process.stdout.write(`web:build: ${r.outFile} (${Math.round(r.bytes / 1024)} KiB, ${r.ms} ms)\n`);
 }
