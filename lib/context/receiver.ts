@@ -27,6 +27,7 @@
 import { ATTR_CONTEXT_PUBLISHER } from '../attributes.js';
 import type { Clock } from '../clock.js';
 import { systemClock } from '../clock.js';
+import { LogThrottle } from '../log_throttle.js';
 import type { Logger } from '../logger.js';
 import { pii, silentLogger } from '../logger.js';
 import { CoalescingWriter } from './coalescer.js';
@@ -107,6 +108,8 @@ export class ContextReceiver {
   private readonly limits: ContextLimits;
   private readonly maxSenders: number;
   private readonly revisions = new Map<string, number>();
+  /** One rejection warning per reason per 10 s (a sender looping on bad messages floods nothing). */
+  private readonly rejectionLog: LogThrottle;
   private readonly pendingHellos = new Map<string, { sender: ContextSender; src: string }>();
   private appendedBytes = 0;
   private ready = false;
@@ -117,6 +120,7 @@ export class ContextReceiver {
     this.maxSenders = opts.maxSenders ?? MAX_TRACKED_SENDERS;
     this.tracker = new ContextTracker({ limits: this.limits, logger: this.log });
     const clock = opts.clock ?? systemClock;
+    this.rejectionLog = new LogThrottle(clock);
     this.limiter = opts.rateLimit === false ? undefined : new TokenBucketRateLimiter(clock, opts.rateLimit);
     this.writer = new CoalescingWriter({
       sink: opts.sink,
@@ -331,10 +335,18 @@ export class ContextReceiver {
     rev?: number,
     expectedRev?: number,
   ): HandleResult {
-    this.log.warn(
-      { reason, ...(rev === undefined ? {} : { rev }), ...(sender ? pii({ identity: sender.identity }) : { server: true }) },
-      'dynamic context message rejected',
-    );
+    const suppressed = this.rejectionLog.admit(reason);
+    if (suppressed !== null) {
+      this.log.warn(
+        {
+          reason,
+          ...(rev === undefined ? {} : { rev }),
+          ...(sender ? pii({ identity: sender.identity }) : { server: true }),
+          ...(suppressed > 0 ? { suppressedSinceLast: suppressed } : {}),
+        },
+        'dynamic context message rejected',
+      );
+    }
     const reply: AgentMessage = { v: CONTEXT_PROTOCOL_VERSION, kind: 'reject', reason };
     if (src !== undefined) reply.src = src;
     if (rev !== undefined) reply.rev = rev;

@@ -77,6 +77,19 @@ describe('ContextReceiver: who may publish', () => {
     expect(JSON.stringify(line.fields)).not.toContain('secret');
     expect(line.fields).toMatchObject({ pii: { identity: 'mallory' } });
   });
+
+  it('a sender looping on rejected messages writes one warning per reason per 10 s, then says how many were left out', () => {
+    const { receiver, replies, log, clock } = setup();
+    const other = { identity: 'mallory', attributes: {} };
+    for (let i = 1; i <= 100; i++) receiver.handle(op(i, { type: 'setState', name: 'A', value: 'x' }), other);
+    const warnings = () => log.lines.filter((l) => l.msg === 'dynamic context message rejected');
+    expect(warnings()).toHaveLength(1);
+    expect(replies).toHaveLength(100); // every sender still gets its reject
+    clock.advance(10_000);
+    receiver.handle(op(101, { type: 'setState', name: 'A', value: 'x' }), other);
+    expect(warnings()).toHaveLength(2);
+    expect(warnings()[1]!.fields).toMatchObject({ reason: 'unauthorized', suppressedSinceLast: 99 });
+  });
 });
 
 describe('ContextReceiver: revisions', () => {
