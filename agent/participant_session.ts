@@ -83,6 +83,8 @@ export class ParticipantSession {
   private forgottenHere = false;
   private closed = false;
   private readonly writes: StoreWriteQueue;
+  /** Ends a {@link holdWrites} hold early: a turn never waits. */
+  private releaseHeldWrites = () => {};
   private saveQueued = false;
   /** Turns appended since the last save (folded into the record, and its archive copy, at the next renewal). */
   private unsavedTurns = 0;
@@ -285,6 +287,7 @@ export class ParticipantSession {
     if (next === this.record) return; // duplicate turn id
     this.record = next;
     this.unsavedTurns++;
+    this.releaseHeldWrites();
     void this.writes.run('append_turn', async () => {
       this.version = await this.o.store.appendTurn(this.o.key, turn, this.lease!);
     });
@@ -343,13 +346,14 @@ export class ParticipantSession {
   }
 
   /**
-   * Holds every write queued from now on until `until` settles or `maxMs` passes, whichever is
-   * first; the writes then run in their order. The job holds the arrival's writes until the
-   * greeting is on its way, so encoding and sending them does not compete with the greeting for
-   * the CPU. Nothing is dropped: `drain` and `suspend` wait for the held writes too.
+   * Holds every write queued from now on until `until` settles, `maxMs` passes or a turn is
+   * said, whichever is first; the writes then run in their order. The job holds the arrival's
+   * writes until the greeting is on its way, so encoding and sending them does not compete with
+   * the greeting for the CPU; a turn is never held (it must survive a crash). Nothing is
+   * dropped: `drain` and `suspend` wait for the held writes too.
    */
   holdWrites(until: Promise<unknown>, maxMs: number): void {
-    this.writes.hold(until, maxMs);
+    this.releaseHeldWrites = this.writes.hold(until, maxMs);
   }
 
 

@@ -49,19 +49,23 @@ export class StoreWriteQueue {
   }
 
   /**
-   * Holds every write queued from now on until `until` settles or `maxMs` passes, whichever is
-   * first; they then run in their order. Nothing is dropped: {@link drain} waits for them too.
+   * Holds every write queued from now on until `until` settles, `maxMs` passes or the returned
+   * function is called, whichever is first; they then run in their order. Nothing is dropped:
+   * {@link drain} waits for them too.
    */
-  hold(until: Promise<unknown>, maxMs: number): void {
+  hold(until: Promise<unknown>, maxMs: number): () => void {
+    let release = () => {};
     const released = new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, maxMs);
       timer.unref();
-      until.then(
-        () => resolve(),
-        () => resolve(),
-      );
+      release = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      until.then(release, release);
     });
     this.tail = this.tail.then(() => released);
+    return release;
   }
 
   /** Resolves once every write queued so far has run. */

@@ -65,14 +65,13 @@ describe('ParticipantSession', () => {
     expect(r.status === 'found' && r.record.lastTopic).toBe('Book me a table for two.');
   });
 
-  it('holds the arrival\'s writes until released, then writes them all in order; the claim itself is not held', async () => {
+  it('holds the arrival\'s writes until released, then writes them; the claim itself is not held', async () => {
     const clock = new ManualClock(T0);
     const store = new MemorySessionStore({ clock });
     const { ps } = make(store, clock);
     let release = () => {};
     ps.holdWrites(new Promise<void>((resolve) => (release = resolve)), 60_000);
     const a = await ps.arrive();
-    ps.persistTurn(turn('t1', 'assistant', 'Welcome back!', T0 + 1));
     // Claimed (a second claim elsewhere sees this job's live lease) but nothing written yet.
     const other = await store.resumeAndClaim(key, 'job-2', clock.nowMs(), 30_000, 'exclusive');
     expect(other).toMatchObject({ status: 'busy', owner: 'job-1' });
@@ -81,7 +80,19 @@ describe('ParticipantSession', () => {
     await ps.drain();
     const r = await store.readRecord(key);
     expect(r.status === 'found' && r.record.sessionId).toBe(a.record?.sessionId);
-    expect(r.status === 'found' && r.record.history.turns.map((t) => t.text)).toEqual(['Welcome back!']);
+    expect(r.status === 'found' && r.record.state).toBe('Connected');
+  });
+
+  it('a turn is never held: saying one releases the hold at once', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    const { ps } = make(store, clock);
+    ps.holdWrites(new Promise<void>(() => {}), 60_000);
+    await ps.arrive();
+    ps.persistTurn(turn('t1', 'user', 'Are you there?', T0 + 1));
+    await ps.drain();
+    const r = await store.readRecord(key);
+    expect(r.status === 'found' && r.record.history.turns.map((t) => t.text)).toEqual(['Are you there?']);
   });
 
   it('a hold that is never released ends after its bound, and nothing is lost', async () => {
