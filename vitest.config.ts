@@ -6,7 +6,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['test/lib/**/*.test.ts', 'test/agent/**/*.test.ts', 'test/web/**/*.test.ts'],
+          include: ['test/lib/**/*.test.ts', 'test/agent/**/*.test.ts', 'test/web/**/*.test.ts', 'test/scripts/**/*.test.ts'],
           testTimeout: 30_000,
           hookTimeout: 30_000,
         },

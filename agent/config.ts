@@ -8,7 +8,8 @@ import { z } from 'zod';
 import { ConfigError } from '../lib/errors.js';
 import { loadPolicyFromEnv, type SessionPolicy } from '../lib/session/policy.js';
 import { parseKeyring, type Keyring } from '../lib/store/crypto.js';
-import type { RedisTarget, SentinelAddress } from '../lib/store/redis_connection.js';
+import type { RedisTarget } from '../lib/store/redis_connection.js';
+import { redisEnvProblems, redisEnvShape, redisTargetOf } from '../lib/store/redis_env.js';
 
 const optionalString = z
   .string()
@@ -29,29 +30,6 @@ const positiveInt = (fallback: number) =>
       return n;
     });
 
-/** Default port of a sentinel named without one in `REDIS_SENTINELS`. */
-const DEFAULT_SENTINEL_PORT = 26_379;
-
-/**
- * `REDIS_SENTINELS`: `host:port[,host:port…]` (`[v6addr]:port` for IPv6; the port defaults to
- * 26379). Entries are not echoed in errors: a mistyped entry may hold a password.
- */
-const sentinelList = optionalString.transform((v, ctx) => {
-  if (v === undefined) return undefined;
-  const out: SentinelAddress[] = [];
-  const entries = v.split(',').map((e) => e.trim());
-  for (const [i, entry] of entries.entries()) {
-    const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9._-]+))(?::(\d{1,5}))?$/.exec(entry);
-    const port = m?.[3] === undefined ? DEFAULT_SENTINEL_PORT : Number(m[3]);
-    if (m === null || port < 1 || port > 65_535) {
-      ctx.addIssue({ code: 'custom', message: `must be a comma-separated list of host:port; entry ${i + 1} of ${entries.length} is not` });
-      return z.NEVER;
-    }
-    out.push({ host: m[1] ?? m[2] ?? '', port });
-  }
-  return out;
-});
-
 const envSchema = z.object({
   LIVEKIT_URL: z
     .string({ error: 'is required (the LiveKit server URL, e.g. ws://127.0.0.1:7880)' })
@@ -60,15 +38,7 @@ const envSchema = z.object({
   LIVEKIT_API_KEY: z.string({ error: 'is required' }).trim().min(1, 'must not be empty'),
   LIVEKIT_API_SECRET: z.string({ error: 'is required' }).trim().min(1, 'must not be empty'),
   LIVEKIT_AGENT_NAME: optionalString,
-  REDIS_URL: optionalString.refine((v) => v === undefined || /^rediss?:\/\//.test(v), {
-    message: 'must be a redis:// or rediss:// URL',
-  }),
-  REDIS_SENTINELS: sentinelList,
-  REDIS_SENTINEL_MASTER: optionalString.refine((v) => v === undefined || /^\S+$/.test(v), {
-    message: 'must be one master name, without spaces',
-  }),
-  REDIS_PASSWORD: optionalString,
-  REDIS_SENTINEL_PASSWORD: optionalString,
+  ...redisEnvShape,
   REDIS_KEY_PREFIX: z.string().optional().default('pva:'),
   MODEL_MODE: z.enum(['auto', 'inference', 'openai', 'offline']).optional().default('auto'),
   AGENT_IO: z.enum(['auto', 'voice', 'text']).optional().default('auto'),
@@ -156,33 +126,10 @@ export interface Config {
 /** Environment variables as read (strings). */
 export type Env = Record<string, string | undefined>;
 
-const isSet = (v: string | undefined): boolean => v !== undefined && v.trim() !== '';
-
-/** How the Redis variables fit together (each alone is checked by the schema). */
-function redisProblems(env: Env): string[] {
-  const problems: string[] = [];
-  const sentinels = isSet(env.REDIS_SENTINELS);
-  const master = isSet(env.REDIS_SENTINEL_MASTER);
-  if (isSet(env.REDIS_URL) && (sentinels || master)) problems.push('REDIS_URL and REDIS_SENTINELS/REDIS_SENTINEL_MASTER are mutually exclusive (set one: a single Redis or a Sentinel group)');
-  if (sentinels && !master) problems.push('REDIS_SENTINEL_MASTER is required when REDIS_SENTINELS is set (the master name the sentinels monitor)');
-  if (master && !sentinels) problems.push('REDIS_SENTINELS is required when REDIS_SENTINEL_MASTER is set (host:port of the sentinels)');
-  for (const name of ['REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD'] as const) {
-    if (isSet(env[name]) && !sentinels) problems.push(`${name} is only used with REDIS_SENTINELS (with REDIS_URL, put the password in the URL)`);
-  }
-  return problems;
-}
-
-/** The shared store's target, once {@link redisProblems} found none. */
+/** The shared store's target, once {@link redisEnvProblems} found none. */
 function redisConfig(e: z.infer<typeof envSchema>): Config['redis'] {
-  if (e.REDIS_URL) return { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX };
-  if (e.REDIS_SENTINELS === undefined || e.REDIS_SENTINEL_MASTER === undefined) return undefined;
-  const sentinel = {
-    sentinels: e.REDIS_SENTINELS,
-    name: e.REDIS_SENTINEL_MASTER,
-    ...(e.REDIS_PASSWORD === undefined ? {} : { password: e.REDIS_PASSWORD }),
-    ...(e.REDIS_SENTINEL_PASSWORD === undefined ? {} : { sentinelPassword: e.REDIS_SENTINEL_PASSWORD }),
-  };
-  return { sentinel, keyPrefix: e.REDIS_KEY_PREFIX };
+  const target = redisTargetOf(e);
+  return target === undefined ? undefined : { ...target, keyPrefix: e.REDIS_KEY_PREFIX };
 }
 
 /**
@@ -204,7 +151,7 @@ export function parseConfig(env: Env): Config {
   } catch (err) {
     problems.push(err instanceof Error ? err.message : String(err));
   }
-  problems.push(...redisProblems(env));
+  problems.push(...redisEnvProblems(env));
   if (!parsed.success || policy === undefined || problems.length > 0) {
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }

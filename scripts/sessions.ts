@@ -5,12 +5,30 @@
  *   npm run sessions -- show --identity alice [--agent my-agent]
  *   npm run sessions -- forget --identity alice        # every agent; also tells live jobs
  *
- * Reads REDIS_URL and REDIS_KEY_PREFIX (environment or .env). Prints JSON lines.
+ * Reads the worker's Redis variables (environment, then `.env` or the file `PVA_ENV_FILE`
+ * names): `REDIS_URL`, or a Sentinel group (`REDIS_SENTINELS`, `REDIS_SENTINEL_MASTER`,
+ * `REDIS_PASSWORD`, `REDIS_SENTINEL_PASSWORD`), parsed and checked as the worker does; and
+ * `REDIS_KEY_PREFIX`. Prints JSON lines; a usage or configuration error exits with status 2.
  */
 import dotenv from 'dotenv';
 import { parseArgs } from 'node:util';
+import { ConfigError } from '../lib/errors.js';
+import type { RedisTarget } from '../lib/store/redis_connection.js';
+import { parseRedisEnv } from '../lib/store/redis_env.js';
 import { RedisSessionStore } from '../lib/store/redis_session_store.js';
 import { SessionNotices, forgetIdentity } from '../lib/store/session_notices.js';
+
+/** Per-command bound of the CLI's Redis clients, ms (an operator waits; a scan page may be slow). */
+const COMMAND_TIMEOUT_MS = 2_000;
+
+function fail(msg: string): never {
+  process.stderr.write(`sessions: ${msg}\n`);
+  process.exit(2);
+}
+
+// Like the worker: variables already set win over the file.
+const envFile = process.env.PVA_ENV_FILE ?? '.env';
+if (envFile !== '') dotenv.config({ path: envFile, quiet: true });
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -21,21 +39,22 @@ const { positionals, values } = parseArgs({
   },
 });
 
-function fail(msg: string): never {
-  process.stderr.write(`sessions: ${msg}\n`);
-  process.exit(2);
-}
-
-dotenv.config({ path: '.env', quiet: true });
-const url = process.env.REDIS_URL;
-if (!url) fail('REDIS_URL is not set (sessions live in the shared store only when the worker uses Redis)');
-const prefix = process.env.REDIS_KEY_PREFIX || 'pva:';
 const command = positionals[0];
 if (!['list', 'show', 'forget'].includes(command ?? '')) fail('usage: sessions list | show --identity <id> [--agent <name>] | forget --identity <id>');
 const count = Number(values.count);
 if (!Number.isInteger(count) || count <= 0) fail('--count must be a positive integer');
 
-const store = new RedisSessionStore({ url, prefix, commandTimeoutMs: 2_000 });
+let target: RedisTarget | undefined;
+try {
+  target = parseRedisEnv(process.env);
+} catch (err) {
+  if (err instanceof ConfigError) fail(`configuration error: ${err.message}`);
+  throw err;
+}
+if (target === undefined) fail('neither REDIS_URL nor REDIS_SENTINELS/REDIS_SENTINEL_MASTER is set (sessions live in the shared store only when the worker uses Redis)');
+const prefix = process.env.REDIS_KEY_PREFIX || 'pva:';
+
+const store = new RedisSessionStore({ ...target, prefix, commandTimeoutMs: COMMAND_TIMEOUT_MS });
 const out = (v: unknown) => process.stdout.write(`${JSON.stringify(v)}\n`);
 try {
   if (command === 'list') {
@@ -59,7 +78,7 @@ try {
       const [record, profile, archive] = await Promise.all([store.readRecord(key), store.readProfile(key), store.readArchive(key, Date.now())]);
       out({ record, profile, archive: archive.map((a) => ({ sessionId: a.sessionId, archivedAt: new Date(a.archivedAtMs).toISOString(), turns: a.record?.history.turns.length ?? null })) });
     } else {
-      const notices = new SessionNotices({ url, prefix });
+      const notices = new SessionNotices({ ...target, prefix, commandTimeoutMs: COMMAND_TIMEOUT_MS });
       try {
         out({ forgotten: true, ...(await forgetIdentity(store, notices, identity)) });
       } finally {

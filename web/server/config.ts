@@ -2,11 +2,15 @@
  * Configuration of the token service, read from the environment (the only reader of
  * `process.env` in `web/server`). Like `scripts/token.ts`: `.env` first, then
  * `.env.development` when `LIVEKIT_URL` is still unset (the local dev server of `npm run dev`).
- * A missing or invalid variable gives one {@link ConfigError} naming it.
+ * A missing or invalid variable gives one {@link ConfigError} naming it. The Redis variables
+ * (`REDIS_URL`, or `REDIS_SENTINELS` + `REDIS_SENTINEL_MASTER` and their passwords) are parsed as
+ * the worker parses them (`lib/store/redis_env.ts`).
  */
 import dotenv from 'dotenv';
 import { z } from 'zod';
 import { ConfigError } from '../../lib/errors.js';
+import type { RedisSentinelTarget } from '../../lib/store/redis_connection.js';
+import { redisEnvProblems, redisEnvShape, redisTargetOf } from '../../lib/store/redis_env.js';
 import { RESUME_POLICY_NAMES, type ResumePolicyName } from './validation.js';
 
 /** Default rejoin window, ms; must match the worker's (`livekit.yaml` `departure_timeout` covers it). */
@@ -28,8 +32,13 @@ export interface WebConfig {
   apiSecret: string;
   /** Explicit agent dispatch when set. */
   agentName: string | undefined;
-  /** Device records and issued rooms go here when set; else in memory. */
+  /**
+   * Device records and issued rooms go to this Redis when set (and identities are forgotten in
+   * the worker's session store there); else in memory. Give this or `redisSentinel`.
+   */
   redisUrl: string | undefined;
+  /** The same, through a Redis Sentinel group (the master is asked of the sentinels) instead of `redisUrl`. */
+  redisSentinel: RedisSentinelTarget | undefined;
   /** @default 'pva:' (same as the worker's `REDIS_KEY_PREFIX`) */
   redisKeyPrefix: string;
   /** @default '127.0.0.1' */
@@ -85,9 +94,7 @@ const envSchema = z.object({
   LIVEKIT_API_KEY: z.string({ error: 'is required' }).trim().min(1, 'must not be empty'),
   LIVEKIT_API_SECRET: z.string({ error: 'is required' }).trim().min(1, 'must not be empty'),
   LIVEKIT_AGENT_NAME: optionalString,
-  REDIS_URL: optionalString.refine((v) => v === undefined || /^rediss?:\/\//.test(v), {
-    message: 'must be a redis:// or rediss:// URL',
-  }),
+  ...redisEnvShape,
   REDIS_KEY_PREFIX: z
     .string()
     .optional()
@@ -139,14 +146,18 @@ export function loadWebConfig(env: NodeJS.ProcessEnv = process.env, { loadDotenv
     const name = String(issue?.path[0] ?? 'environment');
     throw new ConfigError(`${name} ${issue?.message ?? 'is invalid'}`);
   }
+  const redisProblems = redisEnvProblems(source);
+  if (redisProblems.length > 0) throw new ConfigError(redisProblems.join('; '));
   const e = r.data;
+  const redis = redisTargetOf(e);
   return {
     livekitUrl: e.LIVEKIT_URL,
     publicLivekitUrl: e.LIVEKIT_PUBLIC_URL ?? e.LIVEKIT_URL.replace(/^http/, 'ws'),
     apiKey: e.LIVEKIT_API_KEY,
     apiSecret: e.LIVEKIT_API_SECRET,
     agentName: e.LIVEKIT_AGENT_NAME,
-    redisUrl: e.REDIS_URL,
+    redisUrl: redis?.url,
+    redisSentinel: redis?.sentinel,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     host: e.WEB_HOST,
     port: e.WEB_PORT,

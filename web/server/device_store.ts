@@ -14,10 +14,10 @@
  * No read-modify-write: creation is `SET … NX PX`, the room set is changed with `ZADD` and
  * trimmed with `ZREMRANGEBYSCORE` in one `MULTI`.
  */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { encodeKeyPart, escapeGlob } from '../../lib/store/keys.js';
-import { boundedRedisOptions } from '../../lib/store/redis_session_store.js';
+import { createBoundedRedis, type RedisSentinelTarget } from '../../lib/store/redis_connection.js';
 
 /** What the service stores per identity it issued. */
 export interface DeviceRecord {
@@ -92,6 +92,8 @@ export interface RedisDeviceStoreOptions {
   client?: Redis;
   /** Or a URL to connect to (the store owns that client). */
   url?: string;
+  /** Or a Sentinel group whose master to use, instead of `url` (the store owns that client; it follows failovers). */
+  sentinel?: RedisSentinelTarget;
   /** @default 'pva:' */
   prefix?: string;
 }
@@ -103,8 +105,8 @@ export class RedisDeviceStore implements DeviceStore {
   private readonly ownsClient: boolean;
 
   constructor(opts: RedisDeviceStoreOptions) {
-    if (opts.client === undefined && opts.url === undefined) throw new Error('RedisDeviceStore needs a client or a url');
-    this.client = opts.client ?? new Redis(opts.url as string, { ...boundedRedisOptions({ commandTimeoutMs: 1_000 }), lazyConnect: false });
+    if (opts.client === undefined && opts.url === undefined && opts.sentinel === undefined) throw new Error('RedisDeviceStore needs a client, a url or a Sentinel target');
+    this.client = opts.client ?? createBoundedRedis(opts, { commandTimeoutMs: 1_000 }, { lazyConnect: false });
     this.ownsClient = opts.client === undefined;
     if (this.ownsClient) this.client.on('error', () => {}); // surfaced per command as a rejection
     this.keys = new DeviceKeys(opts.prefix ?? 'pva:');

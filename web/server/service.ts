@@ -27,10 +27,8 @@ import { extname, join, normalize } from 'node:path';
 import { RoomServiceClient } from 'livekit-server-sdk';
 import type { Logger } from '../../lib/logger.js';
 import { pii, silentLogger } from '../../lib/logger.js';
-import { SessionNotices, forgetIdentity } from '../../lib/store/session_notices.js';
 import { ensureAgentDispatched } from './agent_dispatch.js';
 import type { DispatchHint } from '../../lib/dispatch_hint.js';
-import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { buildClient, PUBLIC_DIR } from './build_client.js';
 import {
   DEFAULT_DEVICE_TTL_MS,
@@ -40,8 +38,10 @@ import {
   type WebConfig,
 } from './config.js';
 import { hashSecret, newDeviceSecret, newIdentity, newRoomName, secretMatches } from './credentials.js';
-import { MemoryDeviceStore, RedisDeviceStore, type DeviceStore } from './device_store.js';
+import type { DeviceStore } from './device_store.js';
+import { createServiceStores, type SessionEraser } from './service_stores.js';
 import { mintParticipantToken } from './tokens.js';
+import { WindowLimiter } from './window_limiter.js';
 import {
   decidePolicy,
   parseCredentials,
@@ -58,10 +58,7 @@ export const MAX_BODY_BYTES = 4096;
 /** New identities per client address per minute (a cheap brake on scripted sign-ups). */
 export const DEFAULT_IDENTITY_RATE_PER_MIN = 30;
 
-/** Erases an identity's conversations (the session store's `forget`). */
-export interface SessionEraser {
-  forget(identity: string): Promise<{ sessionKeysErased: number }>;
-}
+export type { SessionEraser } from './service_stores.js';
 
 /** Seed 000 `SpawnAgentOnRejoin`: dispatches the agent into a reused room that has none left. */
 export type AgentSpawner = (room: string, hint: Omit<DispatchHint, 'v'>) => Promise<'dispatched' | 'present' | 'no_room'>;
@@ -73,11 +70,11 @@ export interface RoomCloser {
 
 /** Options of {@link startTokenService}: the config (defaults as in `config.ts`) plus injected parts. */
 export interface TokenServiceOptions extends Pick<WebConfig, 'livekitUrl' | 'apiKey' | 'apiSecret'>, Partial<Omit<WebConfig, 'livekitUrl' | 'apiKey' | 'apiSecret'>> {
-  /** @default RedisDeviceStore when `redisUrl` is set, else MemoryDeviceStore */
+  /** @default RedisDeviceStore when `redisUrl` or `redisSentinel` is set, else MemoryDeviceStore */
   deviceStore?: DeviceStore;
   /**
-   * @default `forgetIdentity` on a RedisSessionStore when `redisUrl` is set (erases, then tells
-   * any job still holding the identity to drop its copy), else none
+   * @default `forgetIdentity` on a RedisSessionStore when `redisUrl` or `redisSentinel` is set
+   * (erases, then tells any job still holding the identity to drop its copy), else none
    */
   sessionEraser?: SessionEraser | null;
   /** @default RoomServiceClient on `livekitUrl` */
@@ -139,6 +136,7 @@ function resolveConfig(o: TokenServiceOptions): WebConfig {
     apiSecret: o.apiSecret,
     agentName: o.agentName,
     redisUrl: o.redisUrl,
+    redisSentinel: o.redisSentinel,
     redisKeyPrefix: o.redisKeyPrefix ?? 'pva:',
     host: o.host ?? '127.0.0.1',
     port: o.port ?? 8080,
@@ -181,26 +179,6 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** A fixed-window counter per client address, bounded in size. */
-class WindowLimiter {
-  private readonly counts = new Map<string, { windowStartMs: number; n: number }>();
-  constructor(
-    private readonly perWindow: number,
-    private readonly windowMs: number,
-    private readonly maxKeys = 10_000,
-  ) {}
-  allow(key: string, nowMs: number): boolean {
-    const e = this.counts.get(key);
-    if (e === undefined || nowMs - e.windowStartMs >= this.windowMs) {
-      if (this.counts.size >= this.maxKeys) this.counts.clear();
-      this.counts.set(key, { windowStartMs: nowMs, n: 1 });
-      return true;
-    }
-    e.n += 1;
-    return e.n <= this.perWindow;
-  }
-}
-
 /** Starts the service; `port: 0` picks a free port. */
 export async function startTokenService(opts: TokenServiceOptions): Promise<TokenService> {
   const config = resolveConfig(opts);
@@ -212,23 +190,8 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
     log.info({ bytes: b.bytes, ms: b.ms }, 'page bundled');
   }
 
-  const owned: Array<() => Promise<void>> = [];
-  let devices: DeviceStore;
-  if (opts.deviceStore) devices = opts.deviceStore;
-  else if (config.redisUrl) {
-    const d = new RedisDeviceStore({ url: config.redisUrl, prefix: config.redisKeyPrefix });
-    owned.push(() => d.close());
-    devices = d;
-  } else devices = new MemoryDeviceStore(nowMs);
-
-  let eraser: SessionEraser | null;
-  if (opts.sessionEraser !== undefined) eraser = opts.sessionEraser;
-  else if (config.redisUrl) {
-    const s = new RedisSessionStore({ url: config.redisUrl, prefix: config.redisKeyPrefix, commandTimeoutMs: 2_000, logger: log });
-    const notices = new SessionNotices({ url: config.redisUrl, prefix: config.redisKeyPrefix, logger: log });
-    owned.push(() => s.dispose(), () => notices.close());
-    eraser = { forget: (identity) => forgetIdentity(s, notices, identity) };
-  } else eraser = null;
+  const stores = createServiceStores(config, { deviceStore: opts.deviceStore, sessionEraser: opts.sessionEraser }, log, nowMs);
+  const { devices, eraser } = stores;
 
   const roomService = new RoomServiceClient(config.livekitUrl.replace(/^ws/, 'http'), config.apiKey, config.apiSecret);
   const rooms: RoomCloser = opts.roomCloser ?? { deleteRoom: (room) => roomService.deleteRoom(room) };
@@ -383,7 +346,7 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
       } else if (path === '/healthz') {
         try {
           await devices.ping();
-          sendJson(res, 200, { ok: true, store: config.redisUrl || opts.deviceStore ? 'shared' : 'memory' });
+          sendJson(res, 200, { ok: true, store: stores.isShared ? 'shared' : 'memory' });
         } catch {
           status = 503;
           sendJson(res, 503, { ok: false, error: 'service_unavailable', reason: 'store_unavailable' });
@@ -422,10 +385,13 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
       server.off('error', reject);
       resolve();
     });
+  }).catch(async (err: unknown) => {
+    await stores.close();
+    throw err;
   });
   const port = (server.address() as AddressInfo).port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  log.info({ url, store: config.redisUrl ? 'redis' : 'memory', agentName: config.agentName ?? null, rejoinTtlMs: config.rejoinTtlMs }, 'token service listening');
+  log.info({ url, store: stores.redis === null ? 'memory' : 'redis', redis: stores.redis, agentName: config.agentName ?? null, rejoinTtlMs: config.rejoinTtlMs }, 'token service listening');
 
   return {
     url,
@@ -434,7 +400,7 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
-      for (const c of owned) await c().catch(() => {});
+      await stores.close();
     },
   };
 }

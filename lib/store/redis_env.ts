@@ -1,0 +1,110 @@
+/**
+ * The Redis variables every process of the project reads the same way (the worker, the token
+ * service, the sessions CLI): one Redis (`REDIS_URL`) or a Sentinel group (`REDIS_SENTINELS` +
+ * `REDIS_SENTINEL_MASTER`, optional `REDIS_PASSWORD` / `REDIS_SENTINEL_PASSWORD`).
+ *
+ * Parses an environment record it is given; it never reads `process.env` (each process's config
+ * module does). Problems are phrased `<VARIABLE> <what is wrong>` and never echo a value that may
+ * hold a secret (a password, or a mistyped sentinel entry such as `user:pass@host`).
+ */
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import type { RedisTarget, SentinelAddress } from './redis_connection.js';
+
+/** Environment variables as read (strings). */
+export type RedisEnvSource = Record<string, string | undefined>;
+
+/** Default port of a sentinel named without one in `REDIS_SENTINELS` (Sentinel's own default). */
+export const DEFAULT_SENTINEL_PORT = 26_379;
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+/**
+ * `REDIS_SENTINELS`: `host:port[,host:port…]` (`[v6addr]:port` for IPv6; the port defaults to
+ * {@link DEFAULT_SENTINEL_PORT}). Entries are not echoed in errors: a mistyped entry may hold a password.
+ */
+const sentinelList = optionalString.transform((v, ctx) => {
+  if (v === undefined) return undefined;
+  const out: SentinelAddress[] = [];
+  const entries = v.split(',').map((e) => e.trim());
+  for (const [i, entry] of entries.entries()) {
+    const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9._-]+))(?::(\d{1,5}))?$/.exec(entry);
+    const port = m?.[3] === undefined ? DEFAULT_SENTINEL_PORT : Number(m[3]);
+    if (m === null || port < 1 || port > 65_535) {
+      ctx.addIssue({ code: 'custom', message: `must be a comma-separated list of host:port; entry ${i + 1} of ${entries.length} is not` });
+      return z.NEVER;
+    }
+    out.push({ host: m[1] ?? m[2] ?? '', port });
+  }
+  return out;
+});
+
+/**
+ * The zod fields of the Redis variables, to spread into a process's own environment schema
+ * (`z.object({ ...redisEnvShape, … })`) so every issue names its variable. Each field alone is
+ * checked here; how they fit together is {@link redisEnvProblems}.
+ */
+export const redisEnvShape = {
+  REDIS_URL: optionalString.refine((v) => v === undefined || /^rediss?:\/\//.test(v), {
+    message: 'must be a redis:// or rediss:// URL',
+  }),
+  REDIS_SENTINELS: sentinelList,
+  REDIS_SENTINEL_MASTER: optionalString.refine((v) => v === undefined || /^\S+$/.test(v), {
+    message: 'must be one master name, without spaces',
+  }),
+  REDIS_PASSWORD: optionalString,
+  REDIS_SENTINEL_PASSWORD: optionalString,
+};
+
+const redisEnvSchema = z.object(redisEnvShape);
+
+/** The Redis variables once parsed by {@link redisEnvShape}. */
+export type RedisEnv = z.output<typeof redisEnvSchema>;
+
+const isSet = (v: string | undefined): boolean => v !== undefined && v.trim() !== '';
+
+/** How the Redis variables fit together (each alone is checked by {@link redisEnvShape}); `[]` when they do. */
+export function redisEnvProblems(env: RedisEnvSource): string[] {
+  const problems: string[] = [];
+  const sentinels = isSet(env.REDIS_SENTINELS);
+  const master = isSet(env.REDIS_SENTINEL_MASTER);
+  if (isSet(env.REDIS_URL) && (sentinels || master)) problems.push('REDIS_URL and REDIS_SENTINELS/REDIS_SENTINEL_MASTER are mutually exclusive (set one: a single Redis or a Sentinel group)');
+  if (sentinels && !master) problems.push('REDIS_SENTINEL_MASTER is required when REDIS_SENTINELS is set (the master name the sentinels monitor)');
+  if (master && !sentinels) problems.push('REDIS_SENTINELS is required when REDIS_SENTINEL_MASTER is set (host:port of the sentinels)');
+  for (const name of ['REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD'] as const) {
+    if (isSet(env[name]) && !sentinels) problems.push(`${name} is only used with REDIS_SENTINELS (with REDIS_URL, put the password in the URL)`);
+  }
+  return problems;
+}
+
+/**
+ * Where the variables point, once {@link redisEnvProblems} found none: a URL, a Sentinel group,
+ * or `undefined` when no Redis is configured.
+ */
+export function redisTargetOf(e: RedisEnv): RedisTarget | undefined {
+  if (e.REDIS_URL !== undefined) return { url: e.REDIS_URL };
+  if (e.REDIS_SENTINELS === undefined || e.REDIS_SENTINEL_MASTER === undefined) return undefined;
+  const sentinel = {
+    sentinels: e.REDIS_SENTINELS,
+    name: e.REDIS_SENTINEL_MASTER,
+    ...(e.REDIS_PASSWORD === undefined ? {} : { password: e.REDIS_PASSWORD }),
+    ...(e.REDIS_SENTINEL_PASSWORD === undefined ? {} : { sentinelPassword: e.REDIS_SENTINEL_PASSWORD }),
+  };
+  return { sentinel };
+}
+
+/**
+ * Parses only the Redis variables of `env` (for a process that reads nothing else of them).
+ * @returns the target, or `undefined` when neither `REDIS_URL` nor a Sentinel group is set.
+ * @throws ConfigError naming every invalid variable, `; `-separated.
+ */
+export function parseRedisEnv(env: RedisEnvSource): RedisTarget | undefined {
+  const parsed = redisEnvSchema.safeParse(env);
+  const problems = parsed.success ? [] : parsed.error.issues.map((i) => `${String(i.path[0] ?? '?')} ${i.message}`);
+  problems.push(...redisEnvProblems(env));
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems.join('; '));
+  return redisTargetOf(parsed.data);
+}

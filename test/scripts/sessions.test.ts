@@ -1,0 +1,151 @@
+/**
+ * `npm run sessions` run as an operator runs it (a child process, configuration from the
+ * environment) with the Sentinel variables, against a real private Sentinel deployment: it lists,
+ * shows and forgets sessions a worker wrote through the same sentinels.
+ */
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { recordWithTurn } from '../../lib/session/history.js';
+import { newSessionRecord } from '../../lib/session/record.js';
+import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
+import { SessionNotices, type SessionNotice } from '../../lib/store/session_notices.js';
+import { until } from '../lib/store/contract.js';
+import { canStartRedis } from '../lib/store/private_redis.js';
+import { PrivateSentinel } from '../lib/store/private_sentinel.js';
+import { randomPrefix } from '../support/env.js';
+
+// Never a skip: `npm test` (scripts/ensure_redis.sh) installs Debian's redis-server when it is missing.
+if (!canStartRedis()) throw new Error('the sessions CLI Sentinel test needs the redis-server binary (apt-get install redis-server)');
+
+const DATA_PASSWORD = 'cli-data-pass';
+const SENTINEL_PASSWORD = 'cli-sentinel-pass';
+const LEASE_MS = 30_000;
+/** Bound of one CLI run (tsx compiles the script on a cold start), ms. */
+const CLI_DEADLINE_MS = 30_000;
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+const deployment = new PrivateSentinel({ sentinelCount: 1, masterName: 'pva-cli', password: DATA_PASSWORD, sentinelPassword: SENTINEL_PASSWORD });
+await deployment.start();
+const opened: Array<RedisSessionStore | SessionNotices> = [];
+
+afterAll(async () => {
+  for (const o of opened) await (o instanceof RedisSessionStore ? o.dispose() : o.close());
+  await deployment.stop(); // the deployment is private: its keys go with it
+});
+
+/** The variables an operator sets for a Sentinel deployment, with its own key prefix. */
+function sentinelEnv(prefix: string): Record<string, string> {
+  return {
+    REDIS_SENTINELS: deployment.sentinelAddresses.map((a) => `${a.host}:${a.port}`).join(','),
+    REDIS_SENTINEL_MASTER: deployment.masterName,
+    REDIS_PASSWORD: DATA_PASSWORD,
+    REDIS_SENTINEL_PASSWORD: SENTINEL_PASSWORD,
+    REDIS_KEY_PREFIX: prefix,
+  };
+}
+
+interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** stdout's JSON lines. */
+  lines: Array<Record<string, unknown>>;
+}
+
+/** Runs `npm run sessions -- <args>` (tsx scripts/sessions.ts) with only `env` (no `.env`). */
+async function sessions(args: string[], env: Record<string, string>): Promise<CliRun> {
+  const fullEnv = { PATH: process.env.PATH, HOME: process.env.HOME, PVA_ENV_FILE: '', ...env };
+  const r = await promisify(execFile)(`${root}/node_modules/.bin/tsx`, ['scripts/sessions.ts', ...args], { cwd: root, env: fullEnv, encoding: 'utf8', timeout: CLI_DEADLINE_MS }).then(
+    (ok) => ({ code: 0, stdout: ok.stdout, stderr: ok.stderr }),
+    (err: { code?: number; stdout?: string; stderr?: string }) => ({ code: err.code ?? -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' }),
+  );
+  const lines = r.stdout
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { ...r, lines };
+}
+
+/** A worker's store on the same deployment, through the sentinels. */
+function workerStore(prefix: string): RedisSessionStore {
+  const store = new RedisSessionStore({ sentinel: deployment.target, prefix, commandTimeoutMs: 2_000 });
+  opened.push(store);
+  return store;
+}
+
+/** Writes a session with `texts` as its turns, as a worker's job would. */
+async function seed(store: RedisSessionStore, identity: string, texts: string[]): Promise<void> {
+  const key = { agentName: 'agent', identity };
+  const claim = await store.resumeAndClaim(key, `job-${identity}`, Date.now(), LEASE_MS);
+  if (claim.status !== 'claimed') throw new Error('claim failed');
+  let record = newSessionRecord({ ...key, sessionId: `s-${identity}`, nowMs: Date.now(), profile: null });
+  texts.forEach((text, i) => {
+    record = recordWithTurn(record, { id: `t${i}`, role: i % 2 ? 'assistant' : 'user', text, createdAtMs: Date.now() + i });
+  });
+  await store.save(record, claim.version, claim.lease);
+}
+
+describe('npm run sessions with REDIS_SENTINELS', () => {
+  it('list prints every session on the master, one JSON line each', async () => {
+    const prefix = randomPrefix('cli-list');
+    const store = workerStore(prefix);
+    await seed(store, 'alice', ['My router keeps dropping.', 'Which model is it?']);
+    await seed(store, 'bob', ['Hello.']);
+
+    const r = await sessions(['list'], sentinelEnv(prefix));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const byIdentity = [...r.lines].sort((a, b) => String(a.identity).localeCompare(String(b.identity)));
+    expect(byIdentity).toMatchObject([
+      { agentName: 'agent', identity: 'alice', sessionId: 's-alice', turns: 2 },
+      { agentName: 'agent', identity: 'bob', sessionId: 's-bob', turns: 1 },
+    ]);
+  });
+
+  it('show prints the record of one identity with its turns', async () => {
+    const prefix = randomPrefix('cli-show');
+    await seed(workerStore(prefix), 'alice', ['My router keeps dropping.', 'Which model is it?']);
+
+    const r = await sessions(['show', '--identity', 'alice', '--agent', 'agent'], sentinelEnv(prefix));
+    expect(r.code).toBe(0);
+    expect(r.lines).toHaveLength(1);
+    const shown = r.lines[0] as { record: { status: string; record?: { history: { turns: Array<{ text: string }> } } } };
+    expect(shown.record.status).toBe('found');
+    expect(shown.record.record?.history.turns.map((t) => t.text)).toEqual(['My router keeps dropping.', 'Which model is it?']);
+  });
+
+  it('forget erases the identity on the master, tells the job holding it, and leaves the others', async () => {
+    const prefix = randomPrefix('cli-forget');
+    const store = workerStore(prefix);
+    await seed(store, 'alice', ['Remember my router.']);
+    await seed(store, 'bob', ['Hello.']);
+    const notices = new SessionNotices({ sentinel: deployment.target, prefix, commandTimeoutMs: 2_000 });
+    opened.push(notices);
+    const seen: SessionNotice[] = [];
+    await notices.watch('alice', (n) => seen.push(n));
+
+    const r = await sessions(['forget', '--identity', 'alice'], sentinelEnv(prefix));
+    expect(r.code).toBe(0);
+    expect(r.lines).toHaveLength(1);
+    expect(r.lines[0]).toMatchObject({ forgotten: true });
+    expect(r.lines[0]?.sessionKeysErased).toBeGreaterThan(0);
+
+    expect(await store.readRecord({ agentName: 'agent', identity: 'alice' })).toEqual({ status: 'missing' });
+    expect((await store.readRecord({ agentName: 'agent', identity: 'bob' })).status).toBe('found');
+    await until(async () => seen.length > 0);
+    expect(seen).toEqual([{ v: 1, kind: 'forget' }]);
+  });
+
+  it('with REDIS_SENTINELS but no master prints one error naming REDIS_SENTINEL_MASTER, without the passwords, and exits 2', async () => {
+    const { REDIS_SENTINEL_MASTER: _omitted, ...env } = sentinelEnv(randomPrefix('cli-config'));
+    const r = await sessions(['list'], env);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^sessions: configuration error: REDIS_SENTINEL_MASTER is required when REDIS_SENTINELS is set/);
+    expect(r.stderr).not.toMatch(new RegExp(`${DATA_PASSWORD}|${SENTINEL_PASSWORD}`));
+  });
+});

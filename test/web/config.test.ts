@@ -1,0 +1,118 @@
+/**
+ * The token service's configuration: the Redis variables are the worker's (`REDIS_URL` or a
+ * Sentinel group), parsed and checked the same way; every error names its variable and never
+ * echoes a password or a sentinel entry.
+ */
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../lib/errors.js';
+import { loadWebConfig } from '../../web/server/config.js';
+
+const base = { LIVEKIT_URL: 'ws://127.0.0.1:7880', LIVEKIT_API_KEY: 'devkey', LIVEKIT_API_SECRET: 'secret' };
+const load = (env: Record<string, string | undefined>) => loadWebConfig(env, { loadDotenv: false });
+
+/** The ConfigError's message, or a failure when none was thrown. */
+function configError(env: Record<string, string | undefined>): string {
+  try {
+    load(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadWebConfig: Redis', () => {
+  it('without Redis variables keeps devices in memory', () => {
+    const c = load(base);
+    expect(c.redisUrl).toBeUndefined();
+    expect(c.redisSentinel).toBeUndefined();
+  });
+
+  it('reads REDIS_URL', () => {
+    const c = load({ ...base, REDIS_URL: ' redis://127.0.0.1:6379 ' });
+    expect(c.redisUrl).toBe('redis://127.0.0.1:6379');
+    expect(c.redisSentinel).toBeUndefined();
+  });
+
+  it('reads a Sentinel group as the worker does: REDIS_SENTINELS (port 26379 by default, IPv6 in brackets), the master, both passwords', () => {
+    const c = load({
+      ...base,
+      REDIS_SENTINELS: ' sentinel-a:26380, sentinel_b ,[::1]:26381 ',
+      REDIS_SENTINEL_MASTER: 'voice-master',
+      REDIS_PASSWORD: 'data-pass',
+      REDIS_SENTINEL_PASSWORD: 'sentinel-pass',
+      REDIS_KEY_PREFIX: 'app:',
+    });
+    expect(c.redisUrl).toBeUndefined();
+    expect(c.redisSentinel).toEqual({
+      sentinels: [
+        { host: 'sentinel-a', port: 26_380 },
+        { host: 'sentinel_b', port: 26_379 },
+        { host: '::1', port: 26_381 },
+      ],
+      name: 'voice-master',
+      password: 'data-pass',
+      sentinelPassword: 'sentinel-pass',
+    });
+    expect(c.redisKeyPrefix).toBe('app:');
+    expect(load({ ...base, REDIS_SENTINELS: '10.0.0.5', REDIS_SENTINEL_MASTER: 'm' }).redisSentinel).toEqual({ sentinels: [{ host: '10.0.0.5', port: 26_379 }], name: 'm' });
+  });
+
+  const sentinels = { REDIS_SENTINELS: '127.0.0.1:26379', REDIS_SENTINEL_MASTER: 'mymaster' };
+  const bad: Array<[string, Record<string, string | undefined>, RegExp]> = [
+    ['REDIS_URL with REDIS_SENTINELS', { ...base, ...sentinels, REDIS_URL: 'redis://127.0.0.1:6379' }, /^REDIS_URL and REDIS_SENTINELS\/REDIS_SENTINEL_MASTER are mutually exclusive/],
+    ['REDIS_SENTINELS without a master name', { ...base, REDIS_SENTINELS: '127.0.0.1:26379' }, /^REDIS_SENTINEL_MASTER is required when REDIS_SENTINELS is set/],
+    ['REDIS_SENTINEL_MASTER without sentinels', { ...base, REDIS_SENTINEL_MASTER: 'mymaster' }, /^REDIS_SENTINELS is required when REDIS_SENTINEL_MASTER is set/],
+    ['a sentinel port out of range', { ...base, ...sentinels, REDIS_SENTINELS: 'a:1,b:70000' }, /^REDIS_SENTINELS must be a comma-separated list of host:port; entry 2 of 2 is not/],
+    ['an empty sentinel entry', { ...base, ...sentinels, REDIS_SENTINELS: 'a:1,' }, /^REDIS_SENTINELS must be a comma-separated list/],
+    ['a master name with a space', { ...base, ...sentinels, REDIS_SENTINEL_MASTER: 'my master' }, /^REDIS_SENTINEL_MASTER must be one master name, without spaces/],
+    ['REDIS_PASSWORD without sentinels', { ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_PASSWORD: 'x' }, /^REDIS_PASSWORD is only used with REDIS_SENTINELS/],
+    ['REDIS_SENTINEL_PASSWORD without sentinels', { ...base, REDIS_SENTINEL_PASSWORD: 'x' }, /^REDIS_SENTINEL_PASSWORD is only used with REDIS_SENTINELS/],
+    ['a REDIS_URL that is not redis://', { ...base, REDIS_URL: 'http://x' }, /^REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/],
+  ];
+  for (const [name, env, re] of bad) {
+    it(`rejects ${name} with a ConfigError naming the variable`, () => {
+      expect(configError(env)).toMatch(re);
+    });
+  }
+
+  it('never echoes a password, a URL or a sentinel entry (it may hold a password) in its errors', () => {
+    const secrets = /hunter2|data-pass|sentinel-pass|url-pass/;
+    const messages = [
+      configError({ ...base, REDIS_SENTINELS: 'ok:1,user:hunter2@host:26379', REDIS_SENTINEL_MASTER: 'm', REDIS_PASSWORD: 'data-pass', REDIS_SENTINEL_PASSWORD: 'sentinel-pass' }),
+      configError({ ...base, ...sentinels, REDIS_URL: 'redis://:url-pass@127.0.0.1:6379', REDIS_PASSWORD: 'data-pass' }),
+      configError({ ...base, REDIS_URL: 'redis://:url-pass@127.0.0.1:6379', REDIS_PASSWORD: 'data-pass', REDIS_SENTINEL_PASSWORD: 'sentinel-pass' }),
+      configError({ ...base, REDIS_URL: 'http://:url-pass@127.0.0.1:6379' }),
+    ];
+    for (const m of messages) expect(m).not.toMatch(secrets);
+    expect(messages[0]).toMatch(/^REDIS_SENTINELS /);
+    expect(messages[2]).toMatch(/REDIS_PASSWORD is only used.*REDIS_SENTINEL_PASSWORD is only used/);
+  });
+});
+
+describe('the token service process (npm run web)', () => {
+  it('with REDIS_SENTINELS but no master prints one clear error naming REDIS_SENTINEL_MASTER, without the passwords, and exits 2', async () => {
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    const env = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      PVA_ENV_FILE: '',
+      ...base,
+      REDIS_SENTINELS: '127.0.0.1:1',
+      REDIS_PASSWORD: 'data-pass',
+      REDIS_SENTINEL_PASSWORD: 'sentinel-pass',
+    };
+    const r = await promisify(execFile)(`${root}/node_modules/.bin/tsx`, ['web/server/main.ts'], { cwd: root, env, encoding: 'utf8', timeout: 20_000 }).then(
+      (ok) => ({ code: 0, stderr: ok.stderr }),
+      (err: { code?: number; stderr?: string }) => ({ code: err.code, stderr: err.stderr ?? '' }),
+    );
+    expect(r.code).toBe(2);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^web: configuration error: REDIS_SENTINEL_MASTER is required when REDIS_SENTINELS is set/);
+    expect(r.stderr).not.toMatch(/data-pass|sentinel-pass/);
+  });
+});

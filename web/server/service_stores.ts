@@ -1,0 +1,94 @@
+/**
+ * What the token service keeps, and where: the device store (the identities it issued and their
+ * rooms) and the session eraser ("Forget me": the worker's session store and its notices). With
+ * a Redis configured (`redisUrl`, or `redisSentinel` whose master is asked of the sentinels and
+ * followed through failovers) both live there, shared by every service process and the workers;
+ * without one, devices are kept in this process's memory and there is nothing to erase.
+ */
+import { ConfigError } from '../../lib/errors.js';
+import type { Logger } from '../../lib/logger.js';
+import type { RedisTarget } from '../../lib/store/redis_connection.js';
+import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
+import { SessionNotices, forgetIdentity } from '../../lib/store/session_notices.js';
+import type { WebConfig } from './config.js';
+import { MemoryDeviceStore, RedisDeviceStore, type DeviceStore } from './device_store.js';
+
+/** Per-command bound of the session store used to forget an identity, ms (a forget scans every agent's keys). */
+export const ERASER_COMMAND_TIMEOUT_MS = 2_000;
+
+/** Erases an identity's conversations (the session store's `forget`). */
+export interface SessionEraser {
+  forget(identity: string): Promise<{ sessionKeysErased: number }>;
+}
+
+/** The stores a running service uses. */
+export interface ServiceStores {
+  devices: DeviceStore;
+  /** `null`: nothing to erase (no shared session store). */
+  eraser: SessionEraser | null;
+  /** True when devices are shared (Redis, or a store handed in), false when in this process's memory. */
+  isShared: boolean;
+  /** How the created Redis clients reach Redis; `null` without a Redis configured. */
+  redis: 'url' | 'sentinel' | null;
+  /** Closes what was created here; parts handed in are left open. */
+  close(): Promise<void>;
+}
+
+/**
+ * The Redis the configuration names, if any.
+ * @throws ConfigError when both `redisUrl` and `redisSentinel` are given.
+ */
+export function serviceRedisTarget(config: Pick<WebConfig, 'redisUrl' | 'redisSentinel'>): RedisTarget | undefined {
+  if (config.redisUrl !== undefined && config.redisSentinel !== undefined) {
+    throw new ConfigError('redisUrl and redisSentinel are mutually exclusive (REDIS_URL or REDIS_SENTINELS)');
+  }
+  if (config.redisUrl !== undefined) return { url: config.redisUrl };
+  if (config.redisSentinel !== undefined) return { sentinel: config.redisSentinel };
+  return undefined;
+}
+
+/** Parts handed in instead of created (tests, embedding). */
+export interface InjectedStores {
+  deviceStore?: DeviceStore;
+  /** `null`: no eraser even with a Redis. */
+  sessionEraser?: SessionEraser | null;
+}
+
+/** Creates the stores of {@link ServiceStores} (no I/O yet: clients connect in the background). */
+export function createServiceStores(
+  config: Pick<WebConfig, 'redisUrl' | 'redisSentinel' | 'redisKeyPrefix'>,
+  injected: InjectedStores,
+  log: Logger,
+  nowMs: () => number,
+): ServiceStores {
+  const target = serviceRedisTarget(config);
+  const prefix = config.redisKeyPrefix;
+  const owned: Array<() => Promise<void>> = [];
+
+  let devices: DeviceStore;
+  if (injected.deviceStore) devices = injected.deviceStore;
+  else if (target) {
+    const d = new RedisDeviceStore({ ...target, prefix });
+    owned.push(() => d.close());
+    devices = d;
+  } else devices = new MemoryDeviceStore(nowMs);
+
+  let eraser: SessionEraser | null;
+  if (injected.sessionEraser !== undefined) eraser = injected.sessionEraser;
+  else if (target) {
+    const s = new RedisSessionStore({ ...target, prefix, commandTimeoutMs: ERASER_COMMAND_TIMEOUT_MS, logger: log });
+    const notices = new SessionNotices({ ...target, prefix, logger: log });
+    owned.push(() => s.dispose(), () => notices.close());
+    eraser = { forget: (identity) => forgetIdentity(s, notices, identity) };
+  } else eraser = null;
+
+  return {
+    devices,
+    eraser,
+    isShared: target !== undefined || injected.deviceStore !== undefined,
+    redis: target === undefined ? null : target.sentinel === undefined ? 'url' : 'sentinel',
+    close: async () => {
+      for (const c of owned) await c().catch(() => {});
+    },
+  };
+}
