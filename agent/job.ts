@@ -177,7 +177,7 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
     })
     .catch((err: unknown) => log.warn({ error: err instanceof Error ? err.message : 'unknown' }, 'session notices unavailable'));
   // The claim is not held (the lease is taken at once); the writes that follow wait for the greeting.
-  ps.holdWrites(new Promise<void>((resolve) => (greetingOnItsWay = resolve)), ARRIVAL_WRITE_HOLD_MS);
+  greetingOnItsWay = ps.holdWrites(ARRIVAL_WRITE_HOLD_MS);
   const claimed = ps.arrive();
   claimed.catch(() => undefined); // awaited below
   if (participant === undefined) {

@@ -346,14 +346,15 @@ export class ParticipantSession {
   }
 
   /**
-   * Holds every write queued from now on until `until` settles, `maxMs` passes or a turn is
-   * said, whichever is first; the writes then run in their order. The job holds the arrival's
-   * writes until the greeting is on its way, so encoding and sending them does not compete with
-   * the greeting for the CPU; a turn is never held (it must survive a crash). Nothing is
-   * dropped: `drain` and `suspend` wait for the held writes too.
+   * Holds every write queued from now on until the returned function is called, `maxMs`
+   * passes or a turn is said, whichever is first; the writes then run in their order. The job
+   * holds the arrival's writes until the greeting is on its way, so encoding and sending them
+   * does not compete with the greeting for the CPU; a turn is never held (it must survive a
+   * crash). Nothing is dropped: `drain` and `suspend` wait for the held writes too.
    */
-  holdWrites(until: Promise<unknown>, maxMs: number): void {
-    this.releaseHeldWrites = this.writes.hold(until, maxMs);
+  holdWrites(maxMs: number): () => void {
+    this.releaseHeldWrites = this.writes.hold(maxMs);
+    return this.releaseHeldWrites;
   }
 
 

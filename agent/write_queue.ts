@@ -49,11 +49,11 @@ export class StoreWriteQueue {
   }
 
   /**
-   * Holds every write queued from now on until `until` settles, `maxMs` passes or the returned
-   * function is called, whichever is first; they then run in their order. Nothing is dropped:
-   * {@link drain} waits for them too.
+   * Holds every write queued from now on until the returned function is called or `maxMs`
+   * passes, whichever is first; they then run in their order. Nothing is dropped: {@link drain}
+   * waits for them too.
    */
-  hold(until: Promise<unknown>, maxMs: number): () => void {
+  hold(maxMs: number): () => void {
     let release = () => {};
     const released = new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, maxMs);
@@ -62,7 +62,6 @@ export class StoreWriteQueue {
         clearTimeout(timer);
         resolve();
       };
-      until.then(release, release);
     });
     this.tail = this.tail.then(() => released);
     return release;

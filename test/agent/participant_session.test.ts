@@ -69,8 +69,7 @@ describe('ParticipantSession', () => {
     const clock = new ManualClock(T0);
     const store = new MemorySessionStore({ clock });
     const { ps } = make(store, clock);
-    let release = () => {};
-    ps.holdWrites(new Promise<void>((resolve) => (release = resolve)), 60_000);
+    const release = ps.holdWrites(60_000);
     const a = await ps.arrive();
     // Claimed (a second claim elsewhere sees this job's live lease) but nothing written yet.
     const other = await store.resumeAndClaim(key, 'job-2', clock.nowMs(), 30_000, 'exclusive');
@@ -87,7 +86,7 @@ describe('ParticipantSession', () => {
     const clock = new ManualClock(T0);
     const store = new MemorySessionStore({ clock });
     const { ps } = make(store, clock);
-    ps.holdWrites(new Promise<void>(() => {}), 60_000);
+    ps.holdWrites(60_000);
     await ps.arrive();
     ps.persistTurn(turn('t1', 'user', 'Are you there?', T0 + 1));
     await ps.drain();
@@ -99,7 +98,7 @@ describe('ParticipantSession', () => {
     const clock = new ManualClock(T0);
     const store = new MemorySessionStore({ clock });
     const { ps } = make(store, clock);
-    ps.holdWrites(new Promise<void>(() => {}), 50);
+    ps.holdWrites(50);
     await ps.arrive();
     ps.persistTurn(turn('t1', 'user', 'Still there?', T0 + 1));
     await ps.drain();

@@ -12,12 +12,12 @@ import { SessionNotices, forgetIdentity } from '../../lib/store/session_notices.
 import { RoomServiceClient } from 'livekit-server-sdk';
 import { ensureAgentDispatched } from '../../web/server/agent_dispatch.js';
 import type { ResumePolicyName } from '../../web/server/tokens.js';
-import { startOpenAIStub, stubReply, type OpenAIStub, type StubMessage } from '../support/openai_stub.js';
+import { startOpenAIStub, stubModelEnv, stubReply, type OpenAIStub, type StubMessage } from '../support/openai_stub.js';
 import { TestParticipant, type ServerInfo } from '../support/participant.js';
 import { freeTcpPort } from '../support/ports.js';
 import { RtcContextPublisher } from '../support/rtc_context_publisher.js';
 import { waitFor } from '../support/wait.js';
-import { startWorker, type WorkerProcess } from '../support/worker.js';
+import { livekitEnv, startWorker, type WorkerProcess } from '../support/worker.js';
 
 const server: ServerInfo = { url: inject('livekitUrl'), apiKey: inject('livekitApiKey'), apiSecret: inject('livekitApiSecret') };
 const redisUrl = inject('redisUrl');
@@ -33,15 +33,10 @@ const uid = (tag: string) => `${tag}-${run}-${Math.random().toString(36).slice(2
 
 function workerEnv(agentName: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
-    LIVEKIT_URL: server.url,
-    LIVEKIT_API_KEY: server.apiKey,
-    LIVEKIT_API_SECRET: server.apiSecret,
-    LIVEKIT_AGENT_NAME: agentName,
+    ...livekitEnv(server, agentName),
     REDIS_URL: redisUrl,
     REDIS_KEY_PREFIX: prefix,
-    OPENAI_API_KEY: 'test-key',
-    OPENAI_BASE_URL: stub.baseURL,
-    OPENAI_MODEL: 'stub-model',
+    ...stubModelEnv(stub),
     AGENT_IO: 'text',
     MIN_REGREET_GAP_MS: '300',
     ...extra,

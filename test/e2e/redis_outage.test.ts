@@ -9,7 +9,7 @@ import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { PrivateRedis, freePort } from '../lib/store/private_redis.js';
 import { TestParticipant, type ServerInfo } from '../support/participant.js';
 import { waitFor } from '../support/wait.js';
-import { startWorker, type WorkerProcess } from '../support/worker.js';
+import { livekitEnv, startWorker, type WorkerProcess } from '../support/worker.js';
 
 const server: ServerInfo = { url: inject('livekitUrl'), apiKey: inject('livekitApiKey'), apiSecret: inject('livekitApiSecret') };
 const run = Math.random().toString(36).slice(2, 8);
@@ -25,10 +25,7 @@ beforeAll(async () => {
   await redis.start();
   worker = await startWorker({
     env: {
-      LIVEKIT_URL: server.url,
-      LIVEKIT_API_KEY: server.apiKey,
-      LIVEKIT_API_SECRET: server.apiSecret,
-      LIVEKIT_AGENT_NAME: agentName,
+      ...livekitEnv(server, agentName),
       REDIS_URL: redis.url,
       REDIS_KEY_PREFIX: prefix,
     },

@@ -11,10 +11,10 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { KeyBuilder } from '../../lib/store/keys.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { unlinkPrefix } from '../lib/store/redis_support.js';
-import { STUB_SPEECH_MIN_MS, STUB_SPEECH_MS_PER_CHAR, startOpenAIStub, stubReply, type OpenAIStub } from '../support/openai_stub.js';
+import { STUB_SPEECH_MIN_MS, STUB_SPEECH_MS_PER_CHAR, startOpenAIStub, stubModelEnv, stubReply, type OpenAIStub } from '../support/openai_stub.js';
 import { TestParticipant, type ServerInfo } from '../support/participant.js';
 import { waitFor } from '../support/wait.js';
-import { startWorker, type WorkerProcess } from '../support/worker.js';
+import { livekitEnv, startWorker, type WorkerProcess } from '../support/worker.js';
 
 const server: ServerInfo = { url: inject('livekitUrl'), apiKey: inject('livekitApiKey'), apiSecret: inject('livekitApiSecret') };
 const redisUrl = inject('redisUrl');
@@ -36,15 +36,10 @@ beforeAll(async () => {
   inspect = new RedisSessionStore({ url: redisUrl, prefix });
   worker = await startWorker({
     env: {
-      LIVEKIT_URL: server.url,
-      LIVEKIT_API_KEY: server.apiKey,
-      LIVEKIT_API_SECRET: server.apiSecret,
-      LIVEKIT_AGENT_NAME: agentName,
+      ...livekitEnv(server, agentName),
       REDIS_URL: redisUrl,
       REDIS_KEY_PREFIX: prefix,
-      OPENAI_API_KEY: 'test-key',
-      OPENAI_BASE_URL: stub.baseURL,
-      OPENAI_MODEL: 'stub-model',
+      ...stubModelEnv(stub),
       AGENT_IO: 'voice',
       REJOIN_TTL_MS: String(rejoinTtlMs),
       MIN_REGREET_GAP_MS: '300',

@@ -5,21 +5,14 @@
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { TestParticipant, type ServerInfo } from '../support/participant.js';
-import { startWorker, type WorkerProcess } from '../support/worker.js';
+import { livekitEnv, startWorker, type WorkerProcess } from '../support/worker.js';
 
 const server: ServerInfo = { url: inject('livekitUrl'), apiKey: inject('livekitApiKey'), apiSecret: inject('livekitApiSecret') };
 const agentName = `e2e-chain-${Math.random().toString(36).slice(2, 8)}`;
 let worker: WorkerProcess;
 
 beforeAll(async () => {
-  worker = await startWorker({
-    env: {
-      LIVEKIT_URL: server.url,
-      LIVEKIT_API_KEY: server.apiKey,
-      LIVEKIT_API_SECRET: server.apiSecret,
-      LIVEKIT_AGENT_NAME: agentName,
-    },
-  });
+  worker = await startWorker({ env: livekitEnv(server, agentName) });
 });
 
 afterAll(async () => {
@@ -49,7 +42,7 @@ describe('worker on a real livekit-server', () => {
 describe('automatic dispatch (no agent name: the Agents Playground case)', () => {
   it('joins any new room without an explicit dispatch and greets', async () => {
     const auto = await startWorker({
-      env: { LIVEKIT_URL: server.url, LIVEKIT_API_KEY: server.apiKey, LIVEKIT_API_SECRET: server.apiSecret },
+      env: livekitEnv(server),
     });
     try {
       const p = await TestParticipant.join(server, { identity: `playground-${Date.now()}`, room: `auto-${Date.now()}` });

@@ -107,6 +107,11 @@ function serveTranscription(ws: WebSocket, next: () => string | undefined, heard
   });
 }
 
+/** The worker's environment for the real OpenAI plugins talking to `stub`. */
+export function stubModelEnv(stub: OpenAIStub): Record<string, string> {
+  return { OPENAI_API_KEY: 'test-key', OPENAI_BASE_URL: stub.baseURL, OPENAI_MODEL: 'stub-model' };
+}
+
 /** Starts the stub on a free loopback port. */
 export async function startOpenAIStub(): Promise<OpenAIStub> {
   const requests: StubMessage[][] = [];

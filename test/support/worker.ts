@@ -10,6 +10,16 @@ import { waitFor } from './wait.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
+/** The worker's environment for a livekit-server (and, for explicit dispatch, its agent name). */
+export function livekitEnv(server: { url: string; apiKey: string; apiSecret: string }, agentName?: string): Record<string, string> {
+  return {
+    LIVEKIT_URL: server.url,
+    LIVEKIT_API_KEY: server.apiKey,
+    LIVEKIT_API_SECRET: server.apiSecret,
+    ...(agentName === undefined ? {} : { LIVEKIT_AGENT_NAME: agentName }),
+  };
+}
+
 /** A running worker process. */
 export interface WorkerProcess {
   process: ChildProcess;

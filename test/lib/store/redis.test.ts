@@ -1,10 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { RedisSessionStore } from '../../../lib/store/redis_session_store.js';
-import type { SessionStore } from '../../../lib/store/session_store.js';
 import { randomPrefix } from '../../support/env.js';
 import { sessionStoreContract } from './contract.js';
-import { connectTestRedis, unlinkPrefix } from './redis_support.js';
+import { connectTestRedis, tamperRecordWith, unlinkPrefix } from './redis_support.js';
 
 const redis: Redis = await connectTestRedis();
 const prefixes: string[] = [];
@@ -17,12 +16,7 @@ sessionStoreContract({
     prefixes.push(prefix);
     return new RedisSessionStore({ ...opts, client: redis, prefix });
   },
-  tamper: async (store: SessionStore, key, mutate) => {
-    const recKey = (store as RedisSessionStore).keys.session(key).rec;
-    const payload = await redis.get(recKey);
-    if (payload === null) throw new Error('no record to tamper with');
-    await redis.set(recKey, mutate(payload), 'KEEPTTL');
-  },
+  tamper: tamperRecordWith(redis),
   cleanup: async () => {
     for (const p of prefixes) await unlinkPrefix(redis, `${p}*`);
   },

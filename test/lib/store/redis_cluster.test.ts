@@ -2,11 +2,12 @@ import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newSessionRecord } from '../../../lib/session/record.js';
 import { RedisSessionStore } from '../../../lib/store/redis_session_store.js';
-import type { SessionKey, SessionStore } from '../../../lib/store/session_store.js';
+import type { SessionKey } from '../../../lib/store/session_store.js';
 import { randomPrefix } from '../../support/env.js';
 import { sessionStoreContract } from './contract.js';
 import { PrivateCluster } from './private_cluster.js';
 import { canStartRedis } from './private_redis.js';
+import { tamperRecordWith } from './redis_support.js';
 
 // Never a skip: `npm test` (scripts/ensure_redis.sh) installs Debian's redis-server when it is missing.
 if (!canStartRedis()) throw new Error('the cluster test needs the redis-server binary (apt-get install redis-server)');
@@ -25,12 +26,7 @@ afterAll(async () => {
 sessionStoreContract({
   name: 'RedisSessionStore on a 3-master Redis Cluster',
   make: async (opts) => new RedisSessionStore({ ...opts, client, prefix: randomPrefix('cluster') }),
-  tamper: async (store: SessionStore, key, mutate) => {
-    const recKey = (store as RedisSessionStore).keys.session(key).rec;
-    const payload = await client.get(recKey);
-    if (payload === null) throw new Error('no record to tamper with');
-    await client.set(recKey, mutate(payload), 'KEEPTTL');
-  },
+  tamper: tamperRecordWith(client),
   // The cluster is private and discarded after the file.
   cleanup: async () => {},
 });

@@ -7,11 +7,11 @@ import { createBoundedRedis } from '../../../lib/store/redis_connection.js';
 import { RedisSessionStore } from '../../../lib/store/redis_session_store.js';
 import { SessionNotices } from '../../../lib/store/session_notices.js';
 import type { SessionNotice } from '../../../lib/store/session_notices.js';
-import type { SessionStore } from '../../../lib/store/session_store.js';
 import { randomPrefix } from '../../support/env.js';
 import { sessionStoreContract, until } from './contract.js';
 import { canStartRedis } from './private_redis.js';
 import { PrivateSentinel } from './private_sentinel.js';
+import { tamperRecordWith } from './redis_support.js';
 
 // Never a skip: `npm test` (scripts/ensure_redis.sh) installs Debian's redis-server when it is missing.
 if (!canStartRedis()) throw new Error('the Sentinel test needs the redis-server binary (apt-get install redis-server)');
@@ -33,12 +33,7 @@ afterAll(async () => {
 sessionStoreContract({
   name: 'RedisSessionStore through Redis Sentinel',
   make: async (opts) => new RedisSessionStore({ ...opts, client, prefix: randomPrefix('sentinel') }),
-  tamper: async (store: SessionStore, key, mutate) => {
-    const recKey = (store as RedisSessionStore).keys.session(key).rec;
-    const payload = await client.get(recKey);
-    if (payload === null) throw new Error('no record to tamper with');
-    await client.set(recKey, mutate(payload), 'KEEPTTL');
-  },
+  tamper: tamperRecordWith(client),
   // The deployment is private and discarded after the file.
   cleanup: async () => {},
 });

@@ -1,4 +1,7 @@
 import { Redis } from 'ioredis';
+import type { Cluster } from 'ioredis';
+import { RedisSessionStore } from '../../../lib/store/redis_session_store.js';
+import type { SessionKey, SessionStore } from '../../../lib/store/session_store.js';
 import { testRedisUrl } from '../../support/env.js';
 
 /** Connects to the test Redis; null when it is absent locally. In CI a missing Redis throws (fails, never skips). */
@@ -26,4 +29,14 @@ export async function unlinkPrefix(client: Redis, pattern: string): Promise<numb
     if (keys.length > 0) n += await client.unlink(...keys);
   } while (cursor !== '0');
   return n;
+}
+
+/** The contract harness's `tamper` for a {@link RedisSessionStore} on `client`: rewrites the stored record payload, keeping its TTL. */
+export function tamperRecordWith(client: Redis | Cluster): (store: SessionStore, key: SessionKey, mutate: (payload: string) => string) => Promise<void> {
+  return async (store, key, mutate) => {
+    const recKey = (store as RedisSessionStore).keys.session(key).rec;
+    const payload = await client.get(recKey);
+    if (payload === null) throw new Error('no record to tamper with');
+    await client.set(recKey, mutate(payload), 'KEEPTTL');
+  };
 }
