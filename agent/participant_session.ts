@@ -203,10 +203,13 @@ export class ParticipantSession {
     } else {
       if (stored) {
         // The previous conversation is over (expired, or AlwaysFresh): archive it, start anew.
-        await this.writes.run('end_previous', async () => {
+        // Queued, not awaited: the greeting needs neither round trip, and the arrival's writes
+        // may be held until it is on its way (holdWrites). The new record's save is queued
+        // after this, so it runs with the lease and version of the second claim.
+        void this.writes.run('end_previous', async () => {
           await store.end(suspendedRecord(stored, nowMs, 'ended'), this.version, this.lease!, nowMs);
           // `end` releases the lease: claim the (now empty) session again for the new conversation.
-          const again = await store.resumeAndClaim(key, this.o.ownerId, nowMs, this.leaseMs, 'takeover');
+          const again = await store.resumeAndClaim(key, this.o.ownerId, clock.nowMs(), this.leaseMs, 'takeover');
           if (again.status === 'claimed') {
             this.lease = again.lease;
             this.version = again.version;

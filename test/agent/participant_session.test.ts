@@ -94,6 +94,39 @@ describe('ParticipantSession', () => {
     expect(r.status === 'found' && r.record.history.turns.map((t) => t.text)).toEqual(['Are you there?']);
   });
 
+  it('starting over a stored conversation (AlwaysFresh) is not held: the greeting is ready at once, and the old one is archived when the writes run', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    const fresh = { ...ReconnectPolicies.Default, resumePolicy: 'AlwaysFresh' as const };
+    const first = make(store, clock, fresh, 'job-1');
+    const before = await first.ps.arrive();
+    first.ps.persistTurn(turn('t1', 'user', 'I was here first.', T0 + 1));
+    await first.ps.suspend('client_initiated');
+    clock.advance(5_000);
+
+    const { ps } = make(store, clock, fresh, 'job-2');
+    const release = ps.holdWrites(60_000);
+    const arrived = await Promise.race([ps.arrive(), new Promise<'held'>((r) => setTimeout(() => r('held'), 2_000))]);
+    if (arrived === 'held') throw new Error('the arrival waited for the held writes');
+    expect(arrived.decision).toEqual({ kind: 'fresh', why: 'policy_fresh' });
+    expect(arrived.greeting.kind).not.toBe('none');
+    // Nothing written while held: the stored conversation is still the first one.
+    const held = await store.readRecord(key);
+    expect(held.status === 'found' && held.record.sessionId).toBe(before.record?.sessionId);
+    release();
+    await ps.drain();
+    const r = await store.readRecord(key);
+    expect(r.status === 'found' && r.record.sessionId).toBe(arrived.record?.sessionId);
+    expect(r.status === 'found' && r.record.history.turns).toEqual([]);
+    const archived = await store.readArchive(key, clock.nowMs());
+    expect(archived.map((a) => a.record?.history.turns.map((t) => t.text))).toContainEqual(['I was here first.']);
+    // The new conversation's writes run under the second claim's lease: a turn still lands.
+    ps.persistTurn(turn('t2', 'user', 'I am someone new.', clock.nowMs()));
+    await ps.drain();
+    const after = await store.readRecord(key);
+    expect(after.status === 'found' && after.record.history.turns.map((t) => t.text)).toEqual(['I am someone new.']);
+  });
+
   it('a hold that is never released ends after its bound, and nothing is lost', async () => {
     const clock = new ManualClock(T0);
     const store = new MemorySessionStore({ clock });
