@@ -20,7 +20,7 @@ import { chatMessageToTurn, historyToChatContext } from './chat_history.js';
 import type { Config } from './config.js';
 import { AgentContextSink } from './context_sink.js';
 import type { JobMetrics } from './metrics.js';
-import { buildModels } from './models.js';
+import { buildModels, type Models } from './models.js';
 import { ParticipantSession, type Arrival } from './participant_session.js';
 import { RoomMessenger, bridgeRoom } from './room_bridge.js';
 import type { JobStores } from './store.js';
@@ -36,8 +36,9 @@ const GREETING_HEAD_START_MS = 1_000;
 
 /**
  * Longest hold of the arrival's store writes (the resumed or new record's first save) while the
- * job connects and greets, ms. They go out as soon as the greeting does; this bounds a job whose
- * participant is slow to appear.
+ * job connects and greets, ms, counted from the participant's link (a dispatch hint's claim,
+ * made before the link, saves nothing until then). They go out as soon as the greeting does;
+ * this bounds a greeting that is slow to start.
  */
 const ARRIVAL_WRITE_HOLD_MS = 5_000;
 
@@ -63,6 +64,27 @@ function participantFacts(p: RemoteParticipant): { identity: string; name: strin
   return { identity: p.identity, name: p.name, resumePolicy: p.attributes[ATTR_RESUME_POLICY] };
 }
 
+/** What every conversation of one job shares. */
+interface JobParts {
+  ctx: JobContext;
+  config: Config;
+  logger: Logger;
+  stores: JobStores;
+  metrics: JobMetrics;
+  connected: Promise<void>;
+  models: Models;
+}
+
+/** One arrival's conversation, claimed before or after its participant linked. */
+interface Conversation {
+  /** Links `participant` (the one it was opened for), greets, and runs until the job ends. */
+  run(participant: RemoteParticipant): Promise<void>;
+  /** Drops a conversation whose participant never linked: nothing of the arrival is saved. */
+  abandon(): Promise<void>;
+  /** The job is shutting down. */
+  shutdown(): Promise<void>;
+}
+
 /** Runs the job until the conversation is over (rejoin window passed, taken over, or shutdown). */
 export async function runJob(ctx: JobContext, config: Config, logger: Logger, stores: JobStores, metrics: JobMetrics): Promise<void> {
   // With a dispatch hint (tokens the project mints), the job claims the hinted participant's
@@ -73,19 +95,42 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
   const models = buildModels(config);
   logger.info({ models: models.label, store: config.redis ? 'redis' : 'memory' }, 'job started');
   if (!config.redis) logger.info({}, 'REDIS_URL is not set: sessions live in this job only (memory)');
-  let participant: RemoteParticipant | undefined;
-  if (hint === null) {
-    await connected;
-    participant = await ctx.waitForParticipant();
+  const job: JobParts = { ctx, config, logger, stores, metrics, connected, models };
+  let current: Conversation | undefined;
+  // One callback for the job: the conversation ends first, then what its writes go through.
+  ctx.addShutdownCallback(async () => {
+    await current?.shutdown();
+    metrics.gauge('pva_active_sessions', 0);
+    await stores.notices?.close();
+    await stores.store.dispose();
+    await metrics.close();
+  });
+  if (hint !== null) current = openConversation(job, hint, true);
+  await connected;
+  const participant = await ctx.waitForParticipant();
+  if (current !== undefined && !hintMatches(hint as DispatchHint, participantFacts(participant))) {
+    // The hint was a speculation that did not come true (another participant, or the same
+    // identity with another name or policy): drop its claim, unsaved, and start over.
+    logger.info({ fromDispatchHint: true }, 'the first participant is not the one the dispatch hint named: its claim is dropped unsaved');
+    await current.abandon();
+    current = undefined;
   }
-  // Who the session is for: the linked participant, or (until it appears) the hinted one.
-  const who = participant === undefined ? (hint as DispatchHint) : participantFacts(participant);
+  current ??= openConversation(job, participantFacts(participant), false);
+  await current.run(participant);
+}
+
+/**
+ * Claims `who`'s session (while the job may still be connecting), then returns the
+ * conversation, to run once `who` links or to abandon.
+ */
+function openConversation(job: JobParts, who: { identity: string; name?: string | undefined; resumePolicy?: string | undefined }, fromDispatchHint: boolean): Conversation {
+  const { ctx, config, logger, stores, metrics, models } = job;
   const identity = who.identity;
   const key: SessionKey = { agentName: config.agentName || DEFAULT_AGENT_KEY, identity };
   const ownerId = `${ctx.job.id}:${randomUUID().slice(0, 8)}`;
   const { policy, overridden, ignoredOverride } = policyForParticipant(config.policy, who.resumePolicy);
   const log = logger.child({ ownerId });
-  log.info({ ...pii({ identity }), resumePolicy: policy.resumePolicy, overridden, ignoredOverride, fromDispatchHint: hint !== null }, 'session owner chosen');
+  log.info({ ...pii({ identity }), resumePolicy: policy.resumePolicy, overridden, ignoredOverride, fromDispatchHint }, 'session owner chosen');
 
   const messenger = new RoomMessenger(ctx.room, log);
   const { store, notices } = stores;
@@ -149,19 +194,14 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
     return finishing;
   };
 
-  ctx.addShutdownCallback(async () => {
-    await finish('agent_shutdown').catch(() => undefined);
-    await ps.drain();
-    offHealth();
-    metrics.gauge('pva_active_sessions', 0);
-    await notices?.close();
-    await store.dispose();
-    await metrics.close();
-  });
+  /** True once the participant linked; false while the claim is a dispatch hint's speculation. */
+  let linked = false;
+  let abandoned = false;
 
   // Listen for notices before claiming, so no announcement can slip between the two.
   const watching = notices
     ?.watch(identity, (n) => {
+      if (abandoned) return;
       if (n.kind === 'takeover' && n.agentName === key.agentName && n.owner !== ownerId) {
         log.info({ newOwner: n.owner }, 'session taken over by a newer arrival');
         ps.takenOver();
@@ -176,121 +216,142 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
       }
     })
     .catch((err: unknown) => log.warn({ error: err instanceof Error ? err.message : 'unknown' }, 'session notices unavailable'));
-  // The claim is not held (the lease is taken at once); the writes that follow wait for the greeting.
-  greetingOnItsWay = ps.holdWrites(ARRIVAL_WRITE_HOLD_MS);
+  // The claim is not held (the lease is taken at once); the writes that follow wait for the
+  // greeting. A hint's speculative arrival saves nothing before its participant links: its
+  // hold's bound starts at the link.
+  const hold = ps.holdWrites(fromDispatchHint ? null : ARRIVAL_WRITE_HOLD_MS);
+  greetingOnItsWay = hold.release;
   const claimed = ps.arrive();
-  claimed.catch(() => undefined); // awaited below
-  if (participant === undefined) {
-    await connected;
-    // The job was dispatched by the hinted participant's join: it is the one to link.
-    participant = await ctx.waitForParticipant(identity);
-    if (!hintMatches(who as DispatchHint, participantFacts(participant))) {
-      log.warn({}, 'the participant\'s name or policy attribute differs from its dispatch hint; the hint\'s were applied');
-    }
-  }
-  const linkedAtMs = systemClock.nowMs();
-  log.info({}, 'participant linked');
-  await watching;
-  arrival = await claimed;
-  if (arrival.previousOwner !== null) void notices?.announceTakeover(key, ownerId, arrival.fence);
+  claimed.catch(() => undefined); // awaited in run() or abandon()
 
-  const restored = arrival.resumed && arrival.record ? arrival.record : null;
-  // The receiver is created right after the agent; the agent's hook only runs once it exists.
-  let receiver: ContextReceiver | undefined;
-  const flushContext = async () => {
-    await receiver?.flush();
+  const abandon = async (): Promise<void> => {
+    abandoned = true;
+    offHealth();
+    await claimed.catch(() => undefined);
+    await ps.abandon();
+    log.info({}, 'claim dropped: its participant never linked');
   };
-  const agent = new Assistant({
-    chatCtx: restored ? historyToChatContext(restored.history) : llm.ChatContext.empty(),
-    beforeUserTurn: flushContext,
-  });
-  receiver = new ContextReceiver({
-    participantIdentity: identity,
-    sink: new AgentContextSink(agent),
-    transport: messenger,
-    logger: log,
-    onChange: (snapshot) => ps.updateContext(snapshot),
-  });
-  if (restored) receiver.restore(restored.context);
-  const unbridge = bridgeRoom(ctx.room, identity, receiver, metrics, log, {
-    onLeft: (reason) => {
-      log.info({ reason }, 'participant left');
-      metrics.gauge('pva_active_sessions', 0);
-      ps.left(reason);
-    },
-    onRejoined: () => {
-      const back = ps.rejoined();
-      if (back === undefined) return;
-      metrics.gauge('pva_active_sessions', 1);
-      log.info({ greeting: back.greeting.kind }, 'participant rejoined');
-      void status({ decision: { kind: back.decision.kind, why: back.decision.why }, greeting: back.greeting.kind });
-      if (back.speech !== null) agentSession?.say(back.speech);
-    },
-  });
-  ctx.addShutdownCallback(async () => {
-    unbridge();
-    await receiver.close();
-  });
 
-  const session = new voice.AgentSession({
-    llm: models.llm,
-    ...(models.stt ? { stt: models.stt } : {}),
-    ...(models.tts ? { tts: models.tts } : {}),
-    ...models.sessionOptions,
-  });
-  agentSession = session;
-  session.on(voice.AgentSessionEventTypes.ConversationItemAdded, (ev) => {
-    const turn = chatMessageToTurn(ev.item);
-    if (turn) ps.persistTurn(turn);
-  });
-  session.on(voice.AgentSessionEventTypes.Close, (ev) => {
-    log.info({ reason: ev.reason }, 'agent session closed');
-    void finish('agent_shutdown');
-  });
-  const text = config.io === 'text';
-  await session.start({
-    agent,
-    room: ctx.room,
-    inputOptions: {
-      participantIdentity: identity,
-      audioEnabled: !text,
-      textEnabled: true,
-      // A refresh or drop must not end the conversation: the rejoin window decides (ParticipantSession).
-      closeOnDisconnect: false,
-      // Typed input: like the default, but pending dynamic context reaches the model first.
-      textInputCallback: async (sess, ev) => {
-        await flushContext();
-        sess.interrupt();
-        sess.generateReply({ userInput: ev.text });
-      },
+  return {
+    abandon,
+    shutdown: async () => {
+      if (!linked) return abandon();
+      await finish('agent_shutdown').catch(() => undefined);
+      await ps.drain();
+      offHealth();
     },
-    outputOptions: { audioEnabled: !text, transcriptionEnabled: true },
-  });
-  const { decision, greeting, speech } = arrival;
-  // The greeting goes out first; nothing on its path waits for another round trip.
-  const handle = speech !== null ? session.say(speech) : undefined;
-  if (handle) metrics.observe('pva_arrival_to_greeting_seconds', (systemClock.nowMs() - linkedAtMs) / 1000);
-  metrics.gauge('pva_active_sessions', 1);
-  // The status message and the queued context follow the greeting onto the wire instead of
-  // queueing ahead of its first text (at most GREETING_HEAD_START_MS later).
-  if (handle) await agentStartedSpeaking(session, handle, GREETING_HEAD_START_MS);
-  greetingOnItsWay();
-  await receiver.markReady();
-  await status({
-    decision: { kind: decision.kind, why: decision.why },
-    greeting: greeting.kind,
-    restoredTurns: restored?.history.turns.length ?? 0,
-    ...(decision.kind === 'reject' ? { error: { code: 'resume_failed', message: speech ?? '' } } : {}),
-  });
-  log.info(
-    { decision: decision.kind, why: decision.why, greeting: greeting.kind, restoredTurns: restored?.history.turns.length ?? 0, degraded: arrival.degraded },
-    'arrival decided',
-  );
-  if (decision.kind === 'reject') {
-    // AlwaysResume could not resume: the participant hears why, the session stays in Error,
-    // and nothing was reset. The job then leaves; a retry dispatches a new one.
-    await handle?.waitForPlayout().catch(() => undefined);
-    await session.close().catch(() => undefined);
-    ctx.shutdown('resume_failed');
+    run: (participant) => {
+      linked = true;
+      hold.bound(ARRIVAL_WRITE_HOLD_MS);
+      return linkAndGreet(participant);
+    },
+  };
+
+  async function linkAndGreet(participant: RemoteParticipant): Promise<void> {
+    const linkedAtMs = systemClock.nowMs();
+    log.info({}, 'participant linked');
+    await watching;
+    arrival = await claimed;
+    if (arrival.previousOwner !== null) void notices?.announceTakeover(key, ownerId, arrival.fence);
+
+    const restored = arrival.resumed && arrival.record ? arrival.record : null;
+    // The receiver is created right after the agent; the agent's hook only runs once it exists.
+    let receiver: ContextReceiver | undefined;
+    const flushContext = async () => {
+      await receiver?.flush();
+    };
+    const agent = new Assistant({
+      chatCtx: restored ? historyToChatContext(restored.history) : llm.ChatContext.empty(),
+      beforeUserTurn: flushContext,
+    });
+    receiver = new ContextReceiver({
+      participantIdentity: identity,
+      sink: new AgentContextSink(agent),
+      transport: messenger,
+      logger: log,
+      onChange: (snapshot) => ps.updateContext(snapshot),
+    });
+    if (restored) receiver.restore(restored.context);
+    const unbridge = bridgeRoom(ctx.room, identity, receiver, metrics, log, {
+      onLeft: (reason) => {
+        log.info({ reason }, 'participant left');
+        metrics.gauge('pva_active_sessions', 0);
+        ps.left(reason);
+      },
+      onRejoined: () => {
+        const back = ps.rejoined();
+        if (back === undefined) return;
+        metrics.gauge('pva_active_sessions', 1);
+        log.info({ greeting: back.greeting.kind }, 'participant rejoined');
+        void status({ decision: { kind: back.decision.kind, why: back.decision.why }, greeting: back.greeting.kind });
+        if (back.speech !== null) agentSession?.say(back.speech);
+      },
+    });
+    ctx.addShutdownCallback(async () => {
+      unbridge();
+      await receiver.close();
+    });
+
+    const session = new voice.AgentSession({
+      llm: models.llm,
+      ...(models.stt ? { stt: models.stt } : {}),
+      ...(models.tts ? { tts: models.tts } : {}),
+      ...models.sessionOptions,
+    });
+    agentSession = session;
+    session.on(voice.AgentSessionEventTypes.ConversationItemAdded, (ev) => {
+      const turn = chatMessageToTurn(ev.item);
+      if (turn) ps.persistTurn(turn);
+    });
+    session.on(voice.AgentSessionEventTypes.Close, (ev) => {
+      log.info({ reason: ev.reason }, 'agent session closed');
+      void finish('agent_shutdown');
+    });
+    const text = config.io === 'text';
+    await session.start({
+      agent,
+      room: ctx.room,
+      inputOptions: {
+        participantIdentity: identity,
+        audioEnabled: !text,
+        textEnabled: true,
+        // A refresh or drop must not end the conversation: the rejoin window decides (ParticipantSession).
+        closeOnDisconnect: false,
+        // Typed input: like the default, but pending dynamic context reaches the model first.
+        textInputCallback: async (sess, ev) => {
+          await flushContext();
+          sess.interrupt();
+          sess.generateReply({ userInput: ev.text });
+        },
+      },
+      outputOptions: { audioEnabled: !text, transcriptionEnabled: true },
+    });
+    const { decision, greeting, speech } = arrival;
+    // The greeting goes out first; nothing on its path waits for another round trip.
+    const handle = speech !== null ? session.say(speech) : undefined;
+    if (handle) metrics.observe('pva_arrival_to_greeting_seconds', (systemClock.nowMs() - linkedAtMs) / 1000);
+    metrics.gauge('pva_active_sessions', 1);
+    // The status message and the queued context follow the greeting onto the wire instead of
+    // queueing ahead of its first text (at most GREETING_HEAD_START_MS later).
+    if (handle) await agentStartedSpeaking(session, handle, GREETING_HEAD_START_MS);
+    greetingOnItsWay();
+    await receiver.markReady();
+    await status({
+      decision: { kind: decision.kind, why: decision.why },
+      greeting: greeting.kind,
+      restoredTurns: restored?.history.turns.length ?? 0,
+      ...(decision.kind === 'reject' ? { error: { code: 'resume_failed', message: speech ?? '' } } : {}),
+    });
+    log.info(
+      { decision: decision.kind, why: decision.why, greeting: greeting.kind, restoredTurns: restored?.history.turns.length ?? 0, degraded: arrival.degraded },
+      'arrival decided',
+    );
+    if (decision.kind === 'reject') {
+      // AlwaysResume could not resume: the participant hears why, the session stays in Error,
+      // and nothing was reset. The job then leaves; a retry dispatches a new one.
+      await handle?.waitForPlayout().catch(() => undefined);
+      await session.close().catch(() => undefined);
+      ctx.shutdown('resume_failed');
+    }
   }
 }

@@ -29,7 +29,7 @@ import { initialLifecycle, transition, type LifecycleEvent, type LifecycleState,
 import type { SessionKey } from '../lib/store/keys.js';
 import type { LeaseToken, SessionStore } from '../lib/store/session_store.js';
 import type { JobMetrics } from './metrics.js';
-import { StoreWriteQueue } from './write_queue.js';
+import { StoreWriteQueue, type WriteHold } from './write_queue.js';
 
 /** How long a claim holds without renewal; renewed every third of it. @default 30 000 ms */
 export const DEFAULT_LEASE_MS = 30_000;
@@ -82,6 +82,8 @@ export class ParticipantSession {
   private lost = false;
   private forgottenHere = false;
   private closed = false;
+  /** Dropped before its participant linked (see {@link abandon}). */
+  private abandoned = false;
   private readonly writes: StoreWriteQueue;
   /** Ends a {@link holdWrites} hold early: a turn never waits. */
   private releaseHeldWrites = () => {};
@@ -207,6 +209,7 @@ export class ParticipantSession {
         // may be held until it is on its way (holdWrites). The new record's save is queued
         // after this, so it runs with the lease and version of the second claim.
         void this.writes.run('end_previous', async () => {
+          if (this.abandoned) return;
           await store.end(suspendedRecord(stored, nowMs, 'ended'), this.version, this.lease!, nowMs);
           // `end` releases the lease: claim the (now empty) session again for the new conversation.
           const again = await store.resumeAndClaim(key, this.o.ownerId, clock.nowMs(), this.leaseMs, 'takeover');
@@ -305,7 +308,7 @@ export class ParticipantSession {
 
   /** Another job took the session over: stop writing, close. */
   takenOver(): void {
-    if (this.lost) return;
+    if (this.lost || this.abandoned) return;
     this.lost = true;
     this.stopTimers();
     this.o.metrics.inc('pva_takeovers_total');
@@ -349,17 +352,34 @@ export class ParticipantSession {
   }
 
   /**
-   * Holds every write queued from now on until the returned function is called, `maxMs`
-   * passes or a turn is said, whichever is first; the writes then run in their order. The job
-   * holds the arrival's writes until the greeting is on its way, so encoding and sending them
-   * does not compete with the greeting for the CPU; a turn is never held (it must survive a
-   * crash). Nothing is dropped: `drain` and `suspend` wait for the held writes too.
+   * Holds every write queued from now on until released, the hold's bound passes or a turn is
+   * said, whichever is first; the writes then run in their order. The bound is `maxMs` from now,
+   * or with `null` starts at {@link WriteHold.bound}. The job holds the arrival's writes until
+   * the greeting is on its way, so encoding and sending them does not compete with the greeting
+   * for the CPU; a turn is never held (it must survive a crash). Nothing is dropped: `drain` and
+   * `suspend` wait for the held writes too; only {@link abandon} skips them.
    */
-  holdWrites(maxMs: number): () => void {
-    this.releaseHeldWrites = this.writes.hold(maxMs);
-    return this.releaseHeldWrites;
+  holdWrites(maxMs: number | null): WriteHold {
+    const hold = this.writes.hold(maxMs);
+    this.releaseHeldWrites = hold.release;
+    return hold;
   }
 
+  /**
+   * Drops an arrival whose participant never linked (a dispatch hint that did not come true):
+   * nothing of the arrival is written (held writes are skipped), the lease is released, and no
+   * callback fires from now on. Call it after {@link arrive} settled.
+   */
+  async abandon(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      this.abandoned = true;
+      this.stopTimers();
+      this.releaseLease();
+      this.releaseHeldWrites();
+    }
+    await this.writes.drain();
+  }
 
   private greetingOpts(): { minRegreetGapMs?: number } {
     return this.o.minRegreetGapMs === undefined ? {} : { minRegreetGapMs: this.o.minRegreetGapMs };

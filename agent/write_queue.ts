@@ -20,6 +20,14 @@ export interface StoreWriteQueueOptions {
   onLeaseLost: () => void;
 }
 
+/** A hold on a {@link StoreWriteQueue} (see {@link StoreWriteQueue.hold}). */
+export interface WriteHold {
+  /** Lets the held writes run now. */
+  release(): void;
+  /** Starts the hold's bound if it has none yet: the writes run after `ms` at the latest. */
+  bound(ms: number): void;
+}
+
 /** See the module comment. */
 export class StoreWriteQueue {
   private tail: Promise<void> = Promise.resolve();
@@ -49,22 +57,29 @@ export class StoreWriteQueue {
   }
 
   /**
-   * Holds every write queued from now on until the returned function is called or `maxMs`
-   * passes, whichever is first; they then run in their order. Nothing is dropped: {@link drain}
-   * waits for them too.
+   * Holds every write queued from now on until {@link WriteHold.release} or the end of its
+   * bound, whichever is first; they then run in their order. The bound starts now (`maxMs`) or,
+   * with `null`, at {@link WriteHold.bound}. Nothing is dropped: {@link drain} waits for them too.
    */
-  hold(maxMs: number): () => void {
+  hold(maxMs: number | null): WriteHold {
     let release = () => {};
+    let timer: NodeJS.Timeout | undefined;
+    let done = false;
     const released = new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, maxMs);
-      timer.unref();
       release = () => {
+        done = true;
         clearTimeout(timer);
         resolve();
       };
     });
+    const bound = (ms: number) => {
+      if (done || timer !== undefined) return;
+      timer = setTimeout(release, ms);
+      timer.unref();
+    };
+    if (maxMs !== null) bound(maxMs);
     this.tail = this.tail.then(() => released);
-    return release;
+    return { release, bound };
   }
 
   /** Resolves once every write queued so far has run. */

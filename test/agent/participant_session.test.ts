@@ -69,7 +69,7 @@ describe('ParticipantSession', () => {
     const clock = new ManualClock(T0);
     const store = new MemorySessionStore({ clock });
     const { ps } = make(store, clock);
-    const release = ps.holdWrites(60_000);
+    const { release } = ps.holdWrites(60_000);
     const a = await ps.arrive();
     // Claimed (a second claim elsewhere sees this job's live lease) but nothing written yet.
     const other = await store.resumeAndClaim(key, 'job-2', clock.nowMs(), 30_000, 'exclusive');
@@ -105,7 +105,7 @@ describe('ParticipantSession', () => {
     clock.advance(5_000);
 
     const { ps } = make(store, clock, fresh, 'job-2');
-    const release = ps.holdWrites(60_000);
+    const { release } = ps.holdWrites(60_000);
     const arrived = await Promise.race([ps.arrive(), new Promise<'held'>((r) => setTimeout(() => r('held'), 2_000))]);
     if (arrived === 'held') throw new Error('the arrival waited for the held writes');
     expect(arrived.decision).toEqual({ kind: 'fresh', why: 'policy_fresh' });
@@ -125,6 +125,40 @@ describe('ParticipantSession', () => {
     await ps.drain();
     const after = await store.readRecord(key);
     expect(after.status === 'found' && after.record.history.turns.map((t) => t.text)).toEqual(['I am someone new.']);
+  });
+
+  it('abandoning an arrival whose participant never linked saves nothing, releases the lease and fires nothing more', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    const { ps, changes, closes } = make(store, clock);
+    // As a dispatch hint's speculative arrival: held with no bound until the participant links.
+    ps.holdWrites(null);
+    await ps.arrive();
+    const fired = changes.length;
+    await new Promise((r) => setTimeout(r, 50)); // the held save has no bound: still held
+    expect((await store.readRecord(key)).status).toBe('missing');
+    await ps.abandon();
+    expect((await store.readRecord(key)).status).toBe('missing');
+    expect(await store.readProfile(key)).toBeNull();
+    // The lease is free: an exclusive claim (which refuses a live lease) gets it.
+    const other = await store.resumeAndClaim(key, 'job-2', clock.nowMs(), 30_000, 'exclusive');
+    expect(other.status).toBe('claimed');
+    // Its later loss of the (released) lease is not a takeover of anything: no event, no close.
+    ps.takenOver();
+    expect(changes).toHaveLength(fired);
+    expect(closes).toEqual([]);
+  });
+
+  it('a hold bounded from a later moment (the link) ends after that bound', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    const { ps } = make(store, clock);
+    const hold = ps.holdWrites(null);
+    await ps.arrive();
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await store.readRecord(key)).status).toBe('missing');
+    hold.bound(20);
+    await until(async () => (await store.readRecord(key)).status === 'found', 2_000);
   });
 
   it('a hold that is never released ends after its bound, and nothing is lost', async () => {

@@ -202,6 +202,24 @@ describe('one worker, long rejoin window', () => {
     expect(rec.status === 'found' && rec.record.history.turns.map((t) => t.text)).toContain('Where am I going?');
   });
 
+  it('a dispatch hint that does not come true is dropped unsaved, and the participant in the room is served', async () => {
+    const named = uid('absent');
+    const actual = uid('present');
+    const room = uid('room');
+    // No dispatch in this token: the only job is the one below, whose hint names someone else.
+    const p = await TestParticipant.join(server, { identity: actual, room, rejoinTtlMs });
+    participants.push(p);
+    expect(await ensureAgentDispatched(server, room, agentName, { identity: named })).toBe('dispatched');
+    const s = await p.statusMatching((m) => m.greeting !== undefined, { timeoutMs: 30_000 });
+    expect(s).toMatchObject({ greeting: 'first_time', decision: { kind: 'fresh', why: 'new_identity' } });
+    await converse(p, 'I am the one who is actually here.');
+    const rec = await inspect.readRecord({ agentName, identity: actual });
+    expect(rec.status === 'found' && rec.record.history.turns.map((t) => t.text)).toContain('I am the one who is actually here.');
+    // The speculative claim for the named identity saved nothing: no record, no profile, no visit.
+    expect((await inspect.readRecord({ agentName, identity: named })).status).toBe('missing');
+    expect(await inspect.readProfile({ agentName, identity: named })).toBeNull();
+  });
+
   it('exports Prometheus counts that add up across job processes', async () => {
     const scrape = async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     const firstTime = (text: string) => Number(/pva_sessions_started_total\{greeting="first_time"\} (\d+)/.exec(text)?.[1] ?? '0');
