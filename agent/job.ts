@@ -8,7 +8,7 @@ import { AutoSubscribe, llm, voice, type JobContext } from '@livekit/agents';
 import type { RemoteParticipant } from '@livekit/rtc-node';
 import { ATTR_RESUME_POLICY } from '../lib/attributes.js';
 import { systemClock } from '../lib/clock.js';
-import { hintMatches, parseDispatchHint, type DispatchHint } from '../lib/dispatch_hint.js';
+import { hintMatches, parseDispatchHint } from '../lib/dispatch_hint.js';
 import { ContextReceiver } from '../lib/context/receiver.js';
 import { pii, type Logger } from '../lib/logger.js';
 import { policyForParticipant } from '../lib/session/policy.js';
@@ -71,7 +71,6 @@ interface JobParts {
   logger: Logger;
   stores: JobStores;
   metrics: JobMetrics;
-  connected: Promise<void>;
   models: Models;
 }
 
@@ -95,7 +94,7 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
   const models = buildModels(config);
   logger.info({ models: models.label, store: config.redis ? 'redis' : 'memory' }, 'job started');
   if (!config.redis) logger.info({}, 'REDIS_URL is not set: sessions live in this job only (memory)');
-  const job: JobParts = { ctx, config, logger, stores, metrics, connected, models };
+  const job: JobParts = { ctx, config, logger, stores, metrics, models };
   let current: Conversation | undefined;
   // One callback for the job: the conversation ends first, then what its writes go through.
   ctx.addShutdownCallback(async () => {
@@ -108,7 +107,7 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
   if (hint !== null) current = openConversation(job, hint, true);
   await connected;
   const participant = await ctx.waitForParticipant();
-  if (current !== undefined && !hintMatches(hint as DispatchHint, participantFacts(participant))) {
+  if (hint !== null && current !== undefined && !hintMatches(hint, participantFacts(participant))) {
     // The hint was a speculation that did not come true (another participant, or the same
     // identity with another name or policy): drop its claim, unsaved, and start over.
     logger.info({ fromDispatchHint: true }, 'the first participant is not the one the dispatch hint named: its claim is dropped unsaved');
