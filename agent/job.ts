@@ -80,6 +80,12 @@ interface Conversation {
   run(participant: RemoteParticipant): Promise<void>;
   /** Drops a conversation whose participant never linked: nothing of the arrival is saved. */
   abandon(): Promise<void>;
+  /**
+   * False when the conversation's claim found the session live in another job and, being a
+   * dispatch hint's speculation, took nothing (the conversation is then closed; do not run it).
+   * True once it holds the session, or if the claim failed (`run` reports that).
+   */
+  claimed(): Promise<boolean>;
   /** The job is shutting down. */
   shutdown(): Promise<void>;
 }
@@ -107,12 +113,17 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
   if (hint !== null) current = openConversation(job, hint, true);
   await connected;
   const participant = await ctx.waitForParticipant();
-  if (hint !== null && current !== undefined && !hintMatches(hint, participantFacts(participant))) {
-    // The hint was a speculation that did not come true (another participant, or the same
-    // identity with another name or policy): drop its claim, unsaved, and start over.
-    logger.info({ fromDispatchHint: true }, 'the first participant is not the one the dispatch hint named: its claim is dropped unsaved');
-    await current.abandon();
-    current = undefined;
+  if (hint !== null && current !== undefined) {
+    // The hint was a speculation. When it did not come true (another participant, or the same
+    // identity with another name or policy), its claim is dropped unsaved; when the session was
+    // live in another job, it claimed nothing. Either way the participant is claimed now.
+    if (!hintMatches(hint, participantFacts(participant))) {
+      logger.info({ fromDispatchHint: true }, 'the first participant is not the one the dispatch hint named: its claim is dropped unsaved');
+      await current.abandon();
+      current = undefined;
+    } else if (!(await current.claimed())) {
+      current = undefined;
+    }
   }
   current ??= openConversation(job, participantFacts(participant), false);
   await current.run(participant);
@@ -220,19 +231,30 @@ function openConversation(job: JobParts, who: { identity: string; name?: string 
   // hold's bound starts at the link.
   const hold = ps.holdWrites(fromDispatchHint ? null : ARRIVAL_WRITE_HOLD_MS);
   greetingOnItsWay = hold.release;
-  const claimed = ps.arrive();
-  claimed.catch(() => undefined); // awaited in run() or abandon()
+  // A speculation never takes over a conversation that is live in another job (another room,
+  // tab or device): it claims only a free session, and yields otherwise.
+  const claimed = fromDispatchHint ? ps.arriveIfFree() : ps.arrive();
+  claimed.then(
+    (a) => {
+      if (a !== null) return;
+      abandoned = true;
+      offHealth();
+      log.info({ fromDispatchHint }, 'the hinted session is live in another job: nothing claimed ahead of its participant');
+    },
+    () => undefined, // awaited in run() or abandon()
+  );
 
   const abandon = async (): Promise<void> => {
     abandoned = true;
     offHealth();
-    await claimed.catch(() => undefined);
+    const held = (await claimed.catch(() => undefined)) !== null;
     await ps.abandon();
-    log.info({}, 'claim dropped: its participant never linked');
+    if (held) log.info({}, 'claim dropped: its participant never linked');
   };
 
   return {
     abandon,
+    claimed: () => claimed.then((a) => a !== null, () => true),
     shutdown: async () => {
       if (!linked) return abandon();
       await finish('agent_shutdown').catch(() => undefined);
@@ -250,7 +272,9 @@ function openConversation(job: JobParts, who: { identity: string; name?: string 
     const linkedAtMs = systemClock.nowMs();
     log.info({}, 'participant linked');
     await watching;
-    arrival = await claimed;
+    const got = await claimed;
+    if (got === null) throw new Error('ran a speculative conversation that claimed nothing'); // runJob never does
+    arrival = got;
     if (arrival.previousOwner !== null) void notices?.announceTakeover(key, ownerId, arrival.fence);
 
     const restored = arrival.resumed && arrival.record ? arrival.record : null;

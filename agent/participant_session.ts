@@ -27,7 +27,7 @@ import {
 import { decideResume, rejectMessage, type ResumeDecision } from '../lib/session/resume_policy.js';
 import { initialLifecycle, transition, type LifecycleEvent, type LifecycleState, type SessionStateChanged } from '../lib/session/state.js';
 import type { SessionKey } from '../lib/store/keys.js';
-import type { LeaseToken, SessionStore } from '../lib/store/session_store.js';
+import type { ClaimMode, LeaseToken, SessionStore } from '../lib/store/session_store.js';
 import type { JobMetrics } from './metrics.js';
 import { StoreWriteQueue, type WriteHold } from './write_queue.js';
 
@@ -167,13 +167,32 @@ export class ParticipantSession {
    * persist the new state. Bounded by the store's greeting bound.
    */
   async arrive(): Promise<Arrival> {
+    const arrival = await this.claimAndDecide('takeover');
+    if (arrival === null) throw new Error('claim in takeover mode returned busy'); // cannot happen
+    return arrival;
+  }
+
+  /**
+   * As {@link arrive}, but only when no other job holds a live lease on the session: otherwise
+   * nothing is claimed, this session is closed (as by {@link abandon}) and the result is null.
+   * For a speculation (a dispatch hint's claim before its participant is in the room), which
+   * must never take over a conversation that is live elsewhere: the participant, once here,
+   * is claimed with {@link arrive} instead.
+   */
+  async arriveIfFree(): Promise<Arrival | null> {
+    const arrival = await this.claimAndDecide('exclusive');
+    if (arrival === null) await this.abandon();
+    return arrival;
+  }
+
+  private async claimAndDecide(mode: ClaimMode): Promise<Arrival | null> {
     this.fire({ type: 'connect' });
     const { store, key, clock, policy } = this.o;
     const startedMs = clock.nowMs();
-    const claim = await store.resumeAndClaim(key, this.o.ownerId, startedMs, this.leaseMs, 'takeover');
+    const claim = await store.resumeAndClaim(key, this.o.ownerId, startedMs, this.leaseMs, mode);
     this.o.metrics.observe('pva_store_latency_seconds', (clock.nowMs() - startedMs) / 1000, { op: 'resume_claim' });
+    if (claim.status === 'busy') return null;
     const nowMs = clock.nowMs();
-    if (claim.status === 'busy') throw new Error('claim in takeover mode returned busy'); // cannot happen
     const storeAvailable = claim.storeAvailable ?? true;
     const stored = claim.record.status === 'found' ? claim.record.record : null;
     const profile: Profile | null = claim.profile;

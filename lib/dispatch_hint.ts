@@ -6,7 +6,8 @@ import { z } from 'zod';
  * creates the room. The job uses it to claim that participant's session while it is still
  * connecting to the room, which takes the store round trip off the join-to-greeting path.
  * It is a speculation: it is used only when the participant who actually arrives has exactly
- * this identity, name and resume-policy attribute, and is otherwise discarded.
+ * this identity, name and resume-policy attribute, and is otherwise discarded; and it claims
+ * only a session that no other job holds live (it never takes a conversation over).
  * Only a holder of the API secret can set it, like the token attributes.
  */
 const dispatchHintSchema = z.object({

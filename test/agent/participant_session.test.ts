@@ -149,6 +149,40 @@ describe('ParticipantSession', () => {
     expect(closes).toEqual([]);
   });
 
+  it('a speculative arrival takes nothing from a conversation live in another job; on a free session it is an arrival', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    const live = make(store, clock, { ...ReconnectPolicies.Default }, 'job-live');
+    await live.ps.arrive();
+    live.ps.persistTurn(turn('t1', 'user', 'I am talking in another room.', T0 + 1));
+    await live.ps.drain();
+    const spec = make(store, clock, { ...ReconnectPolicies.Default }, 'job-hinted');
+    spec.ps.holdWrites(null);
+    expect(await spec.ps.arriveIfFree()).toBeNull();
+    await spec.ps.drain();
+    // The live conversation keeps its lease: its next turn lands, it is not taken over.
+    live.ps.persistTurn(turn('t2', 'user', 'Still here.', T0 + 2));
+    await live.ps.drain();
+    expect(live.ps.isTakenOver).toBe(false);
+    expect(live.closes).toEqual([]);
+    const r = await store.readRecord(key);
+    expect(r.status === 'found' && r.record.owner?.ownerId).toBe('job-live');
+    expect(r.status === 'found' && r.record.history.turns.map((t) => t.text)).toEqual(['I am talking in another room.', 'Still here.']);
+    // The yielded speculation is closed: it fires nothing and writes nothing.
+    spec.ps.persistTurn(turn('t3', 'user', 'never written', T0 + 3));
+    await spec.ps.drain();
+    expect(await store.readRecord(key)).toEqual(r);
+    expect(spec.closes).toEqual([]);
+
+    // Once the session is free (the live job let go), a speculation claims it like an arrival.
+    await live.ps.suspend('client_initiated');
+    clock.advance(1_000);
+    const next = make(store, clock, { ...ReconnectPolicies.Default }, 'job-hinted-2');
+    const a = await next.ps.arriveIfFree();
+    expect(a?.resumed).toBe(true);
+    expect(a?.record?.history.turns.map((t) => t.text)).toEqual(['I am talking in another room.', 'Still here.']);
+  });
+
   it('a hold bounded from a later moment (the link) ends after that bound', async () => {
     const clock = new ManualClock(T0);
     const store = new MemorySessionStore({ clock });

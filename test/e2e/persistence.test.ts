@@ -220,6 +220,31 @@ describe('one worker, long rejoin window', () => {
     expect(await inspect.readProfile({ agentName, identity: named })).toBeNull();
   });
 
+  it('a dispatch hint naming someone in a live conversation elsewhere takes nothing from it', async () => {
+    const busy = uid('busy');
+    const p1 = await join({ identity: busy, room: uid('room'), agentName, rejoinTtlMs });
+    await p1.statusMatching((m) => m.greeting === 'first_time');
+    await converse(p1, 'I am talking in the first room.');
+    const before = await inspect.readRecord({ agentName, identity: busy });
+    const owner = before.status === 'found' ? before.record.owner : undefined;
+    expect(owner?.ownerId).toBeTruthy();
+    // A second room, with someone else in it, whose job's hint names the participant of the first.
+    const room = uid('room');
+    const p2 = await TestParticipant.join(server, { identity: uid('other'), room, rejoinTtlMs });
+    participants.push(p2);
+    expect(await ensureAgentDispatched(server, room, agentName, { identity: busy })).toBe('dispatched');
+    expect(await p2.statusMatching((m) => m.greeting !== undefined, { timeoutMs: 30_000 })).toMatchObject({ greeting: 'first_time' });
+    // The first conversation still holds its session: same lease, its next turn lands, and it
+    // is never told it was continued elsewhere.
+    const during = await inspect.readRecord({ agentName, identity: busy });
+    expect(during.status === 'found' && during.record.owner).toMatchObject({ ownerId: owner?.ownerId, fence: owner?.fence });
+    await converse(p1, 'Are you still with me?');
+    const after = await inspect.readRecord({ agentName, identity: busy });
+    expect(after.status === 'found' && after.record.history.turns.map((t) => t.text)).toContain('Are you still with me?');
+    expect(p1.statuses.filter((m) => m.error !== undefined)).toEqual([]);
+    expect(p1.agent()).toBeDefined();
+  });
+
   it('exports Prometheus counts that add up across job processes', async () => {
     const scrape = async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     const firstTime = (text: string) => Number(/pva_sessions_started_total\{greeting="first_time"\} (\d+)/.exec(text)?.[1] ?? '0');
