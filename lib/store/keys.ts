@@ -47,8 +47,20 @@ export interface SessionKeys {
   archiveData: string;
 }
 
+/**
+ * Sessions whose keys {@link KeyBuilder.session} keeps built (a job uses one session's keys for
+ * every turn, renewal and save): cleared whole when full, so memory stays bounded.
+ */
+const SESSION_KEYS_MEMO_SIZE = 1_024;
+/** Longer names and identities (UTF-16 units, both together) are built on every call, not kept. */
+const SESSION_KEYS_MEMO_MAX_CHARS = 512;
+
 /** Builds keys under one prefix. */
 export class KeyBuilder {
+  /** agent name → identity → keys (see {@link SESSION_KEYS_MEMO_SIZE}). */
+  private readonly memo = new Map<string, Map<string, Readonly<SessionKeys>>>();
+  private memoCount = 0;
+
   /**
    * @param prefix Prepended to every key, e.g. `pva:`. Must not contain `{` or `}` (they would
    *   move the Cluster hash tag).
@@ -62,17 +74,33 @@ export class KeyBuilder {
     return `{s.${encodeKeyPart(key.agentName)}.${encodeKeyPart(key.identity)}}`;
   }
 
-  /** All keys of one session. */
-  session(key: SessionKey): SessionKeys {
+  /**
+   * All keys of one session. Kept built for recent sessions: the keys are on every store call's
+   * path (two base64url encodings and six strings each time otherwise).
+   */
+  session(key: SessionKey): Readonly<SessionKeys> {
+    const known = this.memo.get(key.agentName)?.get(key.identity);
+    if (known !== undefined) return known;
     const base = `${this.prefix}${this.sessionTag(key)}`;
-    return {
+    const keys: Readonly<SessionKeys> = Object.freeze({
       rec: `${base}:rec`,
       meta: `${base}:meta`,
       turns: `${base}:turns`,
       profile: `${base}:profile`,
       archive: `${base}:arch`,
       archiveData: `${base}:archdata`,
-    };
+    });
+    if (key.agentName.length + key.identity.length <= SESSION_KEYS_MEMO_MAX_CHARS) {
+      if (this.memoCount >= SESSION_KEYS_MEMO_SIZE) {
+        this.memo.clear();
+        this.memoCount = 0;
+      }
+      let byIdentity = this.memo.get(key.agentName);
+      if (byIdentity === undefined) this.memo.set(key.agentName, (byIdentity = new Map()));
+      byIdentity.set(key.identity, keys);
+      this.memoCount++;
+    }
+    return keys;
   }
 
   /** Pub/sub channel of notices about `identity`'s sessions (takeovers, forget). */

@@ -69,6 +69,8 @@ export class RedisSessionStore implements SessionStore {
   private readonly opts: ResolvedStoreOptions;
   private readonly codec: PayloadCodec;
   private readonly log: Logger;
+  /** The append script's constant arguments, as sent. */
+  private readonly appendLimits: { maxPendingTurns: string; sessionTtlMs: string };
 
   constructor(opts: RedisSessionStoreOptions) {
     if (opts.client === undefined && opts.url === undefined && opts.sentinel === undefined) {
@@ -80,6 +82,7 @@ export class RedisSessionStore implements SessionStore {
     this.opts = resolveStoreOptions(opts);
     this.codec = new PayloadCodec(this.opts.cipher);
     this.log = opts.logger ?? silentLogger;
+    this.appendLimits = { maxPendingTurns: String(this.opts.maxPendingTurns), sessionTtlMs: String(this.opts.sessionTtlMs) };
     // A client we own reports its errors here instead of as unhandled 'error' events.
     if (this.ownsClient) this.client.on('error', (err: Error) => this.log.debug({ err: err.message }, 'redis client error'));
     defineScripts(this.client);
@@ -132,7 +135,7 @@ export class RedisSessionStore implements SessionStore {
         this.client,
         'append',
         [k.meta, k.turns, k.rec],
-        [lease.owner, String(lease.fence), this.codec.encodeTurn(key, turn), String(this.opts.maxPendingTurns), String(this.opts.sessionTtlMs)],
+        [lease.owner, String(lease.fence), this.codec.encodeTurn(key, turn), this.appendLimits.maxPendingTurns, this.appendLimits.sessionTtlMs],
       ),
       'append',
     );

@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
+import { KeyBuilder } from '../../../lib/store/keys.js';
 import { RedisSessionStore } from '../../../lib/store/redis_session_store.js';
 import { randomPrefix } from '../../support/env.js';
 import { sessionStoreContract } from './contract.js';
@@ -30,6 +31,28 @@ describe('RedisSessionStore specifics', () => {
     expect(tags.size).toBe(1);
     for (const k of keys) expect(k).not.toContain('a}:{b');
     expect(() => new RedisSessionStore({ client: redis, prefix: 'bad{' })).toThrow(/prefix/);
+  });
+
+  it('gives every session its own keys, however many sessions and however long the identity (kept keys included)', () => {
+    const keys = new KeyBuilder('p:');
+    const names = ['ag', 'ag2'];
+    const identities = [...Array.from({ length: 2_500 }, (_, i) => `user-${i}`), 'x'.repeat(10_000), 'a}:{b', '\u0000', '🙂'];
+    const seen = new Map<string, string>();
+    // Twice over: the second pass reads what the first kept (and what was dropped when full).
+    for (let pass = 0; pass < 2; pass++) {
+      for (const agentName of names) {
+        for (const identity of identities) {
+          const k = keys.session({ agentName, identity });
+          expect(k).toEqual(new KeyBuilder('p:').session({ agentName, identity }));
+          expect(keys.parseMetaKey(k.meta)).toEqual({ agentName, identity });
+          const owner = seen.get(k.rec);
+          expect(owner === undefined || owner === `${agentName}\u0001${identity}`).toBe(true);
+          seen.set(k.rec, `${agentName}\u0001${identity}`);
+        }
+      }
+    }
+    expect(seen.size).toBe(names.length * identities.length);
+    expect(Object.isFrozen(keys.session({ agentName: 'ag', identity: 'user-1' }))).toBe(true);
   });
 
   it('does not close a client it was handed', async () => {
