@@ -421,7 +421,8 @@ export class ParticipantSession {
     const everyMs = Math.max(250, Math.floor(Math.min(this.leaseMs, this.o.policy.sessionTtlMs) / 3));
     this.renewTimer = setInterval(() => {
       // Turns appended since the last save are folded in, which also refreshes the archive
-      // copy: if this job crashes, the archive holds the conversation up to the last renewal.
+      // copy and keeps the pending list short (if this job crashes, the store keeps the turns
+      // appended after this save with the archive copy).
       if (this.unsavedTurns > 0) this.queueSave();
       void this.writes.run('renew_lease', async () => {
         const ok = await this.o.store.renewLease(this.o.key, this.lease!, this.o.clock.nowMs(), this.leaseMs);

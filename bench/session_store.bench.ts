@@ -31,7 +31,7 @@ import { encodeStoredRecord } from '../lib/store/record_wire.js';
 import { asArray, callScript, num, strList, strOrNull } from '../lib/store/redis_scripts.js';
 import type { LuaReply } from '../lib/store/redis_scripts.js';
 import { DEFAULT_HISTORY_LIMITS } from '../lib/session/history.js';
-import { DEFAULT_MAX_PENDING_TURNS } from '../lib/store/session_store.js';
+import { DEFAULT_ARCHIVE_TTL_MS, DEFAULT_MAX_PENDING_TURNS } from '../lib/store/session_store.js';
 import type { SessionKey } from '../lib/store/session_store.js';
 import { TieredSessionStore } from '../lib/store/tiered_session_store.js';
 import { PrivateRedis, canStartRedis, freePort } from '../test/lib/store/private_redis.js';
@@ -126,7 +126,10 @@ async function benchRedis(lines: string[]): Promise<void> {
       let reply: LuaReply[] = [];
       await timed(t.script, async () => {
         const nowMs = Date.now();
-        reply = asArray(await callScript(client, 'claim', [k.rec, k.meta, k.turns, k.profile], ['bench-job', String(nowMs), String(nowMs + 60_000), 'takeover', '1800000']), 'claim');
+        reply = asArray(
+          await callScript(client, 'claim', [k.rec, k.meta, k.turns, k.profile, k.archive, k.archiveTail], ['bench-job', String(nowMs), String(nowMs + 60_000), 'takeover', '1800000', String(DEFAULT_ARCHIVE_TTL_MS), String(DEFAULT_ARCHIVE_TTL_MS)]),
+          'claim',
+        );
       });
       // The client-side decode resumeAndClaim does, timed alone on the reply just received.
       await timed(t.decode, async () => {
@@ -175,7 +178,7 @@ async function benchRedis(lines: string[]): Promise<void> {
     '|---|---|---|---|---|',
     `| raw \`GET\` of the record bytes, as a string (baseline) | ${fmt(g.median)} | ${fmt(g.p99)} | 1.00 | ${getCommands} |`,
     `| raw \`GET\` as a Buffer (no UTF-8 decode), for reference | ${fmt(gb.median)} | ${fmt(gb.p99)} | ${(gb.median / g.median).toFixed(2)}× GET | 1 |`,
-    `| \`claim-4.lua\` round trip only (no decode), for reference | ${fmt(sc.median)} | ${fmt(sc.p99)} | ${(sc.median / g.median).toFixed(2)}× GET | 1 |`,
+    `| \`claim-6.lua\` round trip only (no decode), for reference | ${fmt(sc.median)} | ${fmt(sc.p99)} | ${(sc.median / g.median).toFixed(2)}× GET | 1 |`,
     `| client decode of that reply only (JSON.parse + zod of the record and the profile), for reference | ${fmt(dc.median)} | ${fmt(dc.p99)} | ${(dc.median / g.median).toFixed(2)}× GET | 0 |`,
     `| **resume lookup + claim** (\`resumeAndClaim\`: script + split payload: JSON.parse + zod of the head, ids and texts sliced out; + profile) | ${fmt(cl.median)} | ${fmt(cl.p99)} | **${(cl.median / g.median).toFixed(2)}×** GET | ${claimCommands} |`,
     `| raw \`SET\` of the turn bytes (baseline) | ${fmt(s.median)} | ${fmt(s.p99)} | 1.00 | 1 |`,

@@ -110,6 +110,13 @@ export class PayloadCodec {
     if (payload === null) return { status: 'missing' };
     const rec = this.decodeRecordPayload(key, payload);
     if (!rec.ok) return { status: 'invalid', why: rec.why };
+    // rec.value is a fresh object of our own (decoded above): set fields in place, no copy.
+    rec.value.version = version;
+    return this.withPendingTurns(key, rec.value, turnPayloads, limits);
+  }
+
+  /** `record` (a fresh object of the caller's) with the pending turns merged in. */
+  private withPendingTurns(key: SessionKey, record: SessionRecord, turnPayloads: readonly string[], limits: HistoryLimits): RecordRead {
     const turns: Turn[] = [];
     for (const tp of turnPayloads) {
       const raw = this.decode('turn', key, tp);
@@ -118,9 +125,6 @@ export class PayloadCodec {
       if (!t.success) return { status: 'invalid', why: 'record_invalid' };
       turns.push(t.data);
     }
-    // rec.value is a fresh object of our own (decoded above): set fields in place, no copy.
-    let record: SessionRecord = rec.value;
-    record.version = version;
     if (turns.length > 0) {
       const history = appendTurns(record.history, turns, limits);
       const lastAtMs = turns.reduce((m, t) => Math.max(m, t.createdAtMs), record.lastSeenAt);
@@ -141,10 +145,26 @@ export class PayloadCodec {
     return p.value;
   }
 
-  /** Decodes one archive entry (archived payloads are record payloads). */
-  decodeArchived(key: SessionKey, sessionId: string, archivedAtMs: number, payload: string): ArchivedSession {
+  /**
+   * Decodes one archive entry (archived payloads are record payloads), with the turns said after
+   * its last save (a crashed owner's; `tailPayloads`) merged in.
+   */
+  decodeArchived(key: SessionKey, sessionId: string, archivedAtMs: number, payload: string, tailPayloads: readonly string[] = [], limits: HistoryLimits = DEFAULT_HISTORY_LIMITS): ArchivedSession {
     const rec = this.decodeRecordPayload(key, payload);
-    return rec.ok ? { sessionId, archivedAtMs, record: rec.value } : { sessionId, archivedAtMs, record: null, problem: rec.why };
+    if (!rec.ok) return { sessionId, archivedAtMs, record: null, problem: rec.why };
+    const merged = this.withPendingTurns(key, rec.value, tailPayloads, limits);
+    return merged.status === 'found' ? { sessionId, archivedAtMs, record: merged.record } : { sessionId, archivedAtMs, record: null, problem: merged.status === 'invalid' ? merged.why : 'record_invalid' };
+  }
+
+  /** The turn payloads of an archive tail (a JSON array of them), or null when it is not one. */
+  static parseTail(tail: string): string[] | null {
+    if (tail === '') return [];
+    try {
+      const v: unknown = JSON.parse(tail);
+      return Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : null;
+    } catch {
+      return null;
+    }
   }
 
   /** The profile payload a saved record implies. */

@@ -7,10 +7,12 @@
  * |-----------------------------|--------|---------------------------------------------------|----------------|
  * | `P{s.A.I}:rec`              | string | the session record payload                        | sessionTtlMs   |
  * | `P{s.A.I}:meta`             | hash   | `version`, `fence`, `owner`, `exp` (lease end ms) | sessionTtlMs   |
- * | `P{s.A.I}:turns`            | list   | turn payloads appended since the last save        | sessionTtlMs   |
+ * | `P{s.A.I}:turns`            | list   | turn payloads appended since the last save        | max(session, archive) TTL |
  * | `P{s.A.I}:profile`          | string | the identity profile payload                      | profileTtlMs   |
  * | `P{s.A.I}:arch`             | zset   | archived session ids, score = archived at (ms)    | archiveTtlMs   |
  * | `P{s.A.I}:archdata`         | hash   | session id → archived record payload              | archiveTtlMs   |
+ * | `P{s.A.I}:archtail`         | hash   | session id → turns said after its last save (a    | archiveTtlMs   |
+ * |                             |        | crashed owner's), payloads joined by newlines     |                |
  * | `P{i.I}:agents`             | set    | `A` of every agent holding data for identity `I`  | profileTtlMs   |
  *
  * All keys of one session share the hash tag `{s.A.I}`, so every script touching them runs in
@@ -45,6 +47,7 @@ export interface SessionKeys {
   profile: string;
   archive: string;
   archiveData: string;
+  archiveTail: string;
 }
 
 /**
@@ -89,6 +92,7 @@ export class KeyBuilder {
       profile: `${base}:profile`,
       archive: `${base}:arch`,
       archiveData: `${base}:archdata`,
+      archiveTail: `${base}:archtail`,
     });
     if (key.agentName.length + key.identity.length <= SESSION_KEYS_MEMO_MAX_CHARS) {
       if (this.memoCount >= SESSION_KEYS_MEMO_SIZE) {

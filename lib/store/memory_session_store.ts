@@ -43,6 +43,8 @@ interface Entry {
   meta: Meta | null;
   profile: string | null;
   archive: Map<string, { atMs: number; payload: string }>;
+  /** Session id → turn payloads said after its last save, kept when its record expired (a crashed owner's). */
+  archiveTail: Map<string, string[]>;
   expiresAtMs: Record<Slot, number>;
   queuedAtMs: Record<Slot, number | null>;
 }
@@ -89,14 +91,36 @@ export class MemorySessionStore implements SessionStore {
       }
       expired++;
       if (item.slot === 'session') {
+        this.keepTail(e);
         e.rec = null;
         e.turns = [];
         e.meta = null;
       } else if (item.slot === 'profile') e.profile = null;
-      else e.archive.clear();
+      else {
+        e.archive.clear();
+        e.archiveTail.clear();
+      }
       this.dropIfEmpty(item.id, e);
     }
     return expired;
+  }
+
+  /**
+   * Turns still pending when a session expires were said after its last save by an owner that
+   * never saved again (it crashed): they stay with the newest archive entry (the last session
+   * saved), as in the Redis store.
+   */
+  private keepTail(e: Entry): void {
+    if (e.turns.length === 0) return;
+    let newest: string | undefined;
+    let newestAtMs = Number.NEGATIVE_INFINITY;
+    for (const [sid, v] of e.archive) {
+      if (v.atMs >= newestAtMs) {
+        newest = sid;
+        newestAtMs = v.atMs;
+      }
+    }
+    if (newest !== undefined) e.archiveTail.set(newest, [...(e.archiveTail.get(newest) ?? []), ...e.turns]);
   }
 
   private schedule(id: string, e: Entry, slot: Slot): void {
@@ -138,6 +162,7 @@ export class MemorySessionStore implements SessionStore {
       meta: null,
       profile: null,
       archive: new Map(),
+      archiveTail: new Map(),
       expiresAtMs: { session: 0, profile: 0, archive: 0 },
       queuedAtMs: { session: null, profile: null, archive: null },
     };
@@ -232,6 +257,7 @@ export class MemorySessionStore implements SessionStore {
     for (const [sid, v] of byAge) {
       if (v.atMs < cutoffMs || excess > 0) {
         e.archive.delete(sid);
+        e.archiveTail.delete(sid);
         excess--;
       }
     }
@@ -282,10 +308,14 @@ export class MemorySessionStore implements SessionStore {
     const [, e] = this.get(key);
     if (e === undefined) return [];
     const cutoffMs = nowMs - this.opts.archiveTtlMs;
+    return this.archived(e).filter((a) => a.archivedAtMs >= cutoffMs);
+  }
+
+  /** The archive of `e`, newest first, tails merged in. */
+  private archived(e: Entry): ArchivedSession[] {
     return [...e.archive.entries()]
-      .filter(([, v]) => v.atMs >= cutoffMs)
       .sort((a, b) => b[1].atMs - a[1].atMs)
-      .map(([sid, v]) => this.codec.decodeArchived(e.key, sid, v.atMs, v.payload));
+      .map(([sid, v]) => this.codec.decodeArchived(e.key, sid, v.atMs, v.payload, e.archiveTail.get(sid), this.opts.historyLimits));
   }
 
   async listSessions(opts: { cursor?: string | null; count?: number } = {}): Promise<SessionPage> {
@@ -316,9 +346,7 @@ export class MemorySessionStore implements SessionStore {
       lease: meta === null ? null : { owner: meta.owner, fence: meta.fence, expiresAtMs: meta.expMs },
       record: read.status === 'found' ? { ...read.record, owner: null } : null,
       profile: this.codec.decodeProfile(e.key, e.profile),
-      archive: [...e.archive.entries()]
-        .sort((a, b) => b[1].atMs - a[1].atMs)
-        .map(([sid, v]) => this.codec.decodeArchived(e.key, sid, v.atMs, v.payload)),
+      archive: this.archived(e),
     };
   }
 

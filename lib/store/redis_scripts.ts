@@ -12,12 +12,12 @@ import { ConflictError, SessionError, StoreUnavailableError } from '../errors.js
 
 /** The scripts and their key counts. */
 export const SCRIPTS = {
-  claim: { file: 'claim-4.lua', numberOfKeys: 4, readOnly: false },
+  claim: { file: 'claim-6.lua', numberOfKeys: 6, readOnly: false },
   append: { file: 'append-3.lua', numberOfKeys: 3, readOnly: false },
-  save: { file: 'save-6.lua', numberOfKeys: 6, readOnly: false },
+  save: { file: 'save-7.lua', numberOfKeys: 7, readOnly: false },
   lease: { file: 'lease-3.lua', numberOfKeys: 3, readOnly: false },
-  read: { file: 'read-6.lua', numberOfKeys: 6, readOnly: true },
-  restore: { file: 'restore-6.lua', numberOfKeys: 6, readOnly: false },
+  read: { file: 'read-7.lua', numberOfKeys: 7, readOnly: true },
+  restore: { file: 'restore-7.lua', numberOfKeys: 7, readOnly: false },
 } as const;
 
 /** A script name. */

@@ -69,8 +69,8 @@ export class RedisSessionStore implements SessionStore {
   private readonly opts: ResolvedStoreOptions;
   private readonly codec: PayloadCodec;
   private readonly log: Logger;
-  /** The append script's constant arguments, as sent. */
-  private readonly appendLimits: { maxPendingTurns: string; sessionTtlMs: string };
+  /** The scripts' constant arguments, as sent. */
+  private readonly scriptArgs: { maxPendingTurns: string; sessionTtlMs: string; turnsKeepMs: string; archiveTtlMs: string };
 
   constructor(opts: RedisSessionStoreOptions) {
     if (opts.client === undefined && opts.url === undefined && opts.sentinel === undefined) {
@@ -82,7 +82,14 @@ export class RedisSessionStore implements SessionStore {
     this.opts = resolveStoreOptions(opts);
     this.codec = new PayloadCodec(this.opts.cipher);
     this.log = opts.logger ?? silentLogger;
-    this.appendLimits = { maxPendingTurns: String(this.opts.maxPendingTurns), sessionTtlMs: String(this.opts.sessionTtlMs) };
+    this.scriptArgs = {
+      maxPendingTurns: String(this.opts.maxPendingTurns),
+      sessionTtlMs: String(this.opts.sessionTtlMs),
+      // Pending turns outlive the record up to the archive's retention: if the owner crashes,
+      // they are its archive copy's last turns (see claim-6.lua).
+      turnsKeepMs: String(Math.max(this.opts.sessionTtlMs, this.opts.archiveTtlMs)),
+      archiveTtlMs: String(this.opts.archiveTtlMs),
+    };
     // A client we own reports its errors here instead of as unhandled 'error' events.
     if (this.ownsClient) this.client.on('error', (err: Error) => this.log.debug({ err: err.message }, 'redis client error'));
     defineScripts(this.client);
@@ -90,7 +97,7 @@ export class RedisSessionStore implements SessionStore {
 
   private sk(key: SessionKey): string[] {
     const k = this.keys.session(key);
-    return [k.rec, k.meta, k.turns, k.profile, k.archive, k.archiveData];
+    return [k.rec, k.meta, k.turns, k.profile, k.archive, k.archiveData, k.archiveTail];
   }
 
   private async index(key: SessionKey): Promise<void> {
@@ -106,7 +113,12 @@ export class RedisSessionStore implements SessionStore {
     const k = this.keys.session(key);
     const keepMs = Math.max(this.opts.sessionTtlMs, leaseMs);
     const reply = asArray(
-      await callScript(this.client, 'claim', [k.rec, k.meta, k.turns, k.profile], [owner, String(nowMs), String(nowMs + leaseMs), mode, String(keepMs)]),
+      await callScript(
+        this.client,
+        'claim',
+        [k.rec, k.meta, k.turns, k.profile, k.archive, k.archiveTail],
+        [owner, String(nowMs), String(nowMs + leaseMs), mode, String(keepMs), String(Math.max(keepMs, this.opts.archiveTtlMs)), this.scriptArgs.archiveTtlMs],
+      ),
       'claim',
     );
     if (checkCode(reply, 'claim') === LUA_CODES.busy) return { status: 'busy', owner: strOrNull(reply, 1) ?? '', leaseExpiresAtMs: num(reply, 2) };
@@ -135,7 +147,7 @@ export class RedisSessionStore implements SessionStore {
         this.client,
         'append',
         [k.meta, k.turns, k.rec],
-        [lease.owner, String(lease.fence), this.codec.encodeTurn(key, turn), this.appendLimits.maxPendingTurns, this.appendLimits.sessionTtlMs],
+        [lease.owner, String(lease.fence), this.codec.encodeTurn(key, turn), this.scriptArgs.maxPendingTurns, this.scriptArgs.sessionTtlMs, this.scriptArgs.turnsKeepMs],
       ),
       'append',
     );
@@ -182,7 +194,12 @@ export class RedisSessionStore implements SessionStore {
   private async lease(op: 'release' | 'renew', key: SessionKey, lease: LeaseToken, nowMs: number, leaseMs: number): Promise<boolean> {
     const k = this.keys.session(key);
     const keepMs = Math.max(this.opts.sessionTtlMs, leaseMs);
-    const reply = await callScript(this.client, 'lease', [k.meta, k.rec, k.turns], [op, lease.owner, String(lease.fence), String(nowMs + leaseMs), String(keepMs)]);
+    const reply = await callScript(
+      this.client,
+      'lease',
+      [k.meta, k.rec, k.turns],
+      [op, lease.owner, String(lease.fence), String(nowMs + leaseMs), String(keepMs), String(Math.max(keepMs, this.opts.archiveTtlMs))],
+    );
     return reply === 1;
   }
 
@@ -222,13 +239,26 @@ export class RedisSessionStore implements SessionStore {
     }
   }
 
+  /**
+   * The archive of a `read` reply, newest first. Each entry has its tail merged in (turns said
+   * after its last save by an owner that crashed); pending turns with no live record are such a
+   * tail not yet moved (claim-6.lua moves it at the next claim): they belong to the newest entry.
+   */
   private decodeArchive(key: SessionKey, reply: LuaReply[], cutoffMs: number): ArchivedSession[] {
     const flat = strList(reply, 4);
+    const unmoved = reply[0] === null ? strList(reply, 2) : [];
     const out: ArchivedSession[] = [];
-    for (let i = 0; i + 2 < flat.length; i += 3) {
+    for (let i = 0; i + 3 < flat.length; i += 4) {
+      const sessionId = flat[i] ?? '';
       const atMs = Number(flat[i + 1]);
+      const tail = PayloadCodec.parseTail(flat[i + 3] ?? '');
+      const newest = i === 0;
       if (atMs < cutoffMs) continue;
-      out.push(this.codec.decodeArchived(key, flat[i] ?? '', atMs, flat[i + 2] ?? ''));
+      if (tail === null) {
+        out.push({ sessionId, archivedAtMs: atMs, record: null, problem: 'record_invalid' });
+        continue;
+      }
+      out.push(this.codec.decodeArchived(key, sessionId, atMs, flat[i + 2] ?? '', newest ? [...tail, ...unmoved] : tail, this.opts.historyLimits));
     }
     return out;
   }

@@ -61,7 +61,10 @@ export type ClaimResult =
     }
   | { status: 'busy'; owner: string; leaseExpiresAtMs: number };
 
-/** One archived conversation: closed, suspended, or as last saved (its owner may have crashed). */
+/**
+ * One archived conversation: closed, suspended, or as last saved when its owner crashed; then
+ * with the turns appended after that save too, once its live record has expired.
+ */
 export interface ArchivedSession {
   sessionId: string;
   /** When it was archived, epoch ms. */
@@ -108,7 +111,9 @@ export interface SessionStore {
    * Compare-and-set save of the whole record (its pending turns are folded in by the caller:
    * the record must contain every turn appended so far). Also writes the profile it implies
    * and refreshes the session's archive copy (scored at `record.lastSeenAt`), so a conversation
-   * whose owner crashed is archived as last saved. Returns the new version. Throws ConflictError `version_conflict` / `lease_lost`.
+   * whose owner crashed is archived as last saved; turns appended after a session's last save
+   * belong to it (a conversation's first write is its save), and if its live record expires
+   * before another save they are kept with that archive copy. Returns the new version. Throws ConflictError `version_conflict` / `lease_lost`.
    */
   save(record: SessionRecord, expectedVersion: number, lease: LeaseToken): Promise<number>;
   /** Like {@link save} for a disconnected record, with the lease released. */

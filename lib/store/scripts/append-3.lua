@@ -8,7 +8,9 @@
 -- ARGV[2]  fence            the lease holder's fencing token (integer)
 -- ARGV[3]  turn             the turn payload
 -- ARGV[4]  maxPendingTurns  turns kept in the list (oldest dropped), count
--- ARGV[5]  sessionTtlMs     TTL of meta / turns / rec, milliseconds
+-- ARGV[5]  sessionTtlMs     TTL of meta / rec, milliseconds
+-- ARGV[6]  turnsKeepMs      TTL of turns, milliseconds (max(sessionTtlMs, archiveTtlMs): a crashed
+--                           owner's last turns outlive its record, for the archive; see claim-6.lua)
 --
 -- Returns: { 0, newVersion } appended | { -3 } lease lost (no lease, other owner or fence)
 local m = redis.call('HMGET', KEYS[1], 'owner', 'fence')
@@ -18,6 +20,6 @@ local max = tonumber(ARGV[4])
 if n > max then redis.call('LTRIM', KEYS[2], -max, -1) end
 local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
 return { 0, v }

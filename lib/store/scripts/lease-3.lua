@@ -8,7 +8,8 @@
 -- ARGV[2]  owner       the lease holder's id
 -- ARGV[3]  fence       the lease holder's fencing token (integer)
 -- ARGV[4]  leaseExpMs  new end of the lease, epoch milliseconds (renew)
--- ARGV[5]  keepMs      TTL of meta / rec / turns, milliseconds (renew)
+-- ARGV[5]  keepMs      TTL of meta / rec, milliseconds (renew)
+-- ARGV[6]  turnsKeepMs TTL of turns, milliseconds (renew; max(keepMs, archiveTtlMs), see claim-6.lua)
 --
 -- Returns: 1 done | 0 the lease had moved (nothing changed)
 local m = redis.call('HMGET', KEYS[1], 'owner', 'fence')
@@ -20,6 +21,6 @@ else
   redis.call('HSET', KEYS[1], 'exp', ARGV[4])
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
   redis.call('PEXPIRE', KEYS[2], ARGV[5])
-  redis.call('PEXPIRE', KEYS[3], ARGV[5])
+  redis.call('PEXPIRE', KEYS[3], ARGV[6])
 end
 return 1

@@ -158,16 +158,33 @@ export function sessionStoreContract(h: StoreHarness): void {
       expect(claim.status === 'claimed' && claim.profile?.lastTopic).toBe('remember me');
     });
 
-    it('an owner that crashes (no suspend, no end) leaves its last saved copy in the archive after expiry', async () => {
+    it('an owner that crashes (no suspend, no end) leaves every turn in the archive after expiry, and the next conversation does not take them', async () => {
       const store = await h.make({ sessionTtlMs: 300, profileTtlMs: 60_000 });
       const key = { agentName: 'agent', identity: 'crashed' };
       const s = await start(store, key, 'job-a', 'said before the crash');
       await store.appendTurn(key, turn('said after the last save'), s.lease);
+      await store.appendTurn(key, turn('the last words', 'assistant'), s.lease);
       // The job dies here: its lease lapses and the live record expires.
       await until(async () => (await store.readRecord(key)).status === 'missing');
-      const archive = await store.readArchive(key, Date.now());
-      expect(archive.map((a) => a.sessionId)).toEqual([s.record.sessionId]);
-      expect(archive[0]?.record?.history.turns.map((t) => t.text)).toEqual(['said before the crash']);
+      const texts = async () => (await store.readArchive(key, Date.now())).map((a) => [a.sessionId, a.problem ?? null, a.record?.history.turns.map((t) => t.text)]);
+      const crashed = [s.record.sessionId, null, ['said before the crash', 'said after the last save', 'the last words']];
+      expect(await texts()).toEqual([crashed]);
+      // The identity comes back after the session expired: a new conversation, with none of the
+      // crashed one's turns, and the crashed one's archive copy keeps all of its own.
+      const next = await store.resumeAndClaim(key, 'job-b', Date.now(), LEASE_MS);
+      expect(next.status === 'claimed' && next.record).toEqual({ status: 'missing' });
+      if (next.status !== 'claimed') return;
+      const record = recordWithTurn(newSessionRecord({ ...key, sessionId: 's-next', nowMs: Date.now() + 1, profile: next.profile }), turn('a new conversation'));
+      const v = await store.save(record, next.version, next.lease);
+      await store.appendTurn(key, turn('and its second turn'), next.lease);
+      const read = await store.readRecord(key);
+      expect(read.status === 'found' && read.record.history.turns.map((t) => t.text)).toEqual(['a new conversation', 'and its second turn']);
+      expect(await texts()).toEqual([['s-next', null, ['a new conversation']], crashed]);
+      await store.end(read.status === 'found' ? read.record : record, v + 1, next.lease, Date.now() + 2);
+      expect(await texts()).toEqual([['s-next', null, ['a new conversation', 'and its second turn']], crashed]);
+      // forget erases the kept turns with the rest.
+      await store.forget('crashed');
+      expect(await store.readArchive(key, Date.now())).toEqual([]);
     });
 
     it('suspend archives and releases; end deletes the live record, keeps profile and archive', async () => {
@@ -282,6 +299,31 @@ export function sessionStoreContract(h: StoreHarness): void {
         cursor = page.cursor;
       } while (cursor !== null);
       expect(new Set(listed.map((k) => k.identity))).toEqual(new Set(hostile.filter((i) => i !== 'a}:{b')));
+    });
+
+    it('a crashed owner\'s last turns survive a tier replay of a later conversation, and travel with an export', async () => {
+      const store = await h.make({ sessionTtlMs: 300, profileTtlMs: 60_000 });
+      const key = { agentName: 'agent', identity: 'replayed' };
+      const s = await start(store, key, 'job-a', 'saved');
+      await store.appendTurn(key, turn('unsaved'), s.lease);
+      await until(async () => (await store.readRecord(key)).status === 'missing');
+      // Another job ran the next conversation from its memory tier (Redis was down) and
+      // replays it now: the snapshot replaces the live session, not the crashed one's turns.
+      const nowMs = Date.now();
+      const next = recordWithTurn(newSessionRecord({ ...key, sessionId: 's-replayed', nowMs, profile: null }), turn('from the tier'));
+      const out = await store.restore({ key, version: 1, lease: { owner: 'job-b', fence: 1, expiresAtMs: nowMs + LEASE_MS }, record: next, profile: null, archive: [] }, 'job-b', nowMs);
+      expect(out.status).toBe('restored');
+      const read = await store.readRecord(key);
+      expect(read.status === 'found' && read.record.history.turns.map((t) => t.text)).toEqual(['from the tier']);
+      const archive = await store.readArchive(key, Date.now());
+      expect(archive.map((a) => [a.sessionId, a.record?.history.turns.map((t) => t.text)])).toEqual([[s.record.sessionId, ['saved', 'unsaved']]]);
+      // An export carries the archive with those turns into another store.
+      const other = await h.make();
+      const snap = await store.exportSession(key);
+      if (snap === null) throw new Error('nothing exported');
+      await other.restore({ ...snap, lease: null }, 'job-b', Date.now());
+      const moved = await other.readArchive(key, Date.now());
+      expect(moved.map((a) => [a.sessionId, a.record?.history.turns.map((t) => t.text)])).toEqual([[s.record.sessionId, ['saved', 'unsaved']]]);
     });
 
     it('export + restore round-trips a session into another store', async () => {

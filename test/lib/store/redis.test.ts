@@ -3,7 +3,8 @@ import type { Redis } from 'ioredis';
 import { KeyBuilder } from '../../../lib/store/keys.js';
 import { RedisSessionStore } from '../../../lib/store/redis_session_store.js';
 import { randomPrefix } from '../../support/env.js';
-import { sessionStoreContract } from './contract.js';
+import { newSessionRecord } from '../../../lib/session/record.js';
+import { sessionStoreContract, until } from './contract.js';
 import { connectTestRedis, tamperRecordWith, unlinkPrefix } from './redis_support.js';
 
 const redis: Redis = await connectTestRedis();
@@ -53,6 +54,31 @@ describe('RedisSessionStore specifics', () => {
     }
     expect(seen.size).toBe(names.length * identities.length);
     expect(Object.isFrozen(keys.session({ agentName: 'ag', identity: 'user-1' }))).toBe(true);
+  });
+
+  it('a crashed owner\'s kept turns are validated like any stored payload, and forget erases them', async () => {
+    const prefix = randomPrefix('tail');
+    prefixes.push(prefix);
+    const store = new RedisSessionStore({ client: redis, prefix, sessionTtlMs: 300 });
+    const key = { agentName: 'ag', identity: 'tail' };
+    const nowMs = Date.now();
+    const c = await store.resumeAndClaim(key, 'job-a', nowMs, 30_000);
+    if (c.status !== 'claimed') throw new Error('claim');
+    const version = await store.save(newSessionRecord({ ...key, sessionId: 's-crashed', nowMs, profile: null }), c.version, c.lease);
+    expect(version).toBe(c.version + 1);
+    await store.appendTurn(key, { id: 't1', role: 'user', text: 'after the last save', createdAtMs: nowMs + 1 }, c.lease);
+    await until(async () => (await store.readRecord(key)).status === 'missing');
+    // The next claim moves the kept turns next to the archive copy.
+    await store.resumeAndClaim(key, 'job-b', Date.now(), 30_000);
+    const k = store.keys.session(key);
+    expect(await redis.llen(k.turns)).toBe(0);
+    expect((await store.readArchive(key, Date.now()))[0]?.record?.history.turns.map((t) => t.text)).toEqual(['after the last save']);
+    for (const bad of ['not json', '[1, 2]', JSON.stringify(['{"id":"t1","role":"robot","text":"x","createdAtMs":1}'])]) {
+      await redis.hset(k.archiveTail, 's-crashed', bad);
+      expect(await store.readArchive(key, Date.now())).toEqual([expect.objectContaining({ sessionId: 's-crashed', record: null, problem: 'record_invalid' })]);
+    }
+    await store.forget('tail');
+    expect(await redis.exists(k.archiveTail, k.archive, k.archiveData, k.turns)).toBe(0);
   });
 
   it('does not close a client it was handed', async () => {

@@ -1,4 +1,4 @@
--- restore-6.lua: write a full session snapshot (tier replay after an outage), in one round trip.
+-- restore-7.lua: write a full session snapshot (tier replay after an outage), in one round trip.
 --
 -- KEYS[1]  rec       string  session record payload
 -- KEYS[2]  meta      hash    version, fence, owner, exp
@@ -6,6 +6,7 @@
 -- KEYS[4]  profile   string  identity profile payload
 -- KEYS[5]  arch      zset    archived session ids, score = archived at (epoch ms)
 -- KEYS[6]  archdata  hash    session id -> archived record payload
+-- KEYS[7]  archtail  hash    session id -> JSON array of turn payloads said after its last save
 --
 -- ARGV[1]   fence         the snapshot's fencing token (integer)
 -- ARGV[2]   version       the snapshot's version (integer)
@@ -15,7 +16,7 @@
 -- ARGV[6]   profile       profile payload, '' to leave the stored one
 -- ARGV[7]   sessionTtlMs  TTL of rec / meta, milliseconds
 -- ARGV[8]   profileTtlMs  TTL of profile, milliseconds
--- ARGV[9]   archiveTtlMs  TTL of arch / archdata, milliseconds
+-- ARGV[9]   archiveTtlMs  TTL of arch / archdata / archtail, milliseconds
 -- ARGV[10]  writeSession  '1' to write rec / meta / turns, '0' for profile and archive only
 -- ARGV[11]  writer        the job the snapshot comes from ('' unknown)
 -- ARGV[12]  nowMs         now, epoch milliseconds (lease liveness)
@@ -39,6 +40,18 @@ if m[1] then
   if curVersion >= version then version = curVersion + 1 end
 end
 if ARGV[10] == '1' then
+  -- Pending turns with no live record are a crashed owner's last turns: kept with the newest
+  -- archived session, as claim-6.lua does, before the snapshot replaces the session.
+  if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('LLEN', KEYS[3]) > 0 then
+    local newest = redis.call('ZREVRANGE', KEYS[5], 0, 0)[1]
+    if newest then
+      local tail = redis.call('HGET', KEYS[7], newest)
+      local all = tail and cjson.decode(tail) or {}
+      for _, t in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do all[#all + 1] = t end
+      redis.call('HSET', KEYS[7], newest, cjson.encode(all))
+      redis.call('PEXPIRE', KEYS[7], ARGV[9])
+    end
+  end
   redis.call('DEL', KEYS[2], KEYS[3])
   redis.call('HSET', KEYS[2], 'version', version, 'fence', fence, 'exp', ARGV[4])
   if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], 'owner', ARGV[3]) end

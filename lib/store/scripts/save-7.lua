@@ -1,4 +1,4 @@
--- save-6.lua: compare-and-set write of a whole record (save | suspend | end), in one round trip.
+-- save-7.lua: compare-and-set write of a whole record (save | suspend | end), in one round trip.
 --
 -- KEYS[1]  rec       string  session record payload
 -- KEYS[2]  meta      hash    version, fence, owner, exp
@@ -6,6 +6,7 @@
 -- KEYS[4]  profile   string  identity profile payload
 -- KEYS[5]  arch      zset    archived session ids, score = archived at (epoch ms)
 -- KEYS[6]  archdata  hash    session id -> archived record payload
+-- KEYS[7]  archtail  hash    session id -> turns said after its last save (claim-6.lua); pruned with it
 --
 -- ARGV[1]   owner            the lease holder's id
 -- ARGV[2]   fence            the lease holder's fencing token (integer)
@@ -16,7 +17,7 @@
 -- ARGV[6]   profile          profile payload
 -- ARGV[7]   sessionTtlMs     TTL of rec / meta, milliseconds
 -- ARGV[8]   profileTtlMs     TTL of profile, milliseconds
--- ARGV[9]   archiveTtlMs     TTL of arch / archdata, milliseconds
+-- ARGV[9]   archiveTtlMs     TTL of arch / archdata / archtail, milliseconds
 -- ARGV[10]  archiveMaxCount  archived sessions kept, count
 -- ARGV[11]  nowMs            archive score, epoch milliseconds (a save passes the record's lastSeenAt)
 -- ARGV[12]  cutoffMs         archive entries scored below this are dropped, epoch milliseconds
@@ -39,12 +40,14 @@ if mode ~= 'save' then
   redis.call('HSET', KEYS[2], 'exp', '0')
 end
 -- Every write refreshes the session's archive copy, so a session whose owner crashed (never
--- suspended or ended) is still in the archive, as last saved, after its live record expires.
+-- suspended or ended) is still in the archive, as last saved, after its live record expires
+-- (with the turns appended after this save: claim-6.lua).
 redis.call('ZADD', KEYS[5], ARGV[11], ARGV[13])
 redis.call('HSET', KEYS[6], ARGV[13], ARGV[5])
 local old = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[12])
 if #old > 0 then
   redis.call('HDEL', KEYS[6], unpack(old))
+  redis.call('HDEL', KEYS[7], unpack(old))
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[12])
 end
 local n = redis.call('ZCARD', KEYS[5])
@@ -52,10 +55,12 @@ local max = tonumber(ARGV[10])
 if n > max then
   local drop = redis.call('ZRANGE', KEYS[5], 0, n - max - 1)
   redis.call('HDEL', KEYS[6], unpack(drop))
+  redis.call('HDEL', KEYS[7], unpack(drop))
   redis.call('ZREMRANGEBYRANK', KEYS[5], 0, n - max - 1)
 end
 redis.call('PEXPIRE', KEYS[5], ARGV[9])
 redis.call('PEXPIRE', KEYS[6], ARGV[9])
+redis.call('PEXPIRE', KEYS[7], ARGV[9])
 redis.call('PEXPIRE', KEYS[2], ARGV[7])
 redis.call('SET', KEYS[4], ARGV[6], 'PX', ARGV[8])
 return { 0, v }

@@ -1,0 +1,59 @@
+-- claim-6.lua: resume lookup + ownership claim of one session, in one round trip.
+--
+-- KEYS[1]  rec       string  session record payload
+-- KEYS[2]  meta      hash    version, fence, owner, exp (lease end, epoch ms)
+-- KEYS[3]  turns     list    turn payloads appended since the last save
+-- KEYS[4]  profile   string  identity profile payload
+-- KEYS[5]  arch      zset    archived session ids, score = archived at (epoch ms)
+-- KEYS[6]  archtail  hash    session id -> JSON array of turn payloads said after its last save
+--
+-- ARGV[1]  owner         unique id of the claiming job
+-- ARGV[2]  nowMs         now, epoch milliseconds (lease liveness)
+-- ARGV[3]  leaseExpMs    end of the new lease, epoch milliseconds (nowMs + leaseMs)
+-- ARGV[4]  mode          'takeover' (newest wins) | 'exclusive' (only a free or lapsed lease)
+-- ARGV[5]  keepMs        TTL of rec / meta, milliseconds (max(sessionTtlMs, leaseMs))
+-- ARGV[6]  turnsKeepMs   TTL of turns, milliseconds (max(keepMs, archiveTtlMs))
+-- ARGV[7]  archiveTtlMs  TTL of archtail, milliseconds
+--
+-- Pending turns with no live record are the tail of a conversation whose owner crashed and
+-- whose record then expired (its turns outlive it, see turnsKeepMs): they belong to the newest
+-- archived session (the last one saved), are moved to its archtail entry and not returned.
+-- With no archived session they belong to no saved conversation (a conversation's first write
+-- is its save) and are dropped.
+--
+-- Returns:
+--   { 0, fence, version, previousOwner or '', rec or nil, profile or nil, { turn, ... } }  claimed
+--   { -1, owner, leaseExpMs }                                                             busy (exclusive only)
+local owner = ARGV[1]
+local now = tonumber(ARGV[2])
+local m = redis.call('HMGET', KEYS[2], 'version', 'fence', 'owner', 'exp')
+local cur = m[3]
+local live = cur and cur ~= '' and tonumber(m[4] or '0') > now
+if ARGV[4] == 'exclusive' and live and cur ~= owner then
+  return { -1, cur, tonumber(m[4]) }
+end
+local prev = ''
+if live and cur ~= owner then prev = cur end
+local fence = tonumber(m[2] or '0') + 1
+local version = m[1] or '0'
+redis.call('HSET', KEYS[2], 'fence', fence, 'owner', owner, 'exp', ARGV[3], 'version', version)
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+local rec = redis.call('GET', KEYS[1])
+local turns = redis.call('LRANGE', KEYS[3], 0, -1)
+if not rec and #turns > 0 then
+  local newest = redis.call('ZREVRANGE', KEYS[5], 0, 0)[1]
+  if newest then
+    local tail = redis.call('HGET', KEYS[6], newest)
+    local all = tail and cjson.decode(tail) or {}
+    for i = 1, #turns do all[#all + 1] = turns[i] end
+    redis.call('HSET', KEYS[6], newest, cjson.encode(all))
+    redis.call('PEXPIRE', KEYS[6], ARGV[7])
+  end
+  redis.call('DEL', KEYS[3])
+  turns = {}
+else
+  redis.call('PEXPIRE', KEYS[3], ARGV[6])
+end
+local profile = redis.call('GET', KEYS[4])
+return { 0, fence, tonumber(version), prev, rec, profile, turns }
