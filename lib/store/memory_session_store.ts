@@ -43,8 +43,12 @@ interface Entry {
   meta: Meta | null;
   profile: string | null;
   archive: Map<string, { atMs: number; payload: string }>;
-  /** Session id → turn payloads said after its last save, kept when its record expired (a crashed owner's). */
-  archiveTail: Map<string, string[]>;
+  /**
+   * Session id → turn payloads said after its last save, kept when its record expired (a
+   * crashed owner's); null until there is one (most sessions never have one: an empty Map is
+   * ~190 bytes of heap per session).
+   */
+  archiveTail: Map<string, string[]> | null;
   expiresAtMs: Record<Slot, number>;
   queuedAtMs: Record<Slot, number | null>;
 }
@@ -98,7 +102,7 @@ export class MemorySessionStore implements SessionStore {
       } else if (item.slot === 'profile') e.profile = null;
       else {
         e.archive.clear();
-        e.archiveTail.clear();
+        e.archiveTail = null;
       }
       this.dropIfEmpty(item.id, e);
     }
@@ -120,7 +124,9 @@ export class MemorySessionStore implements SessionStore {
         newestAtMs = v.atMs;
       }
     }
-    if (newest !== undefined) e.archiveTail.set(newest, [...(e.archiveTail.get(newest) ?? []), ...e.turns]);
+    if (newest === undefined) return;
+    e.archiveTail ??= new Map();
+    e.archiveTail.set(newest, [...(e.archiveTail.get(newest) ?? []), ...e.turns]);
   }
 
   private schedule(id: string, e: Entry, slot: Slot): void {
@@ -162,7 +168,7 @@ export class MemorySessionStore implements SessionStore {
       meta: null,
       profile: null,
       archive: new Map(),
-      archiveTail: new Map(),
+      archiveTail: null,
       expiresAtMs: { session: 0, profile: 0, archive: 0 },
       queuedAtMs: { session: null, profile: null, archive: null },
     };
@@ -257,7 +263,7 @@ export class MemorySessionStore implements SessionStore {
     for (const [sid, v] of byAge) {
       if (v.atMs < cutoffMs || excess > 0) {
         e.archive.delete(sid);
-        e.archiveTail.delete(sid);
+        e.archiveTail?.delete(sid);
         excess--;
       }
     }
@@ -315,7 +321,7 @@ export class MemorySessionStore implements SessionStore {
   private archived(e: Entry): ArchivedSession[] {
     return [...e.archive.entries()]
       .sort((a, b) => b[1].atMs - a[1].atMs)
-      .map(([sid, v]) => this.codec.decodeArchived(e.key, sid, v.atMs, v.payload, e.archiveTail.get(sid), this.opts.historyLimits));
+      .map(([sid, v]) => this.codec.decodeArchived(e.key, sid, v.atMs, v.payload, e.archiveTail?.get(sid), this.opts.historyLimits));
   }
 
   async listSessions(opts: { cursor?: string | null; count?: number } = {}): Promise<SessionPage> {
