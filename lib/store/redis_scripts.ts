@@ -71,12 +71,16 @@ export function defineScripts(client: Redis | Cluster): void {
 }
 
 /**
- * True for errors that mean "Redis did not answer" rather than "Redis refused". `READONLY` is
- * a demoted master during a Sentinel failover: not a refusal of the data, retry after it.
+ * True for errors that mean "Redis did not answer, or cannot take writes for now" rather than
+ * "Redis refused this data": the tiered store then works from memory and replays later.
+ * `READONLY` is a demoted master during a Sentinel failover; `NOREPLICAS` a master that refuses
+ * writes while too few replicas are in sync (`min-replicas-to-write`); `OOM` a full Redis
+ * (`maxmemory` with `noeviction`); `MISCONF` a Redis that stopped writes after a failed RDB save.
  */
 function isConnectivityError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
-  if (err.name === 'ReplyError') return /LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY/.test(err.message);
+  // The code leads the reply; older Redis versions quote it inside a script error ("... -READONLY ...").
+  if (err.name === 'ReplyError') return /(?:^|[\s:-])(?:LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|OOM|MISCONF)\b/.test(err.message);
   return true;
 }
 

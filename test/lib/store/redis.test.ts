@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { KeyBuilder } from '../../../lib/store/keys.js';
 import { RedisSessionStore } from '../../../lib/store/redis_session_store.js';
+import { toStoreError } from '../../../lib/store/redis_scripts.js';
 import { randomPrefix } from '../../support/env.js';
 import { newSessionRecord } from '../../../lib/session/record.js';
 import { sessionStoreContract, until } from './contract.js';
@@ -79,6 +80,22 @@ describe('RedisSessionStore specifics', () => {
     }
     await store.forget('tail');
     expect(await redis.exists(k.archiveTail, k.archive, k.archiveData, k.turns)).toBe(0);
+  });
+
+  it('treats a Redis that cannot take writes for now as unavailable (retry later), and a refusal as a fault', () => {
+    const reply = (message: string) => Object.assign(new Error(message), { name: 'ReplyError' });
+    const unavailable = [
+      'NOREPLICAS Not enough good replicas to write. script: 82cd, on @user_script:1.',
+      "OOM command not allowed when used memory > 'maxmemory'.",
+      'MISCONF Redis is configured to save RDB snapshots, but it is currently not able to persist on disk.',
+      "READONLY You can't write against a read only replica.",
+      "ERR Error running script (call to f_1): @user_script:1: -READONLY You can't write against a read only replica.",
+      'LOADING Redis is loading the dataset in memory',
+    ];
+    for (const m of unavailable) expect(toStoreError(reply(m))).toMatchObject({ code: 'store_unavailable', retryable: true });
+    for (const m of ['ERR wrong number of arguments for command', 'ERR user_script:3: attempt to index a nil value (BOOM)', 'WRONGTYPE Operation against a key holding the wrong kind of value']) {
+      expect(toStoreError(reply(m))).toMatchObject({ code: 'internal', retryable: false });
+    }
   });
 
   it('does not close a client it was handed', async () => {

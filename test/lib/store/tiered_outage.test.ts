@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
 import { decideResume } from '../../../lib/session/resume_policy.js';
 import { ReconnectPolicies } from '../../../lib/session/policy.js';
 import { newSessionRecord } from '../../../lib/session/record.js';
@@ -104,6 +105,52 @@ describe('TieredSessionStore through a Redis outage (private redis-server)', () 
     for (let i = 1; i < 6; i++) await write(i);
     await until(async () => !tiered.isDegraded, 15_000);
     const r = await verify.readRecord(key);
+    expect(r.status === 'found' && r.record.history.turns.map((t) => t.text)).toEqual(said);
+  });
+});
+
+describe('TieredSessionStore over a Redis that refuses writes for lack of replicas (min-replicas-to-write)', () => {
+  let server: PrivateRedis;
+  let tiered: TieredSessionStore;
+  let direct: RedisSessionStore;
+  const prefix = randomPrefix('noreplicas');
+
+  beforeAll(async () => {
+    // A master told to refuse writes unless a replica is in sync, with none: every write is
+    // refused with NOREPLICAS until the condition is lifted (as during a replica outage).
+    server = new PrivateRedis(await freePort(), ['--min-replicas-to-write', '1', '--min-replicas-max-lag', '10']);
+    await server.start();
+    direct = new RedisSessionStore({ url: server.url, prefix, commandTimeoutMs: 500, maxReconnectDelayMs: 200 });
+    const shared = new RedisSessionStore({ url: server.url, prefix, commandTimeoutMs: 200, connectTimeoutMs: 300, maxReconnectDelayMs: 200 });
+    tiered = new TieredSessionStore({ shared, greetingBoundMs: 300, writeBoundMs: 400, probeIntervalMs: 100 });
+  });
+
+  afterAll(async () => {
+    await tiered?.dispose();
+    await direct?.dispose();
+    await server?.kill();
+  });
+
+  it('is an unavailable store (retry later), not a refusal of the data: the agent works from memory and nothing is lost', async () => {
+    const key = { agentName: 'agent', identity: 'no-replica' };
+    await expect(direct.resumeAndClaim(key, 'probe', Date.now(), 60_000)).rejects.toMatchObject({ code: 'store_unavailable', retryable: true });
+    const claim = await tiered.resumeAndClaim(key, 'job-r', Date.now(), 60_000);
+    expect(claim.status === 'claimed' && claim.storeAvailable).toBe(false);
+    if (claim.status !== 'claimed') return;
+    expect(tiered.isDegraded).toBe(true);
+    await tiered.save(newSessionRecord({ ...key, sessionId: 's-r', nowMs: Date.now(), profile: null }), claim.version, claim.lease);
+    const said: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      await tiered.appendTurn(key, { id: `r-${i}`, role: i % 2 === 0 ? 'user' : 'assistant', text: `r ${i}`, createdAtMs: Date.now() }, claim.lease);
+      said.push(`r ${i}`);
+    }
+    expect((await direct.readRecord(key)).status).toBe('missing');
+    // The replica is back (here: the condition is lifted): the tier replays what it holds.
+    const admin = new Redis(server.url);
+    await admin.config('SET', 'min-replicas-to-write', '0');
+    admin.disconnect();
+    await until(async () => !tiered.isDegraded, 15_000);
+    const r = await direct.readRecord(key);
     expect(r.status === 'found' && r.record.history.turns.map((t) => t.text)).toEqual(said);
   });
 });
