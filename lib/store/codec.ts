@@ -149,10 +149,10 @@ export class PayloadCodec {
    * Decodes one archive entry (archived payloads are record payloads), with the turns said after
    * its last save (a crashed owner's; `tailPayloads`) merged in.
    */
-  decodeArchived(key: SessionKey, sessionId: string, archivedAtMs: number, payload: string, tailPayloads: readonly string[] = [], limits: HistoryLimits = DEFAULT_HISTORY_LIMITS): ArchivedSession {
+  decodeArchived(key: SessionKey, sessionId: string, archivedAtMs: number, payload: string, tailPayloads: readonly string[] | undefined, limits: HistoryLimits): ArchivedSession {
     const rec = this.decodeRecordPayload(key, payload);
     if (!rec.ok) return { sessionId, archivedAtMs, record: null, problem: rec.why };
-    const merged = this.withPendingTurns(key, rec.value, tailPayloads, limits);
+    const merged = this.withPendingTurns(key, rec.value, tailPayloads ?? [], limits);
     return merged.status === 'found' ? { sessionId, archivedAtMs, record: merged.record } : { sessionId, archivedAtMs, record: null, problem: merged.status === 'invalid' ? merged.why : 'record_invalid' };
   }
 

@@ -85,14 +85,21 @@ export class RedisSessionStore implements SessionStore {
     this.scriptArgs = {
       maxPendingTurns: String(this.opts.maxPendingTurns),
       sessionTtlMs: String(this.opts.sessionTtlMs),
-      // Pending turns outlive the record up to the archive's retention: if the owner crashes,
-      // they are its archive copy's last turns (see claim-6.lua).
-      turnsKeepMs: String(Math.max(this.opts.sessionTtlMs, this.opts.archiveTtlMs)),
+      turnsKeepMs: this.turnsKeepMs(this.opts.sessionTtlMs),
       archiveTtlMs: String(this.opts.archiveTtlMs),
     };
     // A client we own reports its errors here instead of as unhandled 'error' events.
     if (this.ownsClient) this.client.on('error', (err: Error) => this.log.debug({ err: err.message }, 'redis client error'));
     defineScripts(this.client);
+  }
+
+  /**
+   * TTL of the pending turns when the record and meta keep `keepMs`: pending turns outlive the
+   * record up to the archive's retention, so if the owner crashes they are its archive copy's
+   * last turns (see claim-6.lua).
+   */
+  private turnsKeepMs(keepMs: number): string {
+    return String(Math.max(keepMs, this.opts.archiveTtlMs));
   }
 
   private sk(key: SessionKey): string[] {
@@ -117,7 +124,7 @@ export class RedisSessionStore implements SessionStore {
         this.client,
         'claim',
         [k.rec, k.meta, k.turns, k.profile, k.archive, k.archiveTail],
-        [owner, String(nowMs), String(nowMs + leaseMs), mode, String(keepMs), String(Math.max(keepMs, this.opts.archiveTtlMs)), this.scriptArgs.archiveTtlMs],
+        [owner, String(nowMs), String(nowMs + leaseMs), mode, String(keepMs), this.turnsKeepMs(keepMs), this.scriptArgs.archiveTtlMs],
       ),
       'claim',
     );
@@ -198,7 +205,7 @@ export class RedisSessionStore implements SessionStore {
       this.client,
       'lease',
       [k.meta, k.rec, k.turns],
-      [op, lease.owner, String(lease.fence), String(nowMs + leaseMs), String(keepMs), String(Math.max(keepMs, this.opts.archiveTtlMs))],
+      [op, lease.owner, String(lease.fence), String(nowMs + leaseMs), String(keepMs), this.turnsKeepMs(keepMs)],
     );
     return reply === 1;
   }
@@ -249,16 +256,15 @@ export class RedisSessionStore implements SessionStore {
     const unmoved = reply[0] === null ? strList(reply, 2) : [];
     const out: ArchivedSession[] = [];
     for (let i = 0; i + 3 < flat.length; i += 4) {
-      const sessionId = flat[i] ?? '';
       const atMs = Number(flat[i + 1]);
-      const tail = PayloadCodec.parseTail(flat[i + 3] ?? '');
-      const newest = i === 0;
       if (atMs < cutoffMs) continue;
+      const sessionId = flat[i] ?? '';
+      const tail = PayloadCodec.parseTail(flat[i + 3] ?? '');
       if (tail === null) {
         out.push({ sessionId, archivedAtMs: atMs, record: null, problem: 'record_invalid' });
         continue;
       }
-      out.push(this.codec.decodeArchived(key, sessionId, atMs, flat[i + 2] ?? '', newest ? [...tail, ...unmoved] : tail, this.opts.historyLimits));
+      out.push(this.codec.decodeArchived(key, sessionId, atMs, flat[i + 2] ?? '', i === 0 ? [...tail, ...unmoved] : tail, this.opts.historyLimits));
     }
     return out;
   }
