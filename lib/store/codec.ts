@@ -173,6 +173,14 @@ export class PayloadCodec {
   }
 }
 
+/**
+ * The archive member of a record whose restore was refused (another owner holds the session):
+ * the conversation as `writer` left it, kept beside the session's own archive copy.
+ */
+export function forkArchiveId(sessionId: string, writer: string): string {
+  return `${sessionId}~${writer === '' ? 'unknown' : writer}`;
+}
+
 /** The session key of a record. */
 export function keyOf(record: Pick<SessionRecord, 'agentName' | 'identity'>): SessionKey {
   return { agentName: record.agentName, identity: record.identity };

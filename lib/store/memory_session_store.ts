@@ -2,7 +2,7 @@ import { systemClock } from '../clock.js';
 import type { Clock } from '../clock.js';
 import { ConflictError } from '../errors.js';
 import type { Profile, SessionRecord, Turn } from '../session/record.js';
-import { PayloadCodec, keyOf, resolveStoreOptions } from './codec.js';
+import { PayloadCodec, forkArchiveId, keyOf, resolveStoreOptions } from './codec.js';
 import type { ResolvedStoreOptions } from './codec.js';
 import { ExpiryQueue } from './expiry_queue.js';
 import { sessionKeyId } from './keys.js';
@@ -364,6 +364,9 @@ export class MemorySessionStore implements SessionStore {
       const mine = writer !== '' && e.meta.owner === writer;
       const live = e.meta.owner !== null && e.meta.expMs > nowMs;
       if (live && !mine && e.meta.fence >= fence) {
+        // The session stays the live owner's; the snapshot's conversations are kept in the archive.
+        const refused = snapshot.record === null ? [] : [{ sessionId: forkArchiveId(snapshot.record.sessionId, writer), archivedAtMs: nowMs, record: snapshot.record }];
+        this.mergeArchive(id, e, [...snapshot.archive, ...refused]);
         this.dropIfEmpty(id, e);
         return { status: 'skipped', why: 'newer_fence' };
       }
@@ -380,14 +383,22 @@ export class MemorySessionStore implements SessionStore {
       e.profile = this.codec.encodeProfile(snapshot.profile);
       this.touch(id, e, 'profile', this.opts.profileTtlMs);
     }
-    for (const a of snapshot.archive) {
-      if (a.record === null) continue;
-      const have = e.archive.get(a.sessionId);
-      if (have === undefined || have.atMs < a.archivedAtMs) e.archive.set(a.sessionId, { atMs: a.archivedAtMs, payload: this.codec.encodeRecord(a.record) });
-    }
-    if (snapshot.archive.length > 0) this.touch(id, e, 'archive', this.opts.archiveTtlMs);
+    this.mergeArchive(id, e, snapshot.archive);
     this.dropIfEmpty(id, e);
     return { status: 'restored', version, fence };
+  }
+
+  /** Merges archive entries into `e` (the newest copy of each session id wins). */
+  private mergeArchive(id: string, e: Entry, entries: readonly ArchivedSession[]): void {
+    let merged = 0;
+    for (const a of entries) {
+      if (a.record === null) continue;
+      const have = e.archive.get(a.sessionId);
+      if (have !== undefined && have.atMs >= a.archivedAtMs) continue;
+      e.archive.set(a.sessionId, { atMs: a.archivedAtMs, payload: this.codec.encodeRecord(a.record) });
+      merged++;
+    }
+    if (merged > 0) this.touch(id, e, 'archive', this.opts.archiveTtlMs);
   }
 
   /** Every session key held (live, profile-only or archive-only), for tier replay. */

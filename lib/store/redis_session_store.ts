@@ -5,7 +5,7 @@ import { silentLogger } from '../logger.js';
 import type { Logger } from '../logger.js';
 import type { Profile, SessionRecord, Turn } from '../session/record.js';
 import { bounded } from './bounded.js';
-import { PayloadCodec, keyOf, resolveStoreOptions } from './codec.js';
+import { PayloadCodec, forkArchiveId, keyOf, resolveStoreOptions } from './codec.js';
 import type { ResolvedStoreOptions } from './codec.js';
 import { KeyBuilder, encodeKeyPart, decodeKeyPart } from './keys.js';
 import type { SessionKey } from './keys.js';
@@ -341,6 +341,7 @@ export class RedisSessionStore implements SessionStore {
       writeSession ? '1' : '0',
       writer,
       String(nowMs),
+      snapshot.record === null ? '' : forkArchiveId(snapshot.record.sessionId, writer),
       String(archive.length),
       ...archive.flatMap((a) => [String(a.archivedAtMs), a.sessionId, this.codec.encodeRecord(a.record as SessionRecord)]),
     ];

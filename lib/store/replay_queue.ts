@@ -20,6 +20,11 @@ export interface SharedState {
   /** The shared-tier lease held for that job, or null (writes then wait for replay). */
   lease: LeaseToken | null;
   version: number;
+  /**
+   * Another owner claimed the session in the shared tier while this store could not reach it
+   * (its replay was refused): the job's writes fail with `lease_lost`, as after any takeover.
+   */
+  lost?: true;
 }
 
 /** What {@link ReplayQueue.replay} works with. */
@@ -80,8 +85,8 @@ export class ReplayQueue {
           const out = await bounded(t.shared.restore(snap, writer, t.clock.nowMs()), t.writeBoundMs);
           replayed++;
           if (out.status === 'skipped') {
-            t.log.warn({ why: out.why }, 'replay skipped: another owner holds the session');
-            t.sharedState.delete(id);
+            t.log.warn({ why: out.why }, 'replay skipped: another owner holds the session (this conversation is kept in its archive)');
+            t.sharedState.set(id, { owner: writer, lease: null, version: 0, lost: true });
             continue;
           }
           const owner = snap.lease?.owner ?? null;

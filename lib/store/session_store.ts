@@ -63,9 +63,12 @@ export type ClaimResult =
 
 /**
  * One archived conversation: closed, suspended, or as last saved when its owner crashed; then
- * with the turns appended after that save too, once its live record has expired.
+ * with the turns appended after that save too, once its live record has expired. A conversation
+ * whose restore was refused (another job took the session over while this one could not reach
+ * the store) is kept too, under `<sessionId>~<writer>` (see `forkArchiveId`).
  */
 export interface ArchivedSession {
+  /** The conversation's session id (or the fork id above). */
   sessionId: string;
   /** When it was archived, epoch ms. */
   archivedAtMs: number;
@@ -137,10 +140,12 @@ export interface SessionStore {
   /** The full state of a key, or null when nothing is stored. */
   exportSession(key: SessionKey): Promise<SessionSnapshot | null>;
   /**
-   * Writes a snapshot (tier replay). Skipped (`newer_fence`) only when another owner holds a
-   * live lease (`exp > nowMs`) with a fence ≥ the snapshot's; otherwise written (after a
-   * partition the replaying job's state wins). Version and fence never go backwards: the
-   * outcome carries the ones now stored.
+   * Writes a snapshot (tier replay). The session and profile are skipped (`newer_fence`) only
+   * when another owner holds a live lease (`exp > nowMs`) with a fence ≥ the snapshot's;
+   * otherwise written (after a partition the replaying job's state wins). Archive entries are
+   * merged either way (the newest copy of each wins), and a skipped record is archived as
+   * `forkArchiveId(sessionId, writer)`, so no conversation is lost. Version and fence never go
+   * backwards: the outcome carries the ones now stored.
    * @param writer The job the snapshot comes from (its claims' owner id).
    * @param nowMs Now, epoch ms (lease liveness).
    */

@@ -222,10 +222,12 @@ export class TieredSessionStore implements SessionStore {
 
   /**
    * The shared-tier lease this store holds for `key`, or null — then the write stays in memory
-   * and the key is left for replay.
+   * and the key is left for replay. Throws `lease_lost` when another owner took the session over
+   * while the shared tier was unreachable (the write is in memory only, and nothing is owed).
    */
   private heldSharedLease(key: SessionKey): { st: SharedState; sharedLease: LeaseToken } | null {
     const st = this.sharedState.get(sessionKeyId(key));
+    if (st?.lost === true) throw new ConflictError('lease_lost', 'the session was claimed elsewhere while the shared store was unreachable');
     if (st?.lease == null) {
       if (this.shared !== null) this.markDirty(key);
       return null;
@@ -289,7 +291,9 @@ export class TieredSessionStore implements SessionStore {
 
   async renewLease(key: SessionKey, lease: LeaseToken, nowMs: number, leaseMs: number): Promise<boolean> {
     const ok = await this.memory.renewLease(key, lease, nowMs, leaseMs);
-    const sharedLease = this.sharedState.get(sessionKeyId(key))?.lease ?? null;
+    const st = this.sharedState.get(sessionKeyId(key));
+    if (st?.lost === true) return false;
+    const sharedLease = st?.lease ?? null;
     if (ok && sharedLease !== null) {
       await this.mirror(key, this.writeBoundMs, async (shared) => {
         if (!(await shared.renewLease(key, sharedLease, nowMs, leaseMs))) throw new ConflictError('lease_lost', 'the shared lease moved');

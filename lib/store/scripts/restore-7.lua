@@ -19,25 +19,52 @@
 -- ARGV[9]   archiveTtlMs  TTL of arch / archdata / archtail, milliseconds
 -- ARGV[10]  writeSession  '1' to write rec / meta / turns, '0' for profile and archive only
 -- ARGV[11]  writer        the job the snapshot comes from ('' unknown)
--- ARGV[12]  nowMs         now, epoch milliseconds (lease liveness)
--- ARGV[13]  n             number of archive entries that follow
--- ARGV[14 + 3i .. 16 + 3i]  archivedAtMs (epoch ms), sessionId, payload
+-- ARGV[12]  nowMs         now, epoch milliseconds (lease liveness; archive score of a refused record)
+-- ARGV[13]  forkId        archive member of the record if the session is refused ('' for none)
+-- ARGV[14]  n             number of archive entries that follow
+-- ARGV[15 + 3i .. 17 + 3i]  archivedAtMs (epoch ms), sessionId, payload
 --
--- Written unless another owner holds a live lease (exp > nowMs) with a fence >= the
--- snapshot's; the stored version and fence never go backwards.
+-- The session (rec / meta / turns) and the profile are written unless another owner holds a
+-- live lease (exp > nowMs) with a fence >= the snapshot's; the stored version and fence never
+-- go backwards. Archive entries are merged either way (the newest copy of a member wins); a
+-- refused record is archived as forkId (scored nowMs), so the conversation it holds is kept.
 --
 -- Returns: { 0, version, fence } restored | { -5 } another owner holds a live, newer or equal fence
 local m = redis.call('HMGET', KEYS[2], 'fence', 'version', 'owner', 'exp')
 local fence = tonumber(ARGV[1])
 local version = tonumber(ARGV[2])
+local refused = false
 if m[1] then
   local cur = tonumber(m[1])
   local mine = ARGV[11] ~= '' and m[3] == ARGV[11]
   local live = m[3] and m[3] ~= '' and tonumber(m[4] or '0') > tonumber(ARGV[12])
-  if live and not mine and cur >= fence then return { -5 } end
+  refused = live and not mine and cur >= fence
   if cur > fence then fence = cur end
   local curVersion = tonumber(m[2] or '0')
   if curVersion >= version then version = curVersion + 1 end
+end
+-- Merges the snapshot's archive entries (and the refused record); run after any tail move
+-- below, which belongs to the newest entry stored before this snapshot.
+local function mergeArchive()
+  local archived = 0
+  local function archive(score, id, payload)
+    local have = redis.call('ZSCORE', KEYS[5], id)
+    if not have or tonumber(have) < tonumber(score) then
+      redis.call('ZADD', KEYS[5], score, id)
+      redis.call('HSET', KEYS[6], id, payload)
+      archived = archived + 1
+    end
+  end
+  for i = 0, tonumber(ARGV[14]) - 1 do archive(ARGV[15 + 3 * i], ARGV[16 + 3 * i], ARGV[17 + 3 * i]) end
+  if refused and ARGV[10] == '1' and ARGV[5] ~= '' and ARGV[13] ~= '' then archive(ARGV[12], ARGV[13], ARGV[5]) end
+  if archived > 0 then
+    redis.call('PEXPIRE', KEYS[5], ARGV[9])
+    redis.call('PEXPIRE', KEYS[6], ARGV[9])
+  end
+end
+if refused then
+  mergeArchive()
+  return { -5 }
 end
 if ARGV[10] == '1' then
   -- Pending turns with no live record are a crashed owner's last turns: kept with the newest
@@ -63,18 +90,5 @@ if ARGV[10] == '1' then
   end
 end
 if ARGV[6] ~= '' then redis.call('SET', KEYS[4], ARGV[6], 'PX', ARGV[8]) end
-local n = tonumber(ARGV[13])
-for i = 0, n - 1 do
-  local score = ARGV[14 + 3 * i]
-  local id = ARGV[15 + 3 * i]
-  local have = redis.call('ZSCORE', KEYS[5], id)
-  if not have or tonumber(have) < tonumber(score) then
-    redis.call('ZADD', KEYS[5], score, id)
-    redis.call('HSET', KEYS[6], id, ARGV[16 + 3 * i])
-  end
-end
-if n > 0 then
-  redis.call('PEXPIRE', KEYS[5], ARGV[9])
-  redis.call('PEXPIRE', KEYS[6], ARGV[9])
-end
+mergeArchive()
 return { 0, version, fence }

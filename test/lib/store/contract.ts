@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConflictError } from '../../../lib/errors.js';
-import { newSessionRecord, suspendedRecord } from '../../../lib/session/record.js';
+import { newSessionRecord, profileFromRecord, suspendedRecord } from '../../../lib/session/record.js';
 import type { SessionRecord, Turn } from '../../../lib/session/record.js';
 import { recordWithTurn } from '../../../lib/session/history.js';
+import { forkArchiveId } from '../../../lib/store/codec.js';
 import { PayloadCipher } from '../../../lib/store/crypto.js';
 import type { Keyring } from '../../../lib/store/crypto.js';
 import type { LeaseToken, SessionKey, SessionStore, StoreOptions } from '../../../lib/store/session_store.js';
@@ -324,6 +325,36 @@ export function sessionStoreContract(h: StoreHarness): void {
       await other.restore({ ...snap, lease: null }, 'job-b', Date.now());
       const moved = await other.readArchive(key, Date.now());
       expect(moved.map((a) => [a.sessionId, a.record?.history.turns.map((t) => t.text)])).toEqual([[s.record.sessionId, ['saved', 'unsaved']]]);
+    });
+
+    it('a refused restore leaves the live session and profile alone and keeps its conversations in the archive', async () => {
+      const store = await h.make();
+      const key = { agentName: 'agent', identity: 'two-jobs' };
+      const live = await start(store, key, 'job-a', 'said in the live job');
+      const profileBefore = await store.readProfile(key);
+      // Another job's memory tier: its own conversation of this identity (said while it could not
+      // reach the store), an older archived one, and a profile that would count an extra visit.
+      const nowMs = Date.now();
+      const cutOff = recordWithTurn(newSessionRecord({ ...key, sessionId: 's-cut-off', nowMs, profile: null }), turn('said while cut off'));
+      const older = recordWithTurn(newSessionRecord({ ...key, sessionId: 's-older', nowMs: nowMs - 60_000, profile: null }), turn('an older talk'));
+      const profile = { ...profileFromRecord(cutOff), visitCount: 99 };
+      const out = await store.restore(
+        { key, version: 3, lease: { owner: 'job-z', fence: 1, expiresAtMs: nowMs + LEASE_MS }, record: cutOff, profile, archive: [{ sessionId: 's-older', archivedAtMs: nowMs - 60_000, record: older }] },
+        'job-z',
+        nowMs,
+      );
+      expect(out).toEqual({ status: 'skipped', why: 'newer_fence' });
+      // The live job keeps its session, its lease and its profile.
+      await store.appendTurn(key, turn('still mine'), live.lease);
+      const read = await store.readRecord(key);
+      expect(read.status === 'found' && [read.record.sessionId, read.record.history.turns.map((t) => t.text)]).toEqual([live.record.sessionId, ['said in the live job', 'still mine']]);
+      expect(await store.readProfile(key)).toEqual(profileBefore);
+      // Nothing the other job said is lost: its conversation is archived beside the live one's.
+      const archive = await store.readArchive(key, Date.now());
+      const texts = new Map(archive.map((a) => [a.sessionId, a.record?.history.turns.map((t) => t.text)]));
+      expect(texts.get(forkArchiveId('s-cut-off', 'job-z'))).toEqual(['said while cut off']);
+      expect(texts.get('s-older')).toEqual(['an older talk']);
+      expect(texts.get(live.record.sessionId)).toEqual(['said in the live job']);
     });
 
     it('export + restore round-trips a session into another store', async () => {

@@ -4,8 +4,9 @@ import { decideResume } from '../../../lib/session/resume_policy.js';
 import { ReconnectPolicies } from '../../../lib/session/policy.js';
 import { newSessionRecord } from '../../../lib/session/record.js';
 import type { Turn } from '../../../lib/session/record.js';
+import { forkArchiveId } from '../../../lib/store/codec.js';
 import { RedisSessionStore } from '../../../lib/store/redis_session_store.js';
-import type { LeaseToken, SessionKey } from '../../../lib/store/session_store.js';
+import type { ClaimResult, LeaseToken, SessionKey } from '../../../lib/store/session_store.js';
 import { TieredSessionStore } from '../../../lib/store/tiered_session_store.js';
 import type { StoreHealthEvent } from '../../../lib/store/tiered_session_store.js';
 import { randomPrefix } from '../../support/env.js';
@@ -155,5 +156,73 @@ describe('TieredSessionStore over a Redis that refuses writes for lack of replic
     await until(async () => !tiered.isDegraded, 15_000);
     const r = await direct.readRecord(key);
     expect(r.status === 'found' && r.record.history.turns.map((t) => t.text)).toEqual(said);
+  });
+});
+
+describe('TieredSessionStore whose session was taken over while it could not reach Redis', () => {
+  let server: PrivateRedis;
+  let jobA: TieredSessionStore;
+  let jobB: RedisSessionStore;
+  const prefix = randomPrefix('takeover-outage');
+
+  beforeAll(async () => {
+    server = new PrivateRedis(await freePort());
+    await server.start();
+    // Job A recovers only when the test says so (no probe in between), so job B's claim lands first.
+    const shared = new RedisSessionStore({ url: server.url, prefix, commandTimeoutMs: 200, connectTimeoutMs: 300, maxReconnectDelayMs: 200 });
+    jobA = new TieredSessionStore({ shared, greetingBoundMs: 300, writeBoundMs: 400, probeIntervalMs: 3_600_000 });
+    jobB = new RedisSessionStore({ url: server.url, prefix, commandTimeoutMs: 500, maxReconnectDelayMs: 200 });
+  });
+
+  afterAll(async () => {
+    await jobA?.dispose();
+    await jobB?.dispose();
+    await server?.kill();
+  });
+
+  it('tells the old job its lease is lost once Redis is back, owes Redis nothing for it, and keeps what it heard', async () => {
+    const key = { agentName: 'agent', identity: 'two-devices' };
+    const turn = (id: string): Turn => ({ id, role: 'user', text: id, createdAtMs: Date.now() });
+    const a = await jobA.resumeAndClaim(key, 'job-a', Date.now(), 60_000);
+    if (a.status !== 'claimed') throw new Error('claim');
+    await jobA.save(newSessionRecord({ ...key, sessionId: 's-a', nowMs: Date.now(), profile: null }), a.version, a.lease);
+    await jobA.appendTurn(key, turn('a-0'), a.lease);
+
+    await server.kill();
+    await jobA.appendTurn(key, turn('a-1'), a.lease); // from memory, owed to Redis
+    expect(jobA.isDegraded).toBe(true);
+    await server.start(); // empty: no persistence
+
+    // The same identity arrives in another job, which reaches Redis: the newest arrival wins.
+    const claims: ClaimResult[] = [];
+    await until(async () => {
+      const got = await jobB.resumeAndClaim(key, 'job-b', Date.now(), 60_000).catch(() => null);
+      if (got !== null) claims.push(got);
+      return got !== null;
+    }, 10_000);
+    const b = claims[0];
+    if (b?.status !== 'claimed') throw new Error('claim b');
+    await jobB.save(newSessionRecord({ ...key, sessionId: 's-b', nowMs: Date.now(), profile: null }), b.version, b.lease);
+    await jobB.appendTurn(key, turn('b-0'), b.lease);
+
+    // Job A reaches Redis again; its replay is refused (job B holds a live lease).
+    await jobA.tryRecover();
+    expect(jobA.isDegraded).toBe(false);
+    expect(jobA.pendingReplayCount).toBe(0);
+
+    // Job A's next writes fail as after any takeover (its conversation ends there), and owe nothing.
+    await expect(jobA.appendTurn(key, turn('a-2'), a.lease)).rejects.toMatchObject({ code: 'lease_lost' });
+    expect(await jobA.renewLease(key, a.lease, Date.now(), 60_000)).toBe(false);
+    expect(jobA.pendingReplayCount).toBe(0);
+
+    // Job B's conversation is untouched and still its own.
+    await jobB.appendTurn(key, turn('b-1'), b.lease);
+    const r = await jobB.readRecord(key);
+    expect(r.status === 'found' && r.record.sessionId).toBe('s-b');
+    expect(r.status === 'found' && r.record.history.turns.map((t) => t.id)).toEqual(['b-0', 'b-1']);
+    // What job A's participant said, before and during the outage, is in Redis's archive.
+    const archive = await jobB.readArchive(key, Date.now());
+    const kept = archive.find((x) => x.sessionId === forkArchiveId('s-a', 'job-a'));
+    expect(kept?.record?.history.turns.map((t) => t.id)).toEqual(['a-0', 'a-1']);
   });
 });
