@@ -30,6 +30,21 @@ const positiveInt = (fallback: number) =>
       return n;
     });
 
+/** A non-negative integer variable; unset or empty gives `fallback`. */
+const nonNegativeInt = <T extends number | undefined = undefined>(fallback?: T) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx): number | T => {
+      if (v === undefined || v.trim() === '') return fallback as T;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0) {
+        ctx.addIssue({ code: 'custom', message: `must be a non-negative integer, got "${v}"` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
 const envSchema = z.object({
   LIVEKIT_URL: z
     .string({ error: 'is required (the LiveKit server URL, e.g. ws://127.0.0.1:7880)' })
@@ -40,6 +55,8 @@ const envSchema = z.object({
   LIVEKIT_AGENT_NAME: optionalString,
   ...redisEnvShape,
   REDIS_KEY_PREFIX: z.string().optional().default('pva:'),
+  REDIS_REPLICA_ACKS: nonNegativeInt(0),
+  REDIS_REPLICA_ACK_TIMEOUT_MS: positiveInt(100),
   MODEL_MODE: z.enum(['auto', 'inference', 'openai', 'offline']).optional().default('auto'),
   AGENT_IO: z.enum(['auto', 'voice', 'text']).optional().default('auto'),
   OPENAI_API_KEY: optionalString,
@@ -64,18 +81,7 @@ const envSchema = z.object({
       }
       return n;
     }),
-  WORKER_IDLE_PROCESSES: z
-    .string()
-    .optional()
-    .transform((v, ctx) => {
-      if (v === undefined || v.trim() === '') return undefined;
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 0) {
-        ctx.addIssue({ code: 'custom', message: `must be a non-negative integer, got "${v}"` });
-        return z.NEVER;
-      }
-      return n;
-    }),
+  WORKER_IDLE_PROCESSES: nonNegativeInt(),
   WORKER_MAX_JOBS: positiveInt(0).optional(),
   WORKER_HTTP_PORT: positiveInt(0).optional(),
   METRICS_PORT: positiveInt(0).optional(),
@@ -98,6 +104,11 @@ export interface Config {
    * only (one job's memory).
    */
   redis: (RedisTarget & { keyPrefix: string }) | undefined;
+  /**
+   * Replicas that must acknowledge every session write (`WAIT`), and the longest wait for them,
+   * ms; `count` 0 = asynchronous replication (see `RedisSessionStoreOptions.replicaAcks`).
+   */
+  replicaAcks: { count: number; timeoutMs: number };
   /** Resolved model mode (`auto` already decided). */
   modelMode: ModelMode;
   /** `text`: text in on `lk.chat`, text out on `lk.transcription`; `voice`: audio too. */
@@ -179,6 +190,7 @@ export function parseConfig(env: Env): Config {
     livekit: { url: e.LIVEKIT_URL, apiKey: e.LIVEKIT_API_KEY, apiSecret: e.LIVEKIT_API_SECRET },
     agentName: e.LIVEKIT_AGENT_NAME ?? '',
     redis: redisConfig(e),
+    replicaAcks: { count: e.REDIS_REPLICA_ACKS, timeoutMs: e.REDIS_REPLICA_ACK_TIMEOUT_MS },
     modelMode,
     io,
     openai: e.OPENAI_API_KEY ? { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL, model: e.OPENAI_MODEL } : undefined,

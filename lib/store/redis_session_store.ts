@@ -1,6 +1,6 @@
 import { Cluster } from 'ioredis';
 import type { Redis } from 'ioredis';
-import { SessionError } from '../errors.js';
+import { ConfigError, SessionError, StoreUnavailableError } from '../errors.js';
 import { silentLogger } from '../logger.js';
 import type { Logger } from '../logger.js';
 import type { Profile, SessionRecord, Turn } from '../session/record.js';
@@ -55,6 +55,21 @@ export interface RedisSessionStoreOptions extends StoreOptions {
   connectTimeoutMs?: number;
   /** Longest pause between reconnect attempts of a client the store creates, ms. @default 1_000 */
   maxReconnectDelayMs?: number;
+  /**
+   * Replicas that must acknowledge every data write (save, suspend, end, append, restore,
+   * forget) before it counts as done (Redis `WAIT`, after the write, on the same connection).
+   * A write they do not all acknowledge within {@link replicaAckTimeoutMs} is on the master but
+   * could be lost in a failover: it fails with `store_unavailable` (retryable), and the tiered
+   * store keeps it in memory and replays it once the replicas acknowledge again. Not for a
+   * Cluster client (`WAIT` has no key to route by). 0 = off (asynchronous replication).
+   * @default 0
+   */
+  replicaAcks?: number;
+  /**
+   * Longest wait for those acknowledgements, ms. Other commands on the connection queue behind
+   * a `WAIT`, so keep it well under the command bound. @default 100
+   */
+  replicaAckTimeoutMs?: number;
   /** @default silentLogger */
   logger?: Logger;
 }
@@ -71,11 +86,18 @@ export class RedisSessionStore implements SessionStore {
   private readonly log: Logger;
   /** The scripts' constant arguments, as sent. */
   private readonly scriptArgs: { maxPendingTurns: string; sessionTtlMs: string; turnsKeepMs: string; archiveTtlMs: string };
+  private readonly replicaAcks: number;
+  private readonly replicaAckTimeoutMs: number;
 
   constructor(opts: RedisSessionStoreOptions) {
     if (opts.client === undefined && opts.url === undefined && opts.sentinel === undefined) {
       throw new SessionError('config_invalid', 'RedisSessionStore needs a client, a url or a Sentinel target');
     }
+    this.replicaAcks = opts.replicaAcks ?? 0;
+    this.replicaAckTimeoutMs = opts.replicaAckTimeoutMs ?? 100;
+    if (!Number.isSafeInteger(this.replicaAcks) || this.replicaAcks < 0) throw new ConfigError(`replicaAcks must be a non-negative integer, got ${String(opts.replicaAcks)}`);
+    if (!Number.isSafeInteger(this.replicaAckTimeoutMs) || this.replicaAckTimeoutMs <= 0) throw new ConfigError(`replicaAckTimeoutMs must be a positive integer, got ${String(opts.replicaAckTimeoutMs)}`);
+    if (this.replicaAcks > 0 && opts.client instanceof Cluster) throw new ConfigError('replicaAcks is not supported on a Cluster client (WAIT cannot be routed to the written slot)');
     this.client = opts.client ?? createBoundedRedis(opts, opts);
     this.ownsClient = opts.client === undefined;
     this.keys = new KeyBuilder(opts.prefix ?? 'pva:');
@@ -100,6 +122,24 @@ export class RedisSessionStore implements SessionStore {
    */
   private turnsKeepMs(keepMs: number): string {
     return String(Math.max(keepMs, this.opts.archiveTtlMs));
+  }
+
+  /**
+   * With {@link RedisSessionStoreOptions.replicaAcks}: waits until that many replicas hold every
+   * write made so far on this connection; throws `store_unavailable` when they do not within the
+   * bound (the write is on the master only).
+   */
+  private async replicated(): Promise<void> {
+    if (this.replicaAcks === 0) return;
+    let acked: number;
+    try {
+      acked = await this.client.wait(this.replicaAcks, this.replicaAckTimeoutMs);
+    } catch (err) {
+      throw toStoreError(err);
+    }
+    if (acked < this.replicaAcks) {
+      throw new StoreUnavailableError(`the write is on the master, but ${acked} of ${this.replicaAcks} replicas acknowledged it within ${this.replicaAckTimeoutMs} ms`);
+    }
   }
 
   private sk(key: SessionKey): string[] {
@@ -159,6 +199,7 @@ export class RedisSessionStore implements SessionStore {
       'append',
     );
     checkCode(reply, 'append');
+    await this.replicated();
     return num(reply, 1);
   }
 
@@ -183,6 +224,7 @@ export class RedisSessionStore implements SessionStore {
     const reply = asArray(await callScript(this.client, 'save', this.sk(key), args), 'save');
     checkCode(reply, 'save');
     if (mode !== 'save') await this.index(key);
+    await this.replicated();
     return num(reply, 1);
   }
 
@@ -297,14 +339,16 @@ export class RedisSessionStore implements SessionStore {
 
   async forget(identity: string): Promise<{ sessionKeysErased: number }> {
     const idx = this.keys.identityIndex(identity);
+    let agents: string[];
     try {
-      const agents = await this.client.smembers(idx);
+      agents = await this.client.smembers(idx);
       await Promise.all(agents.map((a) => this.client.unlink(...this.sk({ agentName: decodeKeyPart(a), identity }))));
       await this.client.unlink(idx);
-      return { sessionKeysErased: agents.length };
     } catch (err) {
       throw toStoreError(err);
     }
+    await this.replicated();
+    return { sessionKeysErased: agents.length };
   }
 
   async exportSession(key: SessionKey): Promise<SessionSnapshot | null> {
@@ -347,8 +391,12 @@ export class RedisSessionStore implements SessionStore {
     ];
     const reply = asArray(await callScript(this.client, 'restore', this.sk(key), args), 'restore');
     const code = checkCode(reply, 'restore');
-    if (code === LUA_CODES.newerFence) return { status: 'skipped', why: 'newer_fence' };
+    if (code === LUA_CODES.newerFence) {
+      await this.replicated();
+      return { status: 'skipped', why: 'newer_fence' };
+    }
     await this.index(key);
+    await this.replicated();
     return { status: 'restored', version: num(reply, 1), fence: num(reply, 2) };
   }
 

@@ -52,6 +52,11 @@ describe('parseConfig', () => {
     });
   });
 
+  it('reads the replica acknowledgements of session writes (off by default)', () => {
+    expect(parseConfig({ ...base, REDIS_URL: 'redis://127.0.0.1:6379' }).replicaAcks).toEqual({ count: 0, timeoutMs: 100 });
+    expect(parseConfig({ ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_REPLICA_ACKS: '1', REDIS_REPLICA_ACK_TIMEOUT_MS: '50' }).replicaAcks).toEqual({ count: 1, timeoutMs: 50 });
+  });
+
   it('reads a Sentinel group: REDIS_SENTINELS (port defaults to 26379, IPv6 in brackets), REDIS_SENTINEL_MASTER, passwords', () => {
     const c = parseConfig({
       ...base,
@@ -114,6 +119,8 @@ describe('parseConfig', () => {
     ['bad metrics port', { ...base, METRICS_PORT: 'abc' }, /METRICS_PORT must be a positive integer/],
     ['bad resume policy', { ...base, RESUME_POLICY: 'Sometimes' }, /RESUME_POLICY must be one of/],
     ['bad rejoin ttl', { ...base, REJOIN_TTL_MS: '1.5' }, /REJOIN_TTL_MS must be a whole number/],
+    ['negative replica acks', { ...base, REDIS_REPLICA_ACKS: '-1' }, /REDIS_REPLICA_ACKS must be a non-negative integer, got "-1"/],
+    ['a zero replica ack wait', { ...base, REDIS_REPLICA_ACKS: '1', REDIS_REPLICA_ACK_TIMEOUT_MS: '0' }, /REDIS_REPLICA_ACK_TIMEOUT_MS must be a positive integer/],
     ['bad encryption key', { ...base, STORE_ENCRYPTION_KEYS: 'k1:c2hvcnQ=' }, /STORE_ENCRYPTION_KEYS: key k1 must decode to 32 bytes/],
   ];
   for (const [name, env, re] of bad) {

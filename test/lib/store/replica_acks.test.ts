@@ -1,0 +1,111 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { ConfigError } from '../../../lib/errors.js';
+import { newSessionRecord } from '../../../lib/session/record.js';
+import type { Turn } from '../../../lib/session/record.js';
+import { RedisSessionStore } from '../../../lib/store/redis_session_store.js';
+import { TieredSessionStore } from '../../../lib/store/tiered_session_store.js';
+import { randomPrefix } from '../../support/env.js';
+import { until } from './contract.js';
+import { PrivateRedis, canStartRedis, freePort } from './private_redis.js';
+
+// Never a skip: `npm test` (scripts/ensure_redis.sh) installs Debian's redis-server when it is missing.
+if (!canStartRedis()) throw new Error('the replica test needs the redis-server binary (apt-get install redis-server)');
+
+/** `field` of `INFO replication` on `client`. */
+async function replication(client: Redis, field: string): Promise<string | undefined> {
+  return new RegExp(`^${field}:(.*)$`, 'm').exec(await client.info('replication'))?.[1]?.trim();
+}
+
+describe('RedisSessionStore with replicaAcks (private master + replica)', () => {
+  let master: PrivateRedis;
+  let replica: PrivateRedis;
+  let onMaster: Redis;
+  let onReplica: Redis;
+  const prefix = randomPrefix('acks');
+  const turn = (id: string): Turn => ({ id, role: 'user', text: `said ${id}`, createdAtMs: Date.now() });
+
+  /** Links the replica to the master and waits until the master counts it. */
+  async function attach(): Promise<void> {
+    await onReplica.replicaof('127.0.0.1', master.port);
+    await until(async () => (await replication(onMaster, 'connected_slaves')) === '1' && (await replication(onReplica, 'master_link_status')) === 'up', 10_000);
+  }
+
+  /** Unlinks the replica (it keeps what it has) and waits until the master no longer counts it. */
+  async function detach(): Promise<void> {
+    await onReplica.replicaof('NO', 'ONE');
+    await until(async () => (await replication(onMaster, 'connected_slaves')) === '0', 10_000);
+  }
+
+  beforeAll(async () => {
+    // No 5 s wait before a full sync (the default, for more replicas to join it).
+    master = new PrivateRedis(await freePort(), ['--repl-diskless-sync-delay', '0']);
+    await master.start();
+    replica = new PrivateRedis(await freePort());
+    await replica.start();
+    onMaster = new Redis(master.url);
+    onReplica = new Redis(replica.url);
+    await attach();
+  });
+
+  afterAll(async () => {
+    onMaster?.disconnect();
+    onReplica?.disconnect();
+    await replica?.kill();
+    await master?.kill();
+  });
+
+  it('refuses a bad setting, and a Cluster client, with a clear error', () => {
+    expect(() => new RedisSessionStore({ url: master.url, replicaAcks: -1 })).toThrow(ConfigError);
+    expect(() => new RedisSessionStore({ url: master.url, replicaAcks: 1, replicaAckTimeoutMs: 0 })).toThrow(/replicaAckTimeoutMs must be a positive integer/);
+  });
+
+  it('a write the replica does not acknowledge is not done: the agent keeps it and replays it once the replica is back', async () => {
+    const key = { agentName: 'agent', identity: 'acked' };
+    const direct = new RedisSessionStore({ url: master.url, prefix, replicaAcks: 1, replicaAckTimeoutMs: 100, commandTimeoutMs: 1_000 });
+    const shared = new RedisSessionStore({ url: master.url, prefix, replicaAcks: 1, replicaAckTimeoutMs: 100, commandTimeoutMs: 1_000 });
+    const tiered = new TieredSessionStore({ shared, greetingBoundMs: 500, writeBoundMs: 1_000, probeIntervalMs: 100 });
+    try {
+      const claim = await tiered.resumeAndClaim(key, 'job-a', Date.now(), 60_000);
+      if (claim.status !== 'claimed') throw new Error('claim');
+      await tiered.save(newSessionRecord({ ...key, sessionId: 's-acked', nowMs: Date.now(), profile: null }), claim.version, claim.lease);
+      await tiered.appendTurn(key, turn('t0'), claim.lease);
+      expect(tiered.isDegraded).toBe(false);
+      // Acknowledged: the replica already holds the turn when the call returns.
+      const turnsKey = shared.keys.session(key).turns;
+      expect(await onReplica.lrange(turnsKey, 0, -1)).toHaveLength(1);
+
+      await detach();
+      // A direct write is refused as "not done (yet)", retryable, and says nothing personal.
+      const other = { agentName: 'agent', identity: 'direct' };
+      const d = await direct.resumeAndClaim(other, 'job-d', Date.now(), 60_000);
+      if (d.status !== 'claimed') throw new Error('claim');
+      const refused = await direct.save(newSessionRecord({ ...other, sessionId: 's-d', nowMs: Date.now(), profile: null }), d.version, d.lease).catch((e: unknown) => e);
+      expect(refused).toMatchObject({ code: 'store_unavailable', retryable: true });
+      expect(String((refused as Error).message)).not.toMatch(/direct|s-d/);
+
+      // The agent's store goes on from memory and owes the shared tier these turns.
+      const said = ['t0'];
+      for (const id of ['t1', 't2', 't3']) {
+        await tiered.appendTurn(key, turn(id), claim.lease);
+        said.push(id);
+      }
+      expect(tiered.isDegraded).toBe(true);
+      expect(tiered.pendingReplayCount).toBeGreaterThan(0);
+
+      await attach();
+      await until(async () => !tiered.isDegraded && tiered.pendingReplayCount === 0, 15_000);
+      // Everything said reached the replica too (the replay is acknowledged like any write).
+      await tiered.appendTurn(key, turn('t4'), claim.lease);
+      said.push('t4');
+      const onTheMaster = await shared.readRecord(key);
+      expect(onTheMaster.status === 'found' && onTheMaster.record.history.turns.map((t) => t.id)).toEqual(said);
+      const k = shared.keys.session(key);
+      expect(await onReplica.get(k.rec)).toBe(await onMaster.get(k.rec));
+      expect(await onReplica.lrange(k.turns, 0, -1)).toEqual(await onMaster.lrange(k.turns, 0, -1));
+    } finally {
+      await tiered.dispose();
+      await direct.dispose();
+    }
+  });
+});
