@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { ConfigError } from '../../../lib/errors.js';
@@ -22,6 +25,7 @@ describe('RedisSessionStore with replicaAcks (private master + replica)', () => 
   let replica: PrivateRedis;
   let onMaster: Redis;
   let onReplica: Redis;
+  let dir = '';
   const prefix = randomPrefix('acks');
   const turn = (id: string): Turn => ({ id, role: 'user', text: `said ${id}`, createdAtMs: Date.now() });
 
@@ -38,10 +42,12 @@ describe('RedisSessionStore with replicaAcks (private master + replica)', () => 
   }
 
   beforeAll(async () => {
-    // No 5 s wait before a full sync (the default, for more replicas to join it).
-    master = new PrivateRedis(await freePort(), ['--repl-diskless-sync-delay', '0']);
+    // The replica writes what a full sync sends to its --dir (a temporary folder, not the working
+    // directory); the master sends it at once (no 5 s wait for more replicas to join the sync).
+    dir = mkdtempSync(join(tmpdir(), 'pva-acks-'));
+    master = new PrivateRedis(await freePort(), ['--dir', dir, '--repl-diskless-sync-delay', '0']);
     await master.start();
-    replica = new PrivateRedis(await freePort());
+    replica = new PrivateRedis(await freePort(), ['--dir', dir]);
     await replica.start();
     onMaster = new Redis(master.url);
     onReplica = new Redis(replica.url);
@@ -53,6 +59,7 @@ describe('RedisSessionStore with replicaAcks (private master + replica)', () => 
     onReplica?.disconnect();
     await replica?.kill();
     await master?.kill();
+    if (dir !== '') rmSync(dir, { recursive: true, force: true });
   });
 
   it('refuses a bad setting, and a Cluster client, with a clear error', () => {
