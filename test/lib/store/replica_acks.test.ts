@@ -29,10 +29,14 @@ describe('RedisSessionStore with replicaAcks (private master + replica)', () => 
   const prefix = randomPrefix('acks');
   const turn = (id: string): Turn => ({ id, role: 'user', text: `said ${id}`, createdAtMs: Date.now() });
 
-  /** Links the replica to the master and waits until the master counts it. */
+  /**
+   * Links the replica to the master and waits until the master counts it online (after a
+   * diskless sync that is at the replica's first REPLCONF ACK, up to a second later: before
+   * that, WAIT does not count it).
+   */
   async function attach(): Promise<void> {
     await onReplica.replicaof('127.0.0.1', master.port);
-    await until(async () => (await replication(onMaster, 'connected_slaves')) === '1' && (await replication(onReplica, 'master_link_status')) === 'up', 10_000);
+    await until(async () => (await replication(onMaster, 'slave0'))?.includes('state=online') === true && (await replication(onReplica, 'master_link_status')) === 'up', 10_000);
   }
 
   /** Unlinks the replica (it keeps what it has) and waits until the master no longer counts it. */
@@ -69,15 +73,20 @@ describe('RedisSessionStore with replicaAcks (private master + replica)', () => 
 
   it('a write the replica does not acknowledge is not done: the agent keeps it and replays it once the replica is back', async () => {
     const key = { agentName: 'agent', identity: 'acked' };
-    const direct = new RedisSessionStore({ url: master.url, prefix, replicaAcks: 1, replicaAckTimeoutMs: 100, commandTimeoutMs: 1_000 });
-    const shared = new RedisSessionStore({ url: master.url, prefix, replicaAcks: 1, replicaAckTimeoutMs: 100, commandTimeoutMs: 1_000 });
-    const tiered = new TieredSessionStore({ shared, greetingBoundMs: 500, writeBoundMs: 1_000, probeIntervalMs: 100 });
+    // A generous wait (a loopback replica acknowledges in about a millisecond, but CI runs other
+    // servers beside it): only a replica that is gone misses it.
+    const acks = { replicaAcks: 1, replicaAckTimeoutMs: 1_000, commandTimeoutMs: 3_000 };
+    const direct = new RedisSessionStore({ url: master.url, prefix, ...acks });
+    const shared = new RedisSessionStore({ url: master.url, prefix, ...acks });
+    const tiered = new TieredSessionStore({ shared, greetingBoundMs: 500, writeBoundMs: 3_000, probeIntervalMs: 100 });
+    const reasons: string[] = [];
+    tiered.onHealth((e) => reasons.push(JSON.stringify(e)));
     try {
       const claim = await tiered.resumeAndClaim(key, 'job-a', Date.now(), 60_000);
       if (claim.status !== 'claimed') throw new Error('claim');
       await tiered.save(newSessionRecord({ ...key, sessionId: 's-acked', nowMs: Date.now(), profile: null }), claim.version, claim.lease);
       await tiered.appendTurn(key, turn('t0'), claim.lease);
-      expect(tiered.isDegraded).toBe(false);
+      expect(reasons).toEqual([]);
       // Acknowledged: the replica already holds the turn when the call returns.
       const turnsKey = shared.keys.session(key).turns;
       expect(await onReplica.lrange(turnsKey, 0, -1)).toHaveLength(1);
