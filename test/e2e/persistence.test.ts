@@ -75,6 +75,17 @@ async function converse(p: TestParticipant, text: string): Promise<void> {
   await p.textMatching(new RegExp(stubReply(text).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), { from });
 }
 
+/**
+ * Waits until `text` is a turn of `identity`'s stored conversation. The reply reaches the room
+ * before the job's ordered write queue has stored the turn, so a read right after it can miss it.
+ */
+async function turnStored(agentName: string, identity: string, text: string): Promise<void> {
+  await waitFor(`the turn "${text}" to be stored`, async () => {
+    const r = await inspect.readRecord({ agentName, identity });
+    return r.status === 'found' && r.record.history.turns.some((t) => t.text === text);
+  });
+}
+
 beforeAll(async () => {
   stub = await startOpenAIStub();
   inspect = new RedisSessionStore({ url: redisUrl, prefix });
@@ -198,8 +209,7 @@ describe('one worker, long rejoin window', () => {
     await waitFor('the old job to leave its room', () => tab1.agent() === undefined);
     await converse(tab2, 'Where am I going?');
     expect((await modelInputFor('Where am I going?')).map((m) => m.content)).toContain('I am planning a trip to Lisbon.');
-    const rec = await inspect.readRecord({ agentName, identity });
-    expect(rec.status === 'found' && rec.record.history.turns.map((t) => t.text)).toContain('Where am I going?');
+    await turnStored(agentName, identity, 'Where am I going?');
   });
 
   it('a dispatch hint that does not come true is dropped unsaved, and the participant in the room is served', async () => {
@@ -213,8 +223,7 @@ describe('one worker, long rejoin window', () => {
     const s = await p.statusMatching((m) => m.greeting !== undefined, { timeoutMs: 30_000 });
     expect(s).toMatchObject({ greeting: 'first_time', decision: { kind: 'fresh', why: 'new_identity' } });
     await converse(p, 'I am the one who is actually here.');
-    const rec = await inspect.readRecord({ agentName, identity: actual });
-    expect(rec.status === 'found' && rec.record.history.turns.map((t) => t.text)).toContain('I am the one who is actually here.');
+    await turnStored(agentName, actual, 'I am the one who is actually here.');
     // The speculative claim for the named identity saved nothing: no record, no profile, no visit.
     expect((await inspect.readRecord({ agentName, identity: named })).status).toBe('missing');
     expect(await inspect.readProfile({ agentName, identity: named })).toBeNull();
@@ -239,8 +248,7 @@ describe('one worker, long rejoin window', () => {
     const during = await inspect.readRecord({ agentName, identity: busy });
     expect(during.status === 'found' && during.record.owner).toMatchObject({ ownerId: owner?.ownerId, fence: owner?.fence });
     await converse(p1, 'Are you still with me?');
-    const after = await inspect.readRecord({ agentName, identity: busy });
-    expect(after.status === 'found' && after.record.history.turns.map((t) => t.text)).toContain('Are you still with me?');
+    await turnStored(agentName, busy, 'Are you still with me?');
     expect(p1.statuses.filter((m) => m.error !== undefined)).toEqual([]);
     expect(p1.agent()).toBeDefined();
   });
