@@ -390,14 +390,11 @@ export class RedisSessionStore implements SessionStore {
       ...archive.flatMap((a) => [String(a.archivedAtMs), a.sessionId, this.codec.encodeRecord(a.record as SessionRecord)]),
     ];
     const reply = asArray(await callScript(this.client, 'restore', this.sk(key), args), 'restore');
-    const code = checkCode(reply, 'restore');
-    if (code === LUA_CODES.newerFence) {
-      await this.replicated();
-      return { status: 'skipped', why: 'newer_fence' };
-    }
-    await this.index(key);
+    const skipped = checkCode(reply, 'restore') === LUA_CODES.newerFence;
+    if (!skipped) await this.index(key);
+    // A skipped restore still wrote the archive (see restore-7.lua).
     await this.replicated();
-    return { status: 'restored', version: num(reply, 1), fence: num(reply, 2) };
+    return skipped ? { status: 'skipped', why: 'newer_fence' } : { status: 'restored', version: num(reply, 1), fence: num(reply, 2) };
   }
 
   async ping(): Promise<void> {

@@ -20,7 +20,7 @@
 -- ARGV[10]  writeSession  '1' to write rec / meta / turns, '0' for profile and archive only
 -- ARGV[11]  writer        the job the snapshot comes from ('' unknown)
 -- ARGV[12]  nowMs         now, epoch milliseconds (lease liveness; archive score of a refused record)
--- ARGV[13]  forkId        archive member of the record if the session is refused ('' for none)
+-- ARGV[13]  forkId        archive member of the record if the session is refused ('' when there is no record)
 -- ARGV[14]  n             number of archive entries that follow
 -- ARGV[15 + 3i .. 17 + 3i]  archivedAtMs (epoch ms), sessionId, payload
 --
@@ -56,7 +56,7 @@ local function mergeArchive()
     end
   end
   for i = 0, tonumber(ARGV[14]) - 1 do archive(ARGV[15 + 3 * i], ARGV[16 + 3 * i], ARGV[17 + 3 * i]) end
-  if refused and ARGV[10] == '1' and ARGV[5] ~= '' and ARGV[13] ~= '' then archive(ARGV[12], ARGV[13], ARGV[5]) end
+  if refused and ARGV[13] ~= '' then archive(ARGV[12], ARGV[13], ARGV[5]) end
   if archived > 0 then
     redis.call('PEXPIRE', KEYS[5], ARGV[9])
     redis.call('PEXPIRE', KEYS[6], ARGV[9])

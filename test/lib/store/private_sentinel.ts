@@ -54,7 +54,7 @@ async function ask(port: number, password: string | undefined, ...args: string[]
 }
 
 /** `field:value` lines of an INFO section. */
-function infoField(info: string, field: string): string | undefined {
+export function infoField(info: string, field: string): string | undefined {
   return new RegExp(`^${field}:(.*)$`, 'm').exec(info)?.[1]?.trim();
 }
 

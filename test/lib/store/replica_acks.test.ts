@@ -11,13 +11,14 @@ import { TieredSessionStore } from '../../../lib/store/tiered_session_store.js';
 import { randomPrefix } from '../../support/env.js';
 import { until } from './contract.js';
 import { PrivateRedis, canStartRedis, freePort } from './private_redis.js';
+import { infoField } from './private_sentinel.js';
 
 // Never a skip: `npm test` (scripts/ensure_redis.sh) installs Debian's redis-server when it is missing.
 if (!canStartRedis()) throw new Error('the replica test needs the redis-server binary (apt-get install redis-server)');
 
 /** `field` of `INFO replication` on `client`. */
 async function replication(client: Redis, field: string): Promise<string | undefined> {
-  return new RegExp(`^${field}:(.*)$`, 'm').exec(await client.info('replication'))?.[1]?.trim();
+  return infoField(await client.info('replication'), field);
 }
 
 describe('RedisSessionStore with replicaAcks (private master + replica)', () => {

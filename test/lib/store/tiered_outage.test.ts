@@ -6,10 +6,11 @@ import { newSessionRecord } from '../../../lib/session/record.js';
 import type { Turn } from '../../../lib/session/record.js';
 import { forkArchiveId } from '../../../lib/store/codec.js';
 import { RedisSessionStore } from '../../../lib/store/redis_session_store.js';
-import type { ClaimResult, LeaseToken, SessionKey } from '../../../lib/store/session_store.js';
+import type { LeaseToken, SessionKey } from '../../../lib/store/session_store.js';
 import { TieredSessionStore } from '../../../lib/store/tiered_session_store.js';
 import type { StoreHealthEvent } from '../../../lib/store/tiered_session_store.js';
 import { randomPrefix } from '../../support/env.js';
+import { waitFor } from '../../support/wait.js';
 import { until } from './contract.js';
 import { PrivateRedis, canStartRedis, freePort } from './private_redis.js';
 
@@ -194,14 +195,8 @@ describe('TieredSessionStore whose session was taken over while it could not rea
     await server.start(); // empty: no persistence
 
     // The same identity arrives in another job, which reaches Redis: the newest arrival wins.
-    const claims: ClaimResult[] = [];
-    await until(async () => {
-      const got = await jobB.resumeAndClaim(key, 'job-b', Date.now(), 60_000).catch(() => null);
-      if (got !== null) claims.push(got);
-      return got !== null;
-    }, 10_000);
-    const b = claims[0];
-    if (b?.status !== 'claimed') throw new Error('claim b');
+    const b = await waitFor('job B to reach Redis', () => jobB.resumeAndClaim(key, 'job-b', Date.now(), 60_000), { timeoutMs: 10_000 });
+    if (b.status !== 'claimed') throw new Error('claim b');
     await jobB.save(newSessionRecord({ ...key, sessionId: 's-b', nowMs: Date.now(), profile: null }), b.version, b.lease);
     await jobB.appendTurn(key, turn('b-0'), b.lease);
 
