@@ -7,6 +7,7 @@ import type { ResolvedStoreOptions } from './codec.js';
 import { ExpiryQueue } from './expiry_queue.js';
 import { sessionKeyId } from './keys.js';
 import type { SessionKey } from './keys.js';
+import { restoreYields } from './session_store.js';
 import type {
   ArchivedSession,
   ClaimMode,
@@ -34,6 +35,8 @@ interface Meta {
   fence: number;
   owner: string | null;
   expMs: number;
+  /** Arrival of the claim that took the lease, epoch ms (0: unknown). */
+  claimedAtMs: number;
 }
 
 interface Entry {
@@ -203,10 +206,11 @@ export class MemorySessionStore implements SessionStore {
       return { status: 'busy', owner: live.owner ?? '', leaseExpiresAtMs: live.expMs };
     }
     const previousOwner = live !== null && live.owner !== owner ? live.owner : null;
-    const meta: Meta = e.meta ?? { version: 0, fence: 0, owner: null, expMs: 0 };
+    const meta: Meta = e.meta ?? { version: 0, fence: 0, owner: null, expMs: 0, claimedAtMs: 0 };
     meta.fence += 1;
     meta.owner = owner;
     meta.expMs = nowMs + leaseMs;
+    meta.claimedAtMs = nowMs;
     e.meta = meta;
     const record = this.read(e);
     this.touch(id, e, 'session', Math.max(this.opts.sessionTtlMs, leaseMs));
@@ -349,7 +353,7 @@ export class MemorySessionStore implements SessionStore {
     return {
       key: { ...e.key },
       version: meta?.version ?? 0,
-      lease: meta === null ? null : { owner: meta.owner, fence: meta.fence, expiresAtMs: meta.expMs },
+      lease: meta === null ? null : { owner: meta.owner, fence: meta.fence, expiresAtMs: meta.expMs, claimedAtMs: meta.claimedAtMs },
       record: read.status === 'found' ? { ...read.record, owner: null } : null,
       profile: this.codec.decodeProfile(e.key, e.profile),
       archive: this.archived(e),
@@ -360,21 +364,22 @@ export class MemorySessionStore implements SessionStore {
     const [id, e] = this.getOrCreate(snapshot.key);
     let fence = snapshot.lease?.fence ?? 0;
     let version = snapshot.version;
+    const claimedAtMs = snapshot.lease?.claimedAtMs ?? 0;
     if (e.meta !== null) {
       const mine = writer !== '' && e.meta.owner === writer;
       const live = e.meta.owner !== null && e.meta.expMs > nowMs;
-      if (live && !mine && e.meta.fence >= fence) {
+      if (live && !mine && restoreYields(e.meta, { fence, claimedAtMs })) {
         // The session stays the live owner's; the snapshot's conversations are kept in the archive.
         const refused = snapshot.record === null ? [] : [{ sessionId: forkArchiveId(snapshot.record.sessionId, writer), archivedAtMs: nowMs, record: snapshot.record }];
         this.mergeArchive(id, e, [...snapshot.archive, ...refused]);
         this.dropIfEmpty(id, e);
-        return { status: 'skipped', why: 'newer_fence' };
+        return { status: 'skipped', why: 'newer_arrival' };
       }
       fence = Math.max(fence, e.meta.fence);
       if (e.meta.version >= version) version = e.meta.version + 1;
     }
     if (snapshot.lease !== null || snapshot.record !== null) {
-      e.meta = { version, fence, owner: snapshot.lease?.owner ?? null, expMs: snapshot.lease?.expiresAtMs ?? 0 };
+      e.meta = { version, fence, owner: snapshot.lease?.owner ?? null, expMs: snapshot.lease?.expiresAtMs ?? 0, claimedAtMs };
       e.rec = snapshot.record === null ? null : this.codec.encodeRecord({ ...snapshot.record, version, owner: null });
       e.turns = [];
       this.touch(id, e, 'session', this.opts.sessionTtlMs);

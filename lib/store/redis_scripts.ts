@@ -29,7 +29,7 @@ export const LUA_CODES = {
   busy: -1,
   leaseLost: -3,
   versionConflict: -4,
-  newerFence: -5,
+  newerArrival: -5,
 } as const;
 
 /** A raw reply value from a script (RESP2 through ioredis). */
@@ -106,13 +106,13 @@ export async function callScript(client: Redis | Cluster, name: ScriptName, keys
 }
 
 /**
- * The one place Lua return codes become errors. `ok` passes; `busy` and `newerFence` are expected outcomes the caller turns into values; the rest throw.
+ * The one place Lua return codes become errors. `ok` passes; `busy` and `newerArrival` are expected outcomes the caller turns into values; the rest throw.
  */
 export function codeToError(code: number, script: ScriptName, detail?: LuaReply): SessionError | null {
   switch (code) {
     case LUA_CODES.ok:
     case LUA_CODES.busy:
-    case LUA_CODES.newerFence:
+    case LUA_CODES.newerArrival:
       return null;
     case LUA_CODES.leaseLost:
       return new ConflictError('lease_lost', 'the session lease is held by a newer claim');

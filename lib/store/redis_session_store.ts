@@ -361,7 +361,7 @@ export class RedisSessionStore implements SessionStore {
     return {
       key: { ...key },
       version: Number(meta[0] ?? '0'),
-      lease: hasMeta ? { owner: meta[2] ?? null, fence: Number(meta[1]), expiresAtMs: Number(meta[3] ?? '0') } : null,
+      lease: hasMeta ? { owner: meta[2] ?? null, fence: Number(meta[1]), expiresAtMs: Number(meta[3] ?? '0'), claimedAtMs: Number(meta[4] ?? '0') } : null,
       record: record.status === 'found' ? { ...record.record, owner: null } : null,
       profile,
       archive,
@@ -386,15 +386,16 @@ export class RedisSessionStore implements SessionStore {
       writer,
       String(nowMs),
       snapshot.record === null ? '' : forkArchiveId(snapshot.record.sessionId, writer),
+      String(snapshot.lease?.claimedAtMs ?? 0),
       String(archive.length),
       ...archive.flatMap((a) => [String(a.archivedAtMs), a.sessionId, this.codec.encodeRecord(a.record as SessionRecord)]),
     ];
     const reply = asArray(await callScript(this.client, 'restore', this.sk(key), args), 'restore');
-    const skipped = checkCode(reply, 'restore') === LUA_CODES.newerFence;
+    const skipped = checkCode(reply, 'restore') === LUA_CODES.newerArrival;
     if (!skipped) await this.index(key);
     // A skipped restore still wrote the archive (see restore-7.lua).
     await this.replicated();
-    return skipped ? { status: 'skipped', why: 'newer_fence' } : { status: 'restored', version: num(reply, 1), fence: num(reply, 2) };
+    return skipped ? { status: 'skipped', why: 'newer_arrival' } : { status: 'restored', version: num(reply, 1), fence: num(reply, 2) };
   }
 
   async ping(): Promise<void> {

@@ -81,16 +81,38 @@ export interface ArchivedSession {
 export interface SessionSnapshot {
   key: SessionKey;
   version: number;
-  /** The lease as stored (owner null once released). */
-  lease: { owner: string | null; fence: number; expiresAtMs: number } | null;
+  /**
+   * The lease as stored (owner null once released). `claimedAtMs`: when the claim that took it
+   * arrived, epoch ms (the caller's `nowMs`); 0 when unknown (a lease stored before claim times
+   * were kept).
+   */
+  lease: { owner: string | null; fence: number; expiresAtMs: number; claimedAtMs: number } | null;
   /** The record with pending turns merged in, or null. */
   record: SessionRecord | null;
   profile: Profile | null;
   archive: ArchivedSession[];
 }
 
+/** A lease as {@link restoreYields} compares it. */
+export interface LeaseOrder {
+  fence: number;
+  /** Arrival of the claim that took the lease, epoch ms; 0 when unknown. */
+  claimedAtMs: number;
+}
+
+/**
+ * True when a restore must leave the session to another owner's live lease `held` (see
+ * {@link SessionStore.restore}): `held` was claimed at or after the snapshot's lease (the newest
+ * arrival wins; a tie keeps the holder), or, when either claim time is unknown, its fence is ≥
+ * the snapshot's. `restore-7.lua` applies the same rule.
+ */
+export function restoreYields(held: LeaseOrder, snapshot: LeaseOrder): boolean {
+  if (held.claimedAtMs > 0 && snapshot.claimedAtMs > 0) return held.claimedAtMs >= snapshot.claimedAtMs;
+  return held.fence >= snapshot.fence;
+}
+
 /** The outcome of {@link SessionStore.restore}. */
-export type RestoreOutcome = { status: 'restored'; version: number; fence: number } | { status: 'skipped'; why: 'newer_fence' };
+export type RestoreOutcome = { status: 'restored'; version: number; fence: number } | { status: 'skipped'; why: 'newer_arrival' };
 
 /** A page of {@link SessionStore.listSessions}. */
 export interface SessionPage {
@@ -140,9 +162,13 @@ export interface SessionStore {
   /** The full state of a key, or null when nothing is stored. */
   exportSession(key: SessionKey): Promise<SessionSnapshot | null>;
   /**
-   * Writes a snapshot (tier replay). The session and profile are skipped (`newer_fence`) only
-   * when another owner holds a live lease (`exp > nowMs`) with a fence ≥ the snapshot's;
-   * otherwise written (after a partition the replaying job's state wins). Archive entries are
+   * Writes a snapshot (tier replay). The session and profile are skipped (`newer_arrival`) only
+   * when another owner holds a live lease (`exp > nowMs`) claimed at or after the snapshot's
+   * (`claimedAtMs`: the newest arrival wins, as in a takeover); when either claim time is unknown,
+   * when its fence is ≥ the snapshot's. Otherwise written (after a partition, the job whose
+   * participant arrived last wins). Claim times, not fences, order the two because fences are
+   * only comparable within one store's sequence: a Redis that restarted empty counts again from 1,
+   * below the fences the replaying job's memory tier carried over. Archive entries are
    * merged either way (the newest copy of each wins), and a skipped record is archived as
    * `forkArchiveId(sessionId, writer)`, so no conversation is lost. Version and fence never go
    * backwards: the outcome carries the ones now stored.

@@ -178,7 +178,7 @@ export class TieredSessionStore implements SessionStore {
           {
             key,
             version: res.version,
-            lease: { owner, fence: res.lease.fence, expiresAtMs: nowMs + leaseMs },
+            lease: { owner, fence: res.lease.fence, expiresAtMs: nowMs + leaseMs, claimedAtMs: nowMs },
             record: res.record.status === 'found' ? res.record.record : null,
             profile: res.profile,
             archive: [],

@@ -1,14 +1,14 @@
 -- claim-6.lua: resume lookup + ownership claim of one session, in one round trip.
 --
 -- KEYS[1]  rec       string  session record payload
--- KEYS[2]  meta      hash    version, fence, owner, exp (lease end, epoch ms)
+-- KEYS[2]  meta      hash    version, fence, owner, exp (lease end, epoch ms), at (claim arrival, epoch ms)
 -- KEYS[3]  turns     list    turn payloads appended since the last save
 -- KEYS[4]  profile   string  identity profile payload
 -- KEYS[5]  arch      zset    archived session ids, score = archived at (epoch ms)
 -- KEYS[6]  archtail  hash    session id -> JSON array of turn payloads said after its last save
 --
 -- ARGV[1]  owner         unique id of the claiming job
--- ARGV[2]  nowMs         now, epoch milliseconds (lease liveness)
+-- ARGV[2]  nowMs         now, epoch milliseconds (lease liveness; the claim's arrival, kept as at)
 -- ARGV[3]  leaseExpMs    end of the new lease, epoch milliseconds (nowMs + leaseMs)
 -- ARGV[4]  mode          'takeover' (newest wins) | 'exclusive' (only a free or lapsed lease)
 -- ARGV[5]  keepMs        TTL of rec / meta, milliseconds (max(sessionTtlMs, leaseMs))
@@ -36,7 +36,7 @@ local prev = ''
 if live and cur ~= owner then prev = cur end
 local fence = tonumber(m[2] or '0') + 1
 local version = m[1] or '0'
-redis.call('HSET', KEYS[2], 'fence', fence, 'owner', owner, 'exp', ARGV[3], 'version', version)
+redis.call('HSET', KEYS[2], 'fence', fence, 'owner', owner, 'exp', ARGV[3], 'version', version, 'at', ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 local rec = redis.call('GET', KEYS[1])

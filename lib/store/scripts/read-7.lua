@@ -1,7 +1,7 @@
 -- read-7.lua: a consistent snapshot of one session key, in one round trip (read only).
 --
 -- KEYS[1]  rec       string  session record payload
--- KEYS[2]  meta      hash    version, fence, owner, exp
+-- KEYS[2]  meta      hash    version, fence, owner, exp, at
 -- KEYS[3]  turns     list    pending turn payloads
 -- KEYS[4]  profile   string  identity profile payload
 -- KEYS[5]  arch      zset    archived session ids, score = archived at (epoch ms)
@@ -10,10 +10,10 @@
 --
 -- ARGV[1]  what  'session' (rec, meta, turns, profile) | 'all' (also the archive)
 --
--- Returns: { rec or nil, { version, fence, owner, exp } (nils when absent), { turn, ... }, profile or nil,
+-- Returns: { rec or nil, { version, fence, owner, exp, at } (nils when absent), { turn, ... }, profile or nil,
 --            { id, score, payload, tail or '', ... } (only for 'all') }
 local rec = redis.call('GET', KEYS[1])
-local m = redis.call('HMGET', KEYS[2], 'version', 'fence', 'owner', 'exp')
+local m = redis.call('HMGET', KEYS[2], 'version', 'fence', 'owner', 'exp', 'at')
 local turns = redis.call('LRANGE', KEYS[3], 0, -1)
 local profile = redis.call('GET', KEYS[4])
 local arch = {}

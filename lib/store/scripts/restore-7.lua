@@ -1,7 +1,7 @@
 -- restore-7.lua: write a full session snapshot (tier replay after an outage), in one round trip.
 --
 -- KEYS[1]  rec       string  session record payload
--- KEYS[2]  meta      hash    version, fence, owner, exp
+-- KEYS[2]  meta      hash    version, fence, owner, exp, at (claim arrival, epoch ms)
 -- KEYS[3]  turns     list    pending turns (cleared: the snapshot record holds them)
 -- KEYS[4]  profile   string  identity profile payload
 -- KEYS[5]  arch      zset    archived session ids, score = archived at (epoch ms)
@@ -21,24 +21,32 @@
 -- ARGV[11]  writer        the job the snapshot comes from ('' unknown)
 -- ARGV[12]  nowMs         now, epoch milliseconds (lease liveness; archive score of a refused record)
 -- ARGV[13]  forkId        archive member of the record if the session is refused ('' when there is no record)
--- ARGV[14]  n             number of archive entries that follow
--- ARGV[15 + 3i .. 17 + 3i]  archivedAtMs (epoch ms), sessionId, payload
+-- ARGV[14]  claimedAtMs   arrival of the snapshot lease's claim, epoch ms ('0' unknown)
+-- ARGV[15]  n             number of archive entries that follow
+-- ARGV[16 + 3i .. 18 + 3i]  archivedAtMs (epoch ms), sessionId, payload
 --
 -- The session (rec / meta / turns) and the profile are written unless another owner holds a
--- live lease (exp > nowMs) with a fence >= the snapshot's; the stored version and fence never
--- go backwards. Archive entries are merged either way (the newest copy of a member wins); a
+-- live lease (exp > nowMs) claimed at or after the snapshot's lease (the newest arrival wins; a
+-- tie keeps the holder), or, when either claim time is unknown, with a fence >= the snapshot's
+-- (restoreYields in session_store.ts; fences of a Redis that restarted empty start again at 1,
+-- so only claim times order its leases against the replaying job's). The stored version and
+-- fence never go backwards. Archive entries are merged either way (the newest copy of a member wins); a
 -- refused record is archived as forkId (scored nowMs), so the conversation it holds is kept.
 --
--- Returns: { 0, version, fence } restored | { -5 } another owner holds a live, newer or equal fence
-local m = redis.call('HMGET', KEYS[2], 'fence', 'version', 'owner', 'exp')
+-- Returns: { 0, version, fence } restored | { -5 } another owner holds a live lease of a newer or equal arrival
+local m = redis.call('HMGET', KEYS[2], 'fence', 'version', 'owner', 'exp', 'at')
 local fence = tonumber(ARGV[1])
 local version = tonumber(ARGV[2])
+local claimedAt = tonumber(ARGV[14])
 local refused = false
 if m[1] then
   local cur = tonumber(m[1])
   local mine = ARGV[11] ~= '' and m[3] == ARGV[11]
   local live = m[3] and m[3] ~= '' and tonumber(m[4] or '0') > tonumber(ARGV[12])
-  refused = live and not mine and cur >= fence
+  local curAt = tonumber(m[5] or '0')
+  local yields
+  if curAt > 0 and claimedAt > 0 then yields = curAt >= claimedAt else yields = cur >= fence end
+  refused = live and not mine and yields
   if cur > fence then fence = cur end
   local curVersion = tonumber(m[2] or '0')
   if curVersion >= version then version = curVersion + 1 end
@@ -55,7 +63,7 @@ local function mergeArchive()
       archived = archived + 1
     end
   end
-  for i = 0, tonumber(ARGV[14]) - 1 do archive(ARGV[15 + 3 * i], ARGV[16 + 3 * i], ARGV[17 + 3 * i]) end
+  for i = 0, tonumber(ARGV[15]) - 1 do archive(ARGV[16 + 3 * i], ARGV[17 + 3 * i], ARGV[18 + 3 * i]) end
   if refused and ARGV[13] ~= '' then archive(ARGV[12], ARGV[13], ARGV[5]) end
   if archived > 0 then
     redis.call('PEXPIRE', KEYS[5], ARGV[9])
@@ -80,7 +88,7 @@ if ARGV[10] == '1' then
     end
   end
   redis.call('DEL', KEYS[2], KEYS[3])
-  redis.call('HSET', KEYS[2], 'version', version, 'fence', fence, 'exp', ARGV[4])
+  redis.call('HSET', KEYS[2], 'version', version, 'fence', fence, 'exp', ARGV[4], 'at', ARGV[14])
   if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], 'owner', ARGV[3]) end
   redis.call('PEXPIRE', KEYS[2], ARGV[7])
   if ARGV[5] ~= '' then

@@ -312,7 +312,7 @@ export function sessionStoreContract(h: StoreHarness): void {
       // replays it now: the snapshot replaces the live session, not the crashed one's turns.
       const nowMs = Date.now();
       const next = recordWithTurn(newSessionRecord({ ...key, sessionId: 's-replayed', nowMs, profile: null }), turn('from the tier'));
-      const out = await store.restore({ key, version: 1, lease: { owner: 'job-b', fence: 1, expiresAtMs: nowMs + LEASE_MS }, record: next, profile: null, archive: [] }, 'job-b', nowMs);
+      const out = await store.restore({ key, version: 1, lease: { owner: 'job-b', fence: 1, expiresAtMs: nowMs + LEASE_MS, claimedAtMs: nowMs }, record: next, profile: null, archive: [] }, 'job-b', nowMs);
       expect(out.status).toBe('restored');
       const read = await store.readRecord(key);
       expect(read.status === 'found' && read.record.history.turns.map((t) => t.text)).toEqual(['from the tier']);
@@ -333,17 +333,18 @@ export function sessionStoreContract(h: StoreHarness): void {
       const live = await start(store, key, 'job-a', 'said in the live job');
       const profileBefore = await store.readProfile(key);
       // Another job's memory tier: its own conversation of this identity (said while it could not
-      // reach the store), an older archived one, and a profile that would count an extra visit.
+      // reach the store; the participant arrived there before arriving in the live job), an
+      // older archived one, and a profile that would count an extra visit.
       const nowMs = Date.now();
       const cutOff = recordWithTurn(newSessionRecord({ ...key, sessionId: 's-cut-off', nowMs, profile: null }), turn('said while cut off'));
       const older = recordWithTurn(newSessionRecord({ ...key, sessionId: 's-older', nowMs: nowMs - 60_000, profile: null }), turn('an older talk'));
       const profile = { ...profileFromRecord(cutOff), visitCount: 99 };
       const out = await store.restore(
-        { key, version: 3, lease: { owner: 'job-z', fence: 1, expiresAtMs: nowMs + LEASE_MS }, record: cutOff, profile, archive: [{ sessionId: 's-older', archivedAtMs: nowMs - 60_000, record: older }] },
+        { key, version: 3, lease: { owner: 'job-z', fence: 1, expiresAtMs: nowMs + LEASE_MS, claimedAtMs: nowMs - 60_000 }, record: cutOff, profile, archive: [{ sessionId: 's-older', archivedAtMs: nowMs - 60_000, record: older }] },
         'job-z',
         nowMs,
       );
-      expect(out).toEqual({ status: 'skipped', why: 'newer_fence' });
+      expect(out).toEqual({ status: 'skipped', why: 'newer_arrival' });
       // The live job keeps its session, its lease and its profile.
       await store.appendTurn(key, turn('still mine'), live.lease);
       const read = await store.readRecord(key);
@@ -355,6 +356,56 @@ export function sessionStoreContract(h: StoreHarness): void {
       expect(texts.get(forkArchiveId('s-cut-off', 'job-z'))).toEqual(['said while cut off']);
       expect(texts.get('s-older')).toEqual(['an older talk']);
       expect(texts.get(live.record.sessionId)).toEqual(['said in the live job']);
+    });
+
+    it('a restore against a live lease goes to the newest arrival, whatever the fences (they restart when a Redis loses its data)', async () => {
+      const store = await h.make();
+      const turnTexts = async (k: SessionKey) => {
+        const r = await store.readRecord(k);
+        return r.status === 'found' ? [r.record.sessionId, r.record.history.turns.map((t) => t.text)] : r.status;
+      };
+      // A job whose participant rejoined often (fence 7 in its memory tier) arrived a minute
+      // before the live job, which claimed from a store that counts from 1 again: refused.
+      const older = { agentName: 'agent', identity: 'arrived-first' };
+      const live = await start(store, older, 'job-live', 'the live talk');
+      const nowMs = Date.now();
+      const stale = recordWithTurn(newSessionRecord({ ...older, sessionId: 's-stale', nowMs: nowMs - 60_000, profile: null }), turn('said before the outage'));
+      const refused = await store.restore({ key: older, version: 9, lease: { owner: 'job-stale', fence: 7, expiresAtMs: nowMs + LEASE_MS, claimedAtMs: nowMs - 60_000 }, record: stale, profile: null, archive: [] }, 'job-stale', nowMs);
+      expect(refused).toEqual({ status: 'skipped', why: 'newer_arrival' });
+      await store.appendTurn(older, turn('still live'), live.lease);
+      expect(await turnTexts(older)).toEqual([live.record.sessionId, ['the live talk', 'still live']]);
+      expect((await store.readArchive(older, Date.now())).map((a) => a.sessionId)).toContain(forkArchiveId('s-stale', 'job-stale'));
+
+      // A job whose participant arrived after the live claim wins with a lower fence: the old
+      // owner's next write fails as after any takeover, and the fence stored never goes back.
+      const newer = { agentName: 'agent', identity: 'arrived-last' };
+      const held = await store.resumeAndClaim(newer, 'job-held', nowMs - 60_000, 10 * LEASE_MS);
+      if (held.status !== 'claimed') throw new Error('claim');
+      await store.resumeAndClaim(newer, 'job-held', nowMs - 30_000, 10 * LEASE_MS);
+      const heldLease = { owner: 'job-held', fence: held.lease.fence + 1 };
+      const fresh = recordWithTurn(newSessionRecord({ ...newer, sessionId: 's-fresh', nowMs, profile: null }), turn('said in the newest job'));
+      const won = await store.restore({ key: newer, version: 1, lease: { owner: 'job-new', fence: 1, expiresAtMs: nowMs + LEASE_MS, claimedAtMs: nowMs }, record: fresh, profile: null, archive: [] }, 'job-new', nowMs);
+      expect(won).toMatchObject({ status: 'restored', fence: heldLease.fence });
+      await expect(store.appendTurn(newer, turn('too late'), heldLease)).rejects.toMatchObject({ code: 'lease_lost' });
+      if (won.status !== 'restored') return;
+      await store.appendTurn(newer, turn('mine now'), { owner: 'job-new', fence: won.fence });
+      expect(await turnTexts(newer)).toEqual(['s-fresh', ['said in the newest job', 'mine now']]);
+    });
+
+    it('a restore against a live lease of unknown arrival time falls back to the fences', async () => {
+      const store = await h.make();
+      const key = { agentName: 'agent', identity: 'unknown-arrival' };
+      const nowMs = Date.now();
+      const record = (sessionId: string) => recordWithTurn(newSessionRecord({ ...key, sessionId, nowMs, profile: null }), turn(sessionId));
+      // A lease stored without its claim time (claimedAtMs 0), fence 5.
+      const first = await store.restore({ key, version: 1, lease: { owner: 'job-old', fence: 5, expiresAtMs: nowMs + LEASE_MS, claimedAtMs: 0 }, record: record('s-old'), profile: null, archive: [] }, 'job-old', nowMs);
+      expect(first.status).toBe('restored');
+      const lower = await store.restore({ key, version: 1, lease: { owner: 'job-low', fence: 4, expiresAtMs: nowMs + LEASE_MS, claimedAtMs: nowMs }, record: record('s-low'), profile: null, archive: [] }, 'job-low', nowMs);
+      expect(lower).toEqual({ status: 'skipped', why: 'newer_arrival' });
+      const higher = await store.restore({ key, version: 1, lease: { owner: 'job-high', fence: 6, expiresAtMs: nowMs + LEASE_MS, claimedAtMs: nowMs }, record: record('s-high'), profile: null, archive: [] }, 'job-high', nowMs);
+      expect(higher).toMatchObject({ status: 'restored', fence: 6 });
+      const read = await store.readRecord(key);
+      expect(read.status === 'found' && read.record.sessionId).toBe('s-high');
     });
 
     it('export + restore round-trips a session into another store', async () => {
@@ -374,8 +425,9 @@ export function sessionStoreContract(h: StoreHarness): void {
       // The restored lease is live: the owner keeps writing with it, a stranger is refused.
       if (out.status !== 'restored') return;
       await b.appendTurn(key, turn('still mine'), { owner: 'job-a', fence: out.fence });
-      const stranger = await b.restore({ ...snap, lease: { owner: 'job-z', fence: 1, expiresAtMs: nowMs + LEASE_MS } }, 'job-z', nowMs);
-      expect(stranger).toEqual({ status: 'skipped', why: 'newer_fence' });
+      // A stranger whose participant arrived before job-a's claim: job-a keeps the session.
+      const stranger = await b.restore({ ...snap, lease: { owner: 'job-z', fence: 1, expiresAtMs: nowMs + LEASE_MS, claimedAtMs: (snap.lease?.claimedAtMs ?? nowMs) - 1 } }, 'job-z', nowMs);
+      expect(stranger).toEqual({ status: 'skipped', why: 'newer_arrival' });
     });
   });
 }

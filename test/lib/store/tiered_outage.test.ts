@@ -220,4 +220,37 @@ describe('TieredSessionStore whose session was taken over while it could not rea
     const kept = archive.find((x) => x.sessionId === forkArchiveId('s-a', 'job-a'));
     expect(kept?.record?.history.turns.map((t) => t.id)).toEqual(['a-0', 'a-1']);
   });
+
+  it('keeps the newest arrival when the old job carries a higher fence than the Redis that restarted empty counts', async () => {
+    const key = { agentName: 'agent', identity: 'rejoined-then-moved' };
+    const turn = (id: string): Turn => ({ id, role: 'user', text: id, createdAtMs: Date.now() });
+    // The participant joined job A and rejoined it twice (each rejoin claims again: fence 3).
+    let a = await jobA.resumeAndClaim(key, 'job-a', Date.now(), 60_000);
+    if (a.status !== 'claimed') throw new Error('claim');
+    await jobA.save(newSessionRecord({ ...key, sessionId: 's-a', nowMs: Date.now(), profile: null }), a.version, a.lease);
+    for (let i = 0; i < 2; i++) a = await jobA.resumeAndClaim(key, 'job-a', Date.now(), 60_000);
+    if (a.status !== 'claimed') throw new Error('claim');
+    expect(a.lease.fence).toBe(3);
+    await jobA.appendTurn(key, turn('a-0'), a.lease);
+
+    await server.kill();
+    await jobA.appendTurn(key, turn('a-1'), a.lease);
+    expect(jobA.isDegraded).toBe(true);
+    await server.start(); // empty: fences count from 1 again
+
+    const b = await waitFor('job B to reach Redis', () => jobB.resumeAndClaim(key, 'job-b', Date.now(), 60_000), { timeoutMs: 10_000 });
+    if (b.status !== 'claimed') throw new Error('claim b');
+    expect(b.lease.fence).toBe(1);
+    await jobB.save(newSessionRecord({ ...key, sessionId: 's-b', nowMs: Date.now(), profile: null }), b.version, b.lease);
+
+    // Job A's replay carries fence 3 but an older arrival: it is refused, and job B goes on.
+    await jobA.tryRecover();
+    expect(jobA.isDegraded).toBe(false);
+    await jobB.appendTurn(key, turn('b-0'), b.lease);
+    await expect(jobA.appendTurn(key, turn('a-2'), a.lease)).rejects.toMatchObject({ code: 'lease_lost' });
+    const r = await jobB.readRecord(key);
+    expect(r.status === 'found' && [r.record.sessionId, r.record.history.turns.map((t) => t.id)]).toEqual(['s-b', ['b-0']]);
+    const archive = await jobB.readArchive(key, Date.now());
+    expect(archive.find((x) => x.sessionId === forkArchiveId('s-a', 'job-a'))?.record?.history.turns.map((t) => t.id)).toEqual(['a-0', 'a-1']);
+  });
 });
