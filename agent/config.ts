@@ -9,7 +9,7 @@ import { ConfigError } from '../lib/errors.js';
 import { loadPolicyFromEnv, type SessionPolicy } from '../lib/session/policy.js';
 import { parseKeyring, type Keyring } from '../lib/store/crypto.js';
 import type { RedisTarget } from '../lib/store/redis_connection.js';
-import { redisEnvProblems, redisEnvShape, redisTargetOf } from '../lib/store/redis_env.js';
+import { redisEnvProblems, redisEnvShape, redisTargetOf, replicaAcksOf, type ReplicaAcks } from '../lib/store/redis_env.js';
 
 const optionalString = z
   .string()
@@ -55,8 +55,6 @@ const envSchema = z.object({
   LIVEKIT_AGENT_NAME: optionalString,
   ...redisEnvShape,
   REDIS_KEY_PREFIX: z.string().optional().default('pva:'),
-  REDIS_REPLICA_ACKS: nonNegativeInt(0),
-  REDIS_REPLICA_ACK_TIMEOUT_MS: positiveInt(100),
   MODEL_MODE: z.enum(['auto', 'inference', 'openai', 'offline']).optional().default('auto'),
   AGENT_IO: z.enum(['auto', 'voice', 'text']).optional().default('auto'),
   OPENAI_API_KEY: optionalString,
@@ -106,9 +104,9 @@ export interface Config {
   redis: (RedisTarget & { keyPrefix: string }) | undefined;
   /**
    * Replicas that must acknowledge every session write (`WAIT`), and the longest wait for them,
-   * ms; `count` 0 = asynchronous replication (see `RedisSessionStoreOptions.replicaAcks`).
+   * ms; `replicaAcks` 0 = asynchronous replication (see `RedisSessionStoreOptions.replicaAcks`).
    */
-  replicaAcks: { count: number; timeoutMs: number };
+  replicaAcks: ReplicaAcks;
   /** Resolved model mode (`auto` already decided). */
   modelMode: ModelMode;
   /** `text`: text in on `lk.chat`, text out on `lk.transcription`; `voice`: audio too. */
@@ -190,7 +188,7 @@ export function parseConfig(env: Env): Config {
     livekit: { url: e.LIVEKIT_URL, apiKey: e.LIVEKIT_API_KEY, apiSecret: e.LIVEKIT_API_SECRET },
     agentName: e.LIVEKIT_AGENT_NAME ?? '',
     redis: redisConfig(e),
-    replicaAcks: { count: e.REDIS_REPLICA_ACKS, timeoutMs: e.REDIS_REPLICA_ACK_TIMEOUT_MS },
+    replicaAcks: replicaAcksOf(e),
     modelMode,
     io,
     openai: e.OPENAI_API_KEY ? { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL, model: e.OPENAI_MODEL } : undefined,

@@ -34,8 +34,7 @@ export function createJobStores(config: Config, logger: Logger): JobStores {
   // One Redis (`url`) or a Sentinel group (`sentinel`, followed through failovers).
   const target: RedisTarget | undefined = redis === undefined ? undefined : redis.sentinel === undefined ? { url: redis.url } : { sentinel: redis.sentinel };
   const prefix = redis?.keyPrefix ?? 'pva:';
-  const acks = { replicaAcks: config.replicaAcks.count, replicaAckTimeoutMs: config.replicaAcks.timeoutMs };
-  const shared = target ? new RedisSessionStore({ ...target, prefix, logger, ...acks, ...common }) : null;
+  const shared = target ? new RedisSessionStore({ ...target, prefix, logger, ...config.replicaAcks, ...common }) : null;
   const store = new TieredSessionStore({
     shared,
     memory: new MemorySessionStore(common),

@@ -7,14 +7,15 @@
  *
  * Reads the worker's Redis variables (environment, then `.env` or the file `PVA_ENV_FILE`
  * names): `REDIS_URL`, or a Sentinel group (`REDIS_SENTINELS`, `REDIS_SENTINEL_MASTER`,
- * `REDIS_PASSWORD`, `REDIS_SENTINEL_PASSWORD`), parsed and checked as the worker does; and
- * `REDIS_KEY_PREFIX`. Prints JSON lines; a usage or configuration error exits with status 2.
+ * `REDIS_PASSWORD`, `REDIS_SENTINEL_PASSWORD`), parsed and checked as the worker does, with
+ * `REDIS_REPLICA_ACKS` / `REDIS_REPLICA_ACK_TIMEOUT_MS` (a forget waits for the replicas as the
+ * worker's writes do); and `REDIS_KEY_PREFIX`. Prints JSON lines; a usage or configuration error exits with status 2.
  */
 import dotenv from 'dotenv';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../lib/errors.js';
 import type { RedisTarget } from '../lib/store/redis_connection.js';
-import { parseRedisEnv } from '../lib/store/redis_env.js';
+import { parseRedisEnv, type ReplicaAcks } from '../lib/store/redis_env.js';
 import { RedisSessionStore } from '../lib/store/redis_session_store.js';
 import { SessionNotices, forgetIdentity } from '../lib/store/session_notices.js';
 
@@ -45,8 +46,9 @@ const count = Number(values.count);
 if (!Number.isInteger(count) || count <= 0) fail('--count must be a positive integer');
 
 let target: RedisTarget | undefined;
+let acks: ReplicaAcks;
 try {
-  target = parseRedisEnv(process.env);
+  ({ target, acks } = parseRedisEnv(process.env));
 } catch (err) {
   if (err instanceof ConfigError) fail(`configuration error: ${err.message}`);
   throw err;
@@ -54,7 +56,7 @@ try {
 if (target === undefined) fail('neither REDIS_URL nor REDIS_SENTINELS/REDIS_SENTINEL_MASTER is set (sessions live in the shared store only when the worker uses Redis)');
 const prefix = process.env.REDIS_KEY_PREFIX || 'pva:';
 
-const store = new RedisSessionStore({ ...target, prefix, commandTimeoutMs: COMMAND_TIMEOUT_MS });
+const store = new RedisSessionStore({ ...target, prefix, commandTimeoutMs: COMMAND_TIMEOUT_MS, ...acks });
 const out = (v: unknown) => process.stdout.write(`${JSON.stringify(v)}\n`);
 try {
   if (command === 'list') {

@@ -1,7 +1,9 @@
 /**
  * The Redis variables every process of the project reads the same way (the worker, the token
  * service, the sessions CLI): one Redis (`REDIS_URL`) or a Sentinel group (`REDIS_SENTINELS` +
- * `REDIS_SENTINEL_MASTER`, optional `REDIS_PASSWORD` / `REDIS_SENTINEL_PASSWORD`).
+ * `REDIS_SENTINEL_MASTER`, optional `REDIS_PASSWORD` / `REDIS_SENTINEL_PASSWORD`), and the
+ * replica acknowledgements session writes wait for (`REDIS_REPLICA_ACKS`,
+ * `REDIS_REPLICA_ACK_TIMEOUT_MS`).
  *
  * Parses an environment record it is given; it never reads `process.env` (each process's config
  * module does). Problems are phrased `<VARIABLE> <what is wrong>` and never echo a value that may
@@ -42,6 +44,25 @@ const sentinelList = optionalString.transform((v, ctx) => {
   return out;
 });
 
+/** Default of `REDIS_REPLICA_ACK_TIMEOUT_MS` (the session store's `replicaAckTimeoutMs` default). */
+export const DEFAULT_REPLICA_ACK_TIMEOUT_MS = 100;
+
+/** An integer variable ≥ `min`; unset or empty gives `fallback`. The value is echoed: it is never a secret. */
+function integerVar({ fallback, min }: { fallback: number; min: 0 | 1 }) {
+  return z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return fallback;
+      const n = Number(v);
+      if (!Number.isSafeInteger(n) || n < min) {
+        ctx.addIssue({ code: 'custom', message: `must be a ${min === 0 ? 'non-negative' : 'positive'} integer, got "${v}"` });
+        return z.NEVER;
+      }
+      return n;
+    });
+}
+
 /**
  * The zod fields of the Redis variables, to spread into a process's own environment schema
  * (`z.object({ ...redisEnvShape, … })`) so every issue names its variable. Each field alone is
@@ -57,6 +78,10 @@ export const redisEnvShape = {
   }),
   REDIS_PASSWORD: optionalString,
   REDIS_SENTINEL_PASSWORD: optionalString,
+  /** Replicas that must acknowledge every session write (Redis `WAIT`); 0 = asynchronous replication. */
+  REDIS_REPLICA_ACKS: integerVar({ fallback: 0, min: 0 }),
+  /** The longest wait for those acknowledgements, ms. */
+  REDIS_REPLICA_ACK_TIMEOUT_MS: integerVar({ fallback: DEFAULT_REPLICA_ACK_TIMEOUT_MS, min: 1 }),
 };
 
 const redisEnvSchema = z.object(redisEnvShape);
@@ -96,15 +121,27 @@ export function redisTargetOf(e: RedisEnv): RedisTarget | undefined {
   return { sentinel };
 }
 
+/** How many replicas must acknowledge each session write, and for how long to wait (`RedisSessionStoreOptions`). */
+export interface ReplicaAcks {
+  replicaAcks: number;
+  replicaAckTimeoutMs: number;
+}
+
+/** The replica acknowledgements the variables ask for (`REDIS_REPLICA_ACKS`, `REDIS_REPLICA_ACK_TIMEOUT_MS`). */
+export function replicaAcksOf(e: RedisEnv): ReplicaAcks {
+  return { replicaAcks: e.REDIS_REPLICA_ACKS, replicaAckTimeoutMs: e.REDIS_REPLICA_ACK_TIMEOUT_MS };
+}
+
 /**
  * Parses only the Redis variables of `env` (for a process that reads nothing else of them).
- * @returns the target, or `undefined` when neither `REDIS_URL` nor a Sentinel group is set.
+ * @returns the target (`undefined` when neither `REDIS_URL` nor a Sentinel group is set) and the
+ *   replica acknowledgements every session write waits for.
  * @throws ConfigError naming every invalid variable, `; `-separated.
  */
-export function parseRedisEnv(env: RedisEnvSource): RedisTarget | undefined {
+export function parseRedisEnv(env: RedisEnvSource): { target: RedisTarget | undefined; acks: ReplicaAcks } {
   const parsed = redisEnvSchema.safeParse(env);
   const problems = parsed.success ? [] : parsed.error.issues.map((i) => `${String(i.path[0] ?? '?')} ${i.message}`);
   problems.push(...redisEnvProblems(env));
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems.join('; '));
-  return redisTargetOf(parsed.data);
+  return { target: redisTargetOf(parsed.data), acks: replicaAcksOf(parsed.data) };
 }

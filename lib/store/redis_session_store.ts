@@ -11,6 +11,7 @@ import { KeyBuilder, encodeKeyPart, decodeKeyPart } from './keys.js';
 import type { SessionKey } from './keys.js';
 import { createBoundedRedis } from './redis_connection.js';
 import type { RedisSentinelTarget } from './redis_connection.js';
+import { DEFAULT_REPLICA_ACK_TIMEOUT_MS } from './redis_env.js';
 import { LUA_CODES, asArray, callScript, checkCode, defineScripts, num, strList, strOrNull, toStoreError } from './redis_scripts.js';
 import type { LuaReply } from './redis_scripts.js';
 import type {
@@ -94,7 +95,7 @@ export class RedisSessionStore implements SessionStore {
       throw new SessionError('config_invalid', 'RedisSessionStore needs a client, a url or a Sentinel target');
     }
     this.replicaAcks = opts.replicaAcks ?? 0;
-    this.replicaAckTimeoutMs = opts.replicaAckTimeoutMs ?? 100;
+    this.replicaAckTimeoutMs = opts.replicaAckTimeoutMs ?? DEFAULT_REPLICA_ACK_TIMEOUT_MS;
     if (!Number.isSafeInteger(this.replicaAcks) || this.replicaAcks < 0) throw new ConfigError(`replicaAcks must be a non-negative integer, got ${String(opts.replicaAcks)}`);
     if (!Number.isSafeInteger(this.replicaAckTimeoutMs) || this.replicaAckTimeoutMs <= 0) throw new ConfigError(`replicaAckTimeoutMs must be a positive integer, got ${String(opts.replicaAckTimeoutMs)}`);
     if (this.replicaAcks > 0 && opts.client instanceof Cluster) throw new ConfigError('replicaAcks is not supported on a Cluster client (WAIT cannot be routed to the written slot)');

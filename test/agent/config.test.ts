@@ -53,8 +53,8 @@ describe('parseConfig', () => {
   });
 
   it('reads the replica acknowledgements of session writes (off by default)', () => {
-    expect(parseConfig({ ...base, REDIS_URL: 'redis://127.0.0.1:6379' }).replicaAcks).toEqual({ count: 0, timeoutMs: 100 });
-    expect(parseConfig({ ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_REPLICA_ACKS: '1', REDIS_REPLICA_ACK_TIMEOUT_MS: '50' }).replicaAcks).toEqual({ count: 1, timeoutMs: 50 });
+    expect(parseConfig({ ...base, REDIS_URL: 'redis://127.0.0.1:6379' }).replicaAcks).toEqual({ replicaAcks: 0, replicaAckTimeoutMs: 100 });
+    expect(parseConfig({ ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_REPLICA_ACKS: '1', REDIS_REPLICA_ACK_TIMEOUT_MS: '50' }).replicaAcks).toEqual({ replicaAcks: 1, replicaAckTimeoutMs: 50 });
   });
 
   it('reads a Sentinel group: REDIS_SENTINELS (port defaults to 26379, IPv6 in brackets), REDIS_SENTINEL_MASTER, passwords', () => {

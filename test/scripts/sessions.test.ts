@@ -148,4 +148,10 @@ describe('npm run sessions with REDIS_SENTINELS', () => {
     expect(lines[0]).toMatch(/^sessions: configuration error: REDIS_SENTINEL_MASTER is required when REDIS_SENTINELS is set/);
     expect(r.stderr).not.toMatch(new RegExp(`${DATA_PASSWORD}|${SENTINEL_PASSWORD}`));
   });
+
+  it('reads REDIS_REPLICA_ACKS as the worker does: a bad value is one clear error and exit 2', async () => {
+    const r = await sessions(['list'], { ...sentinelEnv(randomPrefix('cli-acks')), REDIS_REPLICA_ACKS: 'two' });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toMatch(/^sessions: configuration error: REDIS_REPLICA_ACKS must be a non-negative integer, got "two"$/);
+  });
 });

@@ -55,6 +55,8 @@ describe.each(stores)('token service (%s device store)', (_name, makeStore) => {
   let now = Date.now();
   const deletedRooms: string[] = [];
   const forgotten: string[] = [];
+  /** Identities whose next erasure fails (the session store unreachable, or replicas not acknowledging). */
+  const eraserFailsFor = new Set<string>();
   const spawnedInto: string[] = [];
   const spawnHints: { room: string; identity: string }[] = [];
   const logger = new RecordingLogger();
@@ -73,7 +75,13 @@ describe.each(stores)('token service (%s device store)', (_name, makeStore) => {
       roomReuseMs: 60_000,
       deviceStore: store,
       roomCloser: { deleteRoom: async (r) => void deletedRooms.push(r) },
-      sessionEraser: { forget: async (id) => (forgotten.push(id), { sessionKeysErased: 1 }) },
+      sessionEraser: {
+        forget: async (id) => {
+          if (eraserFailsFor.delete(id)) throw new Error('NOREPLICAS Not enough good replicas to write.');
+          forgotten.push(id);
+          return { sessionKeysErased: 1 };
+        },
+      },
       agentSpawner: async (room, hint) => (spawnedInto.push(room), spawnHints.push({ room, identity: hint.identity }), 'dispatched'),
       logger,
       nowMs: () => now,
@@ -168,6 +176,23 @@ describe.each(stores)('token service (%s device store)', (_name, makeStore) => {
     expect(deletedRooms).toContain(t.body.room);
     expect((await post('/api/token', d)).status).toBe(403);
     expect((await post('/api/forget', d)).status).toBe(403);
+    expect(await store.get(d.identity)).toBeNull();
+  });
+
+  it('a forget the session store could not complete answers 503, keeps the credential, and succeeds when asked again', async () => {
+    const d = await newDevice();
+    const t = await post('/api/token', d);
+    eraserFailsFor.add(d.identity);
+    const failed = await post('/api/forget', d);
+    expect(failed.status).toBe(503);
+    expect(failed.body.reason).toBe('store_unavailable');
+    expect(forgotten).not.toContain(d.identity);
+    expect(await store.get(d.identity)).not.toBeNull();
+    const again = await post('/api/forget', d);
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ forgotten: true, sessionKeysErased: 1, roomsClosed: 1 });
+    expect(forgotten).toContain(d.identity);
+    expect(deletedRooms).toContain(t.body.room);
     expect(await store.get(d.identity)).toBeNull();
   });
 

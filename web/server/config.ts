@@ -10,7 +10,7 @@ import dotenv from 'dotenv';
 import { z } from 'zod';
 import { ConfigError } from '../../lib/errors.js';
 import type { RedisSentinelTarget } from '../../lib/store/redis_connection.js';
-import { redisEnvProblems, redisEnvShape, redisTargetOf } from '../../lib/store/redis_env.js';
+import { redisEnvProblems, redisEnvShape, redisTargetOf, replicaAcksOf, type ReplicaAcks } from '../../lib/store/redis_env.js';
 import { RESUME_POLICY_NAMES, type ResumePolicyName } from './validation.js';
 
 /** Default rejoin window, ms; must match the worker's (`livekit.yaml` `departure_timeout` covers it). */
@@ -41,6 +41,12 @@ export interface WebConfig {
   redisSentinel: RedisSentinelTarget | undefined;
   /** @default 'pva:' (same as the worker's `REDIS_KEY_PREFIX`) */
   redisKeyPrefix: string;
+  /**
+   * Replica acknowledgements the eraser's session writes wait for ("Forget me" counts as done
+   * only once replicas hold it), as the worker's (`REDIS_REPLICA_ACKS`,
+   * `REDIS_REPLICA_ACK_TIMEOUT_MS`). @default none (asynchronous replication)
+   */
+  replicaAcks: ReplicaAcks;
   /** @default '127.0.0.1' */
   host: string;
   /** @default 8080 */
@@ -159,6 +165,7 @@ export function loadWebConfig(env: NodeJS.ProcessEnv = process.env, { loadDotenv
     redisUrl: redis?.url,
     redisSentinel: redis?.sentinel,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
+    replicaAcks: replicaAcksOf(e),
     host: e.WEB_HOST,
     port: e.WEB_PORT,
     rejoinTtlMs: e.REJOIN_TTL_MS,

@@ -27,6 +27,7 @@ import { extname, join, normalize } from 'node:path';
 import { RoomServiceClient } from 'livekit-server-sdk';
 import type { Logger } from '../../lib/logger.js';
 import { pii, silentLogger } from '../../lib/logger.js';
+import { DEFAULT_REPLICA_ACK_TIMEOUT_MS } from '../../lib/store/redis_env.js';
 import { ensureAgentDispatched } from './agent_dispatch.js';
 import type { DispatchHint } from '../../lib/dispatch_hint.js';
 import { buildClient, PUBLIC_DIR } from './build_client.js';
@@ -138,6 +139,7 @@ function resolveConfig(o: TokenServiceOptions): WebConfig {
     redisUrl: o.redisUrl,
     redisSentinel: o.redisSentinel,
     redisKeyPrefix: o.redisKeyPrefix ?? 'pva:',
+    replicaAcks: o.replicaAcks ?? { replicaAcks: 0, replicaAckTimeoutMs: DEFAULT_REPLICA_ACK_TIMEOUT_MS },
     host: o.host ?? '127.0.0.1',
     port: o.port ?? 8080,
     rejoinTtlMs: o.rejoinTtlMs ?? DEFAULT_REJOIN_TTL_MS,
@@ -285,15 +287,18 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
       const creds = badRequest(parseCredentials(badRequest(parseJsonBody(await readBody(req)))));
       await verify(creds);
       const issuedRooms = await storeCall('rooms', () => devices.rooms(creds.identity));
-      // First the credential: from here on the identity can never get a token again.
-      await storeCall('delete', () => devices.delete(creds.identity));
-      // Then the conversations: erased, and any job still holding them is told to drop its copy
-      // (it erases what it may have had in flight and writes nothing more).
+      // First the conversations: erased, and any job still holding them is told to drop its copy
+      // (it erases what it may have had in flight and writes nothing more). Before the
+      // credential, so that a forget the session store could not complete (unreachable, or its
+      // replicas did not acknowledge the erasure: REDIS_REPLICA_ACKS) answers 503 and the same
+      // device can ask again; erasing twice is harmless.
       let sessionKeysErased = 0;
       if (eraser !== null) {
         const e = eraser;
         sessionKeysErased = (await storeCall('forget', () => e.forget(creds.identity))).sessionKeysErased;
       }
+      // Then the credential: from here on the identity can never get a token again.
+      await storeCall('delete', () => devices.delete(creds.identity));
       // Last its rooms: their agent jobs end instead of waiting out the rejoin window.
       const closed = await Promise.allSettled(issuedRooms.map((r) => rooms.deleteRoom(r)));
       const roomsClosed = closed.filter((c) => c.status === 'fulfilled').length;

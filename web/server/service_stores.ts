@@ -56,7 +56,7 @@ export interface InjectedStores {
 
 /** Creates the stores of {@link ServiceStores} (no I/O yet: clients connect in the background). */
 export function createServiceStores(
-  config: Pick<WebConfig, 'redisUrl' | 'redisSentinel' | 'redisKeyPrefix'>,
+  config: Pick<WebConfig, 'redisUrl' | 'redisSentinel' | 'redisKeyPrefix' | 'replicaAcks'>,
   injected: InjectedStores,
   log: Logger,
   nowMs: () => number,
@@ -76,7 +76,7 @@ export function createServiceStores(
   let eraser: SessionEraser | null;
   if (injected.sessionEraser !== undefined) eraser = injected.sessionEraser;
   else if (target) {
-    const s = new RedisSessionStore({ ...target, prefix, commandTimeoutMs: ERASER_COMMAND_TIMEOUT_MS, logger: log });
+    const s = new RedisSessionStore({ ...target, prefix, commandTimeoutMs: ERASER_COMMAND_TIMEOUT_MS, logger: log, ...config.replicaAcks });
     const notices = new SessionNotices({ ...target, prefix, logger: log });
     owned.push(() => s.dispose(), () => notices.close());
     eraser = { forget: (identity) => forgetIdentity(s, notices, identity) };

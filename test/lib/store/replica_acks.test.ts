@@ -12,6 +12,8 @@ import { randomPrefix } from '../../support/env.js';
 import { until } from './contract.js';
 import { PrivateRedis, canStartRedis, freePort } from './private_redis.js';
 import { infoField } from './private_sentinel.js';
+import { loadWebConfig } from '../../../web/server/config.js';
+import { startTokenService } from '../../../web/server/service.js';
 
 // Never a skip: `npm test` (scripts/ensure_redis.sh) installs Debian's redis-server when it is missing.
 if (!canStartRedis()) throw new Error('the replica test needs the redis-server binary (apt-get install redis-server)');
@@ -123,6 +125,50 @@ describe('RedisSessionStore with replicaAcks (private master + replica)', () => 
     } finally {
       await tiered.dispose();
       await direct.dispose();
+    }
+  });
+
+  it('"Forget me" in the token service waits for the replica too (REDIS_REPLICA_ACKS), and can be asked again until it is acknowledged', async () => {
+    const config = loadWebConfig(
+      {
+        LIVEKIT_URL: 'ws://127.0.0.1:1',
+        LIVEKIT_API_KEY: 'unit-key',
+        LIVEKIT_API_SECRET: 'unit-secret-unit-secret-unit-secret-0123',
+        REDIS_URL: master.url,
+        REDIS_KEY_PREFIX: prefix,
+        REDIS_REPLICA_ACKS: '1',
+        REDIS_REPLICA_ACK_TIMEOUT_MS: '1000',
+      },
+      { loadDotenv: false },
+    );
+    const svc = await startTokenService({ ...config, port: 0, roomCloser: { deleteRoom: async () => {} } });
+    const worker = new RedisSessionStore({ url: master.url, prefix, replicaAcks: 1, replicaAckTimeoutMs: 1_000, commandTimeoutMs: 3_000 });
+    const post = async (path: string, body: unknown) => {
+      const res = await fetch(`${svc.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    try {
+      const device = (await post('/api/identity', {})).body as { identity: string; deviceSecret: string };
+      const key = { agentName: 'agent', identity: device.identity };
+      const claim = await worker.resumeAndClaim(key, 'job-a', Date.now(), 60_000);
+      if (claim.status !== 'claimed') throw new Error('claim');
+      await worker.save(newSessionRecord({ ...key, sessionId: 's-forget', nowMs: Date.now(), profile: null }), claim.version, claim.lease);
+      const rec = worker.keys.session(key).rec;
+      expect(await onReplica.exists(rec)).toBe(1);
+
+      // The replica is gone: the erasure is not done, and the device keeps its credential to ask again.
+      await detach();
+      const failed = await post('/api/forget', device);
+      expect(failed).toMatchObject({ status: 503, body: { reason: 'store_unavailable' } });
+      await attach();
+      const again = await post('/api/forget', device);
+      expect(again.status).toBe(200);
+      expect(again.body.forgotten).toBe(true);
+      expect(await onReplica.exists(rec)).toBe(0);
+      expect((await post('/api/token', device)).status).toBe(403);
+    } finally {
+      await worker.dispose();
+      await svc.close();
     }
   });
 });
