@@ -104,7 +104,9 @@ export interface LeaseOrder {
  * True when a restore must leave the session to another owner's live lease `held` (see
  * {@link SessionStore.restore}): `held` was claimed at or after the snapshot's lease (the newest
  * arrival wins; a tie keeps the holder), or, when either claim time is unknown, its fence is ≥
- * the snapshot's. `restore-7.lua` applies the same rule.
+ * the snapshot's. `restore-7.lua` applies the same rule. Arrival times come from the workers'
+ * clocks, as lease expiry does: hosts must keep them synchronised (NTP); a skew larger than the
+ * gap between two arrivals of one identity orders those two wrongly.
  */
 export function restoreYields(held: LeaseOrder, snapshot: LeaseOrder): boolean {
   if (held.claimedAtMs > 0 && snapshot.claimedAtMs > 0) return held.claimedAtMs >= snapshot.claimedAtMs;
