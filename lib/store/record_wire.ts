@@ -145,26 +145,29 @@ export function toStoredRecord(record: SessionRecord): StoredRecord {
 
 /**
  * The stored payload of `record`: the split form (JSON head, newline, texts) or, when a text is
- * not well-formed UTF-16, the JSON column form.
+ * not well-formed UTF-16, the JSON column form. One pass over the turns builds the head's columns
+ * and the tail, and checks the texts on the way.
  */
 export function encodeStoredRecord(record: SessionRecord): string {
-  const stored = toStoredRecord(record);
-  const { id, role, text, at } = stored.history.turns;
-  if (!text.every((t) => t.isWellFormed()) || !id.every((t) => t.isWellFormed())) return JSON.stringify(stored);
-  const n = role.length;
+  const turns = record.history.turns;
+  const n = turns.length;
   const il = new Array<number>(n);
   const tl = new Array<number>(n);
   const dt = new Array<number>(n);
+  let role = '';
   let tail = '';
+  let prevAt = 0;
   for (let i = 0; i < n; i++) {
-    const ti = id[i] as string;
-    const tt = text[i] as string;
-    il[i] = ti.length;
-    tl[i] = tt.length;
-    dt[i] = (at[i] as number) - (i === 0 ? 0 : (at[i - 1] as number));
-    tail += ti + tt;
+    const t = turns[i] as Turn;
+    if (!t.id.isWellFormed() || !t.text.isWellFormed()) return JSON.stringify(toStoredRecord(record));
+    il[i] = t.id.length;
+    tl[i] = t.text.length;
+    dt[i] = t.createdAtMs - prevAt;
+    prevAt = t.createdAtMs;
+    role += ROLE_LETTER[t.role];
+    tail += t.id + t.text;
   }
-  const head = { ...stored, history: { ...stored.history, turns: { role, il, tl, dt } } };
+  const head = { ...record, history: { ...record.history, turns: { role, il, tl, dt } } };
   return JSON.stringify(head) + SPLIT + tail;
 }
 
