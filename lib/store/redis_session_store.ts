@@ -1,6 +1,6 @@
 import { Cluster } from 'ioredis';
 import type { Redis } from 'ioredis';
-import { ConfigError, SessionError, StoreUnavailableError } from '../errors.js';
+import { SessionError } from '../errors.js';
 import { silentLogger } from '../logger.js';
 import type { Logger } from '../logger.js';
 import type { Profile, SessionRecord, Turn } from '../session/record.js';
@@ -11,7 +11,8 @@ import { KeyBuilder, encodeKeyPart, decodeKeyPart } from './keys.js';
 import type { SessionKey } from './keys.js';
 import { createBoundedRedis } from './redis_connection.js';
 import type { RedisSentinelTarget } from './redis_connection.js';
-import { DEFAULT_REPLICA_ACK_TIMEOUT_MS } from './redis_env.js';
+import type { ReplicaAcks } from './redis_env.js';
+import { resolveReplicaAcks, waitForReplicas } from './replica_acks.js';
 import { LUA_CODES, asArray, callScript, checkCode, defineScripts, num, strList, strOrNull, toStoreError } from './redis_scripts.js';
 import type { LuaReply } from './redis_scripts.js';
 import type {
@@ -87,18 +88,13 @@ export class RedisSessionStore implements SessionStore {
   private readonly log: Logger;
   /** The scripts' constant arguments, as sent. */
   private readonly scriptArgs: { maxPendingTurns: string; sessionTtlMs: string; turnsKeepMs: string; archiveTtlMs: string };
-  private readonly replicaAcks: number;
-  private readonly replicaAckTimeoutMs: number;
+  private readonly acks: ReplicaAcks;
 
   constructor(opts: RedisSessionStoreOptions) {
     if (opts.client === undefined && opts.url === undefined && opts.sentinel === undefined) {
       throw new SessionError('config_invalid', 'RedisSessionStore needs a client, a url or a Sentinel target');
     }
-    this.replicaAcks = opts.replicaAcks ?? 0;
-    this.replicaAckTimeoutMs = opts.replicaAckTimeoutMs ?? DEFAULT_REPLICA_ACK_TIMEOUT_MS;
-    if (!Number.isSafeInteger(this.replicaAcks) || this.replicaAcks < 0) throw new ConfigError(`replicaAcks must be a non-negative integer, got ${String(opts.replicaAcks)}`);
-    if (!Number.isSafeInteger(this.replicaAckTimeoutMs) || this.replicaAckTimeoutMs <= 0) throw new ConfigError(`replicaAckTimeoutMs must be a positive integer, got ${String(opts.replicaAckTimeoutMs)}`);
-    if (this.replicaAcks > 0 && opts.client instanceof Cluster) throw new ConfigError('replicaAcks is not supported on a Cluster client (WAIT cannot be routed to the written slot)');
+    this.acks = resolveReplicaAcks(opts, opts.client instanceof Cluster);
     this.client = opts.client ?? createBoundedRedis(opts, opts);
     this.ownsClient = opts.client === undefined;
     this.keys = new KeyBuilder(opts.prefix ?? 'pva:');
@@ -128,19 +124,10 @@ export class RedisSessionStore implements SessionStore {
   /**
    * With {@link RedisSessionStoreOptions.replicaAcks}: waits until that many replicas hold every
    * write made so far on this connection; throws `store_unavailable` when they do not within the
-   * bound (the write is on the master only).
+   * bound (the write is on the master only). See `replica_acks.ts`.
    */
   private async replicated(): Promise<void> {
-    if (this.replicaAcks === 0) return;
-    let acked: number;
-    try {
-      acked = await this.client.wait(this.replicaAcks, this.replicaAckTimeoutMs);
-    } catch (err) {
-      throw toStoreError(err);
-    }
-    if (acked < this.replicaAcks) {
-      throw new StoreUnavailableError(`the write is on the master, but ${acked} of ${this.replicaAcks} replicas acknowledged it within ${this.replicaAckTimeoutMs} ms`);
-    }
+    await waitForReplicas(this.client, this.acks);
   }
 
   private sk(key: SessionKey): string[] {

@@ -42,9 +42,9 @@ export interface WebConfig {
   /** @default 'pva:' (same as the worker's `REDIS_KEY_PREFIX`) */
   redisKeyPrefix: string;
   /**
-   * Replica acknowledgements the eraser's session writes wait for ("Forget me" counts as done
-   * only once replicas hold it), as the worker's (`REDIS_REPLICA_ACKS`,
-   * `REDIS_REPLICA_ACK_TIMEOUT_MS`). @default none (asynchronous replication)
+   * Replica acknowledgements the service's Redis writes wait for (device records, rooms, and
+   * "Forget me", which counts as done only once replicas hold it), as the worker's
+   * (`REDIS_REPLICA_ACKS`, `REDIS_REPLICA_ACK_TIMEOUT_MS`). @default none (asynchronous replication)
    */
   replicaAcks: ReplicaAcks;
   /** @default '127.0.0.1' */

@@ -18,6 +18,8 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { encodeKeyPart, escapeGlob } from '../../lib/store/keys.js';
 import { createBoundedRedis, type RedisSentinelTarget } from '../../lib/store/redis_connection.js';
+import type { ReplicaAcks } from '../../lib/store/redis_env.js';
+import { resolveReplicaAcks, waitForReplicas } from '../../lib/store/replica_acks.js';
 
 /** What the service stores per identity it issued. */
 export interface DeviceRecord {
@@ -96,6 +98,15 @@ export interface RedisDeviceStoreOptions {
   sentinel?: RedisSentinelTarget;
   /** @default 'pva:' */
   prefix?: string;
+  /**
+   * Replicas that must acknowledge each write (a new identity, its rooms, its deletion) before
+   * it counts as done, and the longest wait for them, ms (`REDIS_REPLICA_ACKS`,
+   * `REDIS_REPLICA_ACK_TIMEOUT_MS`; see `lib/store/replica_acks.ts`): an unacknowledged write
+   * rejects (`store_unavailable`). @default 0 (off)
+   */
+  replicaAcks?: number;
+  /** @default 100 */
+  replicaAckTimeoutMs?: number;
 }
 
 /** {@link DeviceStore} on Redis. */
@@ -103,9 +114,11 @@ export class RedisDeviceStore implements DeviceStore {
   readonly client: Redis;
   readonly keys: DeviceKeys;
   private readonly ownsClient: boolean;
+  private readonly acks: ReplicaAcks;
 
   constructor(opts: RedisDeviceStoreOptions) {
     if (opts.client === undefined && opts.url === undefined && opts.sentinel === undefined) throw new Error('RedisDeviceStore needs a client, a url or a Sentinel target');
+    this.acks = resolveReplicaAcks(opts, false);
     this.client = opts.client ?? createBoundedRedis(opts, { commandTimeoutMs: 1_000 }, { lazyConnect: false });
     this.ownsClient = opts.client === undefined;
     if (this.ownsClient) this.client.on('error', () => {}); // surfaced per command as a rejection
@@ -114,6 +127,7 @@ export class RedisDeviceStore implements DeviceStore {
 
   async create(identity: string, record: DeviceRecord, ttlMs: number): Promise<boolean> {
     const r = await this.client.set(this.keys.device(identity), JSON.stringify(record), 'PX', ttlMs, 'NX');
+    if (r === 'OK') await waitForReplicas(this.client, this.acks);
     return r === 'OK';
   }
 
@@ -132,6 +146,7 @@ export class RedisDeviceStore implements DeviceStore {
       .exec();
     const failed = res?.find(([err]) => err !== null);
     if (res === null || failed !== undefined) throw failed?.[0] ?? new Error('device store transaction aborted');
+    await waitForReplicas(this.client, this.acks);
   }
 
   async hasRoom(identity: string, room: string, nowMs: number): Promise<boolean> {
@@ -145,6 +160,7 @@ export class RedisDeviceStore implements DeviceStore {
 
   async delete(identity: string): Promise<void> {
     await this.client.unlink(this.keys.device(identity), this.keys.rooms(identity));
+    await waitForReplicas(this.client, this.acks);
   }
 
   async ping(): Promise<void> {

@@ -68,7 +68,7 @@ export function createServiceStores(
   let devices: DeviceStore;
   if (injected.deviceStore) devices = injected.deviceStore;
   else if (target) {
-    const d = new RedisDeviceStore({ ...target, prefix });
+    const d = new RedisDeviceStore({ ...target, prefix, ...config.replicaAcks });
     owned.push(() => d.close());
     devices = d;
   } else devices = new MemoryDeviceStore(nowMs);

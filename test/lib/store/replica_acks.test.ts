@@ -13,6 +13,7 @@ import { until } from './contract.js';
 import { PrivateRedis, canStartRedis, freePort } from './private_redis.js';
 import { infoField } from './private_sentinel.js';
 import { loadWebConfig } from '../../../web/server/config.js';
+import { DeviceKeys } from '../../../web/server/device_store.js';
 import { startTokenService } from '../../../web/server/service.js';
 
 // Never a skip: `npm test` (scripts/ensure_redis.sh) installs Debian's redis-server when it is missing.
@@ -128,7 +129,7 @@ describe('RedisSessionStore with replicaAcks (private master + replica)', () => 
     }
   });
 
-  it('"Forget me" in the token service waits for the replica too (REDIS_REPLICA_ACKS), and can be asked again until it is acknowledged', async () => {
+  it('the token service waits for the replica too (REDIS_REPLICA_ACKS): "Forget me" can be asked again until it is acknowledged', async () => {
     const config = loadWebConfig(
       {
         LIVEKIT_URL: 'ws://127.0.0.1:1',
@@ -156,15 +157,22 @@ describe('RedisSessionStore with replicaAcks (private master + replica)', () => 
       const rec = worker.keys.session(key).rec;
       expect(await onReplica.exists(rec)).toBe(1);
 
-      // The replica is gone: the erasure is not done, and the device keeps its credential to ask again.
+      const deviceKey = new DeviceKeys(prefix).device(device.identity);
+      expect(await onReplica.exists(deviceKey)).toBe(1);
+
+      // The replica is gone: the erasure is not done, and the device keeps its credential to ask
+      // again; nor is a new identity handed out that a failover could lose.
       await detach();
       const failed = await post('/api/forget', device);
       expect(failed).toMatchObject({ status: 503, body: { reason: 'store_unavailable' } });
+      expect((await post('/api/identity', {})).status).toBe(503);
       await attach();
       const again = await post('/api/forget', device);
       expect(again.status).toBe(200);
       expect(again.body.forgotten).toBe(true);
+      // Acknowledged: the replica no longer holds the conversation or the credential.
       expect(await onReplica.exists(rec)).toBe(0);
+      expect(await onReplica.exists(deviceKey)).toBe(0);
       expect((await post('/api/token', device)).status).toBe(403);
     } finally {
       await worker.dispose();
