@@ -126,9 +126,17 @@ export class RedisDeviceStore implements DeviceStore {
   }
 
   async create(identity: string, record: DeviceRecord, ttlMs: number): Promise<boolean> {
-    const r = await this.client.set(this.keys.device(identity), JSON.stringify(record), 'PX', ttlMs, 'NX');
-    if (r === 'OK') await waitForReplicas(this.client, this.acks);
-    return r === 'OK';
+    const key = this.keys.device(identity);
+    const r = await this.client.set(key, JSON.stringify(record), 'PX', ttlMs, 'NX');
+    if (r !== 'OK') return false;
+    try {
+      await waitForReplicas(this.client, this.acks);
+    } catch (err) {
+      // Not handed out: nobody will ever hold its secret, so it is not left behind either.
+      await this.client.unlink(key).catch(() => {});
+      throw err;
+    }
+    return true;
   }
 
   async get(identity: string): Promise<DeviceRecord | null> {

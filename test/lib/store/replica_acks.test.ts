@@ -165,7 +165,10 @@ describe('RedisSessionStore with replicaAcks (private master + replica)', () => 
       await detach();
       const failed = await post('/api/forget', device);
       expect(failed).toMatchObject({ status: 503, body: { reason: 'store_unavailable' } });
+      const devicesOnMaster = async () => (await onMaster.keys(`${prefix}{d.*}:device`)).length;
+      expect(await devicesOnMaster()).toBe(1);
       expect((await post('/api/identity', {})).status).toBe(503);
+      expect(await devicesOnMaster()).toBe(1); // the identity not handed out is not left behind
       await attach();
       const again = await post('/api/forget', device);
       expect(again.status).toBe(200);
