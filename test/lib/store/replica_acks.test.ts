@@ -165,7 +165,16 @@ describe('RedisSessionStore with replicaAcks (private master + replica)', () => 
       await detach();
       const failed = await post('/api/forget', device);
       expect(failed).toMatchObject({ status: 503, body: { reason: 'store_unavailable' } });
-      const devicesOnMaster = async () => (await onMaster.keys(`${prefix}{d.*}:device`)).length;
+      const devicesOnMaster = async () => {
+        let cursor = '0';
+        let n = 0;
+        do {
+          const [next, keys] = await onMaster.scan(cursor, 'MATCH', `${prefix}{d.*}:device`, 'COUNT', 100);
+          cursor = next;
+          n += keys.length;
+        } while (cursor !== '0');
+        return n;
+      };
       expect(await devicesOnMaster()).toBe(1);
       expect((await post('/api/identity', {})).status).toBe(503);
       expect(await devicesOnMaster()).toBe(1); // the identity not handed out is not left behind
