@@ -1,13 +1,12 @@
-import type { Redis } from 'ioredis';
-import { ConfigError, StoreUnavailableError } from '../errors.js';
-import { DEFAULT_REPLICA_ACK_TIMEOUT_MS, type ReplicaAcks } from './redis_env.js';
-import { toStoreError } from './redis_scripts.js';
-
 /**
  * Waiting for replicas after a write (Redis `WAIT` on the writing connection), shared by every
  * store that writes what a failover must not lose: the session store and the token service's
  * device store.
  */
+import type { Redis } from 'ioredis';
+import { ConfigError, StoreUnavailableError } from '../errors.js';
+import { DEFAULT_REPLICA_ACK_TIMEOUT_MS, type ReplicaAcks } from './redis_env.js';
+import { toStoreError } from './redis_scripts.js';
 
 /**
  * The acknowledgements `opts` asks for, checked (`replicaAcks` 0 = off).
