@@ -9,11 +9,13 @@
  * names): `REDIS_URL`, or a Sentinel group (`REDIS_SENTINELS`, `REDIS_SENTINEL_MASTER`,
  * `REDIS_PASSWORD`, `REDIS_SENTINEL_PASSWORD`), parsed and checked as the worker does, with
  * `REDIS_REPLICA_ACKS` / `REDIS_REPLICA_ACK_TIMEOUT_MS` (a forget waits for the replicas as the
- * worker's writes do); and `REDIS_KEY_PREFIX`. Prints JSON lines; a usage or configuration error exits with status 2.
+ * worker's writes do); and `REDIS_KEY_PREFIX`. Prints JSON lines; a usage or configuration error
+ * exits with status 2, a store failure (Redis unreachable, replicas not acknowledging a forget)
+ * with one line on stderr and status 1.
  */
 import dotenv from 'dotenv';
 import { parseArgs } from 'node:util';
-import { ConfigError } from '../lib/errors.js';
+import { ConfigError, SessionError } from '../lib/errors.js';
 import type { RedisTarget } from '../lib/store/redis_connection.js';
 import { parseRedisEnv, type ReplicaAcks } from '../lib/store/redis_env.js';
 import { RedisSessionStore } from '../lib/store/redis_session_store.js';
@@ -88,6 +90,12 @@ try {
       }
     }
   }
+} catch (err) {
+  // A store failure is one line (its code and a message that names no identity), exit status 1;
+  // `retryable` failures (Redis unreachable, replicas not acknowledging) can be run again.
+  if (!(err instanceof SessionError)) throw err;
+  process.stderr.write(`sessions: ${err.code}${err.retryable ? ' (retryable)' : ''}: ${err.message}\n`);
+  process.exitCode = 1;
 } finally {
   await store.dispose();
 }

@@ -12,7 +12,7 @@ import { newSessionRecord } from '../../lib/session/record.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { SessionNotices, type SessionNotice } from '../../lib/store/session_notices.js';
 import { until } from '../lib/store/contract.js';
-import { canStartRedis } from '../lib/store/private_redis.js';
+import { canStartRedis, freePort } from '../lib/store/private_redis.js';
 import { PrivateSentinel } from '../lib/store/private_sentinel.js';
 import { randomPrefix } from '../support/env.js';
 
@@ -147,6 +147,16 @@ describe('npm run sessions with REDIS_SENTINELS', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^sessions: configuration error: REDIS_SENTINEL_MASTER is required when REDIS_SENTINELS is set/);
     expect(r.stderr).not.toMatch(new RegExp(`${DATA_PASSWORD}|${SENTINEL_PASSWORD}`));
+  });
+
+  it('with Redis unreachable prints one line naming the failure, not the identity, and exits 1', async () => {
+    const r = await sessions(['forget', '--identity', 'alice-unreachable'], { REDIS_URL: `redis://127.0.0.1:${await freePort()}` });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^sessions: store_unavailable \(retryable\): /);
+    expect(r.stderr).not.toContain('alice-unreachable');
   });
 
   it('reads REDIS_REPLICA_ACKS as the worker does: a bad value is one clear error and exit 2', async () => {
