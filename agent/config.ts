@@ -30,13 +30,13 @@ const positiveInt = (fallback: number) =>
       return n;
     });
 
-/** A non-negative integer variable; unset or empty gives `fallback`. */
-const nonNegativeInt = <T extends number | undefined = undefined>(fallback?: T) =>
+/** An optional non-negative integer variable; unset or empty gives `undefined`. */
+const optionalNonNegativeInt = () =>
   z
     .string()
     .optional()
-    .transform((v, ctx): number | T => {
-      if (v === undefined || v.trim() === '') return fallback as T;
+    .transform((v, ctx): number | undefined => {
+      if (v === undefined || v.trim() === '') return undefined;
       const n = Number(v);
       if (!Number.isInteger(n) || n < 0) {
         ctx.addIssue({ code: 'custom', message: `must be a non-negative integer, got "${v}"` });
@@ -79,7 +79,7 @@ const envSchema = z.object({
       }
       return n;
     }),
-  WORKER_IDLE_PROCESSES: nonNegativeInt(),
+  WORKER_IDLE_PROCESSES: optionalNonNegativeInt(),
   WORKER_MAX_JOBS: positiveInt(0).optional(),
   WORKER_HTTP_PORT: positiveInt(0).optional(),
   METRICS_PORT: positiveInt(0).optional(),

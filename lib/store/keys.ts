@@ -6,13 +6,14 @@
  * | key                         | type   | holds                                             | TTL            |
  * |-----------------------------|--------|---------------------------------------------------|----------------|
  * | `P{s.A.I}:rec`              | string | the session record payload                        | sessionTtlMs   |
- * | `P{s.A.I}:meta`             | hash   | `version`, `fence`, `owner`, `exp` (lease end ms) | sessionTtlMs   |
+ * | `P{s.A.I}:meta`             | hash   | `version`, `fence`, `owner`, `exp` (lease end ms),| sessionTtlMs   |
+ * |                             |        | `at` (the lease's claim arrival, ms)              |                |
  * | `P{s.A.I}:turns`            | list   | turn payloads appended since the last save        | max(session, archive) TTL |
  * | `P{s.A.I}:profile`          | string | the identity profile payload                      | profileTtlMs   |
  * | `P{s.A.I}:arch`             | zset   | archived session ids, score = archived at (ms)    | archiveTtlMs   |
  * | `P{s.A.I}:archdata`         | hash   | session id → archived record payload              | archiveTtlMs   |
  * | `P{s.A.I}:archtail`         | hash   | session id → turns said after its last save (a    | archiveTtlMs   |
- * |                             |        | crashed owner's), payloads joined by newlines     |                |
+ * |                             |        | crashed owner's), a JSON array of turn payloads   |                |
  * | `P{i.I}:agents`             | set    | `A` of every agent holding data for identity `I`  | profileTtlMs   |
  *
  * All keys of one session share the hash tag `{s.A.I}`, so every script touching them runs in

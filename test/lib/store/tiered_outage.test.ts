@@ -165,6 +165,7 @@ describe('TieredSessionStore whose session was taken over while it could not rea
   let jobA: TieredSessionStore;
   let jobB: RedisSessionStore;
   const prefix = randomPrefix('takeover-outage');
+  const turn = (id: string): Turn => ({ id, role: 'user', text: id, createdAtMs: Date.now() });
 
   beforeAll(async () => {
     server = new PrivateRedis(await freePort());
@@ -183,7 +184,6 @@ describe('TieredSessionStore whose session was taken over while it could not rea
 
   it('tells the old job its lease is lost once Redis is back, owes Redis nothing for it, and keeps what it heard', async () => {
     const key = { agentName: 'agent', identity: 'two-devices' };
-    const turn = (id: string): Turn => ({ id, role: 'user', text: id, createdAtMs: Date.now() });
     const a = await jobA.resumeAndClaim(key, 'job-a', Date.now(), 60_000);
     if (a.status !== 'claimed') throw new Error('claim');
     await jobA.save(newSessionRecord({ ...key, sessionId: 's-a', nowMs: Date.now(), profile: null }), a.version, a.lease);
@@ -223,7 +223,6 @@ describe('TieredSessionStore whose session was taken over while it could not rea
 
   it('keeps the newest arrival when the old job carries a higher fence than the Redis that restarted empty counts', async () => {
     const key = { agentName: 'agent', identity: 'rejoined-then-moved' };
-    const turn = (id: string): Turn => ({ id, role: 'user', text: id, createdAtMs: Date.now() });
     // The participant joined job A and rejoined it twice (each rejoin claims again: fence 3).
     let a = await jobA.resumeAndClaim(key, 'job-a', Date.now(), 60_000);
     if (a.status !== 'claimed') throw new Error('claim');
