@@ -97,6 +97,25 @@ describe('loadWebConfig: Redis', () => {
   });
 });
 
+describe('loadWebConfig: WEB_TRUST_PROXY_HOPS', () => {
+  it('trusts no proxy by default and reads a hop count', () => {
+    expect(load(base).trustProxyHops).toBe(0);
+    expect(load({ ...base, WEB_TRUST_PROXY_HOPS: ' 2 ' }).trustProxyHops).toBe(2);
+  });
+
+  const bad: Array<[string, string, RegExp]> = [
+    ['a negative count', '-1', /^WEB_TRUST_PROXY_HOPS must be a non-negative integer, got "-1"/],
+    ['a fraction', '1.5', /^WEB_TRUST_PROXY_HOPS must be a non-negative integer, got "1.5"/],
+    ['a word', 'yes', /^WEB_TRUST_PROXY_HOPS must be a non-negative integer, got "yes"/],
+    ['more hops than any deployment has', '11', /^WEB_TRUST_PROXY_HOPS must be at most 10/],
+  ];
+  for (const [name, value, re] of bad) {
+    it(`rejects ${name} with a ConfigError naming the variable`, () => {
+      expect(configError({ ...base, WEB_TRUST_PROXY_HOPS: value })).toMatch(re);
+    });
+  }
+});
+
 describe('the token service process (npm run web)', () => {
   it('with REDIS_SENTINELS but no master prints one clear error naming REDIS_SENTINEL_MASTER, without the passwords, and exits 2', async () => {
     const root = fileURLToPath(new URL('../..', import.meta.url));

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { ConfigError } from '../../lib/errors.js';
 import type { RedisSentinelTarget } from '../../lib/store/redis_connection.js';
 import { redisEnvProblems, redisEnvShape, redisTargetOf, replicaAcksOf, type ReplicaAcks } from '../../lib/store/redis_env.js';
+import { MAX_TRUST_PROXY_HOPS } from './client_address.js';
 import { RESUME_POLICY_NAMES, type ResumePolicyName } from './validation.js';
 
 /** Default rejoin window, ms; must match the worker's (`livekit.yaml` `departure_timeout` covers it). */
@@ -66,6 +67,12 @@ export interface WebConfig {
   roomReuseMs: number;
   /** @default 3600 s */
   tokenTtlS: number;
+  /**
+   * Reverse proxies of the deployment's own in front of the service: the client address (the
+   * key of the limit on new identities) is then read from `X-Forwarded-For` as they wrote it
+   * (`client_address.ts`). 0 = reached directly; the header is ignored. @default 0
+   */
+  trustProxyHops: number;
 }
 
 const optionalString = z
@@ -129,6 +136,9 @@ const envSchema = z.object({
   WEB_DEVICE_TTL_MS: positiveInt(DEFAULT_DEVICE_TTL_MS),
   WEB_ROOM_REUSE_MS: positiveInt(DEFAULT_ROOM_REUSE_MS),
   WEB_TOKEN_TTL_S: positiveInt(DEFAULT_TOKEN_TTL_S),
+  WEB_TRUST_PROXY_HOPS: positiveInt(0, { allowZero: true }).refine((n) => n <= MAX_TRUST_PROXY_HOPS, {
+    message: `must be at most ${MAX_TRUST_PROXY_HOPS} (the reverse proxies in front of the service)`,
+  }),
 });
 
 /**
@@ -174,5 +184,6 @@ export function loadWebConfig(env: NodeJS.ProcessEnv = process.env, { loadDotenv
     deviceTtlMs: e.WEB_DEVICE_TTL_MS,
     roomReuseMs: e.WEB_ROOM_REUSE_MS,
     tokenTtlS: e.WEB_TOKEN_TTL_S,
+    trustProxyHops: e.WEB_TRUST_PROXY_HOPS,
   };
 }

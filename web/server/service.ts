@@ -31,6 +31,7 @@ import { DEFAULT_REPLICA_ACK_TIMEOUT_MS } from '../../lib/store/redis_env.js';
 import { ensureAgentDispatched } from './agent_dispatch.js';
 import type { DispatchHint } from '../../lib/dispatch_hint.js';
 import { buildClient, PUBLIC_DIR } from './build_client.js';
+import { clientAddress } from './client_address.js';
 import {
   DEFAULT_DEVICE_TTL_MS,
   DEFAULT_REJOIN_TTL_MS,
@@ -148,6 +149,7 @@ function resolveConfig(o: TokenServiceOptions): WebConfig {
     deviceTtlMs: o.deviceTtlMs ?? DEFAULT_DEVICE_TTL_MS,
     roomReuseMs: o.roomReuseMs ?? DEFAULT_ROOM_REUSE_MS,
     tokenTtlS: o.tokenTtlS ?? DEFAULT_TOKEN_TTL_S,
+    trustProxyHops: o.trustProxyHops ?? 0,
   };
 }
 
@@ -225,7 +227,7 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
   const api = {
     async identity(req: IncomingMessage): Promise<[number, Json]> {
       badRequest(parseIdentityRequest(badRequest(parseJsonBody(await readBody(req)))));
-      if (!identityLimiter.allow(req.socket.remoteAddress ?? '?', nowMs())) {
+      if (!identityLimiter.allow(clientAddress(req, config.trustProxyHops), nowMs())) {
         throw new HttpError(429, 'too_many_requests', 'rate_limited', 'too many new identities from this address; try again in a minute', { 'retry-after': '60' });
       }
       for (let i = 0; i < 3; i++) {
