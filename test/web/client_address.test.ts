@@ -3,11 +3,12 @@
  * is the socket peer and `X-Forwarded-For` is ignored (a client could write anything there);
  * behind N reverse proxies of the deployment's own it is the address the furthest of them saw.
  * The limit is checked over real HTTP: separate clients behind one proxy get separate limits,
- * and a forged header does not get a client out of its own.
+ * a forged header does not get a client out of its own, and neither do other addresses of the
+ * client's own IPv6 /64.
  */
 import type { IncomingMessage } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { clientAddress } from '../../web/server/client_address.js';
+import { clientAddress, rateLimitKey } from '../../web/server/client_address.js';
 import { MemoryDeviceStore } from '../../web/server/device_store.js';
 import { startTokenService, type TokenService } from '../../web/server/service.js';
 
@@ -36,6 +37,27 @@ describe('clientAddress', () => {
     expect(clientAddress(req('10.0.0.2', '203.0.113.9'), 3)).toBe('203.0.113.9');
     expect(clientAddress(req('10.0.0.2'), 1)).toBe('10.0.0.2');
     expect(clientAddress(req('10.0.0.2', ' , '), 1)).toBe('10.0.0.2');
+  });
+});
+
+describe('rateLimitKey', () => {
+  it('keeps an IPv4 address as it is, also written IPv4-mapped or with a port', () => {
+    for (const a of ['192.0.2.1', '192.0.2.1:5678', '::ffff:192.0.2.1', '::FFFF:192.0.2.1']) expect(rateLimitKey(a)).toBe('192.0.2.1');
+  });
+
+  it('keys an IPv6 address by its /64, however it is written', () => {
+    for (const a of ['2001:db8:1:2:3:4:5:6', '2001:db8:1:2::9', '2001:0db8:0001:0002::1', '[2001:db8:1:2::9]:443', '[2001:DB8:1:2::9]']) {
+      expect(rateLimitKey(a)).toBe('2001:db8:1:2::/64');
+    }
+    expect(rateLimitKey('2001:db8:1:3::9')).toBe('2001:db8:1:3::/64');
+    expect(rateLimitKey('2001:db8::')).toBe('2001:db8:0:0::/64');
+    expect(rateLimitKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(rateLimitKey('1::2:3.4.5.6')).toBe('1:0:0:0::/64');
+  });
+
+  it('keeps anything else, cut to 64 characters', () => {
+    expect(rateLimitKey('unknown')).toBe('unknown');
+    expect(rateLimitKey('x'.repeat(10_000))).toHaveLength(64);
   });
 });
 
@@ -89,5 +111,12 @@ describe('the limit on new identities, over HTTP', () => {
     expect((await newIdentity(s, '198.51.100.9, 203.0.113.1')).status).toBe(429);
     // Another client behind the same proxy (same socket peer) is not affected.
     expect((await newIdentity(s, '203.0.113.2')).status).toBe(201);
+  });
+
+  it('behind a trusted proxy: an IPv6 client shares one limit across its /64, and another /64 has its own', async () => {
+    const s = await start(1);
+    for (let i = 1; i <= 3; i++) expect((await newIdentity(s, `2001:db8:5:6::${i}`)).status).toBe(201);
+    expect((await newIdentity(s, '2001:db8:5:6:ffff:1:2:3')).status).toBe(429);
+    expect((await newIdentity(s, '2001:db8:5:7::1')).status).toBe(201);
   });
 });

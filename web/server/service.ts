@@ -31,7 +31,7 @@ import { DEFAULT_REPLICA_ACK_TIMEOUT_MS } from '../../lib/store/redis_env.js';
 import { ensureAgentDispatched } from './agent_dispatch.js';
 import type { DispatchHint } from '../../lib/dispatch_hint.js';
 import { buildClient, PUBLIC_DIR } from './build_client.js';
-import { clientAddress } from './client_address.js';
+import { clientAddress, rateLimitKey } from './client_address.js';
 import {
   DEFAULT_DEVICE_TTL_MS,
   DEFAULT_REJOIN_TTL_MS,
@@ -227,7 +227,7 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
   const api = {
     async identity(req: IncomingMessage): Promise<[number, Json]> {
       badRequest(parseIdentityRequest(badRequest(parseJsonBody(await readBody(req)))));
-      if (!identityLimiter.allow(clientAddress(req, config.trustProxyHops), nowMs())) {
+      if (!identityLimiter.allow(rateLimitKey(clientAddress(req, config.trustProxyHops)), nowMs())) {
         throw new HttpError(429, 'too_many_requests', 'rate_limited', 'too many new identities from this address; try again in a minute', { 'retry-after': '60' });
       }
       for (let i = 0; i < 3; i++) {
