@@ -39,14 +39,12 @@ const MAX_OTHER_KEY_CHARS = 64;
 /** The first four groups of an IPv6 address, as `a:b:c:d::/64` (zone id dropped, `::` expanded). */
 function ipv6Prefix64(address: string): string {
   const a = (address.split('%')[0] as string).toLowerCase();
-  const at = a.indexOf('::');
   // An embedded IPv4 address (`::1.2.3.4`) stands for the last two groups.
   const groups = (s: string): string[] => (s === '' ? [] : s.split(':')).flatMap((g) => (g.includes('.') ? ['0', '0'] : [g]));
-  const full = at < 0 ? groups(a) : (() => {
-    const left = groups(a.slice(0, at));
-    const right = groups(a.slice(at + 2));
-    return [...left, ...new Array<string>(8 - left.length - right.length).fill('0'), ...right];
-  })();
+  const at = a.indexOf('::');
+  const left = groups(at < 0 ? a : a.slice(0, at));
+  const right = at < 0 ? [] : groups(a.slice(at + 2));
+  const full = [...left, ...new Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
   return `${full.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }
 
