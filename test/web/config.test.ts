@@ -116,6 +116,18 @@ describe('loadWebConfig: WEB_TRUST_PROXY_HOPS', () => {
   }
 });
 
+describe('loadWebConfig: limits', () => {
+  it('allows 30 new identities per address and 10 new rooms per identity a minute by default; 0 turns a limit off', () => {
+    expect(load(base)).toMatchObject({ identitiesPerMin: 30, newRoomsPerMin: 10 });
+    expect(load({ ...base, WEB_IDENTITIES_PER_MIN: '0', WEB_NEW_ROOMS_PER_MIN: '4' })).toMatchObject({ identitiesPerMin: 0, newRoomsPerMin: 4 });
+  });
+
+  it('rejects a limit that is not a non-negative integer, naming the variable', () => {
+    expect(configError({ ...base, WEB_IDENTITIES_PER_MIN: '-3' })).toMatch(/^WEB_IDENTITIES_PER_MIN must be a non-negative integer, got "-3"/);
+    expect(configError({ ...base, WEB_NEW_ROOMS_PER_MIN: 'many' })).toMatch(/^WEB_NEW_ROOMS_PER_MIN must be a non-negative integer, got "many"/);
+  });
+});
+
 describe('the token service process (npm run web)', () => {
   it('with REDIS_SENTINELS but no master prints one clear error naming REDIS_SENTINEL_MASTER, without the passwords, and exits 2', async () => {
     const root = fileURLToPath(new URL('../..', import.meta.url));

@@ -22,6 +22,13 @@ export const DEFAULT_DEVICE_TTL_MS = 30 * 24 * 60 * 60 * 1000;
 export const DEFAULT_ROOM_REUSE_MS = 12 * 60 * 60 * 1000;
 /** Default lifetime of a minted token, seconds (1 h; LiveKit refreshes it while connected). */
 export const DEFAULT_TOKEN_TTL_S = 3600;
+/** Default new identities per client address (or IPv6 /64) per minute: a cheap brake on scripted sign-ups. */
+export const DEFAULT_IDENTITIES_PER_MIN = 30;
+/**
+ * Default new rooms per identity per minute. Every room a participant joins starts an agent job
+ * (and its model calls); rejoining an issued room does not count.
+ */
+export const DEFAULT_NEW_ROOMS_PER_MIN = 10;
 
 /** Typed configuration of the token service. */
 export interface WebConfig {
@@ -73,6 +80,10 @@ export interface WebConfig {
    * (`client_address.ts`). 0 = reached directly; the header is ignored. @default 0
    */
   trustProxyHops: number;
+  /** New identities one client address (an IPv6 client: its /64) may get per minute; 0 = no limit. @default 30 */
+  identitiesPerMin: number;
+  /** New rooms one identity may get per minute (a rejoin of an issued room is not one); 0 = no limit. @default 10 */
+  newRoomsPerMin: number;
 }
 
 const optionalString = z
@@ -139,6 +150,8 @@ const envSchema = z.object({
   WEB_TRUST_PROXY_HOPS: positiveInt(0, { allowZero: true }).refine((n) => n <= MAX_TRUST_PROXY_HOPS, {
     message: `must be at most ${MAX_TRUST_PROXY_HOPS} (the reverse proxies in front of the service)`,
   }),
+  WEB_IDENTITIES_PER_MIN: positiveInt(DEFAULT_IDENTITIES_PER_MIN, { allowZero: true }),
+  WEB_NEW_ROOMS_PER_MIN: positiveInt(DEFAULT_NEW_ROOMS_PER_MIN, { allowZero: true }),
 });
 
 /**
@@ -185,5 +198,7 @@ export function loadWebConfig(env: NodeJS.ProcessEnv = process.env, { loadDotenv
     roomReuseMs: e.WEB_ROOM_REUSE_MS,
     tokenTtlS: e.WEB_TOKEN_TTL_S,
     trustProxyHops: e.WEB_TRUST_PROXY_HOPS,
+    identitiesPerMin: e.WEB_IDENTITIES_PER_MIN,
+    newRoomsPerMin: e.WEB_NEW_ROOMS_PER_MIN,
   };
 }

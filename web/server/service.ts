@@ -15,7 +15,8 @@
  * `403 invalid_credentials` (unknown identity or wrong secret: the same answer for both),
  * `403 room_not_issued`, `403 policy_not_allowed`, `404`, `405`, `413 body_too_large`,
  * `415 unsupported_media_type` (POST bodies must be `application/json`, which also keeps
- * cross-site form posts out), `429 rate_limited`, `503 store_unavailable`.
+ * cross-site form posts out), `429 rate_limited` (new identities per client address, new rooms per
+ * identity: `WEB_IDENTITIES_PER_MIN`, `WEB_NEW_ROOMS_PER_MIN`), `503 store_unavailable`.
  *
  * Trusted token attributes are decided here, never by the page: the resume policy (the page's
  * demo selector is a request the service may refuse) and never the context-publisher mark.
@@ -34,6 +35,8 @@ import { buildClient, PUBLIC_DIR } from './build_client.js';
 import { clientAddress, rateLimitKey } from './client_address.js';
 import {
   DEFAULT_DEVICE_TTL_MS,
+  DEFAULT_IDENTITIES_PER_MIN,
+  DEFAULT_NEW_ROOMS_PER_MIN,
   DEFAULT_REJOIN_TTL_MS,
   DEFAULT_ROOM_REUSE_MS,
   DEFAULT_TOKEN_TTL_S,
@@ -57,8 +60,6 @@ import {
 
 /** Largest request body accepted, bytes. Every valid body is far below it. */
 export const MAX_BODY_BYTES = 4096;
-/** New identities per client address per minute (a cheap brake on scripted sign-ups). */
-export const DEFAULT_IDENTITY_RATE_PER_MIN = 30;
 
 export type { SessionEraser } from './service_stores.js';
 
@@ -89,8 +90,6 @@ export interface TokenServiceOptions extends Pick<WebConfig, 'livekitUrl' | 'api
   publicDir?: string;
   /** Bundle the page before listening. @default false */
   buildClient?: boolean;
-  /** @default DEFAULT_IDENTITY_RATE_PER_MIN */
-  identityRatePerMin?: number;
   /** @default Date.now */
   nowMs?: () => number;
 }
@@ -150,6 +149,8 @@ function resolveConfig(o: TokenServiceOptions): WebConfig {
     roomReuseMs: o.roomReuseMs ?? DEFAULT_ROOM_REUSE_MS,
     tokenTtlS: o.tokenTtlS ?? DEFAULT_TOKEN_TTL_S,
     trustProxyHops: o.trustProxyHops ?? 0,
+    identitiesPerMin: o.identitiesPerMin ?? DEFAULT_IDENTITIES_PER_MIN,
+    newRoomsPerMin: o.newRoomsPerMin ?? DEFAULT_NEW_ROOMS_PER_MIN,
   };
 }
 
@@ -206,7 +207,11 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
       : agentName
         ? (room, hint) => ensureAgentDispatched({ url: config.livekitUrl, apiKey: config.apiKey, apiSecret: config.apiSecret }, room, agentName, hint)
         : null;
-  const identityLimiter = new WindowLimiter(opts.identityRatePerMin ?? DEFAULT_IDENTITY_RATE_PER_MIN, 60_000);
+  /** A per-minute limit (null = none). */
+  const perMinute = (n: number): WindowLimiter | null => (n > 0 ? new WindowLimiter(n, 60_000) : null);
+  const identityLimiter = perMinute(config.identitiesPerMin);
+  const newRoomLimiter = perMinute(config.newRoomsPerMin);
+  const tooMany = (what: string) => new HttpError(429, 'too_many_requests', 'rate_limited', `too many ${what}; try again in a minute`, { 'retry-after': '60' });
 
   const storeCall = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
     try {
@@ -227,8 +232,8 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
   const api = {
     async identity(req: IncomingMessage): Promise<[number, Json]> {
       badRequest(parseIdentityRequest(badRequest(parseJsonBody(await readBody(req)))));
-      if (!identityLimiter.allow(rateLimitKey(clientAddress(req, config.trustProxyHops)), nowMs())) {
-        throw new HttpError(429, 'too_many_requests', 'rate_limited', 'too many new identities from this address; try again in a minute', { 'retry-after': '60' });
+      if (identityLimiter !== null && !identityLimiter.allow(rateLimitKey(clientAddress(req, config.trustProxyHops)), nowMs())) {
+        throw tooMany('new identities from this address');
       }
       for (let i = 0; i < 3; i++) {
         const identity = newIdentity();
@@ -258,6 +263,8 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
         room = body.room;
         reused = true;
       } else {
+        // Counted only for a verified identity, so nobody can use up someone else's rooms.
+        if (newRoomLimiter !== null && !newRoomLimiter.allow(body.identity, now)) throw tooMany('new rooms for this identity');
         room = newRoomName();
       }
       await storeCall('addRoom', () => devices.addRoom(body.identity, room, now, now + config.roomReuseMs, config.deviceTtlMs));

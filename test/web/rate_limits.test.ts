@@ -1,0 +1,124 @@
+/**
+ * The token service's limits, over real HTTP on loopback (in-memory device store): new
+ * identities per client address (behind trusted proxies, per the address they saw; an IPv6
+ * client per /64), and new rooms per identity, counted only once the identity's secret checked
+ * out. A refused request issues nothing; a minute later the limit is open again; 0 turns a
+ * limit off.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { MemoryDeviceStore } from '../../web/server/device_store.js';
+import { startTokenService, type TokenService, type TokenServiceOptions } from '../../web/server/service.js';
+
+let svc: TokenService | undefined;
+let devices: MemoryDeviceStore;
+let now = Date.now();
+afterEach(async () => {
+  await svc?.close();
+  svc = undefined;
+});
+
+/** Starts a service with small limits (3 identities, 2 new rooms a minute) and `opts`. */
+async function start(opts: Partial<TokenServiceOptions> = {}): Promise<TokenService> {
+  devices = new MemoryDeviceStore();
+  svc = await startTokenService({
+    livekitUrl: 'ws://127.0.0.1:1',
+    apiKey: 'unit-key',
+    apiSecret: 'unit-secret-unit-secret-unit-secret-0123',
+    port: 0,
+    deviceStore: devices,
+    sessionEraser: null,
+    agentSpawner: null,
+    roomCloser: { deleteRoom: async () => undefined },
+    identitiesPerMin: 3,
+    newRoomsPerMin: 2,
+    nowMs: () => now,
+    ...opts,
+  });
+  return svc;
+}
+
+/** POSTs `body` to `path`, optionally through a proxy that wrote `forwarded`. */
+async function post(s: TokenService, path: string, body: unknown, forwarded?: string) {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (forwarded !== undefined) headers['x-forwarded-for'] = forwarded;
+  const res = await fetch(`${s.url}${path}`, { method: 'POST', headers, body: JSON.stringify(body) });
+  return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as Record<string, unknown> };
+}
+
+const newIdentity = (s: TokenService, forwarded?: string) => post(s, '/api/identity', {}, forwarded);
+
+/** A new device's credentials. */
+async function device(s: TokenService): Promise<{ identity: string; deviceSecret: string }> {
+  const r = await newIdentity(s);
+  expect(r.status).toBe(201);
+  return r.body as { identity: string; deviceSecret: string };
+}
+
+describe('new identities per client address', () => {
+  it('reached directly: the fourth identity in a minute is refused with 429 and Retry-After, a forged X-Forwarded-For does not escape it, the next minute is open again', async () => {
+    const s = await start();
+    for (let i = 0; i < 3; i++) expect((await newIdentity(s)).status).toBe(201);
+    const refused = await newIdentity(s);
+    expect(refused).toMatchObject({ status: 429, retryAfter: '60', body: { error: 'too_many_requests', reason: 'rate_limited' } });
+    expect(refused.body.identity).toBeUndefined();
+    expect((await newIdentity(s, '203.0.113.77')).status).toBe(429);
+    now += 60_000;
+    expect((await newIdentity(s)).status).toBe(201);
+  });
+
+  it('behind a trusted proxy: each client has its own limit, and writing another address before the proxy’s entry does not reset it', async () => {
+    const s = await start({ trustProxyHops: 1 });
+    for (let i = 0; i < 3; i++) expect((await newIdentity(s, '203.0.113.1')).status).toBe(201);
+    expect((await newIdentity(s, '203.0.113.1')).status).toBe(429);
+    expect((await newIdentity(s, '198.51.100.9, 203.0.113.1')).status).toBe(429);
+    // Another client behind the same proxy (same socket peer) is not affected.
+    expect((await newIdentity(s, '203.0.113.2')).status).toBe(201);
+  });
+
+  it('behind a trusted proxy: an IPv6 client shares one limit across its /64, and another /64 has its own', async () => {
+    const s = await start({ trustProxyHops: 1 });
+    for (let i = 1; i <= 3; i++) expect((await newIdentity(s, `2001:db8:5:6::${i}`)).status).toBe(201);
+    expect((await newIdentity(s, '2001:db8:5:6:ffff:1:2:3')).status).toBe(429);
+    expect((await newIdentity(s, '2001:db8:5:7::1')).status).toBe(201);
+  });
+
+  it('with the limit at 0 there is none', async () => {
+    const s = await start({ identitiesPerMin: 0 });
+    for (let i = 0; i < 6; i++) expect((await newIdentity(s)).status).toBe(201);
+  });
+});
+
+describe('new rooms per identity', () => {
+  it('the third new room in a minute is refused with 429 and issues nothing; rejoining an issued room still works; a minute later a new room is issued', async () => {
+    const s = await start();
+    const d = await device(s);
+    const first = await post(s, '/api/token', d);
+    expect(first.status).toBe(200);
+    expect((await post(s, '/api/token', d)).status).toBe(200);
+    const refused = await post(s, '/api/token', d);
+    expect(refused).toMatchObject({ status: 429, retryAfter: '60', body: { error: 'too_many_requests', reason: 'rate_limited' } });
+    expect(refused.body.token).toBeUndefined();
+    expect(await devices.rooms(d.identity)).toHaveLength(2);
+    const rejoin = await post(s, '/api/token', { ...d, room: first.body.room });
+    expect(rejoin).toMatchObject({ status: 200, body: { room: first.body.room, reused: true } });
+    now += 60_000;
+    expect((await post(s, '/api/token', d)).status).toBe(200);
+  });
+
+  it('counts only requests whose secret checks out: nobody can use up another identity’s rooms, and other identities keep their own', async () => {
+    const s = await start();
+    const victim = await device(s);
+    for (let i = 0; i < 5; i++) expect((await post(s, '/api/token', { identity: victim.identity, deviceSecret: 'x'.repeat(43) })).status).toBe(403);
+    expect((await post(s, '/api/token', victim)).status).toBe(200);
+    expect((await post(s, '/api/token', victim)).status).toBe(200);
+    expect((await post(s, '/api/token', victim)).status).toBe(429);
+    const other = await device(s);
+    expect((await post(s, '/api/token', other)).status).toBe(200);
+  });
+
+  it('with the limit at 0 there is none', async () => {
+    const s = await start({ newRoomsPerMin: 0 });
+    const d = await device(s);
+    for (let i = 0; i < 5; i++) expect((await post(s, '/api/token', d)).status).toBe(200);
+  });
+});
