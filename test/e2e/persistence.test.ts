@@ -43,8 +43,8 @@ function workerEnv(agentName: string, extra: Record<string, string> = {}): Recor
   };
 }
 
-async function worker(agentName: string, extra: Record<string, string> = {}): Promise<WorkerProcess> {
-  const w = await startWorker({ env: workerEnv(agentName, extra) });
+async function worker(agentName: string, extra: Record<string, string> = {}, mode: 'dev' | 'start' = 'dev'): Promise<WorkerProcess> {
+  const w = await startWorker({ env: workerEnv(agentName, extra), mode });
   workers.push(w);
   return w;
 }
@@ -374,5 +374,43 @@ describe('two workers', () => {
         stubReply('Turn two: it arrived damaged.'),
       ]),
     );
+  });
+
+  it('a worker stopped for a deploy (SIGTERM, production mode) finishes its conversation and takes no new one, then exits; the session resumes in the other worker', async () => {
+    const name = uid('deploy');
+    const shortTtlMs = 1_500;
+    const env = { REJOIN_TTL_MS: String(shortTtlMs), WORKER_IDLE_PROCESSES: '1' };
+    const a = await worker(name, env, 'start');
+    const identity = uid('gina');
+    const p1 = await join({ identity, room: uid('room'), agentName: name, rejoinTtlMs: shortTtlMs });
+    const s1 = await p1.statusMatching((m) => m.greeting === 'first_time');
+    await converse(p1, 'Before the deploy: my router is model AX55.');
+    const b = await worker(name, env, 'start');
+
+    a.terminate();
+    await a.waitForOutput(/draining worker/);
+    // The conversation in progress goes on in the draining worker.
+    await converse(p1, 'During the deploy: it drops every few minutes.');
+    // A new arrival is served by the other worker only.
+    const newcomerRoom = uid('room');
+    const newcomer = await join({ identity: uid('hal'), room: newcomerRoom, agentName: name, rejoinTtlMs: shortTtlMs });
+    await newcomer.statusMatching((m) => m.greeting === 'first_time', { timeoutMs: 60_000 });
+    expect(b.output()).toContain(newcomerRoom);
+    expect(a.output()).not.toContain(newcomerRoom);
+
+    // The participant leaves (closes the tab): the job ends and the draining worker exits.
+    const leftAtMs = Date.now();
+    await p1.leave();
+    expect(await waitFor('the draining worker to exit', async () => (a.process.exitCode !== null || a.process.signalCode !== null ? a.exited() : undefined), { timeoutMs: 60_000 })).toBe(143);
+    await turnStored(name, identity, 'During the deploy: it drops every few minutes.');
+
+    // A return after the rejoin window (a quicker one would be welcomed back briefly instead).
+    await waitFor('the rejoin window to pass', () => Date.now() - leftAtMs > shortTtlMs + 200);
+    const p2 = await join({ identity, room: uid('room'), agentName: name, rejoinTtlMs: shortTtlMs });
+    const s2 = await p2.statusMatching((m) => m.greeting !== undefined, { timeoutMs: 60_000 });
+    expect(s2).toMatchObject({ sessionId: s1.sessionId, greeting: 'returning', decision: { kind: 'resume', why: 'within_session_ttl' } });
+    await converse(p2, 'Is it fixed now?');
+    const input = (await modelInputFor('Is it fixed now?')).map((m) => m.content);
+    expect(input).toEqual(expect.arrayContaining(['Before the deploy: my router is model AX55.', 'During the deploy: it drops every few minutes.']));
   });
 });

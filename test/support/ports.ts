@@ -1,12 +1,15 @@
 import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
 
-/** A free TCP port on 127.0.0.1 (bound then released). */
+/**
+ * A free TCP port (bound on every address, then released): free for a server on 127.0.0.1 and
+ * for one on 0.0.0.0, such as a worker's health endpoint.
+ */
 export function freeTcpPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
+    s.listen(0, () => {
       const addr = s.address();
       s.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
     });

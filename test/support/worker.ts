@@ -31,6 +31,13 @@ export interface WorkerProcess {
   stop(): Promise<void>;
   /** SIGKILL to the whole process group: the worker and every job child die at once. */
   kill(): Promise<void>;
+  /**
+   * SIGTERM to the worker process alone, as a deploy stops it: in `start` mode it takes no new
+   * job, lets its running jobs finish, then exits. Does not wait.
+   */
+  terminate(): void;
+  /** Resolves with the exit code (null when killed by a signal) once the worker has exited. */
+  exited(): Promise<number | null>;
 }
 
 /** Options for {@link startWorker}. */
@@ -45,10 +52,24 @@ export interface StartWorkerOptions {
 }
 
 /** Spawns `tsx agent/main.ts <mode>` in its own process group. */
-export async function startWorker({ env, mode = 'dev', waitRegistered = true, entry = 'agent/main.ts' }: StartWorkerOptions): Promise<WorkerProcess> {
+export async function startWorker(opts: StartWorkerOptions): Promise<WorkerProcess> {
+  // `start` serves a health endpoint on 8081 by default: give each worker its own port. A port
+  // found free can be taken before the worker listens on it (it is in the ephemeral range, where
+  // outgoing connections get their ports): then the worker exits with EADDRINUSE, and another
+  // port is tried.
+  const ownPort = (opts.mode ?? 'dev') === 'start' && opts.env.WORKER_HTTP_PORT === undefined;
+  for (let attempt = 1; ; attempt++) {
+    const env = ownPort ? { ...opts.env, WORKER_HTTP_PORT: String(await freeTcpPort()) } : opts.env;
+    try {
+      return await spawnWorker({ ...opts, env });
+    } catch (err) {
+      if (!ownPort || attempt >= 3 || !/EADDRINUSE/.test(String(err))) throw err;
+    }
+  }
+}
+
+async function spawnWorker({ env, mode = 'dev', waitRegistered = true, entry = 'agent/main.ts' }: StartWorkerOptions): Promise<WorkerProcess> {
   const tsx = `${repoRoot}/node_modules/.bin/tsx`;
-  // `start` serves a health endpoint on 8081 by default: give each worker its own port.
-  if (mode === 'start' && env.WORKER_HTTP_PORT === undefined) env = { ...env, WORKER_HTTP_PORT: String(await freeTcpPort()) };
   const proc = spawn(tsx, [entry, mode, '--log-level', env.LOG_LEVEL ?? 'debug'], {
     cwd: repoRoot,
     // Load = jobs / 50: the 2-core test machine's CPU must not stop LiveKit from dispatching.
@@ -64,11 +85,13 @@ export async function startWorker({ env, mode = 'dev', waitRegistered = true, en
   proc.stdout!.on('data', keep);
   proc.stderr!.on('data', keep);
   let exited = false;
+  let exitCode: number | null = null;
   // Each worker's output lands in .tools/test-logs/ (git-ignored) when it exits, for diagnosis.
   const logDir = `${repoRoot}/.tools/test-logs`;
   const exitP = new Promise<void>((r) =>
-    proc.once('exit', () => {
+    proc.once('exit', (code) => {
       exited = true;
+      exitCode = code;
       try {
         mkdirSync(logDir, { recursive: true });
         writeFileSync(`${logDir}/worker-${env.LIVEKIT_AGENT_NAME ?? 'auto'}-${proc.pid}.log`, out);
@@ -106,7 +129,18 @@ export async function startWorker({ env, mode = 'dev', waitRegistered = true, en
       killGroup('SIGKILL');
       await exitP;
     },
+    terminate: () => {
+      if (!exited) proc.kill('SIGTERM');
+    },
+    exited: () => exitP.then(() => exitCode),
   };
-  if (waitRegistered) await w.waitForOutput(/registered worker/, 60_000);
+  if (waitRegistered) {
+    // A worker that exits before registering fails at once, with its output.
+    const exitedFirst = exitP.then(() => {
+      throw new Error(`worker exited before registering:\n${out.slice(-3000)}`);
+    });
+    exitedFirst.catch(() => undefined);
+    await Promise.race([w.waitForOutput(/registered worker/, 60_000), exitedFirst]);
+  }
   return w;
 }
