@@ -36,8 +36,6 @@ export interface WorkerProcess {
    * job, lets its running jobs finish, then exits. Does not wait.
    */
   terminate(): void;
-  /** Resolves with the exit code (null when killed by a signal) once the worker has exited. */
-  exited(): Promise<number | null>;
 }
 
 /** Options for {@link startWorker}. */
@@ -85,13 +83,11 @@ async function spawnWorker({ env, mode = 'dev', waitRegistered = true, entry = '
   proc.stdout!.on('data', keep);
   proc.stderr!.on('data', keep);
   let exited = false;
-  let exitCode: number | null = null;
   // Each worker's output lands in .tools/test-logs/ (git-ignored) when it exits, for diagnosis.
   const logDir = `${repoRoot}/.tools/test-logs`;
   const exitP = new Promise<void>((r) =>
-    proc.once('exit', (code) => {
+    proc.once('exit', () => {
       exited = true;
-      exitCode = code;
       try {
         mkdirSync(logDir, { recursive: true });
         writeFileSync(`${logDir}/worker-${env.LIVEKIT_AGENT_NAME ?? 'auto'}-${proc.pid}.log`, out);
@@ -132,7 +128,6 @@ async function spawnWorker({ env, mode = 'dev', waitRegistered = true, entry = '
     terminate: () => {
       if (!exited) proc.kill('SIGTERM');
     },
-    exited: () => exitP.then(() => exitCode),
   };
   if (waitRegistered) {
     // A worker that exits before registering fails at once, with its output.
