@@ -3,14 +3,21 @@
  * identities per client address (behind trusted proxies, per the address they saw; an IPv6
  * client per /64), and new rooms per identity, counted only once the identity's secret checked
  * out. A refused request issues nothing; a minute later the limit is open again; 0 turns a
- * limit off.
+ * limit off. A request that fails on the device store (a real private Redis, stopped or
+ * refusing the command) issues nothing and does not count: retrying through an outage does not
+ * use up a limit.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { MemoryDeviceStore } from '../../web/server/device_store.js';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { MemoryDeviceStore, RedisDeviceStore, type DeviceStore } from '../../web/server/device_store.js';
 import { startTokenService, type TokenService, type TokenServiceOptions } from '../../web/server/service.js';
+import { canStartRedis, freePort, PrivateRedis } from '../lib/store/private_redis.js';
+
+// Never a skip: `npm test` (scripts/ensure_redis.sh) installs Debian's redis-server when it is missing.
+if (!canStartRedis()) throw new Error('the rate limit outage tests need the redis-server binary (apt-get install redis-server)');
 
 let svc: TokenService | undefined;
-let devices: MemoryDeviceStore;
+let devices: DeviceStore;
 let now = Date.now();
 afterEach(async () => {
   await svc?.close();
@@ -19,7 +26,7 @@ afterEach(async () => {
 
 /** Starts a service with small limits (3 identities, 2 new rooms a minute) and `opts`. */
 async function start(opts: Partial<TokenServiceOptions> = {}): Promise<TokenService> {
-  devices = new MemoryDeviceStore();
+  devices = opts.deviceStore ?? new MemoryDeviceStore();
   svc = await startTokenService({
     livekitUrl: 'ws://127.0.0.1:1',
     apiKey: 'unit-key',
@@ -120,5 +127,63 @@ describe('new rooms per identity', () => {
     const s = await start({ newRoomsPerMin: 0 });
     const d = await device(s);
     for (let i = 0; i < 5; i++) expect((await post(s, '/api/token', d)).status).toBe(200);
+  });
+});
+
+describe('a device store outage does not use up a limit', () => {
+  let redis: PrivateRedis | undefined;
+  let admin: Redis | undefined;
+  const stores: RedisDeviceStore[] = [];
+  afterAll(async () => {
+    for (const d of stores) await d.close();
+    admin?.disconnect();
+    await redis?.kill();
+  });
+
+  /** A service on a private Redis (started, or restarted empty), and an admin connection to it. */
+  async function startOnPrivateRedis(): Promise<TokenService> {
+    redis ??= new PrivateRedis(await freePort());
+    if (!redis.isRunning) await redis.start();
+    if (admin === undefined) {
+      admin = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+      admin.on('error', () => {}); // Redis is stopped on purpose
+    }
+    const store = new RedisDeviceStore({ url: redis.url, prefix: 'rl:' });
+    stores.push(store);
+    return start({ deviceStore: store });
+  }
+
+  it('new identities: requests failing while Redis is down are not counted, and the limit is whole when it is back', async () => {
+    const s = await startOnPrivateRedis();
+    await redis?.kill();
+    for (let i = 0; i < 4; i++) {
+      const r = await newIdentity(s);
+      expect(r).toMatchObject({ status: 503, body: { reason: 'store_unavailable' } });
+      expect(r.body.identity).toBeUndefined();
+    }
+    await redis?.start();
+    for (let i = 0; i < 3; i++) expect((await newIdentity(s)).status).toBe(201);
+    expect((await newIdentity(s)).status).toBe(429);
+  });
+
+  it('new rooms: requests whose room could not be stored are not counted, and the limit is whole once Redis takes writes again', async () => {
+    const s = await startOnPrivateRedis();
+    const d = await device(s);
+    // Redis refuses the room write (ZADD) and nothing else: the secret still checks out.
+    await admin?.call('ACL', 'SETUSER', 'default', '-zadd');
+    try {
+      for (let i = 0; i < 4; i++) {
+        const r = await post(s, '/api/token', d);
+        expect(r).toMatchObject({ status: 503, body: { reason: 'store_unavailable' } });
+        expect(r.body.token).toBeUndefined();
+      }
+      expect(await devices.rooms(d.identity)).toHaveLength(0);
+    } finally {
+      await admin?.call('ACL', 'SETUSER', 'default', '+zadd');
+    }
+    expect((await post(s, '/api/token', d)).status).toBe(200);
+    expect((await post(s, '/api/token', d)).status).toBe(200);
+    expect((await post(s, '/api/token', d)).status).toBe(429);
+    expect(await devices.rooms(d.identity)).toHaveLength(2);
   });
 });

@@ -232,21 +232,27 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
   const api = {
     async identity(req: IncomingMessage): Promise<[number, Json]> {
       badRequest(parseIdentityRequest(badRequest(parseJsonBody(await readBody(req)))));
-      if (identityLimiter !== null && !identityLimiter.allow(rateLimitKey(clientAddress(req, config.trustProxyHops)), nowMs())) {
-        throw tooMany('new identities from this address');
-      }
-      for (let i = 0; i < 3; i++) {
-        const identity = newIdentity();
-        const deviceSecret = newDeviceSecret();
-        const created = await storeCall('create', () =>
-          devices.create(identity, { v: 1, secretHash: hashSecret(deviceSecret), createdAtMs: nowMs() }, config.deviceTtlMs),
-        );
-        if (created) {
-          log.info({ ...pii({ identity }) }, 'identity issued');
-          return [201, { identity, deviceSecret }];
+      const limitKey = rateLimitKey(clientAddress(req, config.trustProxyHops));
+      const countedAtMs = nowMs();
+      if (identityLimiter !== null && !identityLimiter.allow(limitKey, countedAtMs)) throw tooMany('new identities from this address');
+      try {
+        for (let i = 0; i < 3; i++) {
+          const identity = newIdentity();
+          const deviceSecret = newDeviceSecret();
+          const created = await storeCall('create', () =>
+            devices.create(identity, { v: 1, secretHash: hashSecret(deviceSecret), createdAtMs: nowMs() }, config.deviceTtlMs),
+          );
+          if (created) {
+            log.info({ ...pii({ identity }) }, 'identity issued');
+            return [201, { identity, deviceSecret }];
+          }
         }
+        throw new HttpError(503, 'service_unavailable', 'identity_collision', 'could not allocate an identity; try again');
+      } catch (err) {
+        // Nothing was issued: the attempt does not count against the address's limit.
+        identityLimiter?.refund(limitKey, countedAtMs);
+        throw err;
       }
-      throw new HttpError(503, 'service_unavailable', 'identity_collision', 'could not allocate an identity; try again');
     },
 
     async token(req: IncomingMessage): Promise<[number, Json]> {
@@ -267,7 +273,13 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
         if (newRoomLimiter !== null && !newRoomLimiter.allow(body.identity, now)) throw tooMany('new rooms for this identity');
         room = newRoomName();
       }
-      await storeCall('addRoom', () => devices.addRoom(body.identity, room, now, now + config.roomReuseMs, config.deviceTtlMs));
+      try {
+        await storeCall('addRoom', () => devices.addRoom(body.identity, room, now, now + config.roomReuseMs, config.deviceTtlMs));
+      } catch (err) {
+        // No room was issued: the attempt does not count against the identity's limit.
+        if (!reused) newRoomLimiter?.refund(body.identity, now);
+        throw err;
+      }
       const token = await mintParticipantToken({
         apiKey: config.apiKey,
         apiSecret: config.apiSecret,
