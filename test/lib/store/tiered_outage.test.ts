@@ -114,17 +114,49 @@ describe('TieredSessionStore through a Redis outage (private redis-server)', () 
   });
 });
 
-describe('TieredSessionStore over a Redis that refuses writes for lack of replicas (min-replicas-to-write)', () => {
+/**
+ * Two ways a running Redis refuses every write while it still answers: it lacks the replicas
+ * it must write to (`NOREPLICAS`, as during a replica outage), or it is full (`OOM`: used memory
+ * over `maxmemory` with `noeviction`). `refuse` brings the refusal about, `lift` ends it (the
+ * replicas are back; the operator raised the limit).
+ */
+const WRITE_REFUSALS: { what: string; args: string[]; refuse: (admin: Redis) => Promise<void>; lift: (admin: Redis) => Promise<void> }[] = [
+  {
+    what: 'lacks the replicas it must write to (min-replicas-to-write, NOREPLICAS)',
+    args: ['--min-replicas-to-write', '1', '--min-replicas-max-lag', '10'],
+    refuse: async () => undefined,
+    lift: async (admin) => void (await admin.config('SET', 'min-replicas-to-write', '0')),
+  },
+  {
+    what: 'is full (maxmemory with noeviction, OOM)',
+    args: ['--maxmemory-policy', 'noeviction'],
+    // Filled with someone else's data: the limit is 1 MB over what the server uses now, and
+    // 100 KB values go in until Redis refuses one (it checks memory before each command).
+    refuse: async (admin) => {
+      const used = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1]);
+      await admin.config('SET', 'maxmemory', String(used + 1024 * 1024));
+      for (let i = 0; ; i++) {
+        if (i === 100) throw new Error('Redis never reached its maxmemory');
+        const full = await admin.set(`someone-elses-data:${i}`, 'x'.repeat(100 * 1024)).then(() => false, (err: Error) => /^OOM/.test(err.message));
+        if (full) return;
+      }
+    },
+    lift: async (admin) => void (await admin.config('SET', 'maxmemory', '0')),
+  },
+];
+
+for (const { what, args, refuse, lift } of WRITE_REFUSALS) describe(`TieredSessionStore over a Redis that ${what}`, () => {
   let server: PrivateRedis;
+  let admin: Redis;
   let tiered: TieredSessionStore;
   let direct: RedisSessionStore;
-  const prefix = randomPrefix('noreplicas');
+  const prefix = randomPrefix('refusal');
 
   beforeAll(async () => {
-    // A master told to refuse writes unless a replica is in sync, with none: every write is
-    // refused with NOREPLICAS until the condition is lifted (as during a replica outage).
-    server = new PrivateRedis(await freePort(), ['--min-replicas-to-write', '1', '--min-replicas-max-lag', '10']);
+    server = new PrivateRedis(await freePort(), args);
     await server.start();
+    admin = new Redis(server.url);
+    await refuse(admin);
     direct = new RedisSessionStore({ url: server.url, prefix, commandTimeoutMs: 500, maxReconnectDelayMs: 200 });
     const shared = new RedisSessionStore({ url: server.url, prefix, commandTimeoutMs: 200, connectTimeoutMs: 300, maxReconnectDelayMs: 200 });
     tiered = new TieredSessionStore({ shared, greetingBoundMs: 300, writeBoundMs: 400, probeIntervalMs: 100 });
@@ -133,11 +165,12 @@ describe('TieredSessionStore over a Redis that refuses writes for lack of replic
   afterAll(async () => {
     await tiered?.dispose();
     await direct?.dispose();
+    admin?.disconnect();
     await server?.kill();
   });
 
   it('is an unavailable store (retry later), not a refusal of the data: the agent works from memory and nothing is lost', async () => {
-    const key = { agentName: 'agent', identity: 'no-replica' };
+    const key = { agentName: 'agent', identity: 'refused-writes' };
     await expect(direct.resumeAndClaim(key, 'probe', Date.now(), 60_000)).rejects.toMatchObject({ code: 'store_unavailable', retryable: true });
     const claim = await tiered.resumeAndClaim(key, 'job-r', Date.now(), 60_000);
     expect(claim.status === 'claimed' && claim.storeAvailable).toBe(false);
@@ -150,10 +183,8 @@ describe('TieredSessionStore over a Redis that refuses writes for lack of replic
       said.push(`r ${i}`);
     }
     expect((await direct.readRecord(key)).status).toBe('missing');
-    // The replica is back (here: the condition is lifted): the tier replays what it holds.
-    const admin = new Redis(server.url);
-    await admin.config('SET', 'min-replicas-to-write', '0');
-    admin.disconnect();
+    // Redis takes writes again: the tier replays what it holds.
+    await lift(admin);
     await until(async () => !tiered.isDegraded, 15_000);
     const r = await direct.readRecord(key);
     expect(r.status === 'found' && r.record.history.turns.map((t) => t.text)).toEqual(said);
