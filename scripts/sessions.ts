@@ -9,13 +9,16 @@
  * names): `REDIS_URL`, or a Sentinel group (`REDIS_SENTINELS`, `REDIS_SENTINEL_MASTER`,
  * `REDIS_PASSWORD`, `REDIS_SENTINEL_PASSWORD`), parsed and checked as the worker does, with
  * `REDIS_REPLICA_ACKS` / `REDIS_REPLICA_ACK_TIMEOUT_MS` (a forget waits for the replicas as the
- * worker's writes do); and `REDIS_KEY_PREFIX`. Prints JSON lines; a usage or configuration error
+ * worker's writes do); `REDIS_KEY_PREFIX`; and `STORE_ENCRYPTION_KEYS`, the worker's keyring, to
+ * open sealed payloads (without it a sealed session reads as `invalid` / `tampered`, never as
+ * plaintext). Prints JSON lines; a usage or configuration error
  * exits with status 2, a store failure (Redis unreachable, replicas not acknowledging a forget)
  * with one line on stderr and status 1.
  */
 import dotenv from 'dotenv';
 import { parseArgs } from 'node:util';
 import { ConfigError, SessionError } from '../lib/errors.js';
+import { PayloadCipher, parseKeyring } from '../lib/store/crypto.js';
 import type { RedisTarget } from '../lib/store/redis_connection.js';
 import { parseRedisEnv, type ReplicaAcks } from '../lib/store/redis_env.js';
 import { RedisSessionStore } from '../lib/store/redis_session_store.js';
@@ -49,8 +52,11 @@ if (!Number.isInteger(count) || count <= 0) fail('--count must be a positive int
 
 let target: RedisTarget | undefined;
 let acks: ReplicaAcks;
+let cipher: PayloadCipher | undefined;
 try {
   ({ target, acks } = parseRedisEnv(process.env));
+  const keys = process.env.STORE_ENCRYPTION_KEYS;
+  if (keys?.trim()) cipher = new PayloadCipher(parseKeyring(keys, 'STORE_ENCRYPTION_KEYS'));
 } catch (err) {
   if (err instanceof ConfigError) fail(`configuration error: ${err.message}`);
   throw err;
@@ -58,8 +64,12 @@ try {
 if (target === undefined) fail('neither REDIS_URL nor REDIS_SENTINELS/REDIS_SENTINEL_MASTER is set (sessions live in the shared store only when the worker uses Redis)');
 const prefix = process.env.REDIS_KEY_PREFIX || 'pva:';
 
-const store = new RedisSessionStore({ ...target, prefix, commandTimeoutMs: COMMAND_TIMEOUT_MS, ...acks });
+const store = new RedisSessionStore({ ...target, prefix, commandTimeoutMs: COMMAND_TIMEOUT_MS, ...acks, ...(cipher ? { cipher } : {}) });
 const out = (v: unknown) => process.stdout.write(`${JSON.stringify(v)}\n`);
+/** What an unreadable payload may mean when the CLI holds no keyring. */
+const hint = cipher === undefined ? { hint: 'a sealed payload reads as invalid without the keyring: set STORE_ENCRYPTION_KEYS as the worker does' } : {};
+/** A read result, with {@link hint} when it is not readable. */
+const readable = <T extends { status: string }>(r: T) => (r.status === 'invalid' ? { ...r, ...hint } : r);
 try {
   if (command === 'list') {
     let cursor: string | null = null;
@@ -71,7 +81,7 @@ try {
         const r = await store.readRecord(key);
         out(r.status === 'found'
           ? { ...key, sessionId: r.record.sessionId, state: r.record.state, turns: r.record.history.turns.length, lastSeenAt: new Date(r.record.lastSeenAt).toISOString(), visitCount: r.record.visitCount }
-          : { ...key, status: r.status });
+          : { ...key, ...readable({ status: r.status }) });
       }
       cursor = page.cursor;
     } while (cursor !== null && shown < count);
@@ -80,7 +90,7 @@ try {
     if (command === 'show') {
       const key = { agentName: values.agent!, identity };
       const [record, profile, archive] = await Promise.all([store.readRecord(key), store.readProfile(key), store.readArchive(key, Date.now())]);
-      out({ record, profile, archive: archive.map((a) => ({ sessionId: a.sessionId, archivedAt: new Date(a.archivedAtMs).toISOString(), turns: a.record?.history.turns.length ?? null })) });
+      out({ record: readable(record), profile, archive: archive.map((a) => ({ sessionId: a.sessionId, archivedAt: new Date(a.archivedAtMs).toISOString(), turns: a.record?.history.turns.length ?? null })) });
     } else {
       const notices = new SessionNotices({ ...target, prefix, commandTimeoutMs: COMMAND_TIMEOUT_MS });
       try {

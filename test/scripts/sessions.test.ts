@@ -1,7 +1,8 @@
 /**
  * `npm run sessions` run as an operator runs it (a child process, configuration from the
  * environment) with the Sentinel variables, against a real private Sentinel deployment: it lists,
- * shows and forgets sessions a worker wrote through the same sentinels.
+ * shows and forgets sessions a worker wrote through the same sentinels, and opens sealed ones
+ * with the worker's keyring (`STORE_ENCRYPTION_KEYS`).
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +10,7 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { recordWithTurn } from '../../lib/session/history.js';
 import { newSessionRecord } from '../../lib/session/record.js';
+import { PayloadCipher, parseKeyring } from '../../lib/store/crypto.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { SessionNotices, type SessionNotice } from '../../lib/store/session_notices.js';
 import { until } from '../lib/store/contract.js';
@@ -68,9 +70,10 @@ async function sessions(args: string[], env: Record<string, string>): Promise<Cl
   return { ...r, lines };
 }
 
-/** A worker's store on the same deployment, through the sentinels. */
-function workerStore(prefix: string): RedisSessionStore {
-  const store = new RedisSessionStore({ sentinel: deployment.target, prefix, commandTimeoutMs: 2_000 });
+/** A worker's store on the same deployment, through the sentinels (sealing with `keys`, a keyring's text, when given). */
+function workerStore(prefix: string, keys?: string): RedisSessionStore {
+  const cipher = keys === undefined ? {} : { cipher: new PayloadCipher(parseKeyring(keys, 'STORE_ENCRYPTION_KEYS')) };
+  const store = new RedisSessionStore({ sentinel: deployment.target, prefix, commandTimeoutMs: 2_000, ...cipher });
   opened.push(store);
   return store;
 }
@@ -114,6 +117,40 @@ describe('npm run sessions with REDIS_SENTINELS', () => {
     const shown = r.lines[0] as { record: { status: string; record?: { history: { turns: Array<{ text: string }> } } } };
     expect(shown.record.status).toBe('found');
     expect(shown.record.record?.history.turns.map((t) => t.text)).toEqual(['My router keeps dropping.', 'Which model is it?']);
+  });
+
+  it('with STORE_ENCRYPTION_KEYS, list and show open sealed sessions; without it they show no text and say which variable is missing', async () => {
+    const prefix = randomPrefix('cli-sealed');
+    const keys = `k2:${Buffer.alloc(32, 2).toString('base64')},k1:${Buffer.alloc(32, 1).toString('base64')}`;
+    await seed(workerStore(prefix, keys), 'alice', ['My PIN is in the drawer.', 'Noted.']);
+    const show = ['show', '--identity', 'alice', '--agent', 'agent'];
+
+    const opened = await sessions(show, { ...sentinelEnv(prefix), STORE_ENCRYPTION_KEYS: keys });
+    expect(opened.code).toBe(0);
+    const shown = opened.lines[0] as { record: { status: string; record?: { history: { turns: Array<{ text: string }> } } }; profile: { visitCount: number } | null };
+    expect(shown.record.status).toBe('found');
+    expect(shown.record.record?.history.turns.map((t) => t.text)).toEqual(['My PIN is in the drawer.', 'Noted.']);
+    const listed = await sessions(['list'], { ...sentinelEnv(prefix), STORE_ENCRYPTION_KEYS: keys });
+    expect(listed.lines).toMatchObject([{ identity: 'alice', sessionId: 's-alice', turns: 2 }]);
+
+    const keyless = await sessions(show, sentinelEnv(prefix));
+    expect(keyless.code).toBe(0);
+    expect(keyless.lines[0]).toMatchObject({ record: { status: 'invalid', hint: expect.stringContaining('STORE_ENCRYPTION_KEYS') } });
+    expect(keyless.stdout).not.toContain('PIN');
+    expect((await sessions(['list'], sentinelEnv(prefix))).lines).toMatchObject([{ identity: 'alice', status: 'invalid', hint: expect.stringContaining('STORE_ENCRYPTION_KEYS') }]);
+
+    // A keyring without the key that sealed it reads as tampered, never as text.
+    const other = await sessions(show, { ...sentinelEnv(prefix), STORE_ENCRYPTION_KEYS: `k9:${Buffer.alloc(32, 9).toString('base64')}` });
+    expect(other.lines[0]).toMatchObject({ record: { status: 'invalid', why: 'record_tampered' } });
+    expect(other.stdout).not.toContain('PIN');
+  });
+
+  it('with a malformed STORE_ENCRYPTION_KEYS prints one error naming it, without the key, and exits 2', async () => {
+    const r = await sessions(['list'], { ...sentinelEnv(randomPrefix('cli-badkey')), STORE_ENCRYPTION_KEYS: 'k1:c2VjcmV0LWJ1dC1zaG9ydA==' });
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trim()).toMatch(/^sessions: configuration error: STORE_ENCRYPTION_KEYS: key k1 must decode to 32 bytes, got 16$/);
+    expect(r.stderr).not.toContain('c2VjcmV0LWJ1dC1zaG9ydA');
   });
 
   it('forget erases the identity on the master, tells the job holding it, and leaves the others', async () => {
