@@ -4,6 +4,7 @@
  *   npm run sessions -- list [--count 50]
  *   npm run sessions -- show --identity alice [--agent my-agent]
  *   npm run sessions -- forget --identity alice        # every agent; also tells live jobs
+ *   npm run sessions -- rekey [--dry-run]              # seal every stored payload under the current key
  *
  * Reads the worker's Redis variables (environment, then `.env` or the file `PVA_ENV_FILE`
  * names): `REDIS_URL`, or a Sentinel group (`REDIS_SENTINELS`, `REDIS_SENTINEL_MASTER`,
@@ -42,11 +43,12 @@ const { positionals, values } = parseArgs({
     identity: { type: 'string' },
     agent: { type: 'string', default: process.env.LIVEKIT_AGENT_NAME || 'default' },
     count: { type: 'string', default: '100' },
+    'dry-run': { type: 'boolean', default: false },
   },
 });
 
 const command = positionals[0];
-if (!['list', 'show', 'forget'].includes(command ?? '')) fail('usage: sessions list | show --identity <id> [--agent <name>] | forget --identity <id>');
+if (!['list', 'show', 'forget', 'rekey'].includes(command ?? '')) fail('usage: sessions list | show --identity <id> [--agent <name>] | forget --identity <id> | rekey [--dry-run]');
 const count = Number(values.count);
 if (!Number.isInteger(count) || count <= 0) fail('--count must be a positive integer');
 
@@ -61,6 +63,7 @@ try {
   if (err instanceof ConfigError) fail(`configuration error: ${err.message}`);
   throw err;
 }
+if (command === 'rekey' && cipher === undefined) fail('rekey needs STORE_ENCRYPTION_KEYS: the first key seals, every key listed opens');
 if (target === undefined) fail('neither REDIS_URL nor REDIS_SENTINELS/REDIS_SENTINEL_MASTER is set (sessions live in the shared store only when the worker uses Redis)');
 const prefix = process.env.REDIS_KEY_PREFIX || 'pva:';
 
@@ -85,6 +88,8 @@ try {
       }
       cursor = page.cursor;
     } while (cursor !== null && shown < count);
+  } else if (command === 'rekey') {
+    await rekey(values['dry-run'] === true);
   } else {
     const identity = values.identity ?? fail('--identity is required');
     if (command === 'show') {
@@ -108,4 +113,49 @@ try {
   process.exitCode = 1;
 } finally {
   await store.dispose();
+}
+
+/**
+ * `rekey`: every session with anything stored (record, turns, profile, archive) has its payloads
+ * sealed under the current key (`RedisSessionStore.resealSession`); a session a job rewrote
+ * meanwhile is read again, up to three times. Prints one JSON summary (payloads by the key id
+ * they had: an old key can leave STORE_ENCRYPTION_KEYS once no payload names it). Exit status 1
+ * when payloads stay unreadable or contended (named by count only, never by identity).
+ */
+async function rekey(dryRun: boolean): Promise<void> {
+  const done = new Set<string>();
+  const total = { sessions: 0, payloads: 0, resealed: 0, current: 0, unreadable: 0, conflicts: 0, byKeyId: {} as Record<string, number> };
+  let cursor: string | null = null;
+  do {
+    const page = await store.listStoredSessions({ cursor, count: 500 });
+    for (const key of page.items) {
+      const id = JSON.stringify([key.agentName, key.identity]);
+      if (done.has(id)) continue;
+      done.add(id);
+      const first = await store.resealSession(key, dryRun);
+      let last = first;
+      let resealed = first.resealed;
+      for (let i = 0; i < 3 && last.conflicts > 0; i++) {
+        last = await store.resealSession(key, dryRun);
+        resealed += last.resealed;
+      }
+      total.sessions++;
+      total.payloads += first.payloads;
+      total.current += first.current;
+      total.resealed += resealed;
+      total.unreadable += last.unreadable;
+      total.conflicts += last.conflicts;
+      for (const [k, n] of Object.entries(first.byKeyId)) total.byKeyId[k] = (total.byKeyId[k] ?? 0) + n;
+    }
+    cursor = page.cursor;
+  } while (cursor !== null);
+  out({ rekey: dryRun ? 'dry_run' : 'done', currentKeyId: cipher?.currentKeyId, ...total });
+  const problems = [
+    total.unreadable > 0 ? `${total.unreadable} payloads do not open (tampered, or under a key not in STORE_ENCRYPTION_KEYS) and were left as they are` : '',
+    total.conflicts > 0 ? `${total.conflicts} payloads kept changing while being resealed; run rekey again` : '',
+  ].filter((p) => p !== '');
+  if (problems.length > 0) {
+    process.stderr.write(`sessions: rekey incomplete: ${problems.join('; ')}\n`);
+    process.exitCode = 1;
+  }
 }

@@ -3,7 +3,8 @@ import type { HistoryLimits } from '../session/history.js';
 import { DEFAULT_PROFILE_TTL_MS, DEFAULT_SESSION_TTL_MS } from '../session/policy.js';
 import { parseProfile, profileFromRecord, turnSchema } from '../session/record.js';
 import type { Profile, SessionRecord, Turn } from '../session/record.js';
-import type { PayloadCipher } from './crypto.js';
+import { SessionError } from '../errors.js';
+import { sealedKeyId, type PayloadCipher } from './crypto.js';
 import { decodeStoredRecord, encodeStoredRecord } from './record_wire.js';
 import { sessionKeyId } from './keys.js';
 import type { SessionKey } from './keys.js';
@@ -41,7 +42,16 @@ export function resolveStoreOptions(opts: StoreOptions = {}): ResolvedStoreOptio
   };
 }
 
-type Kind = 'rec' | 'turn' | 'profile';
+/** What a stored payload is, for its authenticated data. Archived records are `rec`, their tails' turns `turn`. */
+export type PayloadKind = 'rec' | 'turn' | 'profile';
+type Kind = PayloadKind;
+
+/**
+ * A payload read for key rotation ({@link PayloadCodec.reseal}): already under the current key,
+ * sealed again under it (`from`: the key id it had, null when it was plaintext), or unreadable
+ * (tampered, or under a key the keyring no longer has), then left as it is.
+ */
+export type ResealOutcome = { status: 'current' } | { status: 'resealed'; payload: string; from: string | null } | { status: 'unreadable'; keyId: string | null };
 
 type Decoded<T> = { ok: true; value: T } | { ok: false; why: 'record_invalid' | 'record_tampered' };
 
@@ -165,6 +175,21 @@ export class PayloadCodec {
     } catch {
       return null;
     }
+  }
+
+  /**
+   * `payload` sealed under the current key, for key rotation: a payload under an older key of
+   * the keyring is opened and sealed again (same plaintext, same slot), a plaintext payload
+   * (written before encryption was turned on) is sealed. Nothing is parsed or changed inside.
+   * @throws SessionError `config_invalid` without a keyring.
+   */
+  reseal(kind: PayloadKind, key: SessionKey, payload: string): ResealOutcome {
+    if (this.cipher === null) throw new SessionError('config_invalid', 'resealing needs an encryption keyring');
+    const keyId = sealedKeyId(payload);
+    if (keyId === this.cipher.currentKeyId) return { status: 'current' };
+    if (keyId === null) return { status: 'resealed', payload: this.seal(kind, key, payload), from: null };
+    const opened = this.open(kind, key, payload);
+    return opened.ok ? { status: 'resealed', payload: this.seal(kind, key, opened.value), from: keyId } : { status: 'unreadable', keyId };
   }
 
   /** The profile payload a saved record implies. */

@@ -37,6 +37,11 @@ export class PayloadCipher {
     this.keyring = keyring;
   }
 
+  /** The id of the key new payloads are sealed with. */
+  get currentKeyId(): string {
+    return this.keyring.currentKeyId;
+  }
+
   /** Seals `plaintext` with the current key, bound to `aad`. */
   seal(plaintext: string, aad: string): string {
     const keyId = this.keyring.currentKeyId;
@@ -71,6 +76,13 @@ export class PayloadCipher {
       return { ok: false, why: 'record_tampered' };
     }
   }
+}
+
+/** The key id a payload names when it has the sealed form, else null (a plaintext payload). */
+export function sealedKeyId(payload: string): string | null {
+  if (!payload.startsWith(SEALED_PREFIX)) return null;
+  const end = payload.indexOf('.', SEALED_PREFIX.length);
+  return end < 0 ? null : payload.slice(SEALED_PREFIX.length, end);
 }
 
 /**

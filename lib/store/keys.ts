@@ -128,10 +128,20 @@ export class KeyBuilder {
     return `${escapeGlob(this.prefix)}*`;
   }
 
+  /** A SCAN MATCH pattern for every key of every session under this prefix (record, profile, archive, …). */
+  sessionScanPattern(): string {
+    return `${escapeGlob(this.prefix)}{s.*}:*`;
+  }
+
   /** The session key a meta key belongs to, or null when it is not one of ours. */
   parseMetaKey(redisKey: string): SessionKey | null {
+    return redisKey.endsWith(':meta') ? this.parseSessionKey(redisKey) : null;
+  }
+
+  /** The session key any of a session's keys belongs to, or null when it is not one of ours. */
+  parseSessionKey(redisKey: string): SessionKey | null {
     if (!redisKey.startsWith(this.prefix)) return null;
-    const m = /^\{s\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)\}:meta$/.exec(redisKey.slice(this.prefix.length));
+    const m = /^\{s\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)\}:[a-z]+$/.exec(redisKey.slice(this.prefix.length));
     if (m === null) return null;
     return { agentName: decodeKeyPart(m[1] ?? ''), identity: decodeKeyPart(m[2] ?? '') };
   }

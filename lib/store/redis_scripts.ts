@@ -18,6 +18,7 @@ export const SCRIPTS = {
   lease: { file: 'lease-3.lua', numberOfKeys: 3, readOnly: false },
   read: { file: 'read-7.lua', numberOfKeys: 7, readOnly: true },
   restore: { file: 'restore-7.lua', numberOfKeys: 7, readOnly: false },
+  reseal: { file: 'reseal-5.lua', numberOfKeys: 5, readOnly: false },
 } as const;
 
 /** A script name. */

@@ -6,8 +6,9 @@ import type { Logger } from '../logger.js';
 import type { Profile, SessionRecord, Turn } from '../session/record.js';
 import { bounded } from './bounded.js';
 import { PayloadCodec, forkArchiveId, keyOf, resolveStoreOptions } from './codec.js';
-import type { ResolvedStoreOptions } from './codec.js';
-import { KeyBuilder, encodeKeyPart, decodeKeyPart } from './keys.js';
+import type { PayloadKind, ResolvedStoreOptions } from './codec.js';
+import { sealedKeyId } from './crypto.js';
+import { KeyBuilder, encodeKeyPart, decodeKeyPart, sessionKeyId } from './keys.js';
 import type { SessionKey } from './keys.js';
 import { createBoundedRedis } from './redis_connection.js';
 import type { RedisSentinelTarget } from './redis_connection.js';
@@ -34,6 +35,24 @@ import type {
  * `keys.ts`). Every read-modify-write is one Lua script: resume lookup + claim is one round
  * trip, appending a turn is one round trip.
  */
+
+/**
+ * What {@link RedisSessionStore.resealSession} did with one session's payloads (each pending turn
+ * and each turn of an archive tail is a payload of its own).
+ */
+export interface ResealReport {
+  payloads: number;
+  /** Sealed again under the current key (with `dryRun`: would be). */
+  resealed: number;
+  /** Already under the current key. */
+  current: number;
+  /** Tampered, or under a key the keyring does not have: left as they are. */
+  unreadable: number;
+  /** Rewritten by a job between the read and the write: left as the job wrote them. */
+  conflicts: number;
+  /** Payloads by the key id they had when read (`plaintext`: not sealed). */
+  byKeyId: Record<string, number>;
+}
 
 /** Kept here too for the callers that import it with the store. */
 export { boundedRedisOptions } from './redis_connection.js';
@@ -304,16 +323,34 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async listSessions(opts: { cursor?: string | null; count?: number } = {}): Promise<SessionPage> {
+    return this.scanSessions(this.keys.metaScanPattern(), (k) => this.keys.parseMetaKey(k), opts);
+  }
+
+  /**
+   * Every session with anything stored under this prefix — a record, pending turns, a profile or
+   * an archive — where {@link listSessions} lists the live ones (a profile and an archive outlive
+   * the record). A session can appear on more than one page (one entry per page).
+   */
+  async listStoredSessions(opts: { cursor?: string | null; count?: number } = {}): Promise<SessionPage> {
+    return this.scanSessions(this.keys.sessionScanPattern(), (k) => this.keys.parseSessionKey(k), opts);
+  }
+
+  /** One page of a SCAN of every master for `pattern`, each key mapped to its session by `parse`. */
+  private async scanSessions(pattern: string, parse: (redisKey: string) => SessionKey | null, opts: { cursor?: string | null; count?: number }): Promise<SessionPage> {
     const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
     let [nodeIdx, cursor] = (opts.cursor ?? '0:0').split(':').map(Number) as [number, number];
     const items: SessionKey[] = [];
+    const seen = new Set<string>();
     try {
       while (nodeIdx < nodes.length) {
         const node = nodes[nodeIdx] as Redis;
-        const [next, keys] = await node.scan(String(cursor), 'MATCH', this.keys.metaScanPattern(), 'COUNT', String(opts.count ?? 100));
+        const [next, keys] = await node.scan(String(cursor), 'MATCH', pattern, 'COUNT', String(opts.count ?? 100));
         for (const k of keys) {
-          const parsed = this.keys.parseMetaKey(k);
-          if (parsed !== null) items.push(parsed);
+          const parsed = parse(k);
+          if (parsed === null) continue;
+          const id = sessionKeyId(parsed);
+          if (!seen.has(id)) items.push(parsed);
+          seen.add(id);
         }
         cursor = Number(next);
         if (cursor === 0) nodeIdx++;
@@ -323,6 +360,68 @@ export class RedisSessionStore implements SessionStore {
       throw toStoreError(err);
     }
     return { items, cursor: nodeIdx < nodes.length ? `${nodeIdx}:${cursor}` : null };
+  }
+
+  /**
+   * Seals every stored payload of `key` — record, pending turns, profile, archived records and
+   * their tails — under the keyring's current key: key rotation (then the old key can leave the
+   * keyring), or sealing data written before encryption was turned on. One read (`read-7.lua`),
+   * then one `reseal-5.lua` that replaces each payload only if it still holds what was read; one
+   * a job rewrote meanwhile is a conflict, left as the job wrote it (run again). Payloads that
+   * do not open (tampered, or under a key no longer in the keyring) are left and counted. With
+   * `dryRun` nothing is written: the report says what would be.
+   * @throws SessionError `config_invalid` without a keyring; `store_unavailable`.
+   */
+  async resealSession(key: SessionKey, dryRun = false): Promise<ResealReport> {
+    if (this.opts.cipher === null) throw new SessionError('config_invalid', 'resealing needs an encryption keyring');
+    const reply = await this.readRaw(key, 'all');
+    const report: ResealReport = { payloads: 0, resealed: 0, current: 0, unreadable: 0, conflicts: 0, byKeyId: {} };
+    const quads: string[] = [];
+    /** Payloads each quad carries (an archive tail carries several). */
+    const carried: number[] = [];
+    const reseal = (kind: PayloadKind, payload: string): string | null => {
+      report.payloads++;
+      const id = sealedKeyId(payload) ?? 'plaintext';
+      report.byKeyId[id] = (report.byKeyId[id] ?? 0) + 1;
+      const r = this.codec.reseal(kind, key, payload);
+      if (r.status === 'current') report.current++;
+      if (r.status === 'unreadable') report.unreadable++;
+      return r.status === 'resealed' ? r.payload : null;
+    };
+    const plan = (slot: number, where: string, old: string, next: string | null, payloads = 1) => {
+      if (next === null) return;
+      quads.push(String(slot), where, old, next);
+      carried.push(payloads);
+    };
+    const rec = strOrNull(reply, 0);
+    if (rec !== null) plan(1, '', rec, reseal('rec', rec));
+    strList(reply, 2).forEach((t, i) => plan(2, String(i), t, reseal('turn', t)));
+    const profile = strOrNull(reply, 3);
+    if (profile !== null) plan(3, '', profile, reseal('profile', profile));
+    const flat = strList(reply, 4);
+    for (let i = 0; i + 3 < flat.length; i += 4) {
+      const id = flat[i] ?? '';
+      const archived = flat[i + 2] ?? '';
+      if (archived !== '') plan(4, id, archived, reseal('rec', archived));
+      const tailText = flat[i + 3] ?? '';
+      const tail = PayloadCodec.parseTail(tailText);
+      if (tail === null || tail.length === 0) continue;
+      const next = tail.map((t) => reseal('turn', t) ?? t);
+      const changed = next.filter((t, j) => t !== tail[j]).length;
+      plan(5, id, tailText, changed > 0 ? JSON.stringify(next) : null, changed);
+    }
+    if (quads.length === 0 || dryRun) {
+      report.resealed = carried.reduce((a, b) => a + b, 0);
+      return report;
+    }
+    const k = this.keys.session(key);
+    const done = asArray(await callScript(this.client, 'reseal', [k.rec, k.turns, k.profile, k.archiveData, k.archiveTail], quads), 'reseal');
+    carried.forEach((n, i) => {
+      if (done[i] === 1) report.resealed += n;
+      else report.conflicts += n;
+    });
+    await this.replicated();
+    return report;
   }
 
   async forget(identity: string): Promise<{ sessionKeysErased: number }> {

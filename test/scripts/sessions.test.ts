@@ -145,6 +145,44 @@ describe('npm run sessions with REDIS_SENTINELS', () => {
     expect(other.stdout).not.toContain('PIN');
   });
 
+  it('rekey seals every session under the current key: a dry run counts payloads by key id, the run reseals them, and then the old key can leave the keyring', async () => {
+    const prefix = randomPrefix('cli-rekey');
+    const k1 = `k1:${Buffer.alloc(32, 1).toString('base64')}`;
+    const k2 = `k2:${Buffer.alloc(32, 2).toString('base64')}`;
+    await seed(workerStore(prefix, k1), 'alice', ['My PIN is in the drawer.', 'Noted.']);
+    await seed(workerStore(prefix, k1), 'bob', ['Hello.']);
+    const rotating = { ...sentinelEnv(prefix), STORE_ENCRYPTION_KEYS: `${k2},${k1}` };
+
+    const dry = await sessions(['rekey', '--dry-run'], rotating);
+    expect(dry.code).toBe(0);
+    // Per session: the record, its archive copy and the profile.
+    expect(dry.lines).toEqual([{ rekey: 'dry_run', currentKeyId: 'k2', sessions: 2, payloads: 6, resealed: 6, current: 0, unreadable: 0, conflicts: 0, byKeyId: { k1: 6 } }]);
+
+    const run = await sessions(['rekey'], rotating);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('');
+    expect(run.lines).toMatchObject([{ rekey: 'done', sessions: 2, payloads: 6, resealed: 6, unreadable: 0, conflicts: 0 }]);
+    expect(run.stdout).not.toMatch(/alice|bob|PIN/);
+
+    const show = await sessions(['show', '--identity', 'alice', '--agent', 'agent'], { ...sentinelEnv(prefix), STORE_ENCRYPTION_KEYS: k2 });
+    const shown = show.lines[0] as { record: { status: string; record?: { history: { turns: Array<{ text: string }> } } } };
+    expect(shown.record.record?.history.turns.map((t) => t.text)).toEqual(['My PIN is in the drawer.', 'Noted.']);
+    expect((await sessions(['rekey', '--dry-run'], { ...sentinelEnv(prefix), STORE_ENCRYPTION_KEYS: k2 })).lines).toMatchObject([{ payloads: 6, current: 6, byKeyId: { k2: 6 } }]);
+
+    // Without the old key, what it sealed stays unreadable: counted (never named), exit 1.
+    await seed(workerStore(prefix, k1), 'carol', ['Hi.']);
+    const lost = await sessions(['rekey'], { ...sentinelEnv(prefix), STORE_ENCRYPTION_KEYS: k2 });
+    expect(lost.code).toBe(1);
+    expect(lost.lines).toMatchObject([{ rekey: 'done', unreadable: 3 }]);
+    expect(lost.stderr.trim()).toBe('sessions: rekey incomplete: 3 payloads do not open (tampered, or under a key not in STORE_ENCRYPTION_KEYS) and were left as they are');
+  });
+
+  it('rekey without STORE_ENCRYPTION_KEYS is one usage error, exit 2', async () => {
+    const r = await sessions(['rekey'], sentinelEnv(randomPrefix('cli-rekey-none')));
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe('sessions: rekey needs STORE_ENCRYPTION_KEYS: the first key seals, every key listed opens');
+  });
+
   it('with a malformed STORE_ENCRYPTION_KEYS prints one error naming it, without the key, and exits 2', async () => {
     const r = await sessions(['list'], { ...sentinelEnv(randomPrefix('cli-badkey')), STORE_ENCRYPTION_KEYS: 'k1:c2VjcmV0LWJ1dC1zaG9ydA==' });
     expect(r.code).toBe(2);

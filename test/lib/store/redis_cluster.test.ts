@@ -1,6 +1,7 @@
 import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newSessionRecord } from '../../../lib/session/record.js';
+import { PayloadCipher } from '../../../lib/store/crypto.js';
 import { RedisSessionStore } from '../../../lib/store/redis_session_store.js';
 import type { SessionKey } from '../../../lib/store/session_store.js';
 import { randomPrefix } from '../../support/env.js';
@@ -75,5 +76,27 @@ describe('RedisSessionStore across cluster nodes', () => {
     expect(await store.forget(identity)).toEqual({ sessionKeysErased: 2 });
     for (const agentName of ['ag-a', 'ag-b']) expect((await store.readRecord({ agentName, identity })).status).toBe('missing');
     expect((await store.readRecord(keys[0] as SessionKey)).status).toBe('found');
+  });
+
+  it('reseals every stored session on every node under a new key (key rotation: one script per session, its keys in one slot)', async () => {
+    const keyring = { currentKeyId: 'k1', keys: { k1: new Uint8Array(32).fill(7) } };
+    const sealing = new RedisSessionStore({ client, prefix: store.keys.prefix, cipher: new PayloadCipher(keyring) });
+    let resealed = 0;
+    const seen = new Set<string>();
+    let cursor: string | null = null;
+    do {
+      const page = await sealing.listStoredSessions({ cursor, count: 5 });
+      for (const key of page.items) {
+        seen.add(`${key.agentName}/${key.identity}`);
+        resealed += (await sealing.resealSession(key)).resealed;
+      }
+      cursor = page.cursor;
+    } while (cursor !== null);
+    expect(seen).toEqual(new Set(keys.map((k) => `${k.agentName}/${k.identity}`)));
+    expect(resealed).toBe(keys.length * 3); // record, its archive copy, profile
+    for (const key of keys) {
+      expect((await sealing.readRecord(key)).status).toBe('found');
+      expect((await store.readRecord(key)).status).toBe('invalid'); // sealed now: the keyless store cannot read it
+    }
   });
 });
