@@ -237,6 +237,19 @@ export class ParticipantSession {
             this.version = again.version;
           }
         });
+      } else if (claim.record.status === 'invalid') {
+        // The stored conversation could not be read (tampered, or sealed with a key this worker
+        // lacks): set it aside before the new one replaces it, so none of it is lost (its archive
+        // copy keeps it, its unsaved turns join that copy). Queued like the case above.
+        this.o.logger.warn({ why: claim.record.why }, 'the stored conversation could not be read: set aside in the archive, starting afresh');
+        void this.writes.run('set_aside_unreadable', async () => {
+          if (this.abandoned) return;
+          const again = await store.resumeAndClaim(key, this.o.ownerId, clock.nowMs(), this.leaseMs, 'set_aside');
+          if (again.status === 'claimed') {
+            this.lease = again.lease;
+            this.version = again.version;
+          }
+        });
       }
       record = newSessionRecord({
         agentName: key.agentName,

@@ -212,6 +212,12 @@ export class MemorySessionStore implements SessionStore {
     meta.expMs = nowMs + leaseMs;
     meta.claimedAtMs = nowMs;
     e.meta = meta;
+    if (mode === 'set_aside' && e.rec !== null) {
+      // The record could not be read: its archive copy keeps it, the pending turns join that copy's tail.
+      this.keepTail(e);
+      e.rec = null;
+      e.turns = [];
+    }
     const record = this.read(e);
     this.touch(id, e, 'session', Math.max(this.opts.sessionTtlMs, leaseMs));
     return {

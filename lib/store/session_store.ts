@@ -38,7 +38,15 @@ export type ClaimMode =
   /** The newest arrival wins: the old owner's next write fails with `lease_lost`. */
   | 'takeover'
   /** Claim only a free or lapsed lease; otherwise `busy`. */
-  | 'exclusive';
+  | 'exclusive'
+  /**
+   * As `takeover`, for a session whose record could not be read (tampered, or sealed with a key
+   * this keyring lacks) before a new conversation replaces it: the record is set aside, so
+   * nothing of it is lost. Its archive copy (every save writes one) keeps it as last saved, and
+   * its pending turns move to that copy's tail, as a crashed owner's do. The claim returns the
+   * record as missing.
+   */
+  | 'set_aside';
 
 /** The outcome of {@link SessionStore.resumeAndClaim}. */
 export type ClaimResult =

@@ -5,14 +5,21 @@ import { ManualClock } from '../../lib/clock.js';
 import { silentLogger } from '../../lib/logger.js';
 import { ReconnectPolicies, type SessionPolicy } from '../../lib/session/policy.js';
 import type { SessionStateChanged } from '../../lib/session/state.js';
+import { recordWithTurn } from '../../lib/session/history.js';
+import { newSessionRecord } from '../../lib/session/record.js';
+import { PayloadCipher } from '../../lib/store/crypto.js';
 import { MemorySessionStore } from '../../lib/store/memory_session_store.js';
+import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
+import type { SessionStore } from '../../lib/store/session_store.js';
+import { randomPrefix } from '../support/env.js';
 import { until } from '../lib/store/contract.js';
+import { connectTestRedis, unlinkPrefix } from '../lib/store/redis_support.js';
 
 const T0 = 1_700_000_000_000;
 const key = { agentName: 'concierge', identity: 'alice' };
 const sessions: ParticipantSession[] = [];
 
-function make(store: MemorySessionStore, clock: ManualClock, policy: SessionPolicy = { ...ReconnectPolicies.Default }, ownerId = 'job-1') {
+function make(store: SessionStore, clock: ManualClock, policy: SessionPolicy = { ...ReconnectPolicies.Default }, ownerId = 'job-1') {
   const changes: SessionStateChanged[] = [];
   const closes: string[] = [];
   const ps = new ParticipantSession({
@@ -293,6 +300,42 @@ describe('ParticipantSession', () => {
     await neu.ps.drain();
     const r = await store.readRecord(key);
     expect(r.status === 'found' && r.record.history.turns.map((t) => t.text)).toEqual(['First tab.', 'Second tab.']);
+  });
+
+  it('a stored conversation it cannot read (sealed with a key this worker lacks) is set aside, not overwritten: a fresh start, and all of it stays in the archive (real Redis)', async () => {
+    const redis = await connectTestRedis();
+    const prefix = randomPrefix('ps-unreadable');
+    const sealing = (keys: Record<string, number>, current: string) =>
+      new RedisSessionStore({ client: redis, prefix, cipher: new PayloadCipher({ currentKeyId: current, keys: Object.fromEntries(Object.entries(keys).map(([id, b]) => [id, Buffer.alloc(32, b)])) }) });
+    try {
+      // A worker sealing with k1 saved a conversation, then heard two turns it had not folded in yet.
+      const oldWorker = sealing({ k1: 1 }, 'k1');
+      const claim = await oldWorker.resumeAndClaim(key, 'job-old', Date.now(), 30_000);
+      if (claim.status !== 'claimed') throw new Error('claim failed');
+      const saved = recordWithTurn(newSessionRecord({ ...key, sessionId: 's-old', nowMs: Date.now(), profile: null }), turn('o1', 'user', 'Remember my order number.', Date.now()));
+      await oldWorker.save(saved, claim.version, claim.lease);
+      await oldWorker.appendTurn(key, turn('o2', 'assistant', 'Noted.', Date.now() + 1), claim.lease);
+      await oldWorker.appendTurn(key, turn('o3', 'user', 'It is 4471.', Date.now() + 2), claim.lease);
+      await oldWorker.release(key, claim.lease);
+
+      // A worker whose keyring lacks k1 (a rotation done in one step) gets the participant.
+      const clock = new ManualClock(Date.now() + 10);
+      const { ps } = make(sealing({ k2: 2 }, 'k2'), clock, { ...ReconnectPolicies.Default }, 'job-new');
+      const a = await ps.arrive();
+      expect(a.decision).toEqual({ kind: 'fresh', why: 'record_tampered' });
+      ps.persistTurn(turn('n1', 'user', 'Hello again.', clock.nowMs()));
+      await ps.drain();
+
+      // With the keyring fixed, both conversations are whole.
+      const fixed = sealing({ k2: 2, k1: 1 }, 'k2');
+      const now = await fixed.readRecord(key);
+      expect(now.status === 'found' && [now.record.sessionId, now.record.history.turns.map((t) => t.text)]).toEqual([a.record?.sessionId, ['Hello again.']]);
+      const archive = await fixed.readArchive(key, Date.now() + 100);
+      expect(archive.find((e) => e.sessionId === 's-old')?.record?.history.turns.map((t) => t.text)).toEqual(['Remember my order number.', 'Noted.', 'It is 4471.']);
+    } finally {
+      await unlinkPrefix(redis, `${prefix}*`);
+      redis.disconnect();
+    }
   });
 
   it('AlwaysResume without a valid session rejects with a clear message, goes to Error and changes nothing', async () => {

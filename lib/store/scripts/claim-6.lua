@@ -10,7 +10,8 @@
 -- ARGV[1]  owner         unique id of the claiming job
 -- ARGV[2]  nowMs         now, epoch milliseconds (lease liveness; the claim's arrival, kept as at)
 -- ARGV[3]  leaseExpMs    end of the new lease, epoch milliseconds (nowMs + leaseMs)
--- ARGV[4]  mode          'takeover' (newest wins) | 'exclusive' (only a free or lapsed lease)
+-- ARGV[4]  mode          'takeover' (newest wins) | 'exclusive' (only a free or lapsed lease) |
+--                        'set_aside' (takeover of an unreadable record: it is deleted first, see below)
 -- ARGV[5]  keepMs        TTL of rec / meta, milliseconds (max(sessionTtlMs, leaseMs))
 -- ARGV[6]  turnsKeepMs   TTL of turns, milliseconds (max(keepMs, archiveTtlMs))
 -- ARGV[7]  archiveTtlMs  TTL of archtail, milliseconds
@@ -19,7 +20,8 @@
 -- whose record then expired (its turns outlive it, see turnsKeepMs): they belong to the newest
 -- archived session (the last one saved), are moved to its archtail entry and not returned.
 -- With no archived session they belong to no saved conversation (a conversation's first write
--- is its save) and are dropped.
+-- is its save) and are dropped. 'set_aside' deletes the record first (the caller could not read
+-- it; its archive copy holds it as last saved), so its pending turns move the same way.
 --
 -- Returns:
 --   { 0, fence, version, previousOwner or '', rec or nil, profile or nil, { turn, ... } }  claimed
@@ -40,6 +42,10 @@ redis.call('HSET', KEYS[2], 'fence', fence, 'owner', owner, 'exp', ARGV[3], 'ver
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 local rec = redis.call('GET', KEYS[1])
+if rec and ARGV[4] == 'set_aside' then
+  redis.call('DEL', KEYS[1])
+  rec = false
+end
 local turns = redis.call('LRANGE', KEYS[3], 0, -1)
 if not rec and #turns > 0 then
   local newest = redis.call('ZREVRANGE', KEYS[5], 0, 0)[1]

@@ -234,6 +234,28 @@ export function sessionStoreContract(h: StoreHarness): void {
       expect((await store.readRecord({ agentName: 'agent-1', identity: 'keep' })).status).toBe('found');
     });
 
+    it('a set_aside claim of an unreadable record keeps that conversation whole in the archive (as last saved, plus the turns said after) while a new one starts', async () => {
+      const store = await h.make({ cipher: new PayloadCipher(keyring(5)) });
+      const key = { agentName: 'agent', identity: 'unreadable' };
+      const s = await start(store, key, 'job-a', 'saved');
+      await store.appendTurn(key, turn('pending one'), s.lease);
+      await store.appendTurn(key, turn('pending two', 'assistant'), s.lease);
+      await h.tamper(store, key, (p) => p.slice(0, -4) + (p.endsWith('AAAA') ? 'BBBB' : 'AAAA'));
+      const seen = await store.resumeAndClaim(key, 'job-b', Date.now(), LEASE_MS);
+      expect(seen.status === 'claimed' && seen.record).toEqual({ status: 'invalid', why: 'record_tampered' });
+      const aside = await store.resumeAndClaim(key, 'job-b', Date.now(), LEASE_MS, 'set_aside');
+      expect(aside.status === 'claimed' && aside.record).toEqual({ status: 'missing' });
+      if (aside.status !== 'claimed') return;
+      // The new conversation's first save does not take the old one's unsaved turns with it.
+      const next = recordWithTurn(newSessionRecord({ ...key, sessionId: 's-after', nowMs: Date.now() + 1, profile: aside.profile }), turn('a new start'));
+      await store.save(next, aside.version, aside.lease);
+      const archive = await store.readArchive(key, Date.now() + 2);
+      expect(archive.map((a) => [a.sessionId, a.problem ?? null, a.record?.history.turns.map((t) => t.text)])).toEqual([
+        ['s-after', null, ['a new start']],
+        [s.record.sessionId, null, ['saved', 'pending one', 'pending two']],
+      ]);
+    });
+
     it('sealed payloads: tampering, a wrong key or a swapped slot is refused; rotation keeps old keys readable', async () => {
       const old = new PayloadCipher(keyring(7, 'old'));
       const store = await h.make({ cipher: old });
