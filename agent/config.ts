@@ -98,7 +98,7 @@ export interface Config {
   /** Agent name for explicit dispatch; `''` means automatic dispatch (the Playground case). */
   agentName: string;
   /**
-   * Shared store: one Redis (`url`) or a Sentinel group (`sentinel`); `undefined` means memory
+   * Shared store: one Redis (`url`), a Sentinel group (`sentinel`) or a Cluster (`cluster`); `undefined` means memory
    * only (one job's memory).
    */
   redis: (RedisTarget & { keyPrefix: string }) | undefined;

@@ -9,7 +9,7 @@ import { silentLogger, type Logger } from '../lib/logger.js';
 import type { SessionPolicy } from '../lib/session/policy.js';
 import { PayloadCipher } from '../lib/store/crypto.js';
 import { MemorySessionStore } from '../lib/store/memory_session_store.js';
-import type { RedisTarget } from '../lib/store/redis_connection.js';
+import { redisTarget, type RedisTarget } from '../lib/store/redis_connection.js';
 import { RedisSessionStore } from '../lib/store/redis_session_store.js';
 import { SessionNotices } from '../lib/store/session_notices.js';
 import { TieredSessionStore } from '../lib/store/tiered_session_store.js';
@@ -31,8 +31,8 @@ export function createJobStores(config: Config, logger: Logger): JobStores {
   const cipher = config.encryptionKeys ? new PayloadCipher(config.encryptionKeys) : undefined;
   const common = { ...windows, ...(cipher ? { cipher } : {}) };
   const redis = config.redis;
-  // One Redis (`url`) or a Sentinel group (`sentinel`, followed through failovers).
-  const target: RedisTarget | undefined = redis === undefined ? undefined : redis.sentinel === undefined ? { url: redis.url } : { sentinel: redis.sentinel };
+  // One Redis (`url`), a Sentinel group (`sentinel`, followed through failovers) or a Cluster.
+  const target: RedisTarget | undefined = redis === undefined ? undefined : redisTarget(redis);
   const prefix = redis?.keyPrefix ?? 'pva:';
   const shared = target ? new RedisSessionStore({ ...target, prefix, logger, ...config.replicaAcks, ...common }) : null;
   const store = new TieredSessionStore({

@@ -7,8 +7,9 @@
  *   npm run sessions -- rekey [--dry-run]              # seal every stored payload under the current key
  *
  * Reads the worker's Redis variables (environment, then `.env` or the file `PVA_ENV_FILE`
- * names): `REDIS_URL`, or a Sentinel group (`REDIS_SENTINELS`, `REDIS_SENTINEL_MASTER`,
- * `REDIS_PASSWORD`, `REDIS_SENTINEL_PASSWORD`), parsed and checked as the worker does, with
+ * names): `REDIS_URL`, a Sentinel group (`REDIS_SENTINELS`, `REDIS_SENTINEL_MASTER`,
+ * `REDIS_PASSWORD`, `REDIS_SENTINEL_PASSWORD`) or a Cluster (`REDIS_CLUSTER_NODES`,
+ * `REDIS_PASSWORD`), parsed and checked as the worker does, with
  * `REDIS_REPLICA_ACKS` / `REDIS_REPLICA_ACK_TIMEOUT_MS` (a forget waits for the replicas as the
  * worker's writes do); `REDIS_KEY_PREFIX`; and `STORE_ENCRYPTION_KEYS`, the worker's keyring, to
  * open sealed payloads (without it a sealed session reads as `invalid` / `tampered`, never as
@@ -64,7 +65,7 @@ try {
   throw err;
 }
 if (command === 'rekey' && cipher === undefined) fail('rekey needs STORE_ENCRYPTION_KEYS: the first key seals, every key listed opens');
-if (target === undefined) fail('neither REDIS_URL nor REDIS_SENTINELS/REDIS_SENTINEL_MASTER is set (sessions live in the shared store only when the worker uses Redis)');
+if (target === undefined) fail('none of REDIS_URL, REDIS_SENTINELS/REDIS_SENTINEL_MASTER or REDIS_CLUSTER_NODES is set (sessions live in the shared store only when the worker uses Redis)');
 const prefix = process.env.REDIS_KEY_PREFIX || 'pva:';
 
 const store = new RedisSessionStore({ ...target, prefix, commandTimeoutMs: COMMAND_TIMEOUT_MS, ...acks, ...(cipher ? { cipher } : {}) });

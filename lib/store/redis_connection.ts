@@ -1,11 +1,12 @@
-import { Redis } from 'ioredis';
-import type { RedisOptions } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
+import type { ClusterOptions, Command, RedisOptions } from 'ioredis';
 import { SessionError } from '../errors.js';
 
 /**
- * How the Redis adapters reach Redis when they create their own client: a URL (one Redis) or a
+ * How the Redis adapters reach Redis when they create their own client: a URL (one Redis), a
  * Sentinel group (the sentinels tell the client which node is the master, and again after a
- * failover). Every client made here is bounded: no caller ever waits on a dead Redis.
+ * failover) or a Redis Cluster (seed nodes; the client learns the slots and follows MOVED and
+ * failovers). Every client made here is bounded: no caller ever waits on a dead Redis.
  */
 
 /** One sentinel's address. */
@@ -26,8 +27,25 @@ export interface RedisSentinelTarget {
   sentinelPassword?: string;
 }
 
-/** Where a created client connects: exactly one of `url` or `sentinel`. */
-export type RedisTarget = { url: string; sentinel?: undefined } | { sentinel: RedisSentinelTarget; url?: undefined };
+/** A Redis Cluster: seed nodes the client asks for the slot map (any reachable one will do). */
+export interface RedisClusterTarget {
+  nodes: SentinelAddress[];
+  /** Password of the cluster's nodes (`requirepass`). @default none */
+  password?: string;
+}
+
+/** Where a created client connects: exactly one of `url`, `sentinel` or `cluster`. */
+export type RedisTarget =
+  | { url: string; sentinel?: undefined; cluster?: undefined }
+  | { sentinel: RedisSentinelTarget; url?: undefined; cluster?: undefined }
+  | { cluster: RedisClusterTarget; url?: undefined; sentinel?: undefined };
+
+/** Only the target of `value` (which may carry other fields, such as a key prefix). */
+export function redisTarget(value: RedisTarget): RedisTarget {
+  if (value.cluster !== undefined) return { cluster: value.cluster };
+  if (value.sentinel !== undefined) return { sentinel: value.sentinel };
+  return { url: value.url };
+}
 
 /** Bounds of a created client. */
 export interface RedisBounds {
@@ -83,10 +101,64 @@ export function boundedSentinelOptions(target: RedisSentinelTarget, opts: RedisB
 }
 
 /**
- * A bounded client for `target` (`extra` overrides the bounded options, e.g. `lazyConnect`).
+ * A Cluster client whose every command is bounded as a single Redis client's are: ioredis times
+ * only commands already handed to a node, so a command parked while the cluster is unreachable
+ * (no slot map yet, every node down) would wait for as long as the outage lasts.
+ */
+/** The options a {@link Cluster} is constructed with (replies mapped the default way). */
+export type BoundedClusterOptions = ClusterOptions & { redisOptions?: Omit<RedisOptions, 'replyMapping'> & { replyMapping?: 'legacy' } };
+
+class BoundedCluster extends Cluster {
+  constructor(
+    nodes: SentinelAddress[],
+    options: BoundedClusterOptions,
+    private readonly commandTimeoutMs: number | undefined,
+  ) {
+    super(nodes, options);
+  }
+
+  override sendCommand(command: Command, stream?: Parameters<Cluster['sendCommand']>[1], node?: Parameters<Cluster['sendCommand']>[2]): unknown {
+    if (this.commandTimeoutMs !== undefined) command.setTimeout(this.commandTimeoutMs);
+    return super.sendCommand(command, stream, node);
+  }
+}
+
+/**
+ * {@link boundedRedisOptions} for a Redis Cluster: the same bounds on every node connection and
+ * on the whole command (see {@link BoundedCluster}), the same backoff when the cluster cannot be
+ * reached, and the slot map refreshed within the connect bound.
+ */
+export function boundedClusterOptions(target: RedisClusterTarget, opts: RedisBounds = {}): BoundedClusterOptions {
+  if (target.nodes.length === 0) throw new SessionError('config_invalid', 'a Cluster target needs at least one node');
+  const { retryStrategy: _perNode, enableOfflineQueue: _queue, replyMapping: _mapping, ...node } = boundedRedisOptions(opts);
+  return {
+    redisOptions: { ...node, ...(target.password === undefined ? {} : { password: target.password }) },
+    clusterRetryStrategy: backoffMs(opts.maxReconnectDelayMs ?? 1_000),
+    enableOfflineQueue: true,
+    slotsRefreshTimeout: opts.connectTimeoutMs ?? 1_000,
+  };
+}
+
+/**
+ * A bounded client for `target` (`extra` overrides the bounded options, e.g. `lazyConnect`), of
+ * any kind; {@link createBoundedRedis} when the caller needs a single-node client.
+ * @throws SessionError `config_invalid` when the target names none or more than one kind.
+ */
+export function createBoundedClient(target: { url?: string; sentinel?: RedisSentinelTarget; cluster?: RedisClusterTarget }, bounds: RedisBounds = {}, extra: RedisOptions = {}): Redis | Cluster {
+  if (target.cluster === undefined) return createBoundedRedis(target, bounds, extra);
+  if (target.url !== undefined || target.sentinel !== undefined) throw new SessionError('config_invalid', 'give a Redis url, a Sentinel target or a Cluster target, not several');
+  const options = boundedClusterOptions(target.cluster, bounds);
+  const { lazyConnect, commandTimeout, replyMapping: _mapping, ...node } = extra;
+  const timeoutMs = 'commandTimeout' in extra ? commandTimeout : (bounds.commandTimeoutMs ?? 250);
+  return new BoundedCluster(target.cluster.nodes, { ...options, ...(lazyConnect === undefined ? {} : { lazyConnect }), redisOptions: { ...options.redisOptions, ...node, commandTimeout } }, timeoutMs);
+}
+
+/**
+ * A bounded single-node client for `target` (`extra` overrides the bounded options, e.g. `lazyConnect`).
  * @throws SessionError `config_invalid` when the target names neither a URL nor a Sentinel group.
  */
-export function createBoundedRedis(target: { url?: string; sentinel?: RedisSentinelTarget }, bounds: RedisBounds = {}, extra: RedisOptions = {}): Redis {
+export function createBoundedRedis(target: { url?: string; sentinel?: RedisSentinelTarget; cluster?: RedisClusterTarget }, bounds: RedisBounds = {}, extra: RedisOptions = {}): Redis {
+  if (target.cluster !== undefined) throw new SessionError('config_invalid', 'this client needs a single Redis or a Sentinel group, not a Cluster');
   if (target.url !== undefined && target.sentinel !== undefined) throw new SessionError('config_invalid', 'give a Redis url or a Sentinel target, not both');
   if (target.sentinel !== undefined) return new Redis({ ...boundedSentinelOptions(target.sentinel, bounds), ...extra });
   if (target.url !== undefined) return new Redis(target.url, { ...boundedRedisOptions(bounds), ...extra });

@@ -1,7 +1,8 @@
 /**
  * The Redis variables every process of the project reads the same way (the worker, the token
- * service, the sessions CLI): one Redis (`REDIS_URL`) or a Sentinel group (`REDIS_SENTINELS` +
- * `REDIS_SENTINEL_MASTER`, optional `REDIS_PASSWORD` / `REDIS_SENTINEL_PASSWORD`), and the
+ * service, the sessions CLI): one Redis (`REDIS_URL`), a Sentinel group (`REDIS_SENTINELS` +
+ * `REDIS_SENTINEL_MASTER`, optional `REDIS_PASSWORD` / `REDIS_SENTINEL_PASSWORD`) or a Redis
+ * Cluster (`REDIS_CLUSTER_NODES`, optional `REDIS_PASSWORD`), and the
  * replica acknowledgements session writes wait for (`REDIS_REPLICA_ACKS`,
  * `REDIS_REPLICA_ACK_TIMEOUT_MS`).
  *
@@ -24,25 +25,30 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
+/** Default port of a cluster node named without one in `REDIS_CLUSTER_NODES` (Redis's own default). */
+export const DEFAULT_REDIS_PORT = 6_379;
+
 /**
- * `REDIS_SENTINELS`: `host:port[,host:port…]` (`[v6addr]:port` for IPv6; the port defaults to
- * {@link DEFAULT_SENTINEL_PORT}). Entries are not echoed in errors: a mistyped entry may hold a password.
+ * A list of `host:port[,host:port…]` (`[v6addr]:port` for IPv6; the port defaults to
+ * `defaultPort`). Entries are not echoed in errors: a mistyped entry may hold a password.
  */
-const sentinelList = optionalString.transform((v, ctx) => {
-  if (v === undefined) return undefined;
-  const out: SentinelAddress[] = [];
-  const entries = v.split(',').map((e) => e.trim());
-  for (const [i, entry] of entries.entries()) {
-    const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9._-]+))(?::(\d{1,5}))?$/.exec(entry);
-    const port = m?.[3] === undefined ? DEFAULT_SENTINEL_PORT : Number(m[3]);
-    if (m === null || port < 1 || port > 65_535) {
-      ctx.addIssue({ code: 'custom', message: `must be a comma-separated list of host:port; entry ${i + 1} of ${entries.length} is not` });
-      return z.NEVER;
+function addressList(defaultPort: number) {
+  return optionalString.transform((v, ctx) => {
+    if (v === undefined) return undefined;
+    const out: SentinelAddress[] = [];
+    const entries = v.split(',').map((e) => e.trim());
+    for (const [i, entry] of entries.entries()) {
+      const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9._-]+))(?::(\d{1,5}))?$/.exec(entry);
+      const port = m?.[3] === undefined ? defaultPort : Number(m[3]);
+      if (m === null || port < 1 || port > 65_535) {
+        ctx.addIssue({ code: 'custom', message: `must be a comma-separated list of host:port; entry ${i + 1} of ${entries.length} is not` });
+        return z.NEVER;
+      }
+      out.push({ host: m[1] ?? m[2] ?? '', port });
     }
-    out.push({ host: m[1] ?? m[2] ?? '', port });
-  }
-  return out;
-});
+    return out;
+  });
+}
 
 /** Default of `REDIS_REPLICA_ACK_TIMEOUT_MS` (the session store's `replicaAckTimeoutMs` default). */
 export const DEFAULT_REPLICA_ACK_TIMEOUT_MS = 100;
@@ -72,7 +78,9 @@ export const redisEnvShape = {
   REDIS_URL: optionalString.refine((v) => v === undefined || /^rediss?:\/\//.test(v), {
     message: 'must be a redis:// or rediss:// URL',
   }),
-  REDIS_SENTINELS: sentinelList,
+  REDIS_SENTINELS: addressList(DEFAULT_SENTINEL_PORT),
+  /** Seed nodes of a Redis Cluster (any reachable one tells the client the rest). */
+  REDIS_CLUSTER_NODES: addressList(DEFAULT_REDIS_PORT),
   REDIS_SENTINEL_MASTER: optionalString.refine((v) => v === undefined || /^\S+$/.test(v), {
     message: 'must be one master name, without spaces',
   }),
@@ -96,21 +104,28 @@ export function redisEnvProblems(env: RedisEnvSource): string[] {
   const problems: string[] = [];
   const sentinels = isSet(env.REDIS_SENTINELS);
   const master = isSet(env.REDIS_SENTINEL_MASTER);
-  if (isSet(env.REDIS_URL) && (sentinels || master)) problems.push('REDIS_URL and REDIS_SENTINELS/REDIS_SENTINEL_MASTER are mutually exclusive (set one: a single Redis or a Sentinel group)');
+  const cluster = isSet(env.REDIS_CLUSTER_NODES);
+  const kinds = [isSet(env.REDIS_URL), sentinels || master, cluster].filter(Boolean).length;
+  if (kinds > 1) problems.push('REDIS_URL, REDIS_SENTINELS/REDIS_SENTINEL_MASTER and REDIS_CLUSTER_NODES are mutually exclusive (set one: a single Redis, a Sentinel group or a Cluster)');
   if (sentinels && !master) problems.push('REDIS_SENTINEL_MASTER is required when REDIS_SENTINELS is set (the master name the sentinels monitor)');
   if (master && !sentinels) problems.push('REDIS_SENTINELS is required when REDIS_SENTINEL_MASTER is set (host:port of the sentinels)');
-  for (const name of ['REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD'] as const) {
-    if (isSet(env[name]) && !sentinels) problems.push(`${name} is only used with REDIS_SENTINELS (with REDIS_URL, put the password in the URL)`);
+  if (isSet(env.REDIS_PASSWORD) && !sentinels && !cluster) problems.push('REDIS_PASSWORD is only used with REDIS_SENTINELS or REDIS_CLUSTER_NODES (with REDIS_URL, put the password in the URL)');
+  if (isSet(env.REDIS_SENTINEL_PASSWORD) && !sentinels) problems.push('REDIS_SENTINEL_PASSWORD is only used with REDIS_SENTINELS (with REDIS_URL, put the password in the URL)');
+  if (cluster && isSet(env.REDIS_REPLICA_ACKS) && env.REDIS_REPLICA_ACKS?.trim() !== '0') {
+    problems.push('REDIS_REPLICA_ACKS is not supported with REDIS_CLUSTER_NODES (WAIT cannot be routed to the node of the written slot)');
   }
   return problems;
 }
 
 /**
  * Where the variables point, once {@link redisEnvProblems} found none: a URL, a Sentinel group,
- * or `undefined` when no Redis is configured.
+ * a Cluster, or `undefined` when no Redis is configured.
  */
 export function redisTargetOf(e: RedisEnv): RedisTarget | undefined {
   if (e.REDIS_URL !== undefined) return { url: e.REDIS_URL };
+  if (e.REDIS_CLUSTER_NODES !== undefined) {
+    return { cluster: { nodes: e.REDIS_CLUSTER_NODES, ...(e.REDIS_PASSWORD === undefined ? {} : { password: e.REDIS_PASSWORD }) } };
+  }
   if (e.REDIS_SENTINELS === undefined || e.REDIS_SENTINEL_MASTER === undefined) return undefined;
   const sentinel = {
     sentinels: e.REDIS_SENTINELS,
@@ -134,7 +149,7 @@ export function replicaAcksOf(e: RedisEnv): ReplicaAcks {
 
 /**
  * Parses only the Redis variables of `env` (for a process that reads nothing else of them).
- * @returns the target (`undefined` when neither `REDIS_URL` nor a Sentinel group is set) and the
+ * @returns the target (`undefined` when no `REDIS_URL`, Sentinel group or Cluster is set) and the
  *   replica acknowledgements every session write waits for.
  * @throws ConfigError naming every invalid variable, `; `-separated.
  */

@@ -10,8 +10,8 @@ import type { PayloadKind, ResolvedStoreOptions } from './codec.js';
 import { sealedKeyId } from './crypto.js';
 import { KeyBuilder, encodeKeyPart, decodeKeyPart, sessionKeyId } from './keys.js';
 import type { SessionKey } from './keys.js';
-import { createBoundedRedis } from './redis_connection.js';
-import type { RedisSentinelTarget } from './redis_connection.js';
+import { createBoundedClient } from './redis_connection.js';
+import type { RedisClusterTarget, RedisSentinelTarget } from './redis_connection.js';
 import type { ReplicaAcks } from './redis_env.js';
 import { resolveReplicaAcks, waitForReplicas } from './replica_acks.js';
 import { LUA_CODES, asArray, callScript, checkCode, defineScripts, num, strList, strOrNull, toStoreError } from './redis_scripts.js';
@@ -68,6 +68,11 @@ export interface RedisSessionStoreOptions extends StoreOptions {
    * owns (and closes) a client that follows the master through failovers.
    */
   sentinel?: RedisSentinelTarget;
+  /**
+   * A Redis Cluster to connect to when no client is given (instead of `url` or `sentinel`); the
+   * store then owns (and closes) a bounded Cluster client.
+   */
+  cluster?: RedisClusterTarget;
   /** @default 'pva:' */
   prefix?: string;
   /** Per-command bound for a client the store creates, ms. @default 250 */
@@ -110,11 +115,11 @@ export class RedisSessionStore implements SessionStore {
   private readonly acks: ReplicaAcks;
 
   constructor(opts: RedisSessionStoreOptions) {
-    if (opts.client === undefined && opts.url === undefined && opts.sentinel === undefined) {
-      throw new SessionError('config_invalid', 'RedisSessionStore needs a client, a url or a Sentinel target');
+    if (opts.client === undefined && opts.url === undefined && opts.sentinel === undefined && opts.cluster === undefined) {
+      throw new SessionError('config_invalid', 'RedisSessionStore needs a client, a url, a Sentinel target or a Cluster target');
     }
-    this.acks = resolveReplicaAcks(opts, opts.client instanceof Cluster);
-    this.client = opts.client ?? createBoundedRedis(opts, opts);
+    this.acks = resolveReplicaAcks(opts, opts.client instanceof Cluster || opts.cluster !== undefined);
+    this.client = opts.client ?? createBoundedClient(opts, opts);
     this.ownsClient = opts.client === undefined;
     this.keys = new KeyBuilder(opts.prefix ?? 'pva:');
     this.opts = resolveStoreOptions(opts);
@@ -337,11 +342,14 @@ export class RedisSessionStore implements SessionStore {
 
   /** One page of a SCAN of every master for `pattern`, each key mapped to its session by `parse`. */
   private async scanSessions(pattern: string, parse: (redisKey: string) => SessionKey | null, opts: { cursor?: string | null; count?: number }): Promise<SessionPage> {
-    const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
     let [nodeIdx, cursor] = (opts.cursor ?? '0:0').split(':').map(Number) as [number, number];
     const items: SessionKey[] = [];
     const seen = new Set<string>();
+    let nodes: Redis[] = [];
     try {
+      // A Cluster client knows its masters once it has the slot map: a first command waits for it.
+      if (this.client instanceof Cluster && this.client.nodes('master').length === 0) await this.client.ping();
+      nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
       while (nodeIdx < nodes.length) {
         const node = nodes[nodeIdx] as Redis;
         const [next, keys] = await node.scan(String(cursor), 'MATCH', pattern, 'COUNT', String(opts.count ?? 100));

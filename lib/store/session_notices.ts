@@ -7,11 +7,11 @@
  * The lease and its fencing token remain the guarantee: a lost notice (Redis down) only delays
  * the old job, whose next write fails with `lease_lost`.
  */
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { z } from 'zod';
 import { silentLogger, type Logger } from '../logger.js';
 import { KeyBuilder, type SessionKey } from './keys.js';
-import { createBoundedRedis, type RedisSentinelTarget } from './redis_connection.js';
+import { createBoundedClient, type RedisClusterTarget, type RedisSentinelTarget } from './redis_connection.js';
 import type { SessionStore } from './session_store.js';
 
 const noticeSchema = z.discriminatedUnion('kind', [
@@ -28,6 +28,8 @@ export interface SessionNoticesOptions {
   url?: string;
   /** A Sentinel group to use instead of `url`; both connections follow the master through failovers. */
   sentinel?: RedisSentinelTarget;
+  /** A Redis Cluster to use instead (a notice published on any node reaches every node's subscribers). */
+  cluster?: RedisClusterTarget;
   /** Key prefix (same as the session store's). @default 'pva:' */
   prefix?: string;
   /** Per-command bound, ms. @default 250 */
@@ -37,18 +39,18 @@ export interface SessionNoticesOptions {
 
 /** Publishes and watches notices. Creates (and closes) its own two connections. */
 export class SessionNotices {
-  private readonly pub: Redis;
-  private readonly sub: Redis;
+  private readonly pub: Redis | Cluster;
+  private readonly sub: Redis | Cluster;
   private readonly keys: KeyBuilder;
   private readonly log: Logger;
   private readonly handlers = new Map<string, (n: SessionNotice) => void>();
 
-  /** @throws SessionError `config_invalid` without a `url` or a `sentinel` (or with both). */
+  /** @throws SessionError `config_invalid` without a `url`, a `sentinel` or a `cluster` (or with several). */
   constructor(opts: SessionNoticesOptions) {
     const bounds = { commandTimeoutMs: opts.commandTimeoutMs ?? 250 };
-    this.pub = createBoundedRedis(opts, bounds, { lazyConnect: true });
+    this.pub = createBoundedClient(opts, bounds, { lazyConnect: true });
     // A subscriber connection waits in SUBSCRIBE: no command timeout on it.
-    this.sub = createBoundedRedis(opts, bounds, { commandTimeout: undefined, lazyConnect: true });
+    this.sub = createBoundedClient(opts, bounds, { commandTimeout: undefined, lazyConnect: true });
     this.keys = new KeyBuilder(opts.prefix ?? 'pva:');
     this.log = opts.logger ?? silentLogger;
     for (const c of [this.pub, this.sub]) c.on('error', () => {}); // reported through failed commands

@@ -85,6 +85,13 @@ describe('parseConfig', () => {
     });
   });
 
+  it('reads a Redis Cluster: REDIS_CLUSTER_NODES (port defaults to 6379, IPv6 in brackets) and REDIS_PASSWORD', () => {
+    const c = parseConfig({ ...base, REDIS_CLUSTER_NODES: ' node-a:7000, node_b ,[::1]:7002 ', REDIS_PASSWORD: 'data-pass' });
+    expect(c.redis?.cluster?.nodes.map((n) => `${n.host}/${n.port}`)).toEqual(['node-a/7000', 'node_b/6379', '::1/7002']);
+    expect([c.redis?.cluster?.password, c.redis?.keyPrefix, c.redis?.url, c.redis?.sentinel]).toEqual(['data-pass', 'pva:', undefined, undefined]);
+    expect(parseConfig({ ...base, REDIS_CLUSTER_NODES: '10.0.0.5:7000', REDIS_REPLICA_ACKS: '0' }).redis).toEqual({ cluster: { nodes: [{ host: '10.0.0.5', port: 7_000 }] }, keyPrefix: 'pva:' });
+  });
+
   it('never echoes a REDIS_SENTINELS entry (it may hold a password) or a password in its errors', () => {
     let message = '';
     try {
@@ -98,13 +105,18 @@ describe('parseConfig', () => {
 
   const sentinels = { REDIS_SENTINELS: '127.0.0.1:26379', REDIS_SENTINEL_MASTER: 'mymaster' };
   const bad: Array<[string, Record<string, string | undefined>, RegExp]> = [
-    ['REDIS_URL with REDIS_SENTINELS', { ...base, ...sentinels, REDIS_URL: 'redis://127.0.0.1:6379' }, /REDIS_URL and REDIS_SENTINELS\/REDIS_SENTINEL_MASTER are mutually exclusive/],
+    ['REDIS_URL with REDIS_SENTINELS', { ...base, ...sentinels, REDIS_URL: 'redis://127.0.0.1:6379' }, /REDIS_URL, REDIS_SENTINELS\/REDIS_SENTINEL_MASTER and REDIS_CLUSTER_NODES are mutually exclusive/],
+    ['REDIS_CLUSTER_NODES with REDIS_URL', { ...base, REDIS_CLUSTER_NODES: 'a:7000', REDIS_URL: 'redis://127.0.0.1:6379' }, /REDIS_URL, REDIS_SENTINELS\/REDIS_SENTINEL_MASTER and REDIS_CLUSTER_NODES are mutually exclusive/],
+    ['REDIS_CLUSTER_NODES with REDIS_SENTINELS', { ...base, ...sentinels, REDIS_CLUSTER_NODES: 'a:7000' }, /are mutually exclusive/],
+    ['a cluster node entry that is not host:port', { ...base, REDIS_CLUSTER_NODES: 'a:7000,user:hunter2@b:7001' }, /REDIS_CLUSTER_NODES must be a comma-separated list of host:port; entry 2 of 2 is not/],
+    ['REDIS_REPLICA_ACKS on a cluster', { ...base, REDIS_CLUSTER_NODES: 'a:7000', REDIS_REPLICA_ACKS: '1' }, /REDIS_REPLICA_ACKS is not supported with REDIS_CLUSTER_NODES/],
+    ['REDIS_SENTINEL_PASSWORD on a cluster', { ...base, REDIS_CLUSTER_NODES: 'a:7000', REDIS_SENTINEL_PASSWORD: 'x' }, /REDIS_SENTINEL_PASSWORD is only used with REDIS_SENTINELS/],
     ['REDIS_SENTINELS without a master name', { ...base, REDIS_SENTINELS: '127.0.0.1:26379' }, /REDIS_SENTINEL_MASTER is required when REDIS_SENTINELS is set/],
     ['REDIS_SENTINEL_MASTER without sentinels', { ...base, REDIS_SENTINEL_MASTER: 'mymaster' }, /REDIS_SENTINELS is required when REDIS_SENTINEL_MASTER is set/],
     ['a sentinel port out of range', { ...base, ...sentinels, REDIS_SENTINELS: 'a:1,b:70000' }, /REDIS_SENTINELS must be a comma-separated list of host:port; entry 2 of 2 is not/],
     ['an empty sentinel entry', { ...base, ...sentinels, REDIS_SENTINELS: 'a:1,' }, /REDIS_SENTINELS must be a comma-separated list/],
     ['a master name with a space', { ...base, ...sentinels, REDIS_SENTINEL_MASTER: 'my master' }, /REDIS_SENTINEL_MASTER must be one master name, without spaces/],
-    ['REDIS_PASSWORD without sentinels', { ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_PASSWORD: 'x' }, /REDIS_PASSWORD is only used with REDIS_SENTINELS/],
+    ['REDIS_PASSWORD without sentinels', { ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_PASSWORD: 'x' }, /REDIS_PASSWORD is only used with REDIS_SENTINELS or REDIS_CLUSTER_NODES/],
     ['REDIS_SENTINEL_PASSWORD without sentinels', { ...base, REDIS_SENTINEL_PASSWORD: 'x' }, /REDIS_SENTINEL_PASSWORD is only used with REDIS_SENTINELS/],
     ['missing secret', { ...base, LIVEKIT_API_SECRET: undefined }, /LIVEKIT_API_SECRET is required/],
     ['empty secret', { ...base, LIVEKIT_API_SECRET: ' ' }, /LIVEKIT_API_SECRET must not be empty/],

@@ -63,9 +63,15 @@ describe('loadWebConfig: Redis', () => {
     expect(load({ ...base, REDIS_SENTINELS: '10.0.0.5', REDIS_SENTINEL_MASTER: 'm' }).redisSentinel).toEqual({ sentinels: [{ host: '10.0.0.5', port: 26_379 }], name: 'm' });
   });
 
+  it('reads a Redis Cluster as the worker does: REDIS_CLUSTER_NODES and REDIS_PASSWORD', () => {
+    const c = load({ ...base, REDIS_CLUSTER_NODES: 'node-a:7000,node-b', REDIS_PASSWORD: 'data-pass' });
+    expect([c.redisUrl, c.redisSentinel]).toEqual([undefined, undefined]);
+    expect(c.redisCluster).toEqual({ nodes: [{ host: 'node-a', port: 7_000 }, { host: 'node-b', port: 6_379 }], password: 'data-pass' });
+  });
+
   const sentinels = { REDIS_SENTINELS: '127.0.0.1:26379', REDIS_SENTINEL_MASTER: 'mymaster' };
   const bad: Array<[string, Record<string, string | undefined>, RegExp]> = [
-    ['REDIS_URL with REDIS_SENTINELS', { ...base, ...sentinels, REDIS_URL: 'redis://127.0.0.1:6379' }, /^REDIS_URL and REDIS_SENTINELS\/REDIS_SENTINEL_MASTER are mutually exclusive/],
+    ['REDIS_URL with REDIS_SENTINELS', { ...base, ...sentinels, REDIS_URL: 'redis://127.0.0.1:6379' }, /^REDIS_URL, REDIS_SENTINELS\/REDIS_SENTINEL_MASTER and REDIS_CLUSTER_NODES are mutually exclusive/],
     ['REDIS_SENTINELS without a master name', { ...base, REDIS_SENTINELS: '127.0.0.1:26379' }, /^REDIS_SENTINEL_MASTER is required when REDIS_SENTINELS is set/],
     ['REDIS_SENTINEL_MASTER without sentinels', { ...base, REDIS_SENTINEL_MASTER: 'mymaster' }, /^REDIS_SENTINELS is required when REDIS_SENTINEL_MASTER is set/],
     ['a sentinel port out of range', { ...base, ...sentinels, REDIS_SENTINELS: 'a:1,b:70000' }, /^REDIS_SENTINELS must be a comma-separated list of host:port; entry 2 of 2 is not/],

@@ -9,7 +9,7 @@
 import dotenv from 'dotenv';
 import { z } from 'zod';
 import { ConfigError } from '../../lib/errors.js';
-import type { RedisSentinelTarget } from '../../lib/store/redis_connection.js';
+import type { RedisClusterTarget, RedisSentinelTarget } from '../../lib/store/redis_connection.js';
 import { redisEnvProblems, redisEnvShape, redisTargetOf, replicaAcksOf, type ReplicaAcks } from '../../lib/store/redis_env.js';
 import { MAX_TRUST_PROXY_HOPS } from './client_address.js';
 import { RESUME_POLICY_NAMES, type ResumePolicyName } from './validation.js';
@@ -42,11 +42,13 @@ export interface WebConfig {
   agentName: string | undefined;
   /**
    * Device records and issued rooms go to this Redis when set (and identities are forgotten in
-   * the worker's session store there); else in memory. Give this or `redisSentinel`.
+   * the worker's session store there); else in memory. Give this, `redisSentinel` or `redisCluster`.
    */
   redisUrl: string | undefined;
   /** The same, through a Redis Sentinel group (the master is asked of the sentinels) instead of `redisUrl`. */
   redisSentinel: RedisSentinelTarget | undefined;
+  /** The same, on a Redis Cluster, instead of `redisUrl` or `redisSentinel`. */
+  redisCluster: RedisClusterTarget | undefined;
   /** @default 'pva:' (same as the worker's `REDIS_KEY_PREFIX`) */
   redisKeyPrefix: string;
   /**
@@ -187,6 +189,7 @@ export function loadWebConfig(env: NodeJS.ProcessEnv = process.env, { loadDotenv
     agentName: e.LIVEKIT_AGENT_NAME,
     redisUrl: redis?.url,
     redisSentinel: redis?.sentinel,
+    redisCluster: redis?.cluster,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     replicaAcks: replicaAcksOf(e),
     host: e.WEB_HOST,

@@ -14,10 +14,10 @@
  * No read-modify-write: creation is `SET … NX PX`, the room set is changed with `ZADD` and
  * trimmed with `ZREMRANGEBYSCORE` in one `MULTI`.
  */
-import type { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import { z } from 'zod';
 import { encodeKeyPart, escapeGlob } from '../../lib/store/keys.js';
-import { createBoundedRedis, type RedisSentinelTarget } from '../../lib/store/redis_connection.js';
+import { createBoundedClient, type RedisClusterTarget, type RedisSentinelTarget } from '../../lib/store/redis_connection.js';
 import type { ReplicaAcks } from '../../lib/store/redis_env.js';
 import { resolveReplicaAcks, waitForReplicas } from '../../lib/store/replica_acks.js';
 
@@ -91,11 +91,13 @@ export class DeviceKeys {
 /** Options of {@link RedisDeviceStore}. */
 export interface RedisDeviceStoreOptions {
   /** A client to use (not closed by {@link RedisDeviceStore.close}). */
-  client?: Redis;
+  client?: Redis | Cluster;
   /** Or a URL to connect to (the store owns that client). */
   url?: string;
   /** Or a Sentinel group whose master to use, instead of `url` (the store owns that client; it follows failovers). */
   sentinel?: RedisSentinelTarget;
+  /** Or a Redis Cluster (the store owns that client; a device's keys share one slot). */
+  cluster?: RedisClusterTarget;
   /** @default 'pva:' */
   prefix?: string;
   /**
@@ -111,15 +113,17 @@ export interface RedisDeviceStoreOptions {
 
 /** {@link DeviceStore} on Redis. */
 export class RedisDeviceStore implements DeviceStore {
-  readonly client: Redis;
+  readonly client: Redis | Cluster;
   readonly keys: DeviceKeys;
   private readonly ownsClient: boolean;
   private readonly acks: ReplicaAcks;
 
   constructor(opts: RedisDeviceStoreOptions) {
-    if (opts.client === undefined && opts.url === undefined && opts.sentinel === undefined) throw new Error('RedisDeviceStore needs a client, a url or a Sentinel target');
-    this.acks = resolveReplicaAcks(opts, false);
-    this.client = opts.client ?? createBoundedRedis(opts, { commandTimeoutMs: 1_000 }, { lazyConnect: false });
+    if (opts.client === undefined && opts.url === undefined && opts.sentinel === undefined && opts.cluster === undefined) {
+      throw new Error('RedisDeviceStore needs a client, a url, a Sentinel target or a Cluster target');
+    }
+    this.acks = resolveReplicaAcks(opts, opts.client instanceof Cluster || opts.cluster !== undefined);
+    this.client = opts.client ?? createBoundedClient(opts, { commandTimeoutMs: 1_000 }, { lazyConnect: false });
     this.ownsClient = opts.client === undefined;
     if (this.ownsClient) this.client.on('error', () => {}); // surfaced per command as a rejection
     this.keys = new DeviceKeys(opts.prefix ?? 'pva:');

@@ -73,10 +73,10 @@ export interface RoomCloser {
 
 /** Options of {@link startTokenService}: the config (defaults as in `config.ts`) plus injected parts. */
 export interface TokenServiceOptions extends Pick<WebConfig, 'livekitUrl' | 'apiKey' | 'apiSecret'>, Partial<Omit<WebConfig, 'livekitUrl' | 'apiKey' | 'apiSecret'>> {
-  /** @default RedisDeviceStore when `redisUrl` or `redisSentinel` is set, else MemoryDeviceStore */
+  /** @default RedisDeviceStore when `redisUrl`, `redisSentinel` or `redisCluster` is set, else MemoryDeviceStore */
   deviceStore?: DeviceStore;
   /**
-   * @default `forgetIdentity` on a RedisSessionStore when `redisUrl` or `redisSentinel` is set
+   * @default `forgetIdentity` on a RedisSessionStore when `redisUrl`, `redisSentinel` or `redisCluster` is set
    * (erases, then tells any job still holding the identity to drop its copy), else none
    */
   sessionEraser?: SessionEraser | null;
@@ -138,6 +138,7 @@ function resolveConfig(o: TokenServiceOptions): WebConfig {
     agentName: o.agentName,
     redisUrl: o.redisUrl,
     redisSentinel: o.redisSentinel,
+    redisCluster: o.redisCluster,
     redisKeyPrefix: o.redisKeyPrefix ?? 'pva:',
     replicaAcks: o.replicaAcks ?? { replicaAcks: 0, replicaAckTimeoutMs: DEFAULT_REPLICA_ACK_TIMEOUT_MS },
     host: o.host ?? '127.0.0.1',

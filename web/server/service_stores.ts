@@ -29,21 +29,21 @@ export interface ServiceStores {
   /** True when devices are shared (Redis, or a store handed in), false when in this process's memory. */
   isShared: boolean;
   /** How the created Redis clients reach Redis; `null` without a Redis configured. */
-  redis: 'url' | 'sentinel' | null;
+  redis: 'url' | 'sentinel' | 'cluster' | null;
   /** Closes what was created here; parts handed in are left open. */
   close(): Promise<void>;
 }
 
 /**
  * The Redis the configuration names, if any.
- * @throws ConfigError when both `redisUrl` and `redisSentinel` are given.
+ * @throws ConfigError when more than one of `redisUrl`, `redisSentinel` and `redisCluster` is given.
  */
-export function serviceRedisTarget(config: Pick<WebConfig, 'redisUrl' | 'redisSentinel'>): RedisTarget | undefined {
-  if (config.redisUrl !== undefined && config.redisSentinel !== undefined) {
-    throw new ConfigError('redisUrl and redisSentinel are mutually exclusive (REDIS_URL or REDIS_SENTINELS)');
-  }
+export function serviceRedisTarget(config: Pick<WebConfig, 'redisUrl' | 'redisSentinel' | 'redisCluster'>): RedisTarget | undefined {
+  const given = [config.redisUrl, config.redisSentinel, config.redisCluster].filter((v) => v !== undefined).length;
+  if (given > 1) throw new ConfigError('redisUrl, redisSentinel and redisCluster are mutually exclusive (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES)');
   if (config.redisUrl !== undefined) return { url: config.redisUrl };
   if (config.redisSentinel !== undefined) return { sentinel: config.redisSentinel };
+  if (config.redisCluster !== undefined) return { cluster: config.redisCluster };
   return undefined;
 }
 
@@ -56,7 +56,7 @@ export interface InjectedStores {
 
 /** Creates the stores of {@link ServiceStores} (no I/O yet: clients connect in the background). */
 export function createServiceStores(
-  config: Pick<WebConfig, 'redisUrl' | 'redisSentinel' | 'redisKeyPrefix' | 'replicaAcks'>,
+  config: Pick<WebConfig, 'redisUrl' | 'redisSentinel' | 'redisCluster' | 'redisKeyPrefix' | 'replicaAcks'>,
   injected: InjectedStores,
   log: Logger,
   nowMs: () => number,
@@ -86,7 +86,7 @@ export function createServiceStores(
     devices,
     eraser,
     isShared: target !== undefined || injected.deviceStore !== undefined,
-    redis: target === undefined ? null : target.sentinel === undefined ? 'url' : 'sentinel',
+    redis: target === undefined ? null : target.cluster !== undefined ? 'cluster' : target.sentinel !== undefined ? 'sentinel' : 'url',
     close: async () => {
       for (const c of owned) await c().catch(() => {});
     },
