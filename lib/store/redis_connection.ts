@@ -148,9 +148,10 @@ export function createBoundedClient(target: { url?: string; sentinel?: RedisSent
   if (target.cluster === undefined) return createBoundedRedis(target, bounds, extra);
   if (target.url !== undefined || target.sentinel !== undefined) throw new SessionError('config_invalid', 'give a Redis url, a Sentinel target or a Cluster target, not several');
   const options = boundedClusterOptions(target.cluster, bounds);
-  const { lazyConnect, commandTimeout, replyMapping: _mapping, ...node } = extra;
-  const timeoutMs = 'commandTimeout' in extra ? commandTimeout : (bounds.commandTimeoutMs ?? 250);
-  return new BoundedCluster(target.cluster.nodes, { ...options, ...(lazyConnect === undefined ? {} : { lazyConnect }), redisOptions: { ...options.redisOptions, ...node, commandTimeout } }, timeoutMs);
+  const { lazyConnect, replyMapping: _mapping, ...node } = extra;
+  // `extra.commandTimeout` (even undefined: a subscriber waits) overrides the bound, per node and per command.
+  const timeoutMs = 'commandTimeout' in extra ? extra.commandTimeout : (bounds.commandTimeoutMs ?? 250);
+  return new BoundedCluster(target.cluster.nodes, { ...options, ...(lazyConnect === undefined ? {} : { lazyConnect }), redisOptions: { ...options.redisOptions, ...node } }, timeoutMs);
 }
 
 /**
