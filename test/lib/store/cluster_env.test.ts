@@ -1,6 +1,7 @@
 /**
  * A Redis Cluster configured the way an operator does it (`REDIS_CLUSTER_NODES`: one seed node
- * is enough), on a real private 3-master cluster: the worker's stores (sessions and notices),
+ * is enough; `REDIS_PASSWORD`), on a real private password-protected 3-master cluster: the
+ * worker's stores (sessions and notices),
  * the token service and the sessions CLI each reach it from the variables alone; and a cluster
  * that cannot be reached fails each call within its bound instead of holding it.
  */
@@ -27,13 +28,14 @@ import { canStartRedis, freePort } from './private_redis.js';
 // Never a skip: `npm test` (scripts/ensure_redis.sh) installs Debian's redis-server when it is missing.
 if (!canStartRedis()) throw new Error('the cluster configuration test needs the redis-server binary (apt-get install redis-server)');
 
-const cluster = new PrivateCluster(3);
+const PASSWORD = 'cluster-pass';
+const cluster = new PrivateCluster(3, PASSWORD);
 await cluster.start();
 const admin: Cluster = await cluster.client();
 const prefix = randomPrefix('cluster-env');
 const seed = cluster.startupNodes[0] as { host: string; port: number };
 /** What an operator sets: one seed node of the cluster. */
-const clusterEnv = { REDIS_CLUSTER_NODES: `${seed.host}:${seed.port}`, REDIS_KEY_PREFIX: prefix };
+const clusterEnv = { REDIS_CLUSTER_NODES: `${seed.host}:${seed.port}`, REDIS_PASSWORD: PASSWORD, REDIS_KEY_PREFIX: prefix };
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const LEASE_MS = 30_000;
 const identities = Array.from({ length: 12 }, (_, i) => `caller-${i}`);
@@ -129,6 +131,13 @@ describe('REDIS_CLUSTER_NODES', () => {
     expect(r.code).toBe(0);
     const listed = r.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { identity: string }).identity);
     expect(listed.filter((i) => i.startsWith('caller-')).sort()).toEqual([...identities].sort());
+  });
+
+  it('a wrong REDIS_PASSWORD is a store failure (the password is used), and it is not printed', async () => {
+    const r = await sessions(['list'], { ...clusterEnv, REDIS_PASSWORD: 'not-the-password' });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toMatch(/^sessions: store_(unavailable|timeout) \(retryable\): /);
+    expect(r.stderr + r.stdout).not.toMatch(/not-the-password|cluster-pass/);
   });
 
   it('a cluster that cannot be reached fails each call within its bound: the store, the worker greeting path and the CLI', async () => {

@@ -8,15 +8,18 @@ const SLOTS = 16_384;
 
 /**
  * A private Redis Cluster of `size` masters (no replicas) on loopback ports, formed with
- * CLUSTER ADDSLOTSRANGE + CLUSTER MEET (no redis-cli needed). Its node files live in a temporary
- * folder that {@link stop} removes.
+ * CLUSTER ADDSLOTSRANGE + CLUSTER MEET (no redis-cli needed), its nodes protected by `password`
+ * when one is given. Its node files live in a temporary folder that {@link stop} removes.
  */
 export class PrivateCluster {
   private readonly nodes: PrivateRedis[] = [];
   private readonly busPorts: number[] = [];
   private dir = '';
 
-  constructor(private readonly size = 3) {}
+  constructor(
+    private readonly size = 3,
+    private readonly password?: string,
+  ) {}
 
   /** Loopback addresses of the masters. */
   get startupNodes(): { host: string; port: number }[] {
@@ -29,12 +32,15 @@ export class PrivateCluster {
     for (let i = 0; i < this.size; i++) {
       const port = await freePort();
       const bus = await freePort();
-      const node = new PrivateRedis(port, ['--cluster-enabled', 'yes', '--cluster-config-file', join(this.dir, `nodes-${port}.conf`), '--cluster-port', String(bus), '--dir', this.dir]);
+      const auth = this.password === undefined ? [] : ['--masterauth', this.password];
+      const node = new PrivateRedis(port, ['--cluster-enabled', 'yes', '--cluster-config-file', join(this.dir, `nodes-${port}.conf`), '--cluster-port', String(bus), '--dir', this.dir, ...auth], {
+        ...(this.password === undefined ? {} : { password: this.password }),
+      });
       this.nodes.push(node);
       this.busPorts.push(bus);
       await node.start();
     }
-    const admins = this.nodes.map((n) => new Redis(n.port, '127.0.0.1', { maxRetriesPerRequest: 1 }));
+    const admins = this.nodes.map((n) => new Redis(n.port, '127.0.0.1', { maxRetriesPerRequest: 1, password: this.password }));
     try {
       const per = Math.ceil(SLOTS / this.size);
       await Promise.all(admins.map((a, i) => a.call('CLUSTER', 'ADDSLOTSRANGE', String(i * per), String(Math.min(SLOTS, (i + 1) * per) - 1))));
@@ -54,7 +60,7 @@ export class PrivateCluster {
 
   /** A cluster client; resolves once it is ready. */
   async client(): Promise<Cluster> {
-    const c = new Cluster(this.startupNodes, { redisOptions: { maxRetriesPerRequest: 1 } });
+    const c = new Cluster(this.startupNodes, { redisOptions: { maxRetriesPerRequest: 1, password: this.password } });
     c.on('error', () => {});
     await new Promise<void>((resolve, reject) => {
       c.once('ready', () => resolve());
