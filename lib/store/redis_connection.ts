@@ -32,19 +32,38 @@ export interface RedisClusterTarget {
   nodes: SentinelAddress[];
   /** Password of the cluster's nodes (`requirepass`). @default none */
   password?: string;
+  /** Connect to the nodes over TLS. @default plaintext */
+  tls?: RedisTls;
 }
 
-/** Where a created client connects: exactly one of `url`, `sentinel` or `cluster`. */
+/**
+ * TLS to Redis. `ca`: PEM of the certificate authority that signed the servers' certificates,
+ * for a private CA; without it the system's trusted CAs are used. Certificates and host names
+ * are always verified.
+ */
+export interface RedisTls {
+  ca?: string;
+}
+
+/**
+ * Where a created client connects: exactly one of `url`, `sentinel` or `cluster`. A `rediss://`
+ * URL connects over TLS, with `tls` for a private CA.
+ */
 export type RedisTarget =
-  | { url: string; sentinel?: undefined; cluster?: undefined }
-  | { sentinel: RedisSentinelTarget; url?: undefined; cluster?: undefined }
-  | { cluster: RedisClusterTarget; url?: undefined; sentinel?: undefined };
+  | { url: string; tls?: RedisTls; sentinel?: undefined; cluster?: undefined }
+  | { sentinel: RedisSentinelTarget; url?: undefined; cluster?: undefined; tls?: undefined }
+  | { cluster: RedisClusterTarget; url?: undefined; sentinel?: undefined; tls?: undefined };
 
 /** Only the target of `value` (which may carry other fields, such as a key prefix). */
 export function redisTarget(value: RedisTarget): RedisTarget {
   if (value.cluster !== undefined) return { cluster: value.cluster };
   if (value.sentinel !== undefined) return { sentinel: value.sentinel };
-  return { url: value.url };
+  return value.tls === undefined ? { url: value.url } : { url: value.url, tls: value.tls };
+}
+
+/** The ioredis `tls` option of `tls`. */
+function tlsOptions(tls: RedisTls): { tls: { ca?: string } } {
+  return { tls: tls.ca === undefined ? {} : { ca: tls.ca } };
 }
 
 /** Bounds of a created client. */
@@ -100,6 +119,15 @@ export function boundedSentinelOptions(target: RedisSentinelTarget, opts: RedisB
   };
 }
 
+/** The target fields of the options a store is created with (at most one kind set). */
+export interface ClientTarget {
+  url?: string;
+  /** TLS settings for a `rediss://` `url` (a cluster's are in its target). */
+  tls?: RedisTls;
+  sentinel?: RedisSentinelTarget;
+  cluster?: RedisClusterTarget;
+}
+
 /**
  * A Cluster client whose every command is bounded as a single Redis client's are: ioredis times
  * only commands already handed to a node, so a command parked while the cluster is unreachable
@@ -132,7 +160,7 @@ export function boundedClusterOptions(target: RedisClusterTarget, opts: RedisBou
   if (target.nodes.length === 0) throw new SessionError('config_invalid', 'a Cluster target needs at least one node');
   const { retryStrategy: _perNode, enableOfflineQueue: _queue, replyMapping: _mapping, ...node } = boundedRedisOptions(opts);
   return {
-    redisOptions: { ...node, ...(target.password === undefined ? {} : { password: target.password }) },
+    redisOptions: { ...node, ...(target.password === undefined ? {} : { password: target.password }), ...(target.tls === undefined ? {} : tlsOptions(target.tls)) },
     clusterRetryStrategy: backoffMs(opts.maxReconnectDelayMs ?? 1_000),
     enableOfflineQueue: true,
     slotsRefreshTimeout: opts.connectTimeoutMs ?? 1_000,
@@ -144,7 +172,7 @@ export function boundedClusterOptions(target: RedisClusterTarget, opts: RedisBou
  * any kind; {@link createBoundedRedis} when the caller needs a single-node client.
  * @throws SessionError `config_invalid` when the target names none or more than one kind.
  */
-export function createBoundedClient(target: { url?: string; sentinel?: RedisSentinelTarget; cluster?: RedisClusterTarget }, bounds: RedisBounds = {}, extra: RedisOptions = {}): Redis | Cluster {
+export function createBoundedClient(target: ClientTarget, bounds: RedisBounds = {}, extra: RedisOptions = {}): Redis | Cluster {
   if (target.cluster === undefined) return createBoundedRedis(target, bounds, extra);
   if (target.url !== undefined || target.sentinel !== undefined) throw new SessionError('config_invalid', 'give a Redis url, a Sentinel target or a Cluster target, not several');
   const options = boundedClusterOptions(target.cluster, bounds);
@@ -158,10 +186,10 @@ export function createBoundedClient(target: { url?: string; sentinel?: RedisSent
  * A bounded single-node client for `target` (`extra` overrides the bounded options, e.g. `lazyConnect`).
  * @throws SessionError `config_invalid` when the target names neither a URL nor a Sentinel group.
  */
-export function createBoundedRedis(target: { url?: string; sentinel?: RedisSentinelTarget; cluster?: RedisClusterTarget }, bounds: RedisBounds = {}, extra: RedisOptions = {}): Redis {
+export function createBoundedRedis(target: ClientTarget, bounds: RedisBounds = {}, extra: RedisOptions = {}): Redis {
   if (target.cluster !== undefined) throw new SessionError('config_invalid', 'this client needs a single Redis or a Sentinel group, not a Cluster');
   if (target.url !== undefined && target.sentinel !== undefined) throw new SessionError('config_invalid', 'give a Redis url or a Sentinel target, not both');
   if (target.sentinel !== undefined) return new Redis({ ...boundedSentinelOptions(target.sentinel, bounds), ...extra });
-  if (target.url !== undefined) return new Redis(target.url, { ...boundedRedisOptions(bounds), ...extra });
+  if (target.url !== undefined) return new Redis(target.url, { ...boundedRedisOptions(bounds), ...(target.tls === undefined ? {} : tlsOptions(target.tls)), ...extra });
   throw new SessionError('config_invalid', 'a Redis client needs a url or a Sentinel target');
 }

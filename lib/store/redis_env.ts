@@ -2,7 +2,8 @@
  * The Redis variables every process of the project reads the same way (the worker, the token
  * service, the sessions CLI): one Redis (`REDIS_URL`), a Sentinel group (`REDIS_SENTINELS` +
  * `REDIS_SENTINEL_MASTER`, optional `REDIS_PASSWORD` / `REDIS_SENTINEL_PASSWORD`) or a Redis
- * Cluster (`REDIS_CLUSTER_NODES`, optional `REDIS_PASSWORD`), and the
+ * Cluster (`REDIS_CLUSTER_NODES`, optional `REDIS_PASSWORD`); TLS (`rediss://`, or `REDIS_TLS`
+ * for a cluster, and `REDIS_TLS_CA_FILE` for a private CA); and the
  * replica acknowledgements session writes wait for (`REDIS_REPLICA_ACKS`,
  * `REDIS_REPLICA_ACK_TIMEOUT_MS`).
  *
@@ -10,9 +11,10 @@
  * module does). Problems are phrased `<VARIABLE> <what is wrong>` and never echo a value that may
  * hold a secret (a password, or a mistyped sentinel entry such as `user:pass@host`).
  */
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import type { RedisTarget, SentinelAddress } from './redis_connection.js';
+import type { RedisTarget, RedisTls, SentinelAddress } from './redis_connection.js';
 
 /** Environment variables as read (strings). */
 export type RedisEnvSource = Record<string, string | undefined>;
@@ -85,6 +87,29 @@ export const redisEnvShape = {
     message: 'must be one master name, without spaces',
   }),
   REDIS_PASSWORD: optionalString,
+  /** Connect to the cluster nodes over TLS (a `REDIS_URL` says it with `rediss://`). */
+  REDIS_TLS: optionalString.transform((v, ctx) => {
+    if (v === undefined || v === 'false') return false;
+    if (v === 'true') return true;
+    ctx.addIssue({ code: 'custom', message: `must be true or false, got "${v}"` });
+    return z.NEVER;
+  }),
+  /** PEM file of the CA that signed the Redis servers' certificates (a private CA), read at start. */
+  REDIS_TLS_CA_FILE: optionalString.transform((path, ctx) => {
+    if (path === undefined) return undefined;
+    let pem: string;
+    try {
+      pem = readFileSync(path, 'utf8');
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'names a file that cannot be read' });
+      return z.NEVER;
+    }
+    if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+      ctx.addIssue({ code: 'custom', message: 'must name a PEM file of certificates (-----BEGIN CERTIFICATE-----)' });
+      return z.NEVER;
+    }
+    return pem;
+  }),
   REDIS_SENTINEL_PASSWORD: optionalString,
   /** Replicas that must acknowledge every session write (Redis `WAIT`); 0 = asynchronous replication. */
   REDIS_REPLICA_ACKS: integerVar({ fallback: 0, min: 0 }),
@@ -111,6 +136,10 @@ export function redisEnvProblems(env: RedisEnvSource): string[] {
   if (master && !sentinels) problems.push('REDIS_SENTINELS is required when REDIS_SENTINEL_MASTER is set (host:port of the sentinels)');
   if (isSet(env.REDIS_PASSWORD) && !sentinels && !cluster) problems.push('REDIS_PASSWORD is only used with REDIS_SENTINELS or REDIS_CLUSTER_NODES (with REDIS_URL, put the password in the URL)');
   if (isSet(env.REDIS_SENTINEL_PASSWORD) && !sentinels) problems.push('REDIS_SENTINEL_PASSWORD is only used with REDIS_SENTINELS (with REDIS_URL, put the password in the URL)');
+  const tls = env.REDIS_TLS?.trim() === 'true';
+  const rediss = /^rediss:\/\//.test(env.REDIS_URL?.trim() ?? '');
+  if (tls && !cluster) problems.push('REDIS_TLS is only used with REDIS_CLUSTER_NODES (a single Redis over TLS is a rediss:// REDIS_URL; Sentinel over TLS is not supported)');
+  if (isSet(env.REDIS_TLS_CA_FILE) && !rediss && !(tls && cluster)) problems.push('REDIS_TLS_CA_FILE is only used over TLS (a rediss:// REDIS_URL, or REDIS_CLUSTER_NODES with REDIS_TLS=true)');
   if (cluster && isSet(env.REDIS_REPLICA_ACKS) && env.REDIS_REPLICA_ACKS?.trim() !== '0') {
     problems.push('REDIS_REPLICA_ACKS is not supported with REDIS_CLUSTER_NODES (WAIT cannot be routed to the node of the written slot)');
   }
@@ -122,9 +151,16 @@ export function redisEnvProblems(env: RedisEnvSource): string[] {
  * a Cluster, or `undefined` when no Redis is configured.
  */
 export function redisTargetOf(e: RedisEnv): RedisTarget | undefined {
-  if (e.REDIS_URL !== undefined) return { url: e.REDIS_URL };
+  const tls: RedisTls = e.REDIS_TLS_CA_FILE === undefined ? {} : { ca: e.REDIS_TLS_CA_FILE };
+  if (e.REDIS_URL !== undefined) return e.REDIS_URL.startsWith('rediss://') ? { url: e.REDIS_URL, tls } : { url: e.REDIS_URL };
   if (e.REDIS_CLUSTER_NODES !== undefined) {
-    return { cluster: { nodes: e.REDIS_CLUSTER_NODES, ...(e.REDIS_PASSWORD === undefined ? {} : { password: e.REDIS_PASSWORD }) } };
+    return {
+      cluster: {
+        nodes: e.REDIS_CLUSTER_NODES,
+        ...(e.REDIS_PASSWORD === undefined ? {} : { password: e.REDIS_PASSWORD }),
+        ...(e.REDIS_TLS ? { tls } : {}),
+      },
+    };
   }
   if (e.REDIS_SENTINELS === undefined || e.REDIS_SENTINEL_MASTER === undefined) return undefined;
   const sentinel = {

@@ -11,7 +11,7 @@ import { sealedKeyId } from './crypto.js';
 import { KeyBuilder, encodeKeyPart, decodeKeyPart, sessionKeyId } from './keys.js';
 import type { SessionKey } from './keys.js';
 import { createBoundedClient } from './redis_connection.js';
-import type { RedisClusterTarget, RedisSentinelTarget } from './redis_connection.js';
+import type { RedisClusterTarget, RedisSentinelTarget, RedisTls } from './redis_connection.js';
 import type { ReplicaAcks } from './redis_env.js';
 import { resolveReplicaAcks, waitForReplicas } from './replica_acks.js';
 import { LUA_CODES, asArray, callScript, checkCode, defineScripts, num, strList, strOrNull, toStoreError } from './redis_scripts.js';
@@ -73,6 +73,8 @@ export interface RedisSessionStoreOptions extends StoreOptions {
    * store then owns (and closes) a bounded Cluster client.
    */
   cluster?: RedisClusterTarget;
+  /** TLS settings for a `rediss://` `url` (a private CA). */
+  tls?: RedisTls;
   /** @default 'pva:' */
   prefix?: string;
   /** Per-command bound for a client the store creates, ms. @default 250 */

@@ -11,7 +11,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { z } from 'zod';
 import { silentLogger, type Logger } from '../logger.js';
 import { KeyBuilder, type SessionKey } from './keys.js';
-import { createBoundedClient, type RedisClusterTarget, type RedisSentinelTarget } from './redis_connection.js';
+import { createBoundedClient, type RedisClusterTarget, type RedisSentinelTarget, type RedisTls } from './redis_connection.js';
 import type { SessionStore } from './session_store.js';
 
 const noticeSchema = z.discriminatedUnion('kind', [
@@ -30,6 +30,8 @@ export interface SessionNoticesOptions {
   sentinel?: RedisSentinelTarget;
   /** A Redis Cluster to use instead (a notice published on any node reaches every node's subscribers). */
   cluster?: RedisClusterTarget;
+  /** TLS settings for a `rediss://` `url` (a private CA). */
+  tls?: RedisTls;
   /** Key prefix (same as the session store's). @default 'pva:' */
   prefix?: string;
   /** Per-command bound, ms. @default 250 */

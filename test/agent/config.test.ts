@@ -5,6 +5,8 @@ import { parseConfig } from '../../agent/config.js';
 import { ConfigError } from '../../lib/errors.js';
 
 const base = { LIVEKIT_URL: 'ws://127.0.0.1:7880', LIVEKIT_API_KEY: 'devkey', LIVEKIT_API_SECRET: 'secret' };
+/** The test CA's PEM file (`test/fixtures/tls`). */
+const TEST_CA = fileURLToPath(new URL('../fixtures/tls/ca.crt', import.meta.url));
 
 describe('parseConfig', () => {
   it('accepts the minimal environment: offline text mode, automatic dispatch, memory only', () => {
@@ -92,6 +94,16 @@ describe('parseConfig', () => {
     expect(parseConfig({ ...base, REDIS_CLUSTER_NODES: '10.0.0.5:7000', REDIS_REPLICA_ACKS: '0' }).redis).toEqual({ cluster: { nodes: [{ host: '10.0.0.5', port: 7_000 }] }, keyPrefix: 'pva:' });
   });
 
+  it('reads TLS: a rediss:// REDIS_URL or REDIS_TLS=true on a cluster, with the private CA of REDIS_TLS_CA_FILE', () => {
+    const single = parseConfig({ ...base, REDIS_URL: 'rediss://cache.internal:6380', REDIS_TLS_CA_FILE: TEST_CA }).redis;
+    expect(single?.url).toBe('rediss://cache.internal:6380');
+    expect(single?.tls?.ca).toContain('-----BEGIN CERTIFICATE-----');
+    expect(parseConfig({ ...base, REDIS_URL: 'rediss://cache.internal:6380' }).redis).toEqual({ url: 'rediss://cache.internal:6380', tls: {}, keyPrefix: 'pva:' });
+    const cluster = parseConfig({ ...base, REDIS_CLUSTER_NODES: 'a:7000', REDIS_TLS: 'true', REDIS_TLS_CA_FILE: TEST_CA }).redis?.cluster;
+    expect(cluster?.tls?.ca).toContain('-----BEGIN CERTIFICATE-----');
+    expect(parseConfig({ ...base, REDIS_CLUSTER_NODES: 'a:7000', REDIS_TLS: 'false' }).redis?.cluster?.tls).toBeUndefined();
+  });
+
   it('never echoes a REDIS_SENTINELS entry (it may hold a password) or a password in its errors', () => {
     let message = '';
     try {
@@ -110,6 +122,11 @@ describe('parseConfig', () => {
     ['REDIS_CLUSTER_NODES with REDIS_SENTINELS', { ...base, ...sentinels, REDIS_CLUSTER_NODES: 'a:7000' }, /are mutually exclusive/],
     ['a cluster node entry that is not host:port', { ...base, REDIS_CLUSTER_NODES: 'a:7000,user:hunter2@b:7001' }, /REDIS_CLUSTER_NODES must be a comma-separated list of host:port; entry 2 of 2 is not/],
     ['REDIS_REPLICA_ACKS on a cluster', { ...base, REDIS_CLUSTER_NODES: 'a:7000', REDIS_REPLICA_ACKS: '1' }, /REDIS_REPLICA_ACKS is not supported with REDIS_CLUSTER_NODES/],
+    ['REDIS_TLS that is not a boolean', { ...base, REDIS_CLUSTER_NODES: 'a:7000', REDIS_TLS: 'yes' }, /REDIS_TLS must be true or false, got "yes"/],
+    ['REDIS_TLS without a cluster', { ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_TLS: 'true' }, /REDIS_TLS is only used with REDIS_CLUSTER_NODES \(a single Redis over TLS is a rediss:\/\/ REDIS_URL/],
+    ['REDIS_TLS_CA_FILE that cannot be read', { ...base, REDIS_URL: 'rediss://127.0.0.1:6380', REDIS_TLS_CA_FILE: '/nonexistent/ca.pem' }, /REDIS_TLS_CA_FILE names a file that cannot be read/],
+    ['REDIS_TLS_CA_FILE that is not PEM', { ...base, REDIS_URL: 'rediss://127.0.0.1:6380', REDIS_TLS_CA_FILE: fileURLToPath(new URL('../../package.json', import.meta.url)) }, /REDIS_TLS_CA_FILE must name a PEM file of certificates/],
+    ['REDIS_TLS_CA_FILE without TLS', { ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_TLS_CA_FILE: TEST_CA }, /REDIS_TLS_CA_FILE is only used over TLS/],
     ['REDIS_SENTINEL_PASSWORD on a cluster', { ...base, REDIS_CLUSTER_NODES: 'a:7000', REDIS_SENTINEL_PASSWORD: 'x' }, /REDIS_SENTINEL_PASSWORD is only used with REDIS_SENTINELS/],
     ['REDIS_SENTINELS without a master name', { ...base, REDIS_SENTINELS: '127.0.0.1:26379' }, /REDIS_SENTINEL_MASTER is required when REDIS_SENTINELS is set/],
     ['REDIS_SENTINEL_MASTER without sentinels', { ...base, REDIS_SENTINEL_MASTER: 'mymaster' }, /REDIS_SENTINELS is required when REDIS_SENTINEL_MASTER is set/],

@@ -9,7 +9,7 @@
 import dotenv from 'dotenv';
 import { z } from 'zod';
 import { ConfigError } from '../../lib/errors.js';
-import type { RedisClusterTarget, RedisSentinelTarget } from '../../lib/store/redis_connection.js';
+import type { RedisClusterTarget, RedisSentinelTarget, RedisTls } from '../../lib/store/redis_connection.js';
 import { redisEnvProblems, redisEnvShape, redisTargetOf, replicaAcksOf, type ReplicaAcks } from '../../lib/store/redis_env.js';
 import { MAX_TRUST_PROXY_HOPS } from './client_address.js';
 import { RESUME_POLICY_NAMES, type ResumePolicyName } from './validation.js';
@@ -49,6 +49,8 @@ export interface WebConfig {
   redisSentinel: RedisSentinelTarget | undefined;
   /** The same, on a Redis Cluster, instead of `redisUrl` or `redisSentinel`. */
   redisCluster: RedisClusterTarget | undefined;
+  /** TLS settings of a `rediss://` `redisUrl` (a private CA: `REDIS_TLS_CA_FILE`). */
+  redisTls: RedisTls | undefined;
   /** @default 'pva:' (same as the worker's `REDIS_KEY_PREFIX`) */
   redisKeyPrefix: string;
   /**
@@ -190,6 +192,7 @@ export function loadWebConfig(env: NodeJS.ProcessEnv = process.env, { loadDotenv
     redisUrl: redis?.url,
     redisSentinel: redis?.sentinel,
     redisCluster: redis?.cluster,
+    redisTls: redis?.tls,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     replicaAcks: replicaAcksOf(e),
     host: e.WEB_HOST,

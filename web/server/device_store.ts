@@ -17,7 +17,7 @@
 import { Cluster, type Redis } from 'ioredis';
 import { z } from 'zod';
 import { encodeKeyPart, escapeGlob } from '../../lib/store/keys.js';
-import { createBoundedClient, type RedisClusterTarget, type RedisSentinelTarget } from '../../lib/store/redis_connection.js';
+import { createBoundedClient, type RedisClusterTarget, type RedisSentinelTarget, type RedisTls } from '../../lib/store/redis_connection.js';
 import type { ReplicaAcks } from '../../lib/store/redis_env.js';
 import { resolveReplicaAcks, waitForReplicas } from '../../lib/store/replica_acks.js';
 
@@ -98,6 +98,8 @@ export interface RedisDeviceStoreOptions {
   sentinel?: RedisSentinelTarget;
   /** Or a Redis Cluster (the store owns that client; a device's keys share one slot). */
   cluster?: RedisClusterTarget;
+  /** TLS settings for a `rediss://` `url` (a private CA). */
+  tls?: RedisTls;
   /** @default 'pva:' */
   prefix?: string;
   /**

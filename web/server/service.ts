@@ -139,6 +139,7 @@ function resolveConfig(o: TokenServiceOptions): WebConfig {
     redisUrl: o.redisUrl,
     redisSentinel: o.redisSentinel,
     redisCluster: o.redisCluster,
+    redisTls: o.redisTls,
     redisKeyPrefix: o.redisKeyPrefix ?? 'pva:',
     replicaAcks: o.replicaAcks ?? { replicaAcks: 0, replicaAckTimeoutMs: DEFAULT_REPLICA_ACK_TIMEOUT_MS },
     host: o.host ?? '127.0.0.1',

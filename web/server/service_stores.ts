@@ -38,10 +38,10 @@ export interface ServiceStores {
  * The Redis the configuration names, if any.
  * @throws ConfigError when more than one of `redisUrl`, `redisSentinel` and `redisCluster` is given.
  */
-export function serviceRedisTarget(config: Pick<WebConfig, 'redisUrl' | 'redisSentinel' | 'redisCluster'>): RedisTarget | undefined {
+export function serviceRedisTarget(config: Pick<WebConfig, 'redisUrl' | 'redisSentinel' | 'redisCluster'> & Partial<Pick<WebConfig, 'redisTls'>>): RedisTarget | undefined {
   const given = [config.redisUrl, config.redisSentinel, config.redisCluster].filter((v) => v !== undefined).length;
   if (given > 1) throw new ConfigError('redisUrl, redisSentinel and redisCluster are mutually exclusive (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES)');
-  if (config.redisUrl !== undefined) return { url: config.redisUrl };
+  if (config.redisUrl !== undefined) return config.redisTls === undefined ? { url: config.redisUrl } : { url: config.redisUrl, tls: config.redisTls };
   if (config.redisSentinel !== undefined) return { sentinel: config.redisSentinel };
   if (config.redisCluster !== undefined) return { cluster: config.redisCluster };
   return undefined;
@@ -56,7 +56,7 @@ export interface InjectedStores {
 
 /** Creates the stores of {@link ServiceStores} (no I/O yet: clients connect in the background). */
 export function createServiceStores(
-  config: Pick<WebConfig, 'redisUrl' | 'redisSentinel' | 'redisCluster' | 'redisKeyPrefix' | 'replicaAcks'>,
+  config: Pick<WebConfig, 'redisUrl' | 'redisSentinel' | 'redisCluster' | 'redisTls' | 'redisKeyPrefix' | 'replicaAcks'>,
   injected: InjectedStores,
   log: Logger,
   nowMs: () => number,

@@ -5,14 +5,9 @@
  * the token service and the sessions CLI each reach it from the variables alone; and a cluster
  * that cannot be reached fails each call within its bound instead of holding it.
  */
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import type { Cluster } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../../agent/config.js';
-import { createJobStores, type JobStores } from '../../../agent/store.js';
-import { silentLogger } from '../../../lib/logger.js';
+import type { JobStores } from '../../../agent/store.js';
 import { recordWithTurn } from '../../../lib/session/history.js';
 import { newSessionRecord } from '../../../lib/session/record.js';
 import { RedisSessionStore } from '../../../lib/store/redis_session_store.js';
@@ -21,6 +16,7 @@ import { loadWebConfig } from '../../../web/server/config.js';
 import { DeviceKeys } from '../../../web/server/device_store.js';
 import { startTokenService, type TokenService } from '../../../web/server/service.js';
 import { randomPrefix } from '../../support/env.js';
+import { JobStoresFromEnv, runSessionsCli as sessions } from '../../support/from_env.js';
 import { until } from './contract.js';
 import { PrivateCluster } from './private_cluster.js';
 import { canStartRedis, freePort } from './private_redis.js';
@@ -36,37 +32,21 @@ const prefix = randomPrefix('cluster-env');
 const seed = cluster.startupNodes[0] as { host: string; port: number };
 /** What an operator sets: one seed node of the cluster. */
 const clusterEnv = { REDIS_CLUSTER_NODES: `${seed.host}:${seed.port}`, REDIS_PASSWORD: PASSWORD, REDIS_KEY_PREFIX: prefix };
-const root = fileURLToPath(new URL('../../..', import.meta.url));
 const LEASE_MS = 30_000;
 const identities = Array.from({ length: 12 }, (_, i) => `caller-${i}`);
 
-const jobs: JobStores[] = [];
+const jobs = new JobStoresFromEnv();
 const services: TokenService[] = [];
 afterAll(async () => {
   for (const s of services) await s.close();
-  for (const j of jobs) {
-    await j.store.dispose();
-    await j.notices?.close();
-  }
+  await jobs.close();
   admin.disconnect();
   await cluster.stop();
 });
 
 /** A job's stores, built from the worker's variables as `agent/main.ts` builds them. */
 function jobStores(): JobStores {
-  const config = parseConfig({ LIVEKIT_URL: 'ws://127.0.0.1:7880', LIVEKIT_API_KEY: 'devkey', LIVEKIT_API_SECRET: 'secret', STORE_GREETING_BOUND_MS: '2000', ...clusterEnv });
-  const stores = createJobStores(config, silentLogger);
-  jobs.push(stores);
-  return stores;
-}
-
-/** Runs `npm run sessions -- <args>` (tsx scripts/sessions.ts) with only `env`. */
-async function sessions(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  const fullEnv = { PATH: process.env.PATH, HOME: process.env.HOME, PVA_ENV_FILE: '', ...env };
-  return promisify(execFile)(`${root}/node_modules/.bin/tsx`, ['scripts/sessions.ts', ...args], { cwd: root, env: fullEnv, encoding: 'utf8', timeout: 30_000 }).then(
-    (ok) => ({ code: 0, stdout: ok.stdout, stderr: ok.stderr }),
-    (err: { code?: number; stdout?: string; stderr?: string }) => ({ code: err.code ?? -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' }),
-  );
+  return jobs.make(clusterEnv);
 }
 
 describe('REDIS_CLUSTER_NODES', () => {
@@ -152,9 +132,7 @@ describe('REDIS_CLUSTER_NODES', () => {
       await store.dispose();
     }
     // The worker greets from memory after its bound (STORE_GREETING_BOUND_MS, 500 ms here).
-    const config = parseConfig({ LIVEKIT_URL: 'ws://127.0.0.1:7880', LIVEKIT_API_KEY: 'devkey', LIVEKIT_API_SECRET: 'secret', STORE_GREETING_BOUND_MS: '500', REDIS_CLUSTER_NODES: `127.0.0.1:${nowhere.nodes[0]?.port}` });
-    const job = createJobStores(config, silentLogger);
-    jobs.push(job);
+    const job = jobs.make({ STORE_GREETING_BOUND_MS: '500', REDIS_CLUSTER_NODES: `127.0.0.1:${nowhere.nodes[0]?.port}` });
     const started = Date.now();
     const claim = await job.store.resumeAndClaim({ agentName: 'agent', identity: 'x' }, 'job-x', Date.now(), LEASE_MS);
     expect(Date.now() - started).toBeLessThan(1_500);

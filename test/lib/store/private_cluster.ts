@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
-import { PrivateRedis, freePort } from './private_redis.js';
+import { PrivateRedis, freePort, tlsServerArgs } from './private_redis.js';
 
 const SLOTS = 16_384;
 
@@ -16,10 +16,19 @@ export class PrivateCluster {
   private readonly busPorts: number[] = [];
   private dir = '';
 
+  private readonly tlsPorts: number[] = [];
+
+  /** With `tls`, every node also listens for TLS (the test certificates), and the cluster bus runs over TLS. */
   constructor(
     private readonly size = 3,
     private readonly password?: string,
+    private readonly tls = false,
   ) {}
+
+  /** Loopback TLS addresses of the masters (with `tls`): what a TLS client is given. */
+  get tlsStartupNodes(): { host: string; port: number }[] {
+    return this.tlsPorts.map((port) => ({ host: '127.0.0.1', port }));
+  }
 
   /** Loopback addresses of the masters. */
   get startupNodes(): { host: string; port: number }[] {
@@ -33,7 +42,9 @@ export class PrivateCluster {
       const port = await freePort();
       const bus = await freePort();
       const auth = this.password === undefined ? [] : ['--masterauth', this.password];
-      const node = new PrivateRedis(port, ['--cluster-enabled', 'yes', '--cluster-config-file', join(this.dir, `nodes-${port}.conf`), '--cluster-port', String(bus), '--dir', this.dir, ...auth], {
+      const tls = this.tls ? [...tlsServerArgs(await freePort()), '--tls-cluster', 'yes', '--tls-replication', 'yes'] : [];
+      if (this.tls) this.tlsPorts.push(Number(tls[1]));
+      const node = new PrivateRedis(port, ['--cluster-enabled', 'yes', '--cluster-config-file', join(this.dir, `nodes-${port}.conf`), '--cluster-port', String(bus), '--dir', this.dir, ...auth, ...tls], {
         ...(this.password === undefined ? {} : { password: this.password }),
       });
       this.nodes.push(node);

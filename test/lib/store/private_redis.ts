@@ -1,10 +1,24 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 
 /** Path of the redis-server binary the outage tests start. */
 export const REDIS_SERVER_BIN = process.env.REDIS_SERVER_BIN ?? '/usr/bin/redis-server';
+
+/** The test certificates (`test/fixtures/tls`: a private CA and a server certificate for 127.0.0.1). */
+export const TEST_TLS_DIR = fileURLToPath(new URL('../../fixtures/tls/', import.meta.url));
+
+/**
+ * redis-server arguments that add a TLS port (`tlsPort`) with the test certificates, beside the
+ * plaintext port (which {@link PrivateRedis} uses to see that the server is up). Clients are not
+ * asked for certificates.
+ */
+export function tlsServerArgs(tlsPort: number): string[] {
+  return ['--tls-port', String(tlsPort), '--tls-cert-file', join(TEST_TLS_DIR, 'server.crt'), '--tls-key-file', join(TEST_TLS_DIR, 'server.key'), '--tls-ca-cert-file', join(TEST_TLS_DIR, 'ca.crt'), '--tls-auth-clients', 'no'];
+}
 
 /** True when a private redis-server can be started. */
 export function canStartRedis(): boolean {
