@@ -185,6 +185,18 @@ export class ParticipantSession {
     return arrival;
   }
 
+  /**
+   * Claims the session again (queued after a write that released it, or to set an unreadable
+   * record aside) and keeps the new lease and version for the writes queued after it.
+   */
+  private async claimAgain(mode: ClaimMode): Promise<void> {
+    const again = await this.o.store.resumeAndClaim(this.o.key, this.o.ownerId, this.o.clock.nowMs(), this.leaseMs, mode);
+    if (again.status === 'claimed') {
+      this.lease = again.lease;
+      this.version = again.version;
+    }
+  }
+
   private async claimAndDecide(mode: ClaimMode): Promise<Arrival | null> {
     this.fire({ type: 'connect' });
     const { store, key, clock, policy } = this.o;
@@ -231,11 +243,7 @@ export class ParticipantSession {
           if (this.abandoned) return;
           await store.end(suspendedRecord(stored, nowMs, 'ended'), this.version, this.lease!, nowMs);
           // `end` releases the lease: claim the (now empty) session again for the new conversation.
-          const again = await store.resumeAndClaim(key, this.o.ownerId, clock.nowMs(), this.leaseMs, 'takeover');
-          if (again.status === 'claimed') {
-            this.lease = again.lease;
-            this.version = again.version;
-          }
+          await this.claimAgain('takeover');
         });
       } else if (claim.record.status === 'invalid') {
         // The stored conversation could not be read (tampered, or sealed with a key this worker
@@ -243,12 +251,7 @@ export class ParticipantSession {
         // copy keeps it, its unsaved turns join that copy). Queued like the case above.
         this.o.logger.warn({ why: claim.record.why }, 'the stored conversation could not be read: set aside in the archive, starting afresh');
         void this.writes.run('set_aside_unreadable', async () => {
-          if (this.abandoned) return;
-          const again = await store.resumeAndClaim(key, this.o.ownerId, clock.nowMs(), this.leaseMs, 'set_aside');
-          if (again.status === 'claimed') {
-            this.lease = again.lease;
-            this.version = again.version;
-          }
+          if (!this.abandoned) await this.claimAgain('set_aside');
         });
       }
       record = newSessionRecord({

@@ -21,6 +21,7 @@ import dotenv from 'dotenv';
 import { parseArgs } from 'node:util';
 import { ConfigError, SessionError } from '../lib/errors.js';
 import { PayloadCipher, parseKeyring } from '../lib/store/crypto.js';
+import { sessionKeyId } from '../lib/store/keys.js';
 import type { RedisTarget } from '../lib/store/redis_connection.js';
 import { parseRedisEnv, type ReplicaAcks } from '../lib/store/redis_env.js';
 import { RedisSessionStore } from '../lib/store/redis_session_store.js';
@@ -130,7 +131,7 @@ async function rekey(dryRun: boolean): Promise<void> {
   do {
     const page = await store.listStoredSessions({ cursor, count: 500 });
     for (const key of page.items) {
-      const id = JSON.stringify([key.agentName, key.identity]);
+      const id = sessionKeyId(key);
       if (done.has(id)) continue;
       done.add(id);
       const first = await store.resealSession(key, dryRun);

@@ -48,10 +48,10 @@ type Kind = PayloadKind;
 
 /**
  * A payload read for key rotation ({@link PayloadCodec.reseal}): already under the current key,
- * sealed again under it (`from`: the key id it had, null when it was plaintext), or unreadable
- * (tampered, or under a key the keyring no longer has), then left as it is.
+ * sealed again under it, or unreadable (tampered, or under a key the keyring no longer has),
+ * then left as it is. `keyId`: the key the payload named when read, null when it was plaintext.
  */
-export type ResealOutcome = { status: 'current' } | { status: 'resealed'; payload: string; from: string | null } | { status: 'unreadable'; keyId: string | null };
+export type ResealOutcome = { keyId: string | null } & ({ status: 'current' } | { status: 'resealed'; payload: string } | { status: 'unreadable' });
 
 type Decoded<T> = { ok: true; value: T } | { ok: false; why: 'record_invalid' | 'record_tampered' };
 
@@ -186,10 +186,10 @@ export class PayloadCodec {
   reseal(kind: PayloadKind, key: SessionKey, payload: string): ResealOutcome {
     if (this.cipher === null) throw new SessionError('config_invalid', 'resealing needs an encryption keyring');
     const keyId = sealedKeyId(payload);
-    if (keyId === this.cipher.currentKeyId) return { status: 'current' };
-    if (keyId === null) return { status: 'resealed', payload: this.seal(kind, key, payload), from: null };
+    if (keyId === this.cipher.currentKeyId) return { keyId, status: 'current' };
+    if (keyId === null) return { keyId, status: 'resealed', payload: this.seal(kind, key, payload) };
     const opened = this.open(kind, key, payload);
-    return opened.ok ? { status: 'resealed', payload: this.seal(kind, key, opened.value), from: keyId } : { status: 'unreadable', keyId };
+    return opened.ok ? { keyId, status: 'resealed', payload: this.seal(kind, key, opened.value) } : { keyId, status: 'unreadable' };
   }
 
   /** The profile payload a saved record implies. */

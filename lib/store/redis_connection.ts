@@ -128,14 +128,14 @@ export interface ClientTarget {
   cluster?: RedisClusterTarget;
 }
 
+/** The options a {@link Cluster} is constructed with (replies mapped the default way). */
+export type BoundedClusterOptions = ClusterOptions & { redisOptions?: Omit<RedisOptions, 'replyMapping'> & { replyMapping?: 'legacy' } };
+
 /**
  * A Cluster client whose every command is bounded as a single Redis client's are: ioredis times
  * only commands already handed to a node, so a command parked while the cluster is unreachable
  * (no slot map yet, every node down) would wait for as long as the outage lasts.
  */
-/** The options a {@link Cluster} is constructed with (replies mapped the default way). */
-export type BoundedClusterOptions = ClusterOptions & { redisOptions?: Omit<RedisOptions, 'replyMapping'> & { replyMapping?: 'legacy' } };
-
 class BoundedCluster extends Cluster {
   constructor(
     nodes: SentinelAddress[],

@@ -7,7 +7,6 @@ import type { Profile, SessionRecord, Turn } from '../session/record.js';
 import { bounded } from './bounded.js';
 import { PayloadCodec, forkArchiveId, keyOf, resolveStoreOptions } from './codec.js';
 import type { PayloadKind, ResolvedStoreOptions } from './codec.js';
-import { sealedKeyId } from './crypto.js';
 import { KeyBuilder, encodeKeyPart, decodeKeyPart, sessionKeyId } from './keys.js';
 import type { SessionKey } from './keys.js';
 import { createBoundedClient } from './redis_connection.js';
@@ -390,10 +389,10 @@ export class RedisSessionStore implements SessionStore {
     /** Payloads each quad carries (an archive tail carries several). */
     const carried: number[] = [];
     const reseal = (kind: PayloadKind, payload: string): string | null => {
-      report.payloads++;
-      const id = sealedKeyId(payload) ?? 'plaintext';
-      report.byKeyId[id] = (report.byKeyId[id] ?? 0) + 1;
       const r = this.codec.reseal(kind, key, payload);
+      const id = r.keyId ?? 'plaintext';
+      report.payloads++;
+      report.byKeyId[id] = (report.byKeyId[id] ?? 0) + 1;
       if (r.status === 'current') report.current++;
       if (r.status === 'unreadable') report.unreadable++;
       return r.status === 'resealed' ? r.payload : null;
