@@ -399,13 +399,19 @@ describe('two workers', () => {
     expect(a.output()).not.toContain(newcomerRoom);
 
     // The participant leaves (closes the tab): the job ends and the draining worker exits.
-    const leftAtMs = Date.now();
     await p1.leave();
     expect(await waitFor('the draining worker to exit', () => a.process.exitCode ?? undefined, { timeoutMs: 60_000 })).toBe(143);
     await turnStored(name, identity, 'During the deploy: it drops every few minutes.');
 
-    // A return after the rejoin window (a quicker one would be welcomed back briefly instead).
-    await waitFor('the rejoin window to pass', () => Date.now() - leftAtMs > shortTtlMs + 200);
+    // A return after the rejoin window (a quicker one would be welcomed back briefly instead),
+    // counted from the disconnect the agent recorded: with a window this short the room can
+    // close (and end the job) before the participant's leave reaches the agent, which then
+    // records the disconnect when its job ends, up to a second or two after the leave.
+    const disconnectedAtMs = await waitFor('the conversation to be suspended', async () => {
+      const r = await inspect.readRecord({ agentName: name, identity });
+      return r.status === 'found' && r.record.state === 'Disconnected' ? (r.record.disconnectedAt ?? undefined) : undefined;
+    });
+    await waitFor('the rejoin window to pass', () => Date.now() - disconnectedAtMs > shortTtlMs + 200);
     const p2 = await join({ identity, room: uid('room'), agentName: name, rejoinTtlMs: shortTtlMs });
     const s2 = await p2.statusMatching((m) => m.greeting !== undefined, { timeoutMs: 60_000 });
     expect(s2).toMatchObject({ sessionId: s1.sessionId, greeting: 'returning', decision: { kind: 'resume', why: 'within_session_ttl' } });
