@@ -6,6 +6,7 @@
 import dotenv from 'dotenv';
 import { z } from 'zod';
 import { ConfigError } from '../lib/errors.js';
+import { DEFAULT_CONDENSE_OPTIONS, MAX_CONDENSE_AT_CHARS, MIN_CONDENSE_AT_CHARS } from '../lib/session/condense.js';
 import { loadPolicyFromEnv, type SessionPolicy } from '../lib/session/policy.js';
 import { parseKeyring, type Keyring } from '../lib/store/crypto.js';
 import type { RedisTarget } from '../lib/store/redis_connection.js';
@@ -87,6 +88,9 @@ const envSchema = z.object({
   STORE_ENCRYPTION_KEYS: optionalString,
   STORE_GREETING_BOUND_MS: positiveInt(500).optional(),
   MIN_REGREET_GAP_MS: positiveInt(5_000).optional(),
+  HISTORY_CONDENSE_AT_CHARS: optionalNonNegativeInt().refine((v) => v === undefined || v === 0 || (v >= MIN_CONDENSE_AT_CHARS && v <= MAX_CONDENSE_AT_CHARS), {
+    message: `must be 0 (off) or between ${MIN_CONDENSE_AT_CHARS} and ${MAX_CONDENSE_AT_CHARS}`,
+  }),
 });
 
 /** How the agent gets its models. */
@@ -130,6 +134,11 @@ export interface Config {
   greetingBoundMs: number;
   /** A participant back within this long after leaving is not greeted again, ms. @default 5 000 */
   minRegreetGapMs: number;
+  /**
+   * The summary of older turns is condensed by the model once it is this long, characters;
+   * 0 = never (always 0 offline: there is no model). @default 3 000
+   */
+  condenseAtChars: number;
 }
 
 /** Environment variables as read (strings). */
@@ -204,6 +213,7 @@ export function parseConfig(env: Env): Config {
     encryptionKeys,
     greetingBoundMs: e.STORE_GREETING_BOUND_MS ?? 500,
     minRegreetGapMs: e.MIN_REGREET_GAP_MS ?? 5_000,
+    condenseAtChars: modelMode === 'offline' ? 0 : (e.HISTORY_CONDENSE_AT_CHARS ?? DEFAULT_CONDENSE_OPTIONS.condenseAtChars),
   };
 }
 

@@ -11,12 +11,14 @@ import { systemClock } from '../lib/clock.js';
 import { hintMatches, parseDispatchHint } from '../lib/dispatch_hint.js';
 import { ContextReceiver } from '../lib/context/receiver.js';
 import { pii, type Logger } from '../lib/logger.js';
+import { DEFAULT_CONDENSE_OPTIONS, type CondenseOptions, type Condenser } from '../lib/session/condense.js';
 import { policyForParticipant } from '../lib/session/policy.js';
 import type { DisconnectReason } from '../lib/session/record.js';
 import type { SessionStatusMessage } from '../lib/session_messages.js';
 import type { SessionKey } from '../lib/store/keys.js';
 import { Assistant } from './assistant.js';
 import { chatMessageToTurn, historyToChatContext } from './chat_history.js';
+import { llmCondenser } from './condenser.js';
 import type { Config } from './config.js';
 import { AgentContextSink } from './context_sink.js';
 import type { JobMetrics } from './metrics.js';
@@ -72,6 +74,8 @@ interface JobParts {
   stores: JobStores;
   metrics: JobMetrics;
   models: Models;
+  /** Condenses the summary of older turns with the model, and when; undefined when that is off. */
+  condense: { condense: Condenser; condenseOptions: CondenseOptions } | undefined;
 }
 
 /** One arrival's conversation, claimed before or after its participant linked. */
@@ -100,7 +104,12 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
   const models = buildModels(config);
   logger.info({ models: models.label, store: config.redis ? 'redis' : 'memory' }, 'job started');
   if (!config.redis) logger.info({}, 'REDIS_URL is not set: sessions live in this job only (memory)');
-  const job: JobParts = { ctx, config, logger, stores, metrics, models };
+  const condenseOptions: CondenseOptions = { ...DEFAULT_CONDENSE_OPTIONS, condenseAtChars: config.condenseAtChars };
+  const condense =
+    models.backgroundLlm !== undefined && config.condenseAtChars > 0
+      ? { condense: llmCondenser(models.backgroundLlm, { condense: condenseOptions }), condenseOptions }
+      : undefined;
+  const job: JobParts = { ctx, config, logger, stores, metrics, models, condense };
   let current: Conversation | undefined;
   // One callback for the job: the conversation ends first, then what its writes go through.
   ctx.addShutdownCallback(async () => {
@@ -134,7 +143,7 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
  * conversation, to run once `who` links or to abandon.
  */
 function openConversation(job: JobParts, who: { identity: string; name?: string | undefined; resumePolicy?: string | undefined }, fromDispatchHint: boolean): Conversation {
-  const { ctx, config, logger, stores, metrics, models } = job;
+  const { ctx, config, logger, stores, metrics, models, condense } = job;
   const identity = who.identity;
   const key: SessionKey = { agentName: config.agentName || DEFAULT_AGENT_KEY, identity };
   const ownerId = `${ctx.job.id}:${randomUUID().slice(0, 8)}`;
@@ -170,6 +179,7 @@ function openConversation(job: JobParts, who: { identity: string; name?: string 
     metrics,
     participantName: who.name || null,
     minRegreetGapMs: config.minRegreetGapMs,
+    ...condense,
     onStateChanged: (ev) => {
       log.info({ from: ev.oldState, to: ev.newState, cause: ev.cause }, 'session state changed');
       // Connected is announced with its greeting; Connecting is what the client already knows

@@ -24,6 +24,7 @@ export const COUNTERS = {
   pva_context_messages_total: { help: 'Dynamic-context data messages, by result.', labels: ['result'] },
   pva_takeovers_total: { help: 'Sessions taken over by a newer arrival of the same identity elsewhere.', labels: [] },
   pva_store_errors_total: { help: 'Store operations that failed or timed out, by operation.', labels: ['op'] },
+  pva_summary_condensed_total: { help: 'Summaries of older turns condensed by the model, by result (ok, failed, unusable).', labels: ['result'] },
 } as const;
 
 /** Gauges summed over live jobs. */

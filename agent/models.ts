@@ -11,6 +11,12 @@ import { OfflineLLM } from './offline_llm.js';
 /** What the `AgentSession` is built from. */
 export interface Models {
   llm: llm.LLM | string;
+  /**
+   * The same model as `llm`, as an instance of its own, for background requests (condensing
+   * the summary of older turns): agents-js counts an instance's errors against the conversation
+   * using it. Undefined without a real model (offline).
+   */
+  backgroundLlm?: llm.LLM;
   stt?: stt.STT | string;
   tts?: tts.TTS | string;
   /** Extra `AgentSession` options for this mode. */
@@ -34,9 +40,11 @@ export function buildModels(config: Config): Models {
       const o = config.openai!;
       const common = { apiKey: o.apiKey, ...(o.baseURL ? { baseURL: o.baseURL } : {}) };
       const model = new openai.LLM({ ...common, model: o.model });
-      if (text) return { llm: model, sessionOptions: textOnly, label: `openai ${o.model} (text)` };
+      const backgroundLlm = new openai.LLM({ ...common, model: o.model });
+      if (text) return { llm: model, backgroundLlm, sessionOptions: textOnly, label: `openai ${o.model} (text)` };
       return {
         llm: model,
+        backgroundLlm,
         stt: new openai.STT(common),
         tts: new openai.TTS(common),
         sessionOptions: localVoice,
@@ -46,8 +54,9 @@ export function buildModels(config: Config): Models {
     case 'inference': {
       const i = config.inference;
       const llmModel = new inference.LLM({ model: i.llm, apiKey: i.apiKey, apiSecret: i.apiSecret });
-      if (text) return { llm: llmModel, sessionOptions: textOnly, label: `inference ${i.llm} (text)` };
-      return { llm: llmModel, stt: i.stt, tts: i.tts, sessionOptions: {}, label: `inference ${i.llm} (voice)` };
+      const backgroundLlm = new inference.LLM({ model: i.llm, apiKey: i.apiKey, apiSecret: i.apiSecret });
+      if (text) return { llm: llmModel, backgroundLlm, sessionOptions: textOnly, label: `inference ${i.llm} (text)` };
+      return { llm: llmModel, backgroundLlm, stt: i.stt, tts: i.tts, sessionOptions: {}, label: `inference ${i.llm} (voice)` };
     }
   }
 }

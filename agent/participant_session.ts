@@ -11,6 +11,7 @@ import type { Clock } from '../lib/clock.js';
 import { ConflictError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import type { ContextSnapshot } from '../lib/context/snapshot.js';
+import { condenseDue, DEFAULT_CONDENSE_OPTIONS, withCondensedSummary, type CondenseOptions, type Condenser } from '../lib/session/condense.js';
 import { chooseGreeting, renderGreeting, type GreetingChoice } from '../lib/session/greeting.js';
 import { lastTopic, recordWithTurn } from '../lib/session/history.js';
 import type { SessionPolicy } from '../lib/session/policy.js';
@@ -53,6 +54,13 @@ export interface ParticipantSessionOptions {
   onStateChanged?: (ev: SessionStateChanged) => void;
   /** Called when the lifecycle closes the conversation (rejoin window over, taken over). */
   onClose?: (reason: DisconnectReason | 'rejoin_expired') => void;
+  /**
+   * Condenses the summary of older turns once it is due (see `lib/session/condense.ts`), in the
+   * background: no turn waits for it. Unset: the summary keeps its clipped lines only.
+   */
+  condense?: Condenser;
+  /** @default DEFAULT_CONDENSE_OPTIONS */
+  condenseOptions?: CondenseOptions;
 }
 
 /** What an arrival resolved to. */
@@ -93,6 +101,10 @@ export class ParticipantSession {
   private tickTimer: NodeJS.Timeout | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
   private readonly leaseMs: number;
+  /** A condensing request is in flight (at most one at a time). */
+  private condensing = false;
+  /** After a failed condensing, the summary length at which the next attempt may start. */
+  private condenseRetryAtChars = 0;
 
   constructor(private readonly o: ParticipantSessionOptions) {
     this.leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS;
@@ -332,6 +344,48 @@ export class ParticipantSession {
     void this.writes.run('append_turn', async () => {
       this.version = await this.o.store.appendTurn(this.o.key, turn, this.lease!);
     });
+    this.condenseIfDue();
+  }
+
+  /**
+   * Starts condensing the summary when it is due and nothing else is condensing it. The answer
+   * replaces the text the model was given and keeps the lines folded in meanwhile; it is saved
+   * like any change. A failure, a late answer or one that no longer fits changes nothing: the
+   * lines stay, and a failed attempt is retried once the summary has grown further.
+   */
+  private condenseIfDue(): void {
+    const condense = this.o.condense;
+    const opts = this.o.condenseOptions ?? DEFAULT_CONDENSE_OPTIONS;
+    const history = this.record?.history;
+    if (condense === undefined || this.condensing || history === undefined) return;
+    if (!condenseDue(history, opts) || history.summary.length < this.condenseRetryAtChars) return;
+    this.condensing = true;
+    const basis = history.summary;
+    const startedMs = this.o.clock.nowMs();
+    void condense(basis)
+      .then(
+        (text) => {
+          if (this.lost || this.closed || this.record === null) return;
+          const next = withCondensedSummary(this.record.history, basis, text, opts);
+          this.o.metrics.inc('pva_summary_condensed_total', { result: next === null ? 'unusable' : 'ok' });
+          if (next === null) {
+            this.condenseRetryAtChars = basis.length + opts.retryGrowthChars;
+            return;
+          }
+          this.condenseRetryAtChars = 0;
+          this.o.logger.info({ fromChars: basis.length, toChars: next.summary.length, ms: this.o.clock.nowMs() - startedMs }, 'summary condensed');
+          this.record = { ...this.record, history: next };
+          this.queueSave();
+        },
+        (err: unknown) => {
+          this.condenseRetryAtChars = basis.length + opts.retryGrowthChars;
+          this.o.metrics.inc('pva_summary_condensed_total', { result: 'failed' });
+          this.o.logger.warn({ err: err instanceof Error ? err.name : 'unknown', ms: this.o.clock.nowMs() - startedMs }, 'summary condensing failed: the summary keeps its lines');
+        },
+      )
+      .finally(() => {
+        this.condensing = false;
+      });
   }
 
   /** The dynamic context changed: kept in the record and saved. */

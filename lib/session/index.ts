@@ -5,3 +5,4 @@ export * from './resume_policy.js';
 export * from './greeting.js';
 export * from './state.js';
 export * from './history.js';
+export * from './condense.js';

@@ -47,6 +47,14 @@ describe('parseConfig', () => {
     expect(c.encryptionKeys?.currentKeyId).toBe('k1');
   });
 
+  it('condenses the summary of older turns at 3 000 characters with a model, never offline; HISTORY_CONDENSE_AT_CHARS sets it, 0 turns it off', () => {
+    const openai = { ...base, OPENAI_API_KEY: 'sk-x' };
+    expect(parseConfig(openai).condenseAtChars).toBe(3_000);
+    expect(parseConfig({ ...openai, HISTORY_CONDENSE_AT_CHARS: '2500' }).condenseAtChars).toBe(2_500);
+    expect(parseConfig({ ...openai, HISTORY_CONDENSE_AT_CHARS: '0' }).condenseAtChars).toBe(0);
+    expect(parseConfig({ ...base, HISTORY_CONDENSE_AT_CHARS: '2500' }).condenseAtChars).toBe(0);
+  });
+
   it('reads REDIS_URL with the default key prefix', () => {
     expect(parseConfig({ ...base, REDIS_URL: 'redis://127.0.0.1:6379' }).redis).toEqual({
       url: 'redis://127.0.0.1:6379',
@@ -151,6 +159,9 @@ describe('parseConfig', () => {
     ['negative replica acks', { ...base, REDIS_REPLICA_ACKS: '-1' }, /REDIS_REPLICA_ACKS must be a non-negative integer, got "-1"/],
     ['a zero replica ack wait', { ...base, REDIS_REPLICA_ACKS: '1', REDIS_REPLICA_ACK_TIMEOUT_MS: '0' }, /REDIS_REPLICA_ACK_TIMEOUT_MS must be a positive integer/],
     ['bad encryption key', { ...base, STORE_ENCRYPTION_KEYS: 'k1:c2hvcnQ=' }, /STORE_ENCRYPTION_KEYS: key k1 must decode to 32 bytes/],
+    ['a condensing threshold too low to leave room', { ...base, HISTORY_CONDENSE_AT_CHARS: '500' }, /HISTORY_CONDENSE_AT_CHARS must be 0 \(off\) or between 2000 and 3600/],
+    ['a condensing threshold past the summary bound', { ...base, HISTORY_CONDENSE_AT_CHARS: '4000' }, /HISTORY_CONDENSE_AT_CHARS must be 0 \(off\) or between 2000 and 3600/],
+    ['a condensing threshold that is not a number', { ...base, HISTORY_CONDENSE_AT_CHARS: 'soon' }, /HISTORY_CONDENSE_AT_CHARS must be a non-negative integer, got "soon"/],
   ];
   for (const [name, env, re] of bad) {
     it(`rejects ${name} with a ConfigError naming the variable`, () => {

@@ -1,12 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ParticipantSession } from '../../agent/participant_session.js';
+import { ParticipantSession, type ParticipantSessionOptions } from '../../agent/participant_session.js';
+import { historyToChatContext } from '../../agent/chat_history.js';
 import { JobMetrics } from '../../agent/metrics.js';
 import { ManualClock } from '../../lib/clock.js';
 import { silentLogger } from '../../lib/logger.js';
 import { ReconnectPolicies, type SessionPolicy } from '../../lib/session/policy.js';
 import type { SessionStateChanged } from '../../lib/session/state.js';
-import { recordWithTurn } from '../../lib/session/history.js';
-import { newSessionRecord } from '../../lib/session/record.js';
+import { appendTurn, emptyHistory, recordWithTurn } from '../../lib/session/history.js';
+import { DEFAULT_CONDENSE_OPTIONS } from '../../lib/session/condense.js';
+import { newSessionRecord, type Turn } from '../../lib/session/record.js';
 import { PayloadCipher } from '../../lib/store/crypto.js';
 import { MemorySessionStore } from '../../lib/store/memory_session_store.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
@@ -19,7 +21,7 @@ const T0 = 1_700_000_000_000;
 const key = { agentName: 'concierge', identity: 'alice' };
 const sessions: ParticipantSession[] = [];
 
-function make(store: SessionStore, clock: ManualClock, policy: SessionPolicy = { ...ReconnectPolicies.Default }, ownerId = 'job-1') {
+function make(store: SessionStore, clock: ManualClock, policy: SessionPolicy = { ...ReconnectPolicies.Default }, ownerId = 'job-1', extra: Partial<ParticipantSessionOptions> = {}) {
   const changes: SessionStateChanged[] = [];
   const closes: string[] = [];
   const ps = new ParticipantSession({
@@ -32,6 +34,7 @@ function make(store: SessionStore, clock: ManualClock, policy: SessionPolicy = {
     metrics: new JobMetrics(undefined),
     onStateChanged: (ev) => changes.push(ev),
     onClose: (reason) => closes.push(reason),
+    ...extra,
   });
   sessions.push(ps);
   return { ps, changes, closes };
@@ -352,6 +355,124 @@ describe('ParticipantSession', () => {
     expect(strict.ps.state).toBe('Error');
     await strict.ps.drain();
     expect((await store.readRecord(key)).status).toBe('missing');
+  });
+});
+
+/** A condenser whose answers the test gives (or refuses) by hand; it records what it was asked. */
+function heldCondenser() {
+  const asked: string[] = [];
+  const answers: Array<{ resolve: (text: string) => void; reject: (err: Error) => void }> = [];
+  const condense = (summary: string) => {
+    asked.push(summary);
+    return new Promise<string>((resolve, reject) => answers.push({ resolve, reject }));
+  };
+  return { condense, asked, answers };
+}
+
+/** Lets the condenser's answer (a promise callback) and the writes it queued run. */
+async function settle(ps: ParticipantSession): Promise<void> {
+  await new Promise((r) => setImmediate(r));
+  await ps.drain();
+}
+
+describe('ParticipantSession condensing the summary of older turns', () => {
+  const said: Turn[] = [];
+  /** Says the next turn (about 100 characters, so its summary line is too). */
+  const say = (ps: ParticipantSession, clock: ManualClock) => {
+    const i = said.length;
+    const t = turn(`c${i}`, i % 2 === 0 ? 'user' : 'assistant', `Message ${i}: the router on the 5 GHz band dropped again after the firmware update.`, clock.nowMs() + i);
+    said.push(t);
+    ps.persistTurn(t);
+  };
+  /** Says turns until the condenser is asked (a summary of DEFAULT_CONDENSE_OPTIONS.condenseAtChars). */
+  const sayUntilAsked = (ps: ParticipantSession, clock: ManualClock, asked: string[]) => {
+    while (asked.length === 0) {
+      if (said.length > 500) throw new Error('the condenser was never asked');
+      say(ps, clock);
+    }
+  };
+  /** A session with a held condenser on `store`, after it said turns until the condenser was asked. */
+  const untilAsked = async (store: SessionStore, clock: ManualClock) => {
+    const model = heldCondenser();
+    const { ps } = make(store, clock, { ...ReconnectPolicies.Default }, 'job-1', { condense: model.condense });
+    await ps.arrive();
+    sayUntilAsked(ps, clock, model.asked);
+    return { ps, model };
+  };
+  /** The summary the turns said so far would have without condensing. */
+  const linesOnly = () => said.reduce((h, t) => appendTurn(h, t), emptyHistory()).summary;
+
+  afterEach(() => {
+    said.length = 0;
+  });
+
+  it('condenses once the summary is due, keeps the lines folded in meanwhile, and a resume in another job restores it (real Redis)', async () => {
+    const redis = await connectTestRedis();
+    const prefix = randomPrefix('ps-condense');
+    const store = new RedisSessionStore({ client: redis, prefix });
+    try {
+      const clock = new ManualClock(Date.now());
+      const { ps, model } = await untilAsked(store, clock);
+      // The model is given the summary as it stands: one line per turn past the 50 kept verbatim.
+      const basis = model.asked[0] as string;
+      expect(basis).toBe(linesOnly());
+      expect(basis.split('\n')).toHaveLength(said.length - 50);
+      expect(basis.length).toBeGreaterThanOrEqual(DEFAULT_CONDENSE_OPTIONS.condenseAtChars);
+      // Three more turns while it works: one request at a time, and their lines are kept.
+      for (let n = 0; n < 3; n++) say(ps, clock);
+      expect(model.asked).toHaveLength(1);
+      const later = linesOnly().slice(basis.length + 1);
+      expect(later.split('\n')).toHaveLength(3);
+      model.answers[0]?.resolve('Ana reported that her router drops on the 5 GHz band since a firmware update.');
+      await settle(ps);
+      await ps.suspend('client_initiated');
+
+      // Another job resumes the conversation: the condensed summary, then the later lines, then the 50 turns.
+      const next = make(store, new ManualClock(clock.nowMs() + 10_000), { ...ReconnectPolicies.Default }, 'job-2');
+      const a = await next.ps.arrive();
+      expect(a.resumed).toBe(true);
+      const history = a.record?.history;
+      expect(history?.summary).toBe(`Ana reported that her router drops on the 5 GHz band since a firmware update.\n${later}`);
+      expect(history?.turns.map((t) => t.id)).toEqual(said.slice(-50).map((t) => t.id));
+      expect(history?.summarizedTurnCount).toBe(said.length - 50);
+      const first = historyToChatContext(history!).items[0];
+      expect(first?.type === 'message' && first.textContent).toContain('Ana reported that her router drops');
+    } finally {
+      await unlinkPrefix(redis, `${prefix}*`);
+      redis.disconnect();
+    }
+  });
+
+  it('a failed request changes nothing (every line stays) and is retried only once the summary has grown', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    const { ps, model } = await untilAsked(store, clock);
+    const basis = model.asked[0] as string;
+    model.answers[0]?.reject(new Error('model unavailable'));
+    await settle(ps);
+    say(ps, clock);
+    await ps.drain();
+    expect(model.asked).toHaveLength(1);
+    const stored = await store.readRecord(key);
+    expect(stored.status === 'found' && stored.record.history.summary).toBe(linesOnly());
+    // Asked again once the summary grew by retryGrowthChars.
+    while (model.asked.length === 1) {
+      if (said.length > 500) throw new Error('never retried');
+      say(ps, clock);
+    }
+    expect((model.asked[1] as string).length).toBeGreaterThanOrEqual(basis.length + DEFAULT_CONDENSE_OPTIONS.retryGrowthChars);
+    expect((model.asked[1] as string).length - (model.asked[1] as string).split('\n').at(-1)!.length - 1).toBeLessThan(basis.length + DEFAULT_CONDENSE_OPTIONS.retryGrowthChars);
+  });
+
+  it('an answer that comes after the conversation was suspended writes nothing', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    const { ps, model } = await untilAsked(store, clock);
+    await ps.suspend('client_initiated');
+    model.answers[0]?.resolve('Too late.');
+    await settle(ps);
+    const stored = await store.readRecord(key);
+    expect(stored.status === 'found' && stored.record.history.summary).toBe(linesOnly());
   });
 });
 

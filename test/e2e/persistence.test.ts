@@ -6,6 +6,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { unlinkPrefix } from '../lib/store/redis_support.js';
+import { summaryLine } from '../../lib/session/history.js';
 import { KeyBuilder } from '../../lib/store/keys.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { SessionNotices, forgetIdentity } from '../../lib/store/session_notices.js';
@@ -68,6 +69,16 @@ function modelInputFor(text: string): Promise<StubMessage[]> {
   );
 }
 
+/** True for the agent's request to condense the summary of older turns (lib/session/condense.ts). */
+function isCondensing(messages: StubMessage[]): boolean {
+  return messages[0]?.role === 'system' && messages[0].content.startsWith('You keep the memory of a spoken conversation');
+}
+
+/** The stub's answer to a condensing request: names how many lines it was given. */
+function condensedReply(messages: StubMessage[]): string {
+  return `Condensed by the model from ${(messages[1]?.content ?? '').split('\n').length} lines: a caller's router keeps dropping on 5 GHz.`;
+}
+
 /** Says `text` and waits for the stub's answer to come back as text. */
 async function converse(p: TestParticipant, text: string): Promise<void> {
   const from = p.texts.length;
@@ -87,7 +98,7 @@ async function turnStored(agentName: string, identity: string, text: string): Pr
 }
 
 beforeAll(async () => {
-  stub = await startOpenAIStub();
+  stub = await startOpenAIStub({ chatReply: (messages) => (isCondensing(messages) ? condensedReply(messages) : undefined) });
   inspect = new RedisSessionStore({ url: redisUrl, prefix });
   notices = new SessionNotices({ url: redisUrl, prefix });
 });
@@ -275,7 +286,7 @@ describe('one worker, short windows', () => {
   const sessionTtlMs = 6_000;
 
   beforeAll(async () => {
-    await worker(agentName, { REJOIN_TTL_MS: String(rejoinTtlMs), SESSION_TTL_MS: String(sessionTtlMs) });
+    await worker(agentName, { REJOIN_TTL_MS: String(rejoinTtlMs), SESSION_TTL_MS: String(sessionTtlMs), HISTORY_CONDENSE_AT_CHARS: '2000' });
   });
 
   /** Waits until the job suspended the session (rejoin window over, room left). */
@@ -308,6 +319,37 @@ describe('one worker, short windows', () => {
     const input = (await modelInputFor('Can we continue?')).map((m) => m.content);
     expect(input).toContain('I need help with my tax return.');
     expect(input).toContain(stubReply('I need help with my tax return.'));
+  });
+
+  it('a long conversation: the model condenses the summary of older turns, and a new job resuming it gives the model that summary', async () => {
+    const identity = uid('ivy');
+    const p1 = await join({ identity, room: uid('room'), agentName, rejoinTtlMs });
+    await p1.statusMatching((m) => m.greeting === 'first_time');
+    // Turns of about 200 characters: 50 are kept verbatim, each older one is a summary line.
+    const long = (i: number) => `Turn ${i}: the router on the 5 GHz band drops every few minutes, and restarting it only helps for a while; the cable modem lights stay green the whole time and the laptop is close.`;
+    let said = 0;
+    while (!stub.requests.some(isCondensing)) {
+      if (said === 60) throw new Error('the model was never asked to condense');
+      await converse(p1, long(++said));
+    }
+    // The model was given the summary lines of the oldest turns, from the greeting on.
+    const asked = stub.requests.find(isCondensing)!;
+    expect(asked[1]?.content.split('\n')[1]).toBe(summaryLine({ id: 'first', role: 'user', text: long(1), createdAtMs: 0 }));
+    await waitFor('the condensed summary to be stored', async () => {
+      const r = await inspect.readRecord({ agentName, identity });
+      return r.status === 'found' && r.record.history.summary.startsWith(condensedReply(asked));
+    });
+    await p1.leave();
+    await suspended(identity);
+
+    const p2 = await join({ identity, room: uid('room'), agentName, rejoinTtlMs });
+    const s = await p2.statusMatching((m) => m.greeting !== undefined);
+    expect(s).toMatchObject({ greeting: 'returning', decision: { kind: 'resume', why: 'within_session_ttl' }, restoredTurns: 50 });
+    await converse(p2, 'Where were we?');
+    const input = await modelInputFor('Where were we?');
+    const summary = input.find((m) => m.role === 'system' && m.content.startsWith('Summary of the earlier part of this conversation:'));
+    expect(summary?.content).toContain(condensedReply(asked));
+    expect(input).toContainEqual({ role: 'user', content: long(said) });
   });
 
   it('a return after the session TTL is known but fresh; AlwaysResume then fails clearly instead of starting over', async () => {

@@ -112,8 +112,14 @@ export function stubModelEnv(stub: OpenAIStub): Record<string, string> {
   return { OPENAI_API_KEY: 'test-key', OPENAI_BASE_URL: stub.baseURL, OPENAI_MODEL: 'stub-model' };
 }
 
+/** Options of {@link startOpenAIStub}. */
+export interface OpenAIStubOptions {
+  /** The answer to a chat request; undefined (or no function) answers {@link stubReply} of its last user message. */
+  chatReply?: (messages: StubMessage[]) => string | undefined;
+}
+
 /** Starts the stub on a free loopback port. */
-export async function startOpenAIStub(): Promise<OpenAIStub> {
+export async function startOpenAIStub(opts: OpenAIStubOptions = {}): Promise<OpenAIStub> {
   const requests: StubMessage[][] = [];
   const speech: string[] = [];
   const transcripts: string[] = [];
@@ -142,7 +148,7 @@ export async function startOpenAIStub(): Promise<OpenAIStub> {
       const messages = parsed.messages.map((m) => ({ role: m.role, content: textOf(m.content) }));
       requests.push(messages);
       const lastUser = [...messages].reverse().find((m) => m.role === 'user');
-      const reply = stubReply(lastUser?.content ?? '');
+      const reply = opts.chatReply?.(messages) ?? stubReply(lastUser?.content ?? '');
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       const chunk = (delta: object, finish: string | null) =>
         `data: ${JSON.stringify({
