@@ -103,8 +103,8 @@ export class ParticipantSession {
   private readonly leaseMs: number;
   /** A condensing request is in flight (at most one at a time). */
   private condensing = false;
-  /** After a failed condensing, the summary length at which the next attempt may start. */
-  private condenseRetryAtChars = 0;
+  /** After a failed condensing, the `summarizedTurnCount` at which the next attempt may start. */
+  private condenseRetryAtTurnCount = 0;
 
   constructor(private readonly o: ParticipantSessionOptions) {
     this.leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS;
@@ -351,16 +351,17 @@ export class ParticipantSession {
    * Starts condensing the summary when it is due and nothing else is condensing it. The answer
    * replaces the text the model was given and keeps the lines folded in meanwhile; it is saved
    * like any change. A failure, a late answer or one that no longer fits changes nothing: the
-   * lines stay, and a failed attempt is retried once the summary has grown further.
+   * lines stay, and the next attempt waits for `retryAfterTurns` more folded turns.
    */
   private condenseIfDue(): void {
     const condense = this.o.condense;
     const opts = this.o.condenseOptions ?? DEFAULT_CONDENSE_OPTIONS;
     const history = this.record?.history;
     if (condense === undefined || this.condensing || history === undefined) return;
-    if (!condenseDue(history, opts) || history.summary.length < this.condenseRetryAtChars) return;
+    if (!condenseDue(history, opts) || history.summarizedTurnCount < this.condenseRetryAtTurnCount) return;
     this.condensing = true;
     const basis = history.summary;
+    const retryAt = history.summarizedTurnCount + opts.retryAfterTurns;
     const startedMs = this.o.clock.nowMs();
     void condense(basis)
       .then(
@@ -369,16 +370,16 @@ export class ParticipantSession {
           const next = withCondensedSummary(this.record.history, basis, text, opts);
           this.o.metrics.inc('pva_summary_condensed_total', { result: next === null ? 'unusable' : 'ok' });
           if (next === null) {
-            this.condenseRetryAtChars = basis.length + opts.retryGrowthChars;
+            this.condenseRetryAtTurnCount = retryAt;
             return;
           }
-          this.condenseRetryAtChars = 0;
+          this.condenseRetryAtTurnCount = 0;
           this.o.logger.info({ fromChars: basis.length, toChars: next.summary.length, ms: this.o.clock.nowMs() - startedMs }, 'summary condensed');
           this.record = { ...this.record, history: next };
           this.queueSave();
         },
         (err: unknown) => {
-          this.condenseRetryAtChars = basis.length + opts.retryGrowthChars;
+          this.condenseRetryAtTurnCount = retryAt;
           this.o.metrics.inc('pva_summary_condensed_total', { result: 'failed' });
           this.o.logger.warn({ err: err instanceof Error ? err.name : 'unknown', ms: this.o.clock.nowMs() - startedMs }, 'summary condensing failed: the summary keeps its lines');
         },

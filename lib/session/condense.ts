@@ -29,18 +29,19 @@ export interface CondenseOptions {
    */
   maxCondensedChars: number;
   /**
-   * After a failed attempt, the next waits until the summary has grown by this many characters
-   * (so a model that is down is not asked again at every turn).
-   * @default 600
+   * After a failed attempt, the next waits until this many more turns have been folded into
+   * the summary (so a model that is down is not asked again at every turn). Counted in turns,
+   * not characters: a summary at its bound stops growing in length.
+   * @default 6
    */
-  retryGrowthChars: number;
+  retryAfterTurns: number;
 }
 
 /** The default {@link CondenseOptions}. */
 export const DEFAULT_CONDENSE_OPTIONS: Readonly<CondenseOptions> = Object.freeze({
   condenseAtChars: 3_000,
   maxCondensedChars: 1_200,
-  retryGrowthChars: 600,
+  retryAfterTurns: 6,
 });
 
 /** Lowest `condenseAtChars` accepted (other than 0): room for the condensed text and new lines. */

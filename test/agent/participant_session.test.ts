@@ -7,7 +7,7 @@ import { silentLogger } from '../../lib/logger.js';
 import { ReconnectPolicies, type SessionPolicy } from '../../lib/session/policy.js';
 import type { SessionStateChanged } from '../../lib/session/state.js';
 import { appendTurn, emptyHistory, recordWithTurn } from '../../lib/session/history.js';
-import { DEFAULT_CONDENSE_OPTIONS } from '../../lib/session/condense.js';
+import { DEFAULT_CONDENSE_OPTIONS, MAX_CONDENSE_AT_CHARS } from '../../lib/session/condense.js';
 import { newSessionRecord, type Turn } from '../../lib/session/record.js';
 import { PayloadCipher } from '../../lib/store/crypto.js';
 import { MemorySessionStore } from '../../lib/store/memory_session_store.js';
@@ -392,9 +392,9 @@ describe('ParticipantSession condensing the summary of older turns', () => {
     }
   };
   /** A session with a held condenser on `store`, after it said turns until the condenser was asked. */
-  const untilAsked = async (store: SessionStore, clock: ManualClock) => {
+  const untilAsked = async (store: SessionStore, clock: ManualClock, condenseOptions = DEFAULT_CONDENSE_OPTIONS) => {
     const model = heldCondenser();
-    const { ps } = make(store, clock, { ...ReconnectPolicies.Default }, 'job-1', { condense: model.condense });
+    const { ps } = make(store, clock, { ...ReconnectPolicies.Default }, 'job-1', { condense: model.condense, condenseOptions });
     await ps.arrive();
     sayUntilAsked(ps, clock, model.asked);
     return { ps, model };
@@ -443,26 +443,29 @@ describe('ParticipantSession condensing the summary of older turns', () => {
     }
   });
 
-  it('a failed request changes nothing (every line stays) and is retried only once the summary has grown', async () => {
-    const clock = new ManualClock(T0);
-    const store = new MemorySessionStore({ clock });
-    const { ps, model } = await untilAsked(store, clock);
-    const basis = model.asked[0] as string;
-    model.answers[0]?.reject(new Error('model unavailable'));
-    await settle(ps);
-    say(ps, clock);
-    await ps.drain();
-    expect(model.asked).toHaveLength(1);
-    const stored = await store.readRecord(key);
-    expect(stored.status === 'found' && stored.record.history.summary).toBe(linesOnly());
-    // Asked again once the summary grew by retryGrowthChars.
-    while (model.asked.length === 1) {
-      if (said.length > 500) throw new Error('never retried');
+  // At the highest threshold the summary reaches its bound (and stops growing) before the retry.
+  for (const condenseAtChars of [DEFAULT_CONDENSE_OPTIONS.condenseAtChars, MAX_CONDENSE_AT_CHARS]) {
+    it(`a failed request changes nothing (every line stays) and is retried only once more turns were folded in (condensing at ${condenseAtChars} characters)`, async () => {
+      const clock = new ManualClock(T0);
+      const store = new MemorySessionStore({ clock });
+      const { ps, model } = await untilAsked(store, clock, { ...DEFAULT_CONDENSE_OPTIONS, condenseAtChars });
+      const foldedAtAsk = said.length - 50;
+      model.answers[0]?.reject(new Error('model unavailable'));
+      await settle(ps);
       say(ps, clock);
-    }
-    expect((model.asked[1] as string).length).toBeGreaterThanOrEqual(basis.length + DEFAULT_CONDENSE_OPTIONS.retryGrowthChars);
-    expect((model.asked[1] as string).length - (model.asked[1] as string).split('\n').at(-1)!.length - 1).toBeLessThan(basis.length + DEFAULT_CONDENSE_OPTIONS.retryGrowthChars);
-  });
+      await ps.drain();
+      expect(model.asked).toHaveLength(1);
+      const stored = await store.readRecord(key);
+      expect(stored.status === 'found' && stored.record.history.summary).toBe(linesOnly());
+      // Asked again once retryAfterTurns more turns were folded in, and not before.
+      while (model.asked.length === 1) {
+        if (said.length > 500) throw new Error('never retried');
+        say(ps, clock);
+      }
+      expect(said.length - 50).toBe(foldedAtAsk + DEFAULT_CONDENSE_OPTIONS.retryAfterTurns);
+      expect(model.asked[1]).toBe(linesOnly());
+    });
+  }
 
   it('an answer that comes after the conversation was suspended writes nothing', async () => {
     const clock = new ManualClock(T0);

@@ -19,7 +19,7 @@ function historyOf(n: number): History {
   return h;
 }
 
-const small: CondenseOptions = { condenseAtChars: 100, maxCondensedChars: 40, retryGrowthChars: 10 };
+const small: CondenseOptions = { condenseAtChars: 100, maxCondensedChars: 40, retryAfterTurns: 2 };
 
 describe('condensing the summary of older turns', () => {
   it('is due once the summary reaches condenseAtChars, never when it is 0', () => {
