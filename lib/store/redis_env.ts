@@ -140,9 +140,6 @@ export function redisEnvProblems(env: RedisEnvSource): string[] {
   const rediss = /^rediss:\/\//.test(env.REDIS_URL?.trim() ?? '');
   if (tls && !cluster) problems.push('REDIS_TLS is only used with REDIS_CLUSTER_NODES (a single Redis over TLS is a rediss:// REDIS_URL; Sentinel over TLS is not supported)');
   if (isSet(env.REDIS_TLS_CA_FILE) && !rediss && !(tls && cluster)) problems.push('REDIS_TLS_CA_FILE is only used over TLS (a rediss:// REDIS_URL, or REDIS_CLUSTER_NODES with REDIS_TLS=true)');
-  if (cluster && isSet(env.REDIS_REPLICA_ACKS) && env.REDIS_REPLICA_ACKS?.trim() !== '0') {
-    problems.push('REDIS_REPLICA_ACKS is not supported with REDIS_CLUSTER_NODES (WAIT cannot be routed to the node of the written slot)');
-  }
   return problems;
 }
 

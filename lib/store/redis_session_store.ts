@@ -119,7 +119,7 @@ export class RedisSessionStore implements SessionStore {
     if (opts.client === undefined && opts.url === undefined && opts.sentinel === undefined && opts.cluster === undefined) {
       throw new SessionError('config_invalid', 'RedisSessionStore needs a client, a url, a Sentinel target or a Cluster target');
     }
-    this.acks = resolveReplicaAcks(opts, opts.client instanceof Cluster || opts.cluster !== undefined);
+    this.acks = resolveReplicaAcks(opts);
     this.client = opts.client ?? createBoundedClient(opts, opts);
     this.ownsClient = opts.client === undefined;
     this.keys = new KeyBuilder(opts.prefix ?? 'pva:');
@@ -148,11 +148,12 @@ export class RedisSessionStore implements SessionStore {
 
   /**
    * With {@link RedisSessionStoreOptions.replicaAcks}: waits until that many replicas hold every
-   * write made so far on this connection; throws `store_unavailable` when they do not within the
-   * bound (the write is on the master only). See `replica_acks.ts`.
+   * write made so far on this connection (on a Cluster: on the masters of `writtenKeys`' slots);
+   * throws `store_unavailable` when they do not within the bound (the write is on the master
+   * only). See `replica_acks.ts`.
    */
-  private async replicated(): Promise<void> {
-    await waitForReplicas(this.client, this.acks);
+  private async replicated(...writtenKeys: string[]): Promise<void> {
+    await waitForReplicas(this.client, this.acks, writtenKeys);
   }
 
   private sk(key: SessionKey): string[] {
@@ -212,7 +213,7 @@ export class RedisSessionStore implements SessionStore {
       'append',
     );
     checkCode(reply, 'append');
-    await this.replicated();
+    await this.replicated(k.meta);
     return num(reply, 1);
   }
 
@@ -237,7 +238,7 @@ export class RedisSessionStore implements SessionStore {
     const reply = asArray(await callScript(this.client, 'save', this.sk(key), args), 'save');
     checkCode(reply, 'save');
     if (mode !== 'save') await this.index(key);
-    await this.replicated();
+    await this.replicated(this.keys.session(key).rec, ...(mode === 'save' ? [] : [this.keys.identityIndex(key.identity)]));
     return num(reply, 1);
   }
 
@@ -429,7 +430,7 @@ export class RedisSessionStore implements SessionStore {
       if (done[i] === 1) report.resealed += n;
       else report.conflicts += n;
     });
-    await this.replicated();
+    await this.replicated(k.rec);
     return report;
   }
 
@@ -443,7 +444,7 @@ export class RedisSessionStore implements SessionStore {
     } catch (err) {
       throw toStoreError(err);
     }
-    await this.replicated();
+    await this.replicated(idx, ...agents.map((a) => this.keys.session({ agentName: decodeKeyPart(a), identity }).rec));
     return { sessionKeysErased: agents.length };
   }
 
@@ -490,7 +491,7 @@ export class RedisSessionStore implements SessionStore {
     const skipped = checkCode(reply, 'restore') === LUA_CODES.newerArrival;
     if (!skipped) await this.index(key);
     // A skipped restore still wrote the archive (see restore-7.lua).
-    await this.replicated();
+    await this.replicated(this.keys.session(key).rec, ...(skipped ? [] : [this.keys.identityIndex(key.identity)]));
     return skipped ? { status: 'skipped', why: 'newer_arrival' } : { status: 'restored', version: num(reply, 1), fence: num(reply, 2) };
   }
 

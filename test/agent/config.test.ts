@@ -100,6 +100,7 @@ describe('parseConfig', () => {
     expect(c.redis?.cluster?.nodes.map((n) => `${n.host}/${n.port}`)).toEqual(['node-a/7000', 'node_b/6379', '::1/7002']);
     expect([c.redis?.cluster?.password, c.redis?.keyPrefix, c.redis?.url, c.redis?.sentinel]).toEqual(['data-pass', 'pva:', undefined, undefined]);
     expect(parseConfig({ ...base, REDIS_CLUSTER_NODES: '10.0.0.5:7000', REDIS_REPLICA_ACKS: '0' }).redis).toEqual({ cluster: { nodes: [{ host: '10.0.0.5', port: 7_000 }] }, keyPrefix: 'pva:' });
+    expect(parseConfig({ ...base, REDIS_CLUSTER_NODES: '10.0.0.5:7000', REDIS_REPLICA_ACKS: '1' }).replicaAcks).toEqual({ replicaAcks: 1, replicaAckTimeoutMs: 100 });
   });
 
   it('reads TLS: a rediss:// REDIS_URL or REDIS_TLS=true on a cluster, with the private CA of REDIS_TLS_CA_FILE', () => {
@@ -129,7 +130,6 @@ describe('parseConfig', () => {
     ['REDIS_CLUSTER_NODES with REDIS_URL', { ...base, REDIS_CLUSTER_NODES: 'a:7000', REDIS_URL: 'redis://127.0.0.1:6379' }, /REDIS_URL, REDIS_SENTINELS\/REDIS_SENTINEL_MASTER and REDIS_CLUSTER_NODES are mutually exclusive/],
     ['REDIS_CLUSTER_NODES with REDIS_SENTINELS', { ...base, ...sentinels, REDIS_CLUSTER_NODES: 'a:7000' }, /are mutually exclusive/],
     ['a cluster node entry that is not host:port', { ...base, REDIS_CLUSTER_NODES: 'a:7000,user:hunter2@b:7001' }, /REDIS_CLUSTER_NODES must be a comma-separated list of host:port; entry 2 of 2 is not/],
-    ['REDIS_REPLICA_ACKS on a cluster', { ...base, REDIS_CLUSTER_NODES: 'a:7000', REDIS_REPLICA_ACKS: '1' }, /REDIS_REPLICA_ACKS is not supported with REDIS_CLUSTER_NODES/],
     ['REDIS_TLS that is not a boolean', { ...base, REDIS_CLUSTER_NODES: 'a:7000', REDIS_TLS: 'yes' }, /REDIS_TLS must be true or false, got "yes"/],
     ['REDIS_TLS without a cluster', { ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_TLS: 'true' }, /REDIS_TLS is only used with REDIS_CLUSTER_NODES \(a single Redis over TLS is a rediss:\/\/ REDIS_URL/],
     ['REDIS_TLS_CA_FILE that cannot be read', { ...base, REDIS_URL: 'rediss://127.0.0.1:6380', REDIS_TLS_CA_FILE: '/nonexistent/ca.pem' }, /REDIS_TLS_CA_FILE names a file that cannot be read/],

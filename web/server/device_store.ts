@@ -14,7 +14,7 @@
  * No read-modify-write: creation is `SET … NX PX`, the room set is changed with `ZADD` and
  * trimmed with `ZREMRANGEBYSCORE` in one `MULTI`.
  */
-import { Cluster, type Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { z } from 'zod';
 import { encodeKeyPart, escapeGlob } from '../../lib/store/keys.js';
 import { createBoundedClient, type RedisClusterTarget, type RedisSentinelTarget, type RedisTls } from '../../lib/store/redis_connection.js';
@@ -124,7 +124,7 @@ export class RedisDeviceStore implements DeviceStore {
     if (opts.client === undefined && opts.url === undefined && opts.sentinel === undefined && opts.cluster === undefined) {
       throw new Error('RedisDeviceStore needs a client, a url, a Sentinel target or a Cluster target');
     }
-    this.acks = resolveReplicaAcks(opts, opts.client instanceof Cluster || opts.cluster !== undefined);
+    this.acks = resolveReplicaAcks(opts);
     this.client = opts.client ?? createBoundedClient(opts, { commandTimeoutMs: 1_000 }, { lazyConnect: false });
     this.ownsClient = opts.client === undefined;
     if (this.ownsClient) this.client.on('error', () => {}); // surfaced per command as a rejection
@@ -136,7 +136,7 @@ export class RedisDeviceStore implements DeviceStore {
     const r = await this.client.set(key, JSON.stringify(record), 'PX', ttlMs, 'NX');
     if (r !== 'OK') return false;
     try {
-      await waitForReplicas(this.client, this.acks);
+      await waitForReplicas(this.client, this.acks, [key]);
     } catch (err) {
       // Not handed out: nobody will ever hold its secret, so it is not left behind either.
       await this.client.unlink(key).catch(() => {});
@@ -160,7 +160,7 @@ export class RedisDeviceStore implements DeviceStore {
       .exec();
     const failed = res?.find(([err]) => err !== null);
     if (res === null || failed !== undefined) throw failed?.[0] ?? new Error('device store transaction aborted');
-    await waitForReplicas(this.client, this.acks);
+    await waitForReplicas(this.client, this.acks, [rooms]);
   }
 
   async hasRoom(identity: string, room: string, nowMs: number): Promise<boolean> {
@@ -174,7 +174,7 @@ export class RedisDeviceStore implements DeviceStore {
 
   async delete(identity: string): Promise<void> {
     await this.client.unlink(this.keys.device(identity), this.keys.rooms(identity));
-    await waitForReplicas(this.client, this.acks);
+    await waitForReplicas(this.client, this.acks, [this.keys.device(identity)]);
   }
 
   async ping(): Promise<void> {

@@ -74,6 +74,16 @@ export class PrivateRedis {
     }
   }
 
+  /** Freezes the server (SIGSTOP): it holds its connections but answers nothing until {@link resume}. */
+  pause(): void {
+    this.proc?.kill('SIGSTOP');
+  }
+
+  /** Lets a {@link pause}d server run again (SIGCONT). */
+  resume(): void {
+    this.proc?.kill('SIGCONT');
+  }
+
   /** SIGKILLs the server and waits for the process to exit. */
   async kill(): Promise<void> {
     const p = this.proc;

@@ -70,7 +70,7 @@ describe('RedisSessionStore with replicaAcks (private master + replica)', () => 
     if (dir !== '') rmSync(dir, { recursive: true, force: true });
   });
 
-  it('refuses a bad setting, and a Cluster client, with a clear error', () => {
+  it('refuses a bad setting with a clear error', () => {
     expect(() => new RedisSessionStore({ url: master.url, replicaAcks: -1 })).toThrow(ConfigError);
     expect(() => new RedisSessionStore({ url: master.url, replicaAcks: 1, replicaAckTimeoutMs: 0 })).toThrow(/replicaAckTimeoutMs must be a positive integer/);
   });
