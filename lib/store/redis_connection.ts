@@ -25,6 +25,8 @@ export interface RedisSentinelTarget {
   password?: string;
   /** Password of the sentinels themselves (their `requirepass`). @default none */
   sentinelPassword?: string;
+  /** Reach the sentinels, the master and the replicas over TLS (one CA for all). @default plaintext */
+  tls?: RedisTls;
 }
 
 /** A Redis Cluster: seed nodes the client asks for the slot map (any reachable one will do). */
@@ -113,6 +115,8 @@ export function boundedSentinelOptions(target: RedisSentinelTarget, opts: RedisB
     name: target.name,
     ...(target.password === undefined ? {} : { password: target.password }),
     ...(target.sentinelPassword === undefined ? {} : { sentinelPassword: target.sentinelPassword }),
+    // Over TLS, both the sentinels and the nodes they name (`enableTLSForSentinelMode`).
+    ...(target.tls === undefined ? {} : { ...tlsOptions(target.tls), sentinelTLS: tlsOptions(target.tls).tls, enableTLSForSentinelMode: true }),
     sentinelCommandTimeout: base.commandTimeout,
     sentinelRetryStrategy: backoffMs(opts.maxReconnectDelayMs ?? 1_000),
     reconnectOnError: (err: Error) => (err.message.startsWith('READONLY') ? 2 : false),

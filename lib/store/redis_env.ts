@@ -3,7 +3,7 @@
  * service, the sessions CLI): one Redis (`REDIS_URL`), a Sentinel group (`REDIS_SENTINELS` +
  * `REDIS_SENTINEL_MASTER`, optional `REDIS_PASSWORD` / `REDIS_SENTINEL_PASSWORD`) or a Redis
  * Cluster (`REDIS_CLUSTER_NODES`, optional `REDIS_PASSWORD`); TLS (`rediss://`, or `REDIS_TLS`
- * for a cluster, and `REDIS_TLS_CA_FILE` for a private CA); and the
+ * for a cluster or a Sentinel group, and `REDIS_TLS_CA_FILE` for a private CA); and the
  * replica acknowledgements session writes wait for (`REDIS_REPLICA_ACKS`,
  * `REDIS_REPLICA_ACK_TIMEOUT_MS`).
  *
@@ -138,8 +138,10 @@ export function redisEnvProblems(env: RedisEnvSource): string[] {
   if (isSet(env.REDIS_SENTINEL_PASSWORD) && !sentinels) problems.push('REDIS_SENTINEL_PASSWORD is only used with REDIS_SENTINELS (with REDIS_URL, put the password in the URL)');
   const tls = env.REDIS_TLS?.trim() === 'true';
   const rediss = /^rediss:\/\//.test(env.REDIS_URL?.trim() ?? '');
-  if (tls && !cluster) problems.push('REDIS_TLS is only used with REDIS_CLUSTER_NODES (a single Redis over TLS is a rediss:// REDIS_URL; Sentinel over TLS is not supported)');
-  if (isSet(env.REDIS_TLS_CA_FILE) && !rediss && !(tls && cluster)) problems.push('REDIS_TLS_CA_FILE is only used over TLS (a rediss:// REDIS_URL, or REDIS_CLUSTER_NODES with REDIS_TLS=true)');
+  if (tls && !cluster && !sentinels) problems.push('REDIS_TLS is only used with REDIS_CLUSTER_NODES or REDIS_SENTINELS (a single Redis over TLS is a rediss:// REDIS_URL)');
+  if (isSet(env.REDIS_TLS_CA_FILE) && !rediss && !(tls && (cluster || sentinels))) {
+    problems.push('REDIS_TLS_CA_FILE is only used over TLS (a rediss:// REDIS_URL, or REDIS_CLUSTER_NODES or REDIS_SENTINELS with REDIS_TLS=true)');
+  }
   return problems;
 }
 
@@ -165,6 +167,7 @@ export function redisTargetOf(e: RedisEnv): RedisTarget | undefined {
     name: e.REDIS_SENTINEL_MASTER,
     ...(e.REDIS_PASSWORD === undefined ? {} : { password: e.REDIS_PASSWORD }),
     ...(e.REDIS_SENTINEL_PASSWORD === undefined ? {} : { sentinelPassword: e.REDIS_SENTINEL_PASSWORD }),
+    ...(e.REDIS_TLS ? { tls } : {}),
   };
   return { sentinel };
 }

@@ -103,7 +103,7 @@ describe('parseConfig', () => {
     expect(parseConfig({ ...base, REDIS_CLUSTER_NODES: '10.0.0.5:7000', REDIS_REPLICA_ACKS: '1' }).replicaAcks).toEqual({ replicaAcks: 1, replicaAckTimeoutMs: 100 });
   });
 
-  it('reads TLS: a rediss:// REDIS_URL or REDIS_TLS=true on a cluster, with the private CA of REDIS_TLS_CA_FILE', () => {
+  it('reads TLS: a rediss:// REDIS_URL or REDIS_TLS=true on a cluster or a Sentinel group, with the private CA of REDIS_TLS_CA_FILE', () => {
     const single = parseConfig({ ...base, REDIS_URL: 'rediss://cache.internal:6380', REDIS_TLS_CA_FILE: TEST_CA }).redis;
     expect(single?.url).toBe('rediss://cache.internal:6380');
     expect(single?.tls?.ca).toContain('-----BEGIN CERTIFICATE-----');
@@ -111,6 +111,10 @@ describe('parseConfig', () => {
     const cluster = parseConfig({ ...base, REDIS_CLUSTER_NODES: 'a:7000', REDIS_TLS: 'true', REDIS_TLS_CA_FILE: TEST_CA }).redis?.cluster;
     expect(cluster?.tls?.ca).toContain('-----BEGIN CERTIFICATE-----');
     expect(parseConfig({ ...base, REDIS_CLUSTER_NODES: 'a:7000', REDIS_TLS: 'false' }).redis?.cluster?.tls).toBeUndefined();
+    const sentinels = { REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_MASTER: 'mymaster' };
+    expect(parseConfig({ ...base, ...sentinels, REDIS_TLS: 'true', REDIS_TLS_CA_FILE: TEST_CA }).redis?.sentinel?.tls?.ca).toContain('-----BEGIN CERTIFICATE-----');
+    expect(parseConfig({ ...base, ...sentinels, REDIS_TLS: 'true' }).redis?.sentinel?.tls).toEqual({});
+    expect(parseConfig({ ...base, ...sentinels }).redis?.sentinel?.tls).toBeUndefined();
   });
 
   it('never echoes a REDIS_SENTINELS entry (it may hold a password) or a password in its errors', () => {
@@ -131,7 +135,7 @@ describe('parseConfig', () => {
     ['REDIS_CLUSTER_NODES with REDIS_SENTINELS', { ...base, ...sentinels, REDIS_CLUSTER_NODES: 'a:7000' }, /are mutually exclusive/],
     ['a cluster node entry that is not host:port', { ...base, REDIS_CLUSTER_NODES: 'a:7000,user:hunter2@b:7001' }, /REDIS_CLUSTER_NODES must be a comma-separated list of host:port; entry 2 of 2 is not/],
     ['REDIS_TLS that is not a boolean', { ...base, REDIS_CLUSTER_NODES: 'a:7000', REDIS_TLS: 'yes' }, /REDIS_TLS must be true or false, got "yes"/],
-    ['REDIS_TLS without a cluster', { ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_TLS: 'true' }, /REDIS_TLS is only used with REDIS_CLUSTER_NODES \(a single Redis over TLS is a rediss:\/\/ REDIS_URL/],
+    ['REDIS_TLS with a single Redis', { ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_TLS: 'true' }, /REDIS_TLS is only used with REDIS_CLUSTER_NODES or REDIS_SENTINELS \(a single Redis over TLS is a rediss:\/\/ REDIS_URL/],
     ['REDIS_TLS_CA_FILE that cannot be read', { ...base, REDIS_URL: 'rediss://127.0.0.1:6380', REDIS_TLS_CA_FILE: '/nonexistent/ca.pem' }, /REDIS_TLS_CA_FILE names a file that cannot be read/],
     ['REDIS_TLS_CA_FILE that is not PEM', { ...base, REDIS_URL: 'rediss://127.0.0.1:6380', REDIS_TLS_CA_FILE: fileURLToPath(new URL('../../package.json', import.meta.url)) }, /REDIS_TLS_CA_FILE must name a PEM file of certificates/],
     ['REDIS_TLS_CA_FILE without TLS', { ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_TLS_CA_FILE: TEST_CA }, /REDIS_TLS_CA_FILE is only used over TLS/],

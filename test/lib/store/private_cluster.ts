@@ -122,6 +122,12 @@ export class PrivateCluster {
         const infos = await Promise.all(started.map((s) => s.master.info('replication')));
         return infos.every((info) => /slave0:.*state=online/.test(info));
       });
+      // Every node, replicas included, must see the whole cluster up before it is used (a node
+      // still learning of the new ones can answer CLUSTERDOWN for a moment).
+      await pollUntil('the cluster did not settle with its replicas', async () => {
+        const infos = await Promise.all([...admins, ...started.map((s) => s.admin)].map((a) => a.call('CLUSTER', 'INFO') as Promise<string>));
+        return infos.every((info) => info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${this.size * 2}`));
+      });
     } finally {
       for (const s of started) s.admin.disconnect();
     }

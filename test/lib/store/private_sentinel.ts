@@ -1,9 +1,9 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { RedisSentinelTarget, SentinelAddress } from '../../../lib/store/redis_connection.js';
-import { PrivateRedis, freePort } from './private_redis.js';
+import { PrivateRedis, TEST_TLS_DIR, freePort, tlsServerArgs } from './private_redis.js';
 
 /** Options of {@link PrivateSentinel}. */
 export interface PrivateSentinelOptions {
@@ -19,6 +19,13 @@ export interface PrivateSentinelOptions {
   downAfterMs?: number;
   /** Sentinel `failover-timeout`: a stalled failover is retried after twice this, ms. @default 2_000 */
   failoverTimeoutMs?: number;
+  /**
+   * Every process also listens for TLS (the test certificates); replication and the sentinels'
+   * links run over TLS, and the sentinels monitor and announce the TLS ports, so a client must
+   * use TLS throughout ({@link target} carries the test CA). The plaintext ports stay for the
+   * test's own checks. @default false
+   */
+  tls?: boolean;
 }
 
 const READY_DEADLINE_MS = 20_000;
@@ -80,6 +87,8 @@ export class PrivateSentinel {
   private master: PrivateRedis | null = null;
   private replica: PrivateRedis | null = null;
   private readonly sentinels: PrivateRedis[] = [];
+  /** With `tls`: the TLS port of each process, by its plaintext port. */
+  private readonly tlsPorts = new Map<number, number>();
   private dir = '';
 
   constructor(opts: PrivateSentinelOptions = {}) {
@@ -100,9 +109,14 @@ export class PrivateSentinel {
     return this.replica.port;
   }
 
-  /** Loopback addresses of the sentinels. */
+  /** The port clients reach the process on plaintext `port` at: its TLS port with `tls`. */
+  private clientPort(port: number): number {
+    return this.tlsPorts.get(port) ?? port;
+  }
+
+  /** Loopback addresses of the sentinels (their TLS ports with `tls`). */
   get sentinelAddresses(): SentinelAddress[] {
-    return this.sentinels.map((s) => ({ host: '127.0.0.1', port: s.port }));
+    return this.sentinels.map((s) => ({ host: '127.0.0.1', port: this.clientPort(s.port) }));
   }
 
   /** What a client needs to reach this deployment's master (passwords included). */
@@ -112,7 +126,18 @@ export class PrivateSentinel {
       name: this.masterName,
       ...(this.opts.password === undefined ? {} : { password: this.opts.password }),
       ...(this.opts.sentinelPassword === undefined ? {} : { sentinelPassword: this.opts.sentinelPassword }),
+      ...(this.opts.tls === true ? { tls: { ca: readFileSync(join(TEST_TLS_DIR, 'ca.crt'), 'utf8') } } : {}),
     };
+  }
+
+  /** Starts a process on a new port, listening for TLS too with `tls` (`tlsArgs` then apply). */
+  private async startProcess(args: (tlsPort: number | undefined) => string[], opts: { leadingArgs?: string[]; password?: string | undefined }): Promise<PrivateRedis> {
+    const port = await freePort();
+    const tlsPort = this.opts.tls === true ? await freePort() : undefined;
+    if (tlsPort !== undefined) this.tlsPorts.set(port, tlsPort);
+    const p = new PrivateRedis(port, args(tlsPort), { ...(opts.leadingArgs === undefined ? {} : { leadingArgs: opts.leadingArgs }), ...(opts.password === undefined ? {} : { password: opts.password }) });
+    await p.start();
+    return p;
   }
 
   /**
@@ -137,40 +162,60 @@ export class PrivateSentinel {
     // (Redis waits 5 s for more replicas by default); masterauth, as the old master may come
     // back as a replica.
     const dataArgs = ['--dir', this.dir, '--repl-diskless-sync-delay', '0', ...(pw === undefined ? [] : ['--masterauth', pw])];
-    this.master = new PrivateRedis(await freePort(), dataArgs, { password: pw });
-    await this.master.start();
-    this.replica = new PrivateRedis(await freePort(), [...dataArgs, '--replicaof', '127.0.0.1', String(this.master.port)], { password: pw });
-    await this.replica.start();
+    // Over TLS a data node replicates over TLS, and a replica announces its TLS port (to its
+    // master, whose INFO the sentinels read), so the sentinels name TLS ports only.
+    const tlsData = (tlsPort: number | undefined) => (tlsPort === undefined ? [] : [...tlsServerArgs(tlsPort), '--tls-replication', 'yes', '--replica-announce-port', String(tlsPort)]);
+    this.master = await this.startProcess((t) => [...dataArgs, ...tlsData(t)], { password: pw });
+    const masterAt = String(this.clientPort(this.master.port));
+    this.replica = await this.startProcess((t) => [...dataArgs, ...tlsData(t), '--replicaof', '127.0.0.1', masterAt], { password: pw });
     // Sentinels find the replica in the master's INFO: link it first, so the first INFO lists it.
     await pollUntil('the replica did not link to the master', READY_DEADLINE_MS, async () => {
       const info = String(await ask(this.replicaPort, pw, 'INFO', 'replication'));
       return infoField(info, 'master_link_status') === 'up' || `master_link_status:${infoField(info, 'master_link_status')}`;
     });
     for (let i = 0; i < this.count; i++) {
-      const port = await freePort();
-      const conf = join(this.dir, `sentinel-${port}.conf`);
-      writeFileSync(conf, this.sentinelConfig(), { mode: 0o600 });
-      const sentinel = new PrivateRedis(port, ['--dir', this.dir], { leadingArgs: [conf, '--sentinel'], password: this.opts.sentinelPassword });
+      const conf = join(this.dir, `sentinel-${i}.conf`);
+      const sentinel = await this.startProcess(
+        (tlsPort) => {
+          writeFileSync(conf, this.sentinelConfig(tlsPort), { mode: 0o600 });
+          return ['--dir', this.dir];
+        },
+        { leadingArgs: [conf, '--sentinel'], password: this.opts.sentinelPassword },
+      );
       this.sentinels.push(sentinel);
-      await sentinel.start();
     }
     await pollUntil('the sentinels did not see the whole deployment', READY_DEADLINE_MS, async () => {
       for (const s of this.sentinels) {
         const m = fields(await ask(s.port, this.opts.sentinelPassword, 'SENTINEL', 'MASTER', this.masterName));
         const replicas = (await ask(s.port, this.opts.sentinelPassword, 'SENTINEL', 'REPLICAS', this.masterName)) as unknown[];
-        const linked = replicas.map(fields).some((r) => r.port === String(this.replicaPort) && r.flags === 'slave' && r['master-link-status'] === 'ok');
-        const ok = m.flags === 'master' && m.port === String(this.masterPort) && linked && m['num-other-sentinels'] === String(this.count - 1);
+        const linked = replicas.map(fields).some((r) => r.port === String(this.clientPort(this.replicaPort)) && r.flags === 'slave' && r['master-link-status'] === 'ok');
+        const ok = m.flags === 'master' && m.port === String(this.clientPort(this.masterPort)) && linked && m['num-other-sentinels'] === String(this.count - 1);
         if (!ok) return `sentinel ${s.port}: flags=${m.flags} replicaLinked=${linked} others=${m['num-other-sentinels']}`;
       }
       return true;
     });
   }
 
-  private sentinelConfig(): string {
+  /** A sentinel's configuration; with `tlsPort` it listens, monitors and announces over TLS. */
+  private sentinelConfig(tlsPort: number | undefined): string {
     const name = this.masterName;
     const quorum = Math.floor(this.count / 2) + 1;
+    const tls =
+      tlsPort === undefined
+        ? []
+        : [
+            `tls-port ${tlsPort}`,
+            `tls-cert-file ${join(TEST_TLS_DIR, 'server.crt')}`,
+            `tls-key-file ${join(TEST_TLS_DIR, 'server.key')}`,
+            `tls-ca-cert-file ${join(TEST_TLS_DIR, 'ca.crt')}`,
+            'tls-auth-clients no',
+            'tls-replication yes',
+            'sentinel announce-ip 127.0.0.1',
+            `sentinel announce-port ${tlsPort}`,
+          ];
     const lines = [
-      `sentinel monitor ${name} 127.0.0.1 ${this.masterPort} ${quorum}`,
+      ...tls,
+      `sentinel monitor ${name} 127.0.0.1 ${this.clientPort(this.masterPort)} ${quorum}`,
       `sentinel down-after-milliseconds ${name} ${this.opts.downAfterMs ?? 1_000}`,
       `sentinel failover-timeout ${name} ${this.opts.failoverTimeoutMs ?? 2_000}`,
       `sentinel parallel-syncs ${name} 1`,
@@ -202,7 +247,7 @@ export class PrivateSentinel {
     await pollUntil('Sentinel did not promote the replica', deadlineMs, async () => {
       for (const s of this.sentinels) {
         const addr = (await ask(s.port, this.opts.sentinelPassword, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', this.masterName)) as string[];
-        if (addr[1] !== String(this.replicaPort)) return `sentinel ${s.port} names ${addr.join(':')}`;
+        if (addr[1] !== String(this.clientPort(this.replicaPort))) return `sentinel ${s.port} names ${addr.join(':')}`;
       }
       const role = (await ask(this.replicaPort, this.opts.password, 'ROLE')) as unknown[];
       return role[0] === 'master' || `replica role ${String(role[0])}`;

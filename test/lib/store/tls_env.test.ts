@@ -1,6 +1,7 @@
 /**
  * Redis over TLS, configured the way an operator does it: a `rediss://` `REDIS_URL`, or
- * `REDIS_CLUSTER_NODES` with `REDIS_TLS=true`, and `REDIS_TLS_CA_FILE` for a private CA; on real
+ * `REDIS_CLUSTER_NODES` or `REDIS_SENTINELS` with `REDIS_TLS=true`, and `REDIS_TLS_CA_FILE` for a
+ * private CA; on real
  * private `redis-server`s listening for TLS with the test certificates (`test/fixtures/tls`). The
  * worker's stores, the token service and the sessions CLI reach them from the variables alone,
  * and a server whose certificate is not trusted is a store failure, never a plaintext fallback.
@@ -11,12 +12,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { JobStores } from '../../../agent/store.js';
 import { recordWithTurn } from '../../../lib/session/history.js';
 import { newSessionRecord } from '../../../lib/session/record.js';
+import { KeyBuilder } from '../../../lib/store/keys.js';
 import { loadWebConfig } from '../../../web/server/config.js';
 import { DeviceKeys } from '../../../web/server/device_store.js';
 import { startTokenService, type TokenService } from '../../../web/server/service.js';
 import { randomPrefix } from '../../support/env.js';
 import { JobStoresFromEnv, LIVEKIT_ENV, runSessionsCli as sessions } from '../../support/from_env.js';
 import { PrivateCluster } from './private_cluster.js';
+import { PrivateSentinel } from './private_sentinel.js';
 import { PrivateRedis, TEST_TLS_DIR, canStartRedis, freePort, tlsServerArgs } from './private_redis.js';
 
 // Never a skip: `npm test` (scripts/ensure_redis.sh) installs Debian's redis-server when it is missing.
@@ -31,6 +34,8 @@ await single.start();
 const plain = new Redis(single.port, '127.0.0.1', { maxRetriesPerRequest: 1 });
 const cluster = new PrivateCluster(3, undefined, true);
 await cluster.start();
+const sentinel = new PrivateSentinel({ tls: true });
+await sentinel.start();
 
 const jobs = new JobStoresFromEnv();
 const services: TokenService[] = [];
@@ -40,6 +45,7 @@ afterAll(async () => {
   plain.disconnect();
   await single.kill();
   await cluster.stop();
+  await sentinel.stop();
 });
 
 /** A job's stores from the worker's variables; writes one session for `identity` and returns them. */
@@ -51,6 +57,16 @@ async function workerWrites(env: Record<string, string>, identity: string): Prom
   expect(claim.storeAvailable).toBe(true);
   await stores.store.save(recordWithTurn(newSessionRecord({ ...key, sessionId: `s-${identity}`, nowMs: Date.now(), profile: null }), { id: 't1', role: 'user', text: 'Over TLS.', createdAtMs: Date.now() }), claim.version, claim.lease);
   return stores;
+}
+
+/** Starts the token service from the variables `env` and has it issue one identity (stored in Redis). */
+async function tokenServiceIssues(env: Record<string, string>): Promise<string> {
+  const config = loadWebConfig({ ...LIVEKIT_ENV, LIVEKIT_URL: 'ws://127.0.0.1:1', ...env }, { loadDotenv: false });
+  const svc = await startTokenService({ ...config, port: 0, agentSpawner: null, roomCloser: { deleteRoom: async () => undefined } });
+  services.push(svc);
+  const issued = await fetch(`${svc.url}/api/identity`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  expect(issued.status).toBe(201);
+  return ((await issued.json()) as { identity: string }).identity;
 }
 
 const identitiesListed = (stdout: string) => stdout.trim().split('\n').map((l) => (JSON.parse(l) as { identity: string }).identity);
@@ -66,12 +82,7 @@ describe('Redis over TLS (rediss:// and REDIS_TLS_CA_FILE)', () => {
     expect(listed.stderr).toBe('');
     expect(identitiesListed(listed.stdout)).toEqual(['alice']);
 
-    const config = loadWebConfig({ ...LIVEKIT_ENV, LIVEKIT_URL: 'ws://127.0.0.1:1', ...env }, { loadDotenv: false });
-    const svc = await startTokenService({ ...config, port: 0, agentSpawner: null, roomCloser: { deleteRoom: async () => undefined } });
-    services.push(svc);
-    const issued = await fetch(`${svc.url}/api/identity`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
-    expect(issued.status).toBe(201);
-    const { identity } = (await issued.json()) as { identity: string };
+    const identity = await tokenServiceIssues(env);
     expect(await plain.exists(new DeviceKeys(prefix).device(identity))).toBe(1);
   });
 
@@ -91,5 +102,37 @@ describe('Redis over TLS (rediss:// and REDIS_TLS_CA_FILE)', () => {
     const listed = await sessions(['list'], env);
     expect(listed.stderr).toBe('');
     expect(identitiesListed(listed.stdout).sort()).toEqual(identities);
+  });
+
+  it('a Sentinel group over TLS (REDIS_TLS=true): the worker and the CLI reach the master through TLS sentinels, and after a failover the promoted replica, over TLS too', async () => {
+    const prefix = randomPrefix('tls-sentinel');
+    const sentinels = sentinel.sentinelAddresses.map((a) => `${a.host}:${a.port}`).join(',');
+    const env = { REDIS_SENTINELS: sentinels, REDIS_SENTINEL_MASTER: sentinel.masterName, REDIS_TLS: 'true', REDIS_TLS_CA_FILE: CA_FILE, REDIS_KEY_PREFIX: prefix };
+    await workerWrites(env, 'before');
+    const identity = await tokenServiceIssues(env);
+    // Both reached the master (seen here on its plaintext port, which no client was given).
+    const onMaster = new Redis(sentinel.masterPort, '127.0.0.1', { maxRetriesPerRequest: 1 });
+    try {
+      expect(await onMaster.exists(new DeviceKeys(prefix).device(identity))).toBe(1);
+      expect(await onMaster.exists(new KeyBuilder(prefix).session({ agentName: 'agent', identity: 'before' }).rec)).toBe(1);
+    } finally {
+      onMaster.disconnect();
+    }
+    // Without the private CA the sentinels themselves are not trusted: a store failure.
+    const untrusted = await sessions(['list'], { ...env, REDIS_TLS_CA_FILE: '' });
+    expect(untrusted.code).toBe(1);
+    expect(untrusted.stderr.trim()).toMatch(/^sessions: store_(unavailable|timeout) \(retryable\): /);
+
+    await sentinel.awaitReplicated();
+    await sentinel.killMaster();
+    await sentinel.awaitPromotion();
+    // A new job resumes the conversation from the promoted replica (reached at its TLS port).
+    const after = jobs.make(env);
+    const claim = await after.store.resumeAndClaim({ agentName: 'agent', identity: 'before' }, 'job-after', Date.now(), 30_000);
+    expect(claim.status === 'claimed' && claim.storeAvailable).toBe(true);
+    expect(claim.status === 'claimed' && claim.record.status === 'found' && claim.record.record.history.turns.map((t) => t.text)).toEqual(['Over TLS.']);
+    const listed = await sessions(['list'], env);
+    expect(listed.stderr).toBe('');
+    expect(identitiesListed(listed.stdout)).toEqual(['before']);
   });
 });
