@@ -1,8 +1,11 @@
 /**
- * The `voice.Agent`: its instructions, the chat context it starts from on resume, and the hook
- * that brings pending dynamic context into the model's input before it answers a user turn.
+ * The `voice.Agent`: its instructions, the chat context it starts from on resume, the hook
+ * that brings pending dynamic context into the model's input before it answers a user turn, and
+ * the window of a long conversation that the model is given.
  */
 import { llm, voice } from '@livekit/agents';
+import type { History } from '../lib/session/record.js';
+import { windowedChatContext } from './chat_history.js';
 import { isContextMessageId } from './context_sink.js';
 
 /** Base instructions of the assistant. */
@@ -25,11 +28,17 @@ export interface AssistantOptions {
    * the answer sees them (coalescing may delay the context, never past a user turn).
    */
   beforeUserTurn?: () => Promise<void>;
+  /**
+   * The conversation's persisted history, read before every model request: the model is given
+   * the window it keeps (see {@link windowedChatContext}). Unset: the whole chat context.
+   */
+  history?: () => History | undefined;
 }
 
 /** The project's agent. */
 export class Assistant extends voice.Agent {
   private readonly beforeUserTurn: (() => Promise<void>) | undefined;
+  private readonly history: (() => History | undefined) | undefined;
 
   constructor(opts: AssistantOptions = {}) {
     super({
@@ -37,6 +46,12 @@ export class Assistant extends voice.Agent {
       chatCtx: opts.chatCtx ?? llm.ChatContext.empty(),
     });
     this.beforeUserTurn = opts.beforeUserTurn;
+    this.history = opts.history;
+  }
+
+  override async llmNode(chatCtx: llm.ChatContext, toolCtx: llm.ToolContext, modelSettings: voice.ModelSettings): ReturnType<voice.Agent['llmNode']> {
+    const history = this.history?.();
+    return super.llmNode(history === undefined ? chatCtx : windowedChatContext(chatCtx, history), toolCtx, modelSettings);
   }
 
   override async onUserTurnCompleted(turnCtx: llm.ChatContext, newMessage: llm.ChatMessage): Promise<void> {

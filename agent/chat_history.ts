@@ -29,21 +29,53 @@ export interface HistoryToChatOptions {
  */
 export function historyToChatContext(history: History, opts: HistoryToChatOptions = {}): llm.ChatContext {
   const items: llm.ChatItem[] = [];
-  const first = history.turns[0];
-  if (history.summary.trim() !== '') {
-    const preamble = opts.summaryPreamble ?? 'Summary of the earlier part of this conversation:';
-    items.push(
-      llm.ChatMessage.create({
-        id: SUMMARY_MESSAGE_ID,
-        role: 'system',
-        content: [`${preamble}\n${history.summary}`],
-        createdAt: Math.max(0, (first?.createdAtMs ?? 1) - 1),
-      }),
-    );
-  }
+  const summary = summaryMessage(history, opts);
+  if (summary !== null) items.push(summary);
   for (const t of history.turns) {
     items.push(llm.ChatMessage.create({ id: t.id, role: t.role, content: [t.text], createdAt: t.createdAtMs }));
   }
+  return new llm.ChatContext(items);
+}
+
+/** The system message carrying `history`'s summary (just before its first turn), or null when it has none. */
+function summaryMessage(history: History, opts: HistoryToChatOptions): llm.ChatMessage | null {
+  if (history.summary.trim() === '') return null;
+  const preamble = opts.summaryPreamble ?? 'Summary of the earlier part of this conversation:';
+  return llm.ChatMessage.create({
+    id: SUMMARY_MESSAGE_ID,
+    role: 'system',
+    content: [`${preamble}\n${history.summary}`],
+    createdAt: Math.max(0, (history.turns[0]?.createdAtMs ?? 1) - 1),
+  });
+}
+
+/**
+ * What the model is given in a long conversation: `ctx` (the agent's whole chat context) cut to
+ * the window `history` keeps, exactly what a resume would restore. Before the first turn
+ * `history` keeps verbatim, the turns, tool calls and any earlier summary message are left out
+ * and `history`'s current summary (condensed or not) takes their place; instructions, dynamic
+ * context and other system messages stay, and everything from that turn on is unchanged.
+ *
+ * `ctx` itself is returned when nothing was folded yet, or when the first kept turn is not in it
+ * (the two cannot be lined up; the model then gets the whole context rather than a wrong cut).
+ * Why: agents-js keeps every item of a live conversation and sends all of them on every turn, so
+ * without this a long call's cost grows with its length and the model would see more live than
+ * it will after a resume.
+ */
+export function windowedChatContext(ctx: llm.ChatContext, history: History, opts: HistoryToChatOptions = {}): llm.ChatContext {
+  const firstKept = history.turns[0];
+  if (history.summarizedTurnCount === 0 || firstKept === undefined) return ctx;
+  const at = ctx.indexById(firstKept.id);
+  if (at === undefined) return ctx;
+  const items: llm.ChatItem[] = [];
+  for (const item of ctx.items.slice(0, at)) {
+    if (item.type === 'function_call' || item.type === 'function_call_output') continue;
+    if (item.type === 'message' && (item.id === SUMMARY_MESSAGE_ID || item.role === 'user' || item.role === 'assistant')) continue;
+    items.push(item);
+  }
+  const summary = summaryMessage(history, opts);
+  if (summary !== null) items.push(summary);
+  items.push(...ctx.items.slice(at));
   return new llm.ChatContext(items);
 }
 

@@ -296,6 +296,7 @@ function openConversation(job: JobParts, who: { identity: string; name?: string 
     const agent = new Assistant({
       chatCtx: restored ? historyToChatContext(restored.history) : llm.ChatContext.empty(),
       beforeUserTurn: flushContext,
+      history: () => ps.currentRecord?.history,
     });
     receiver = new ContextReceiver({
       participantIdentity: identity,

@@ -7,6 +7,7 @@ import {
   chatContextToTurns,
   chatMessageToTurn,
   historyToChatContext,
+  windowedChatContext,
 } from '../../agent/chat_history.js';
 import { appendTurn, emptyHistory } from '../../lib/session/history.js';
 import type { History, Turn } from '../../lib/session/record.js';
@@ -75,3 +76,53 @@ describe('ChatContext DTO codec', () => {
     expect(chatContextFromDto({ v: 1, items: [{ type: 'message', id: 'x' }] })).toEqual({ ok: false, why: 'record_invalid' });
   });
 });
+
+describe('the window of a long conversation the model is given (windowedChatContext)', () => {
+  const limits = { maxTurns: 3, maxSummaryChars: 500, maxTurnChars: 500, maxSummaryLineChars: 100 };
+  const said: Turn[] = Array.from({ length: 6 }, (_, i) => ({ id: `t${i}`, role: i % 2 === 0 ? 'user' : 'assistant', text: `message ${i}`, createdAtMs: 1_700_000_000_000 + i * 1_000 }));
+  const historyOf = (n: number) => said.slice(0, n).reduce((h, t) => appendTurn(h, t, limits), emptyHistory());
+  /** A live chat context: instructions, every turn said, a tool call and the dynamic context between them. */
+  function live(n: number): llm.ChatContext {
+    const ctx = llm.ChatContext.empty();
+    ctx.addMessage({ id: 'instructions', role: 'system', content: 'Be brief.', createdAt: 1 });
+    for (const t of said.slice(0, n)) {
+      ctx.addMessage({ id: t.id, role: t.role, content: t.text, createdAt: t.createdAtMs });
+      if (t.id === 't1') {
+        ctx.insert(llm.FunctionCall.create({ callId: 'c1', name: 'lookup', args: '{}', createdAt: t.createdAtMs + 1 }));
+        ctx.insert(llm.FunctionCallOutput.create({ callId: 'c1', name: 'lookup', output: 'ok', isError: false, createdAt: t.createdAtMs + 2 }));
+        ctx.addMessage({ id: 'pva_dynamic_context', role: 'system', content: 'The user is on the checkout page.', createdAt: t.createdAtMs + 3 });
+      }
+    }
+    return ctx;
+  }
+  const shape = (ctx: llm.ChatContext) => ctx.items.map((i) => (i.type === 'message' ? `${i.role}:${i.id === SUMMARY_MESSAGE_ID ? 'summary' : i.textContent}` : i.type));
+
+  it('gives the model what a resume would restore: the summary in place of the folded turns (and their tool calls), instructions and context kept', () => {
+    const history = historyOf(6);
+    const ctx = live(6);
+    const windowed = windowedChatContext(ctx, history);
+    expect(shape(windowed)).toEqual(['system:Be brief.', 'system:The user is on the checkout page.', 'system:summary', 'assistant:message 3', 'user:message 4', 'assistant:message 5']);
+    const summary = windowed.items.find((i) => i.id === SUMMARY_MESSAGE_ID);
+    expect(summary?.type === 'message' && summary.textContent).toBe(`Summary of the earlier part of this conversation:\n${history.summary}`);
+    expect(history.summary).toBe('user: message 0\nassistant: message 1\nuser: message 2');
+    // The agent's own context is untouched.
+    expect(ctx.items).toHaveLength(10);
+  });
+
+  it('replaces an earlier summary message (a resumed conversation) with the current one, condensed or not', () => {
+    const history = { ...historyOf(6), summary: 'Condensed: the user wants a refund.' };
+    const resumed = historyToChatContext(historyOf(4)); // summary of t0, then t1..t3
+    for (const t of said.slice(4)) resumed.addMessage({ id: t.id, role: t.role, content: t.text, createdAt: t.createdAtMs });
+    const windowed = windowedChatContext(resumed, history);
+    expect(shape(windowed)).toEqual(['system:summary', 'assistant:message 3', 'user:message 4', 'assistant:message 5']);
+    expect(windowed.items[0]?.type === 'message' && windowed.items[0].textContent).toContain('Condensed: the user wants a refund.');
+  });
+
+  it('leaves the context whole when nothing was folded yet, or when the window cannot be lined up with it', () => {
+    const ctx = live(3);
+    expect(windowedChatContext(ctx, historyOf(3))).toBe(ctx);
+    const elsewhere = { ...historyOf(6), turns: [{ ...said[5]!, id: 'not-in-the-context' }] };
+    expect(windowedChatContext(live(6), elsewhere).items).toHaveLength(10);
+  });
+});
+

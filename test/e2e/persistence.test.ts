@@ -321,7 +321,7 @@ describe('one worker, short windows', () => {
     expect(input).toContain(stubReply('I need help with my tax return.'));
   });
 
-  it('a long conversation: the model condenses the summary of older turns, and a new job resuming it gives the model that summary', async () => {
+  it('a long conversation: the model condenses the summary of older turns; the model is given the summary and the recent turns, live and after a resume in a new job', async () => {
     const identity = uid('ivy');
     const p1 = await join({ identity, room: uid('room'), agentName, rejoinTtlMs });
     await p1.statusMatching((m) => m.greeting === 'first_time');
@@ -339,6 +339,14 @@ describe('one worker, short windows', () => {
       const r = await inspect.readRecord({ agentName, identity });
       return r.status === 'found' && r.record.history.summary.startsWith(condensedReply(asked));
     });
+    // The live conversation's model input is that window too: the summary (condensed) in place
+    // of the oldest turns, not the whole call.
+    await converse(p1, 'Still there?');
+    const live = await modelInputFor('Still there?');
+    expect(live.find((m) => m.role === 'system' && m.content.startsWith('Summary of the earlier part of this conversation:'))?.content).toContain(condensedReply(asked));
+    expect(live.filter((m) => m.role === 'user' || m.role === 'assistant').length).toBeLessThanOrEqual(51);
+    expect(live.map((m) => m.content)).not.toContain(long(1));
+    expect(live.map((m) => m.content)).toContain(long(said));
     await p1.leave();
     await suspended(identity);
 
