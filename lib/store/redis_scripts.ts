@@ -6,8 +6,9 @@ import { ConflictError, SessionError, StoreUnavailableError } from '../errors.js
 
 /**
  * The Lua scripts of the Redis adapter (`lib/store/scripts/<name>-<numKeys>.lua`, each with a
- * header listing KEYS, ARGV with units and return codes), registered with `defineCommand` and
- * called through one typed function. Return codes become errors in {@link codeToError} only.
+ * header listing KEYS, ARGV with units and return codes; code shared by several scripts lives in
+ * `scripts/include/` and is pasted in where a script says `-- #include <file>`), registered with
+ * `defineCommand` and called through one typed function. Return codes become errors in {@link codeToError} only.
  */
 
 /** The scripts and their key counts. */
@@ -50,11 +51,19 @@ function scriptDir(): string {
 
 let sources: Record<ScriptName, string> | null = null;
 
+/** A line `-- #include <file>`: replaced by `scripts/include/<file>` (Lua has no include of its own in Redis). */
+const INCLUDE = /^-- #include ([\w.-]+\.lua)$/gm;
+
+/** The source of a script file, its includes expanded (one level: an included file includes nothing). */
+export function scriptSource(dir: string, file: string): string {
+  return readFileSync(join(dir, file), 'utf8').replace(INCLUDE, (_line, included: string) => readFileSync(join(dir, 'include', included), 'utf8').trimEnd());
+}
+
 function loadSources(): Record<ScriptName, string> {
   if (sources !== null) return sources;
   const dir = scriptDir();
   const out = {} as Record<ScriptName, string>;
-  for (const name of Object.keys(SCRIPTS) as ScriptName[]) out[name] = readFileSync(join(dir, SCRIPTS[name].file), 'utf8');
+  for (const name of Object.keys(SCRIPTS) as ScriptName[]) out[name] = scriptSource(dir, SCRIPTS[name].file);
   sources = out;
   return out;
 }

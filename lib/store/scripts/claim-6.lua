@@ -17,15 +17,15 @@
 -- ARGV[7]  archiveTtlMs  TTL of archtail, milliseconds
 --
 -- Pending turns with no live record are the tail of a conversation whose owner crashed and
--- whose record then expired (its turns outlive it, see turnsKeepMs): they belong to the newest
--- archived session (the last one saved), are moved to its archtail entry and not returned.
--- With no archived session they belong to no saved conversation (a conversation's first write
--- is its save) and are dropped. 'set_aside' deletes the record first (the caller could not read
--- it; its archive copy holds it as last saved), so its pending turns move the same way.
+-- whose record then expired (its turns outlive it, see turnsKeepMs): they are kept with the
+-- newest archived session (keepTail, include/keep_tail.lua) and not returned. 'set_aside'
+-- deletes the record first (the caller could not read it; its archive copy holds it as last
+-- saved), so its pending turns move the same way.
 --
 -- Returns:
 --   { 0, fence, version, previousOwner or '', rec or nil, profile or nil, { turn, ... } }  claimed
 --   { -1, owner, leaseExpMs }                                                             busy (exclusive only)
+-- #include keep_tail.lua
 local owner = ARGV[1]
 local now = tonumber(ARGV[2])
 local m = redis.call('HMGET', KEYS[2], 'version', 'fence', 'owner', 'exp')
@@ -48,14 +48,7 @@ if rec and ARGV[4] == 'set_aside' then
 end
 local turns = redis.call('LRANGE', KEYS[3], 0, -1)
 if not rec and #turns > 0 then
-  local newest = redis.call('ZREVRANGE', KEYS[5], 0, 0)[1]
-  if newest then
-    local tail = redis.call('HGET', KEYS[6], newest)
-    local all = tail and cjson.decode(tail) or {}
-    for i = 1, #turns do all[#all + 1] = turns[i] end
-    redis.call('HSET', KEYS[6], newest, cjson.encode(all))
-    redis.call('PEXPIRE', KEYS[6], ARGV[7])
-  end
+  keepTail(KEYS[5], KEYS[6], turns, ARGV[7])
   redis.call('DEL', KEYS[3])
   turns = {}
 else

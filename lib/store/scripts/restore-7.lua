@@ -33,7 +33,11 @@
 -- fence never go backwards. Archive entries are merged either way (the newest copy of a member wins); a
 -- refused record is archived as forkId (scored nowMs), so the conversation it holds is kept.
 --
+-- A written session's pending turns with no live record (a crashed owner's last turns) are kept
+-- with the newest archived session first (keepTail, include/keep_tail.lua), as claim-6.lua does.
+--
 -- Returns: { 0, version, fence } restored | { -5 } another owner holds a live lease of a newer or equal arrival
+-- #include keep_tail.lua
 local m = redis.call('HMGET', KEYS[2], 'fence', 'version', 'owner', 'exp', 'at')
 local fence = tonumber(ARGV[1])
 local version = tonumber(ARGV[2])
@@ -78,14 +82,7 @@ if ARGV[10] == '1' then
   -- Pending turns with no live record are a crashed owner's last turns: kept with the newest
   -- archived session, as claim-6.lua does, before the snapshot replaces the session.
   if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('LLEN', KEYS[3]) > 0 then
-    local newest = redis.call('ZREVRANGE', KEYS[5], 0, 0)[1]
-    if newest then
-      local tail = redis.call('HGET', KEYS[7], newest)
-      local all = tail and cjson.decode(tail) or {}
-      for _, t in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do all[#all + 1] = t end
-      redis.call('HSET', KEYS[7], newest, cjson.encode(all))
-      redis.call('PEXPIRE', KEYS[7], ARGV[9])
-    end
+    keepTail(KEYS[5], KEYS[7], redis.call('LRANGE', KEYS[3], 0, -1), ARGV[9])
   end
   redis.call('DEL', KEYS[2], KEYS[3])
   redis.call('HSET', KEYS[2], 'version', version, 'fence', fence, 'exp', ARGV[4], 'at', ARGV[14])

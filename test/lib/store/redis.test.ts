@@ -2,7 +2,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { KeyBuilder } from '../../../lib/store/keys.js';
 import { RedisSessionStore } from '../../../lib/store/redis_session_store.js';
-import { toStoreError } from '../../../lib/store/redis_scripts.js';
+import { fileURLToPath } from 'node:url';
+import { SCRIPTS, scriptSource, toStoreError } from '../../../lib/store/redis_scripts.js';
 import { randomPrefix } from '../../support/env.js';
 import { newSessionRecord } from '../../../lib/session/record.js';
 import { sessionStoreContract, until } from './contract.js';
@@ -23,6 +24,17 @@ sessionStoreContract({
   cleanup: async () => {
     for (const p of prefixes) await unlinkPrefix(redis, `${p}*`);
   },
+});
+
+describe('the Lua scripts', () => {
+  it('get shared code pasted in where they include it: every script is whole, with no include line left', () => {
+    const dir = fileURLToPath(new URL('../../../lib/store/scripts', import.meta.url));
+    const sources = Object.fromEntries(Object.entries(SCRIPTS).map(([name, s]) => [name, scriptSource(dir, s.file)]));
+    for (const src of Object.values(sources)) expect(src).not.toMatch(/^-- #include/m);
+    for (const name of ['claim', 'restore']) expect((sources[name] as string).match(/local function keepTail\(/g)).toHaveLength(1);
+    // The include precedes the code that calls it.
+    expect((sources.claim as string).indexOf('local function keepTail(')).toBeLessThan((sources.claim as string).indexOf('keepTail(KEYS'));
+  });
 });
 
 describe('RedisSessionStore specifics', () => {
