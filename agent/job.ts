@@ -6,12 +6,13 @@
 import { randomUUID } from 'node:crypto';
 import { AutoSubscribe, llm, voice, type JobContext } from '@livekit/agents';
 import type { RemoteParticipant } from '@livekit/rtc-node';
-import { ATTR_RESUME_POLICY } from '../lib/attributes.js';
+import { ATTR_LANGUAGE, ATTR_RESUME_POLICY } from '../lib/attributes.js';
 import { systemClock } from '../lib/clock.js';
-import { hintMatches, parseDispatchHint } from '../lib/dispatch_hint.js';
+import { hintMatches, parseDispatchHint, type HintedParticipant } from '../lib/dispatch_hint.js';
 import { ContextReceiver } from '../lib/context/receiver.js';
 import { pii, type Logger } from '../lib/logger.js';
 import { DEFAULT_CONDENSE_OPTIONS, type CondenseOptions, type Condenser } from '../lib/session/condense.js';
+import { languageInstruction, parseLanguageTag } from '../lib/session/language.js';
 import { policyForParticipant } from '../lib/session/policy.js';
 import type { DisconnectReason } from '../lib/session/record.js';
 import type { SessionStatusMessage } from '../lib/session_messages.js';
@@ -62,8 +63,8 @@ function agentStartedSpeaking(session: voice.AgentSession, handle: voice.SpeechH
 }
 
 /** What a dispatch hint says about a participant, read from the participant itself. */
-function participantFacts(p: RemoteParticipant): { identity: string; name: string | undefined; resumePolicy: string | undefined } {
-  return { identity: p.identity, name: p.name, resumePolicy: p.attributes[ATTR_RESUME_POLICY] };
+function participantFacts(p: RemoteParticipant): HintedParticipant {
+  return { identity: p.identity, name: p.name, resumePolicy: p.attributes[ATTR_RESUME_POLICY], language: p.attributes[ATTR_LANGUAGE] };
 }
 
 /** What every conversation of one job shares. */
@@ -142,14 +143,16 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
  * Claims `who`'s session (while the job may still be connecting), then returns the
  * conversation, to run once `who` links or to abandon.
  */
-function openConversation(job: JobParts, who: { identity: string; name?: string | undefined; resumePolicy?: string | undefined }, fromDispatchHint: boolean): Conversation {
+function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHint: boolean): Conversation {
   const { ctx, config, logger, stores, metrics, models, condense } = job;
   const identity = who.identity;
   const key: SessionKey = { agentName: config.agentName || DEFAULT_AGENT_KEY, identity };
   const ownerId = `${ctx.job.id}:${randomUUID().slice(0, 8)}`;
   const { policy, overridden, ignoredOverride } = policyForParticipant(config.policy, who.resumePolicy);
+  // A malformed language attribute is ignored (the remembered language, if any, is used).
+  const language = parseLanguageTag(who.language);
   const log = logger.child({ ownerId });
-  log.info({ ...pii({ identity }), resumePolicy: policy.resumePolicy, overridden, ignoredOverride, fromDispatchHint }, 'session owner chosen');
+  log.info({ ...pii({ identity }), resumePolicy: policy.resumePolicy, overridden, ignoredOverride, language, ignoredLanguage: who.language !== undefined && language === null, fromDispatchHint }, 'session owner chosen');
 
   const messenger = new RoomMessenger(ctx.room, log);
   const { store, notices } = stores;
@@ -178,6 +181,7 @@ function openConversation(job: JobParts, who: { identity: string; name?: string 
     logger: log,
     metrics,
     participantName: who.name || null,
+    language,
     minRegreetGapMs: config.minRegreetGapMs,
     ...condense,
     onStateChanged: (ev) => {
@@ -295,6 +299,7 @@ function openConversation(job: JobParts, who: { identity: string; name?: string 
     };
     const agent = new Assistant({
       chatCtx: restored ? historyToChatContext(restored.history) : llm.ChatContext.empty(),
+      ...(arrival.record?.language ? { extraInstructions: languageInstruction(arrival.record.language) } : {}),
       beforeUserTurn: flushContext,
       history: () => ps.currentRecord?.history,
     });

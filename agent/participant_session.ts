@@ -50,6 +50,12 @@ export interface ParticipantSessionOptions {
   /** A rejoin sooner than this after leaving gets no greeting. @default DEFAULT_MIN_REGREET_GAP_MS (5 000 ms) */
   minRegreetGapMs?: number;
   participantName?: string | null;
+  /**
+   * The participant's language (a canonical BCP 47 tag from their token, see
+   * `lib/session/language.ts`); kept in the record and profile. Null or unset: the language the
+   * record or profile remembers, if any.
+   */
+  language?: string | null;
   /** Called for every state change (status messages, logs). */
   onStateChanged?: (ev: SessionStateChanged) => void;
   /** Called when the lifecycle closes the conversation (rejoin window over, taken over). */
@@ -277,6 +283,8 @@ export class ParticipantSession {
     }
     this.record = {
       ...record,
+      // AlwaysFresh reveals no memory (a kiosk): only the token's language, never a remembered one.
+      language: this.o.language ?? (policy.resumePolicy === 'AlwaysFresh' ? null : record.language),
       state: 'Connected',
       owner: { ownerId: this.o.ownerId, fence: this.lease.fence, leaseExpiresAtMs: nowMs + this.leaseMs },
     };
@@ -287,7 +295,7 @@ export class ParticipantSession {
     return {
       decision,
       greeting,
-      speech: renderGreeting(greeting, this.record.participantName),
+      speech: renderGreeting(greeting, this.record.participantName, this.record.language),
       record: this.record,
       resumed: decision.kind === 'resume',
       degraded,
@@ -330,7 +338,7 @@ export class ParticipantSession {
     if (greeting.kind !== 'none') this.o.metrics.inc('pva_sessions_started_total', { greeting: greeting.kind });
     this.record = { ...resumedRecord(before, nowMs, false), state: 'Connected' };
     this.queueSave();
-    return { decision, greeting, speech: renderGreeting(greeting, this.record.participantName) };
+    return { decision, greeting, speech: renderGreeting(greeting, this.record.participantName, this.record.language) };
   }
 
   /** A turn was said (user or assistant): kept in the record and appended to the store at once. */

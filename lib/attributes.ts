@@ -7,6 +7,9 @@
 /** Token attribute: per-participant resume policy override (`AlwaysFresh` | `ResumeIfPossible` | `AlwaysResume`). */
 export const ATTR_RESUME_POLICY = 'pva.resume_policy';
 
+/** Token attribute: the participant's language, a BCP 47 tag (`lib/session/language.ts`). */
+export const ATTR_LANGUAGE = 'pva.language';
+
 /** Token attribute: `"1"` marks a participant allowed to publish dynamic context for others (a backend). */
 export const ATTR_CONTEXT_PUBLISHER = 'pva.context_publisher';
 

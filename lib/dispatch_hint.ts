@@ -6,7 +6,7 @@ import { z } from 'zod';
  * creates the room. The job uses it to claim that participant's session while it is still
  * connecting to the room, which takes the store round trip off the join-to-greeting path.
  * It is a speculation: it is used only when the participant who actually arrives has exactly
- * this identity, name and resume-policy attribute, and is otherwise discarded; and it claims
+ * this identity, name, resume-policy and language attributes, and is otherwise discarded; and it claims
  * only a session that no other job holds live (it never takes a conversation over).
  * Only a holder of the API secret can set it, like the token attributes.
  */
@@ -15,6 +15,8 @@ const dispatchHintSchema = z.object({
   identity: z.string().min(1),
   name: z.string().optional(),
   resumePolicy: z.string().optional(),
+  /** The participant's language attribute (`pva.language`), as the token carries it. */
+  language: z.string().optional(),
 });
 
 /** See the module comment. */
@@ -36,7 +38,20 @@ export function parseDispatchHint(metadata: string | undefined): DispatchHint | 
   }
 }
 
-/** True when `participant` is the one the hint announced (identity, name and policy attribute). */
-export function hintMatches(hint: DispatchHint, participant: { identity: string; name?: string | undefined; resumePolicy?: string | undefined }): boolean {
-  return hint.identity === participant.identity && (hint.name ?? '') === (participant.name ?? '') && (hint.resumePolicy ?? '') === (participant.resumePolicy ?? '');
+/** What a hint names about its participant (the facts of a participant in the room, compared by {@link hintMatches}). */
+export interface HintedParticipant {
+  identity: string;
+  name?: string | undefined;
+  resumePolicy?: string | undefined;
+  language?: string | undefined;
+}
+
+/** True when `participant` is the one the hint announced (identity, name, policy and language attributes). */
+export function hintMatches(hint: DispatchHint, participant: HintedParticipant): boolean {
+  return (
+    hint.identity === participant.identity &&
+    (hint.name ?? '') === (participant.name ?? '') &&
+    (hint.resumePolicy ?? '') === (participant.resumePolicy ?? '') &&
+    (hint.language ?? '') === (participant.language ?? '')
+  );
 }

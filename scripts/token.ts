@@ -2,10 +2,11 @@
  * Prints the server URL and a participant token, e.g. for the LiveKit Agents Playground
  * (https://agents-playground.livekit.io → "Manual" → paste URL and token).
  *
- *   npm run token -- --identity alice --room demo [--policy AlwaysResume] [--name Alice]
+ *   npm run token -- --identity alice --room demo [--policy AlwaysResume] [--name Alice] [--language es-MX]
  */
 import dotenv from 'dotenv';
 import { parseArgs } from 'node:util';
+import { parseLanguageTag } from '../lib/session/language.js';
 import { mintParticipantToken, type ResumePolicyName } from '../web/server/tokens.js';
 
 const { values } = parseArgs({
@@ -14,6 +15,7 @@ const { values } = parseArgs({
     room: { type: 'string', default: 'playground' },
     name: { type: 'string' },
     policy: { type: 'string' },
+    language: { type: 'string' },
     'rejoin-ttl-ms': { type: 'string' },
     json: { type: 'boolean', default: false },
   },
@@ -35,6 +37,8 @@ const policies: ResumePolicyName[] = ['AlwaysFresh', 'ResumeIfPossible', 'Always
 if (values.policy !== undefined && !policies.includes(values.policy as ResumePolicyName)) {
   fail(`--policy must be one of ${policies.join(', ')}`);
 }
+const language = values.language === undefined ? null : parseLanguageTag(values.language);
+if (values.language !== undefined && language === null) fail('--language must be a BCP 47 language tag such as es-MX');
 const rejoinTtlMs = Number(values['rejoin-ttl-ms'] ?? process.env.REJOIN_TTL_MS ?? 60_000);
 if (!Number.isInteger(rejoinTtlMs) || rejoinTtlMs <= 0) fail('--rejoin-ttl-ms must be a positive integer');
 
@@ -46,6 +50,7 @@ const token = await mintParticipantToken({
   ...(values.name ? { name: values.name } : {}),
   ...(process.env.LIVEKIT_AGENT_NAME ? { agentName: process.env.LIVEKIT_AGENT_NAME } : {}),
   ...(values.policy ? { resumePolicy: values.policy as ResumePolicyName } : {}),
+  ...(language ? { language } : {}),
   rejoinTtlMs,
 });
 if (values.json) {

@@ -1,4 +1,5 @@
 import type { ResumeDecision } from './resume_policy.js';
+import { greetingLanguageOf, type GreetingLanguage } from './language.js';
 import type { Profile, SessionRecord } from './record.js';
 
 /**
@@ -63,42 +64,87 @@ export function chooseGreeting(
   }
 }
 
-/** Rough human wording of a duration ("a few seconds", "3 minutes", "2 days"). */
-export function describeAgo(agoMs: number): string {
-  const s = Math.round(agoMs / 1000);
-  if (s < 45) return 'a few seconds';
-  const m = Math.round(s / 60);
-  if (m < 60) return m <= 1 ? 'a minute' : `${m} minutes`;
-  const h = Math.round(m / 60);
-  if (h < 24) return h <= 1 ? 'an hour' : `${h} hours`;
-  const d = Math.round(h / 24);
-  return d <= 1 ? 'a day' : `${d} days`;
+/** Greeting texts of one language. `who` is `, <name>` or empty. */
+interface GreetingTexts {
+  firstTime(who: string): string;
+  welcomeBackBrief(who: string): string;
+  returning(who: string, ago: string, visitCount: number, lastTopic: string | null): string;
+  knownFresh(who: string, ago: string): string;
+  /** How long ago, as it reads after "it's been" (or its translation). */
+  ago(unit: 'seconds' | 'minute' | 'hour' | 'day', count: number): string;
 }
 
-function ordinal(n: number): string {
+function englishOrdinal(n: number): string {
   const mod100 = n % 100;
   if (mod100 >= 11 && mod100 <= 13) return `${n}th`;
   return `${n}${({ 1: 'st', 2: 'nd', 3: 'rd' } as Record<number, string>)[n % 10] ?? 'th'}`;
 }
 
+/** The greetings, by language (see `language.ts`). */
+const TEXTS: Record<GreetingLanguage, GreetingTexts> = {
+  en: {
+    firstTime: (who) => `Hello${who}! I'm glad you're here. How can I help you today?`,
+    welcomeBackBrief: (who) => `Welcome back${who}. Let's pick up where we left off.`,
+    returning: (who, ago, n, topic) => `Welcome back${who}! It's been ${ago}, and this is your ${englishOrdinal(n)} visit.${topic !== null ? ` Last time we talked about "${topic}".` : ''} Shall we continue?`,
+    knownFresh: (who, ago) => `Nice to see you again${who}! It's been ${ago}. What would you like to talk about today?`,
+    ago: (unit, n) => ({ seconds: 'a few seconds', minute: n === 1 ? 'a minute' : `${n} minutes`, hour: n === 1 ? 'an hour' : `${n} hours`, day: n === 1 ? 'a day' : `${n} days` })[unit],
+  },
+  es: {
+    firstTime: (who) => `¡Hola${who}! Me alegra que estés aquí. ¿En qué puedo ayudarte hoy?`,
+    welcomeBackBrief: (who) => `Hola de nuevo${who}. Sigamos donde lo dejamos.`,
+    returning: (who, ago, n, topic) => `¡Hola de nuevo${who}! Han pasado ${ago} y esta es tu visita número ${n}.${topic !== null ? ` La última vez hablamos de «${topic}».` : ''} ¿Seguimos?`,
+    knownFresh: (who, ago) => `¡Qué gusto verte otra vez${who}! Han pasado ${ago}. ¿De qué te gustaría hablar hoy?`,
+    ago: (unit, n) => ({ seconds: 'unos segundos', minute: n === 1 ? 'un minuto' : `${n} minutos`, hour: n === 1 ? 'una hora' : `${n} horas`, day: n === 1 ? 'un día' : `${n} días` })[unit],
+  },
+  fr: {
+    firstTime: (who) => `Bonjour${who} ! Je suis ravi que vous soyez là. Comment puis-je vous aider aujourd'hui ?`,
+    welcomeBackBrief: (who) => `Rebonjour${who}. Reprenons là où nous nous étions arrêtés.`,
+    returning: (who, ago, n, topic) => `Bon retour${who} ! Cela fait ${ago}, et c'est votre ${n === 1 ? '1re' : `${n}e`} visite.${topic !== null ? ` La dernière fois, nous avons parlé de « ${topic} ».` : ''} On continue ?`,
+    knownFresh: (who, ago) => `Ravi de vous revoir${who} ! Cela fait ${ago}. De quoi aimeriez-vous parler aujourd'hui ?`,
+    ago: (unit, n) => ({ seconds: 'quelques secondes', minute: n === 1 ? 'une minute' : `${n} minutes`, hour: n === 1 ? 'une heure' : `${n} heures`, day: n === 1 ? 'un jour' : `${n} jours` })[unit],
+  },
+  de: {
+    firstTime: (who) => `Hallo${who}! Schön, dass Sie da sind. Wie kann ich Ihnen heute helfen?`,
+    welcomeBackBrief: (who) => `Willkommen zurück${who}. Machen wir dort weiter, wo wir aufgehört haben.`,
+    returning: (who, ago, n, topic) => `Willkommen zurück${who}! Es ist ${ago} her, und das ist Ihr ${n}. Besuch.${topic !== null ? ` Beim letzten Mal ging es um „${topic}“.` : ''} Wollen wir weitermachen?`,
+    knownFresh: (who, ago) => `Schön, Sie wiederzusehen${who}! Es ist ${ago} her. Worüber möchten Sie heute sprechen?`,
+    ago: (unit, n) => ({ seconds: 'ein paar Sekunden', minute: n === 1 ? 'eine Minute' : `${n} Minuten`, hour: n === 1 ? 'eine Stunde' : `${n} Stunden`, day: n === 1 ? 'einen Tag' : `${n} Tage` })[unit],
+  },
+};
+
 /**
- * The text of a greeting, or null for `none`. Pure; `name` is the participant's display name.
+ * How long ago `agoMs` was, rounded to the largest unit ("2 hours", "a few seconds"), in
+ * `language` (a BCP 47 tag; English when it has no greetings).
  */
-export function renderGreeting(choice: GreetingChoice, name: string | null = null): string | null {
+export function describeAgo(agoMs: number, language: string | null = null): string {
+  const t = TEXTS[greetingLanguageOf(language)];
+  const s = Math.round(agoMs / 1000);
+  if (s < 45) return t.ago('seconds', s);
+  const m = Math.round(s / 60);
+  if (m < 60) return t.ago('minute', Math.max(1, m));
+  const h = Math.round(m / 60);
+  if (h < 24) return t.ago('hour', Math.max(1, h));
+  return t.ago('day', Math.max(1, Math.round(h / 24)));
+}
+
+/**
+ * The text of a greeting (null for `none`), in the participant's `language` (a BCP 47 tag:
+ * English, Spanish, French and German have greetings; any other language gets English).
+ */
+export function renderGreeting(choice: GreetingChoice, name: string | null = null, language: string | null = null): string | null {
   const who = name !== null && name.trim() !== '' ? `, ${name.trim()}` : '';
+  const t = TEXTS[greetingLanguageOf(language)];
   switch (choice.kind) {
     case 'none':
       return null;
     case 'first_time':
-      return `Hello${who}! I'm glad you're here. How can I help you today?`;
+      return t.firstTime(who);
     case 'welcome_back_brief':
-      return `Welcome back${who}. Let's pick up where we left off.`;
-    case 'returning': {
-      const topic = choice.lastTopic !== null ? ` Last time we talked about "${choice.lastTopic}".` : '';
-      return `Welcome back${who}! It's been ${describeAgo(choice.agoMs)}, and this is your ${ordinal(choice.visitCount)} visit.${topic} Shall we continue?`;
-    }
+      return t.welcomeBackBrief(who);
+    case 'returning':
+      return t.returning(who, describeAgo(choice.agoMs, language), choice.visitCount, choice.lastTopic);
     case 'known_fresh':
-      return `Nice to see you again${who}! It's been ${describeAgo(choice.agoMs)}. What would you like to talk about today?`;
+      return t.knownFresh(who, describeAgo(choice.agoMs, language));
   }
 }
 

@@ -6,3 +6,4 @@ export * from './greeting.js';
 export * from './state.js';
 export * from './history.js';
 export * from './condense.js';
+export * from './language.js';

@@ -358,6 +358,51 @@ describe('ParticipantSession', () => {
   });
 });
 
+describe('ParticipantSession and the participant\'s language', () => {
+  it('greets in the token\'s language, remembers it, and greets a return without it in the same language (resumed, then known after expiry)', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock, sessionTtlMs: 30 * 60_000 });
+    const first = make(store, clock, { ...ReconnectPolicies.Default }, 'job-1', { language: 'es-MX', participantName: 'Ana' });
+    const a = await first.ps.arrive();
+    expect(a.speech).toBe('¡Hola, Ana! Me alegra que estés aquí. ¿En qué puedo ayudarte hoy?');
+    expect(a.record?.language).toBe('es-MX');
+    first.ps.persistTurn(turn('t1', 'user', 'Mi router se desconecta.', T0 + 1));
+    await first.ps.suspend('client_initiated');
+
+    clock.advance(10 * 60_000); // within the session TTL: resumed
+    const back = make(store, clock, { ...ReconnectPolicies.Default }, 'job-2', { participantName: 'Ana' });
+    const b = await back.ps.arrive();
+    expect(b.greeting.kind).toBe('returning');
+    expect(b.speech).toBe('¡Hola de nuevo, Ana! Han pasado 10 minutos y esta es tu visita número 2. La última vez hablamos de «Mi router se desconecta.». ¿Seguimos?');
+    await back.ps.suspend('client_initiated');
+
+    clock.advance(2 * 3_600_000); // the conversation expired; the profile remembers the language
+    const later = make(store, clock, { ...ReconnectPolicies.Default }, 'job-3');
+    const c = await later.ps.arrive();
+    expect(c.greeting.kind).toBe('known_fresh');
+    expect(c.speech).toBe('¡Qué gusto verte otra vez, Ana! Han pasado 2 horas. ¿De qué te gustaría hablar hoy?');
+  });
+
+  it('a token\'s language replaces the remembered one; AlwaysFresh (a kiosk) uses only the token\'s, never a remembered one', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    const first = make(store, clock, { ...ReconnectPolicies.Default }, 'job-1', { language: 'de' });
+    await first.ps.arrive();
+    await first.ps.suspend('client_initiated');
+    clock.advance(60_000);
+    const kiosk = make(store, clock, { ...ReconnectPolicies.Default, resumePolicy: 'AlwaysFresh' }, 'job-2');
+    const k = await kiosk.ps.arrive();
+    expect(k.speech).toBe("Hello! I'm glad you're here. How can I help you today?");
+    expect(k.record?.language).toBeNull();
+    await kiosk.ps.suspend('client_initiated');
+    clock.advance(10 * 60_000);
+    const french = make(store, clock, { ...ReconnectPolicies.Default }, 'job-3', { language: 'fr-CA' });
+    const f = await french.ps.arrive();
+    expect(f.speech).toMatch(/^Bon retour ! Cela fait 10 minutes/);
+    expect(f.record?.language).toBe('fr-CA');
+  });
+});
+
 /** A condenser whose answers the test gives (or refuses) by hand; it records what it was asked. */
 function heldCondenser() {
   const asked: string[] = [];

@@ -100,9 +100,9 @@ afterEach(async (ctx) => {
 
 // ---------------------------------------------------------------- helpers
 
-/** A new visitor: a fresh browser context (empty localStorage) with the page open. */
-async function newVisitor(baseUrl = service.url): Promise<Page> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+/** A new visitor: a fresh browser context (empty localStorage, the browser in `locale`) with the page open. */
+async function newVisitor(baseUrl = service.url, locale = 'en-US'): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale });
   contexts.push(context);
   const page = await context.newPage();
   const log: string[] = [];
@@ -198,6 +198,13 @@ describe('web client in headless Chromium', () => {
 
     mkdirSync(join(REPO_ROOT, 'docs'), { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  });
+
+  it('a visitor whose browser is in French is greeted in French (the page sends navigator.language)', async () => {
+    const page = await newVisitor(service.url, 'fr-FR');
+    await connect(page);
+    const greeting = await waitForLine(page, 'agent', /Bonjour/);
+    expect(greeting.text).toBe(renderGreeting({ kind: 'first_time' }, null, 'fr-FR'));
   });
 
   it('first visit: the agent reports a first_time greeting on pva.session', async () => {

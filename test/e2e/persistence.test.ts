@@ -6,7 +6,9 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { unlinkPrefix } from '../lib/store/redis_support.js';
+import { renderGreeting } from '../../lib/session/greeting.js';
 import { summaryLine } from '../../lib/session/history.js';
+import { languageInstruction } from '../../lib/session/language.js';
 import { KeyBuilder } from '../../lib/store/keys.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { SessionNotices, forgetIdentity } from '../../lib/store/session_notices.js';
@@ -50,13 +52,14 @@ async function worker(agentName: string, extra: Record<string, string> = {}, mod
   return w;
 }
 
-async function join(opts: { identity: string; room: string; agentName: string; rejoinTtlMs: number; policy?: ResumePolicyName }): Promise<TestParticipant> {
+async function join(opts: { identity: string; room: string; agentName: string; rejoinTtlMs: number; policy?: ResumePolicyName; language?: string }): Promise<TestParticipant> {
   const p = await TestParticipant.join(server, {
     identity: opts.identity,
     room: opts.room,
     agentName: opts.agentName,
     rejoinTtlMs: opts.rejoinTtlMs,
     ...(opts.policy ? { resumePolicy: opts.policy } : {}),
+    ...(opts.language ? { language: opts.language } : {}),
   });
   participants.push(p);
   return p;
@@ -319,6 +322,23 @@ describe('one worker, short windows', () => {
     const input = (await modelInputFor('Can we continue?')).map((m) => m.content);
     expect(input).toContain('I need help with my tax return.');
     expect(input).toContain(stubReply('I need help with my tax return.'));
+  });
+
+  it('a participant whose token says Spanish is greeted in Spanish and the model is told; a return without it is greeted in Spanish too (remembered)', async () => {
+    const identity = uid('lucia');
+    const p1 = await join({ identity, room: uid('room'), agentName, rejoinTtlMs, language: 'es-MX' });
+    await p1.statusMatching((m) => m.greeting === 'first_time');
+    expect((await p1.nthText(1)).text).toBe(renderGreeting({ kind: 'first_time' }, null, 'es-MX'));
+    await converse(p1, 'Necesito ayuda con mi factura.');
+    const input = await modelInputFor('Necesito ayuda con mi factura.');
+    expect(input.some((m) => m.role === 'system' && m.content.includes(languageInstruction('es-MX')))).toBe(true);
+    await p1.leave();
+    await suspended(identity);
+
+    const p2 = await join({ identity, room: uid('room'), agentName, rejoinTtlMs });
+    const s = await p2.statusMatching((m) => m.greeting !== undefined);
+    expect(s).toMatchObject({ greeting: 'returning', decision: { kind: 'resume', why: 'within_session_ttl' } });
+    expect((await p2.nthText(1)).text).toMatch(/^¡Hola de nuevo! Han pasado .+ y esta es tu visita número 2\. La última vez hablamos de «Necesito ayuda con mi factura\.»\. ¿Seguimos\?$/);
   });
 
   it('a long conversation: the model condenses the summary of older turns; the model is given the summary and the recent turns, live and after a resume in a new job', async () => {

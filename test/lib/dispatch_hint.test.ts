@@ -20,5 +20,9 @@ describe('dispatch hint', () => {
     expect(hintMatches(hint, { identity: 'ada', name: 'Eve', resumePolicy: 'AlwaysFresh' })).toBe(false);
     expect(hintMatches(hint, { identity: 'ada', name: 'Ada' })).toBe(false);
     expect(hintMatches({ v: 1, identity: 'ada' }, { identity: 'ada', name: '' })).toBe(true);
+    // The language attribute too: a greeting decided for one language must not reach another.
+    expect(hintMatches({ v: 1, identity: 'ada', language: 'es' }, { identity: 'ada', language: 'es' })).toBe(true);
+    expect(hintMatches({ v: 1, identity: 'ada', language: 'es' }, { identity: 'ada' })).toBe(false);
+    expect(hintMatches({ v: 1, identity: 'ada' }, { identity: 'ada', language: 'fr' })).toBe(false);
   });
 });

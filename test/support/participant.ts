@@ -37,6 +37,8 @@ export interface JoinOptions {
   resumePolicy?: ResumePolicyName;
   /** The rejoin window the room's departure timeout must cover, ms. @default 60 000 */
   rejoinTtlMs?: number;
+  /** Trusted language attribute (a canonical BCP 47 tag, as the token service sets it). */
+  language?: string;
 }
 
 /** One complete agent utterance as received. */
@@ -66,6 +68,7 @@ export function mintToken(server: ServerInfo, opts: JoinOptions): Promise<string
     ttlS: 600,
     ...(opts.agentName ? { agentName: opts.agentName } : {}),
     ...(opts.resumePolicy ? { resumePolicy: opts.resumePolicy } : {}),
+    ...(opts.language ? { language: opts.language } : {}),
     ...(opts.rejoinTtlMs !== undefined ? { rejoinTtlMs: opts.rejoinTtlMs } : {}),
   });
 }

@@ -6,7 +6,7 @@
 import { parseDispatchHint } from '../../lib/dispatch_hint.js';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ATTR_CONTEXT_PUBLISHER, ATTR_RESUME_POLICY } from '../../lib/attributes.js';
+import { ATTR_CONTEXT_PUBLISHER, ATTR_LANGUAGE, ATTR_RESUME_POLICY } from '../../lib/attributes.js';
 import { RecordingLogger } from '../../lib/logger.js';
 import { MemoryDeviceStore, RedisDeviceStore, type DeviceStore } from '../../web/server/device_store.js';
 import { MAX_BODY_BYTES, startTokenService, type TokenService } from '../../web/server/service.js';
@@ -116,6 +116,21 @@ describe.each(stores)('token service (%s device store)', (_name, makeStore) => {
     expect(parseDispatchHint(c.roomConfig?.agents?.[0]?.metadata)).toEqual({ v: 1, identity: d.identity, resumePolicy: 'AlwaysFresh' });
     expect(c.attributes?.[ATTR_RESUME_POLICY]).toBe('AlwaysFresh');
     expect(c.attributes?.[ATTR_CONTEXT_PUBLISHER]).toBeUndefined();
+  });
+
+  it('puts the page\'s language in the token (canonical BCP 47) and in the dispatch hint; refuses a malformed one with 400 and issues nothing', async () => {
+    const d = await newDevice();
+    const r = await post('/api/token', { ...d, language: 'es-mx' });
+    expect(r.status).toBe(200);
+    const c = claims(r.body.token as string);
+    expect(c.attributes?.[ATTR_LANGUAGE]).toBe('es-MX');
+    expect(parseDispatchHint(c.roomConfig?.agents?.[0]?.metadata)).toEqual({ v: 1, identity: d.identity, language: 'es-MX' });
+    for (const language of ['español', 'es_MX', 7, 'x'.repeat(40)]) {
+      const bad = await post('/api/token', { ...d, language });
+      expect(bad.status).toBe(400);
+      expect(bad.body).toMatchObject({ reason: 'language_invalid' });
+    }
+    expect(claims((await post('/api/token', d)).body.token as string).attributes?.[ATTR_LANGUAGE]).toBeUndefined();
   });
 
   it('without a requested policy the token carries none (the worker default)', async () => {

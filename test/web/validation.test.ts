@@ -8,6 +8,7 @@ import {
   parseTokenRequest,
   ROOM_NAME_PATTERN,
 } from '../../web/server/validation.js';
+import { pageLanguage } from '../../web/client/api.js';
 
 describe('request validation', () => {
   it('accepts a well-formed token request', () => {
@@ -59,6 +60,15 @@ describe('request validation', () => {
     expect(decidePolicy('AlwaysResume', ['ResumeIfPossible'], undefined)).toEqual({ ok: false, reason: 'policy_not_allowed' });
     expect(decidePolicy(undefined, [], 'AlwaysFresh')).toEqual({ ok: true, policy: 'AlwaysFresh', why: 'service_default' });
     expect(decidePolicy(undefined, all, undefined)).toEqual({ ok: true, policy: undefined, why: 'worker_default' });
+  });
+});
+
+describe('the page\'s language', () => {
+  it('the page sends navigator.language only when it is a plain tag (a connect never fails over it), and the service canonicalises it', () => {
+    expect(['es-MX', 'fr', 'zh-Hant-TW', undefined, '', 'en-US-u-ca-buddhist-x-a', 'español', `e${'n'.repeat(40)}`].map(pageLanguage)).toEqual(['es-MX', 'fr', 'zh-Hant-TW', undefined, undefined, undefined, undefined, undefined]);
+    expect(parseTokenRequest({ identity: 'web-a', deviceSecret: 's', language: 'zh-hant-tw' })).toEqual({ ok: true, value: { identity: 'web-a', deviceSecret: 's', language: 'zh-Hant-TW' } });
+    expect(parseTokenRequest({ identity: 'web-a', deviceSecret: 's', language: '' })).toEqual({ ok: true, value: { identity: 'web-a', deviceSecret: 's' } });
+    expect(parseTokenRequest({ identity: 'web-a', deviceSecret: 's', language: ['es'] })).toMatchObject({ ok: false, reason: 'language_invalid' });
   });
 });
 

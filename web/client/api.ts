@@ -75,9 +75,9 @@ export function createIdentity(signal?: AbortSignal): Promise<IssuedIdentity> {
   return call('POST', '/api/identity', {}, signal);
 }
 
-/** Asks for a token; `room` = reuse that room, `policy` = demo request. */
+/** Asks for a token; `room` = reuse that room, `policy` = demo request, `language` = the page's language (BCP 47). */
 export function requestToken(
-  req: { identity: string; deviceSecret: string; room?: string; policy?: string },
+  req: { identity: string; deviceSecret: string; room?: string; policy?: string; language?: string },
   signal?: AbortSignal,
 ): Promise<IssuedToken> {
   return call('POST', '/api/token', req, signal);
@@ -91,4 +91,14 @@ export function forgetIdentity(req: { identity: string; deviceSecret: string }):
 /** The service's public settings. */
 export function fetchConfig(): Promise<ServiceConfig> {
   return call('GET', '/api/config');
+}
+
+/**
+ * The browser's language as a tag the service accepts (`navigator.language`, e.g. `es-MX`), or
+ * undefined when it has none or an unusual one (the token is then asked for without it: a
+ * language is never a reason to fail a connect).
+ */
+export function pageLanguage(language: string | undefined): string | undefined {
+  const tag = language?.trim() ?? '';
+  return tag.length <= 35 && /^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$/.test(tag) ? tag : undefined;
 }

@@ -21,7 +21,7 @@ import { CONTEXT_TOPIC, SESSION_TOPIC } from '../../lib/attributes.js';
 import { decodeAgentMessage } from '../../lib/context/messages.js';
 import type { TrackerResult } from '../../lib/context/tracker.js';
 import { decodeSessionStatus, type SessionStatusMessage } from '../../lib/session_messages.js';
-import { ApiError, createIdentity, fetchConfig, forgetIdentity, requestToken } from './api.js';
+import { ApiError, createIdentity, fetchConfig, forgetIdentity, pageLanguage, requestToken } from './api.js';
 import { RoomContextPublisher } from './context_publisher.js';
 import {
   DEFAULT_RECONNECT_POLICY,
@@ -248,8 +248,9 @@ async function runAttempt(attemptId: number, reuseRoom: string | null): Promise<
   try {
     const d = await ensureDevice();
     const requested = ui.policy.value;
+    const language = pageLanguage(navigator.language);
     const ask = (roomName: string | null) =>
-      requestToken({ identity: d.identity, deviceSecret: d.deviceSecret, ...(roomName ? { room: roomName } : {}), ...(requested ? { policy: requested } : {}) });
+      requestToken({ identity: d.identity, deviceSecret: d.deviceSecret, ...(roomName ? { room: roomName } : {}), ...(requested ? { policy: requested } : {}), ...(language ? { language } : {}) });
     let tok;
     try {
       tok = await ask(reuseRoom);

@@ -5,7 +5,7 @@
  * participant cannot rewrite the attributes it was given.
  */
 import { AccessToken, RoomAgentDispatch, RoomConfiguration } from 'livekit-server-sdk';
-import { ATTR_CONTEXT_PUBLISHER, ATTR_RESUME_POLICY } from '../../lib/attributes.js';
+import { ATTR_CONTEXT_PUBLISHER, ATTR_LANGUAGE, ATTR_RESUME_POLICY } from '../../lib/attributes.js';
 import { encodeDispatchHint } from '../../lib/dispatch_hint.js';
 
 /** The resume policies a token may carry. */
@@ -28,6 +28,8 @@ export interface MintTokenOptions {
   rejoinTtlMs?: number;
   /** Per-participant resume-policy override (trusted attribute). */
   resumePolicy?: ResumePolicyName;
+  /** The participant's language, a canonical BCP 47 tag (trusted attribute, see `lib/session/language.ts`). */
+  language?: string;
   /** Marks a backend allowed to publish dynamic context for others. @default false */
   contextPublisher?: boolean;
   /** Token lifetime, seconds. @default 3600 */
@@ -38,6 +40,7 @@ export interface MintTokenOptions {
 export async function mintParticipantToken(o: MintTokenOptions): Promise<string> {
   const attributes: Record<string, string> = {};
   if (o.resumePolicy) attributes[ATTR_RESUME_POLICY] = o.resumePolicy;
+  if (o.language) attributes[ATTR_LANGUAGE] = o.language;
   if (o.contextPublisher) attributes[ATTR_CONTEXT_PUBLISHER] = '1';
   const at = new AccessToken(o.apiKey, o.apiSecret, {
     identity: o.identity,
@@ -57,7 +60,7 @@ export async function mintParticipantToken(o: MintTokenOptions): Promise<string>
     departureTimeout: Math.ceil((o.rejoinTtlMs ?? 60_000) / 1000),
     // The dispatch names who is joining, so the job can fetch the session while it connects.
     ...(o.agentName
-      ? { agents: [new RoomAgentDispatch({ agentName: o.agentName, metadata: encodeDispatchHint({ identity: o.identity, ...(o.name ? { name: o.name } : {}), ...(o.resumePolicy ? { resumePolicy: o.resumePolicy } : {}) }) })] }
+      ? { agents: [new RoomAgentDispatch({ agentName: o.agentName, metadata: encodeDispatchHint({ identity: o.identity, ...(o.name ? { name: o.name } : {}), ...(o.resumePolicy ? { resumePolicy: o.resumePolicy } : {}), ...(o.language ? { language: o.language } : {}) }) })] }
       : {}),
   });
   return at.toJwt();

@@ -5,6 +5,7 @@
  * device store (`403 invalid_credentials`), so a forged identity of any shape gets the same
  * answer as a wrong secret.
  */
+import { parseLanguageTag } from '../../lib/session/language.js';
 import type { ResumePolicyName } from './tokens.js';
 
 export type { ResumePolicyName } from './tokens.js';
@@ -27,7 +28,8 @@ export type BadRequestReason =
   | 'secret_missing'
   | 'secret_invalid'
   | 'room_invalid'
-  | 'policy_unknown';
+  | 'policy_unknown'
+  | 'language_invalid';
 
 /** A validation outcome: the value, or the reason it was refused. */
 export type Validated<T> = { ok: true; value: T } | { ok: false; reason: BadRequestReason; detail: string };
@@ -44,6 +46,8 @@ export interface TokenRequest extends DeviceCredentials {
   room?: string;
   /** Ask for this resume policy (demo selector); the service decides. */
   policy?: ResumePolicyName;
+  /** The participant's language (the page's `navigator.language`): a BCP 47 tag, canonicalised. */
+  language?: string;
 }
 
 function bad<T>(reason: BadRequestReason, detail: string): Validated<T> {
@@ -92,7 +96,7 @@ export function parseCredentials(body: unknown): Validated<DeviceCredentials> {
 
 /** Validates the body of `POST /api/token`. */
 export function parseTokenRequest(body: unknown): Validated<TokenRequest> {
-  const obj = asObject(body, ['identity', 'deviceSecret', 'room', 'policy']);
+  const obj = asObject(body, ['identity', 'deviceSecret', 'room', 'policy', 'language']);
   if (!obj.ok) return obj;
   const creds = credentials(obj.value);
   if (!creds.ok) return creds;
@@ -110,6 +114,12 @@ export function parseTokenRequest(body: unknown): Validated<TokenRequest> {
       return bad('policy_unknown', `policy must be one of ${RESUME_POLICY_NAMES.join(', ')}`);
     }
     out.policy = policy as ResumePolicyName;
+  }
+  const language = obj.value.language;
+  if (language !== undefined && language !== null && language !== '') {
+    const tag = typeof language === 'string' ? parseLanguageTag(language) : null;
+    if (tag === null) return bad('language_invalid', 'language must be a BCP 47 language tag such as en-US (at most 35 characters)');
+    out.language = tag;
   }
   return { ok: true, value: out };
 }

@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { describeAgo, renderGreeting } from '../../../lib/session/greeting.js';
+import { greetingLanguageOf, languageInstruction, parseLanguageTag } from '../../../lib/session/language.js';
+
+describe('the participant\'s language', () => {
+  it('accepts well-formed BCP 47 tags in canonical form, and nothing else', () => {
+    expect(parseLanguageTag('es')).toBe('es');
+    expect(parseLanguageTag(' es-mx ')).toBe('es-MX');
+    expect(parseLanguageTag('zh-hant-tw')).toBe('zh-Hant-TW');
+    expect(parseLanguageTag('EN-gb')).toBe('en-GB');
+    for (const bad of [undefined, null, '', '   ', 'e', 'english', 'es_MX', 'es-', '-es', 'x-private', 'es-MX-\u0000', 'es MX', '"es"', `es-${'a'.repeat(40)}`, 'de-1234567890']) {
+      expect(parseLanguageTag(bad)).toBeNull();
+    }
+  });
+
+  it('is greeted in its language where greetings exist (by primary subtag), else in English', () => {
+    expect(['es-MX', 'fr-CA', 'de', 'en-GB', 'pt-BR', 'ja', null].map(greetingLanguageOf)).toEqual(['es', 'fr', 'de', 'en', 'en', 'en', 'en']);
+  });
+
+  it('renders every greeting kind in Spanish, French and German, with name, time and topic', () => {
+    const returning = { kind: 'returning' as const, agoMs: 3 * 3_600_000, visitCount: 3, lastTopic: 'el router' };
+    expect(renderGreeting({ kind: 'first_time' }, 'Ana', 'es-MX')).toBe('¡Hola, Ana! Me alegra que estés aquí. ¿En qué puedo ayudarte hoy?');
+    expect(renderGreeting({ kind: 'welcome_back_brief', agoMs: 20_000 }, null, 'es')).toBe('Hola de nuevo. Sigamos donde lo dejamos.');
+    expect(renderGreeting(returning, 'Ana', 'es')).toBe('¡Hola de nuevo, Ana! Han pasado 3 horas y esta es tu visita número 3. La última vez hablamos de «el router». ¿Seguimos?');
+    expect(renderGreeting({ kind: 'known_fresh', agoMs: 86_400_000, visitCount: 2 }, null, 'es')).toBe('¡Qué gusto verte otra vez! Han pasado un día. ¿De qué te gustaría hablar hoy?');
+    expect(renderGreeting({ ...returning, visitCount: 1, lastTopic: 'la box' }, 'Luc', 'fr-FR')).toBe('Bon retour, Luc ! Cela fait 3 heures, et c\'est votre 1re visite. La dernière fois, nous avons parlé de « la box ». On continue ?');
+    expect(renderGreeting({ kind: 'first_time' }, null, 'fr')).toBe('Bonjour ! Je suis ravi que vous soyez là. Comment puis-je vous aider aujourd\'hui ?');
+    expect(renderGreeting({ ...returning, lastTopic: null }, 'Jan', 'de-AT')).toBe('Willkommen zurück, Jan! Es ist 3 Stunden her, und das ist Ihr 3. Besuch. Wollen wir weitermachen?');
+    expect(renderGreeting({ kind: 'known_fresh', agoMs: 60_000, visitCount: 5 }, null, 'de')).toBe('Schön, Sie wiederzusehen! Es ist eine Minute her. Worüber möchten Sie heute sprechen?');
+    expect(renderGreeting({ kind: 'first_time' }, 'Ana', 'pt-BR')).toBe("Hello, Ana! I'm glad you're here. How can I help you today?");
+    expect(renderGreeting({ kind: 'none', why: 'short_drop' }, 'Ana', 'es')).toBeNull();
+  });
+
+  it('words how long ago in the language', () => {
+    expect([10_000, 60_000, 5 * 60_000, 3_600_000, 2 * 86_400_000].map((ms) => describeAgo(ms, 'fr'))).toEqual(['quelques secondes', 'une minute', '5 minutes', 'une heure', '2 jours']);
+    expect(describeAgo(2 * 86_400_000, 'de')).toBe('2 Tage');
+    expect(describeAgo(2 * 86_400_000)).toBe('2 days');
+  });
+
+  it('tells the model the language', () => {
+    expect(languageInstruction('es-MX')).toBe('The participant\'s language is "es-MX" (BCP 47): speak it with them, unless they switch to another language.');
+  });
+});
