@@ -12,6 +12,7 @@ import { hintMatches, parseDispatchHint, type HintedParticipant } from '../lib/d
 import { ContextReceiver } from '../lib/context/receiver.js';
 import { pii, type Logger } from '../lib/logger.js';
 import { DEFAULT_CONDENSE_OPTIONS, type CondenseOptions, type Condenser } from '../lib/session/condense.js';
+import { takenOverMessage } from '../lib/session/greeting.js';
 import { languageInstruction, parseLanguageTag } from '../lib/session/language.js';
 import { policyForParticipant } from '../lib/session/policy.js';
 import type { DisconnectReason } from '../lib/session/record.js';
@@ -31,8 +32,6 @@ import type { JobStores } from './store.js';
 /** Session key agent name when the worker has none (automatic dispatch). */
 export const DEFAULT_AGENT_KEY = 'default';
 
-/** What the participant hears when another tab or device took the conversation over. */
-export const TAKEN_OVER_MESSAGE = 'This conversation has continued in another window, so I am leaving this one.';
 
 /** Longest wait for the greeting's first text (or audio) before the arrival's messages go out, ms. */
 const GREETING_HEAD_START_MS = 1_000;
@@ -207,8 +206,9 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
       if (ps.isForgotten) {
         // Erased: nothing may be written back.
       } else if (reason === 'taken_over') {
-        await status({ error: { code: 'taken_over', message: TAKEN_OVER_MESSAGE } });
-        await agentSession?.say(TAKEN_OVER_MESSAGE).waitForPlayout().catch(() => undefined);
+        const message = takenOverMessage(ps.currentRecord?.language ?? null);
+        await status({ error: { code: 'taken_over', message } });
+        await agentSession?.say(message).waitForPlayout().catch(() => undefined);
       } else {
         await ps.suspend(reason === 'rejoin_expired' ? 'network' : reason);
       }

@@ -241,7 +241,7 @@ export class ParticipantSession {
 
     if (decision.kind === 'reject') {
       // AlwaysResume could not resume: tell the participant, go to Error, change nothing stored.
-      const message = rejectMessage(decision);
+      const message = rejectMessage(decision, this.o.language ?? profile?.language ?? null);
       this.fire({ type: 'start_failed', code: 'resume_failed', message });
       return { decision, greeting: { kind: 'none', why: 'rejected' }, speech: message, record: null, resumed: false, degraded, previousOwner: null, fence: claim.lease.fence };
     }

@@ -70,6 +70,8 @@ interface GreetingTexts {
   welcomeBackBrief(who: string): string;
   returning(who: string, ago: string, visitCount: number, lastTopic: string | null): string;
   knownFresh(who: string, ago: string): string;
+  /** What the participant hears when another tab or device took the conversation over. */
+  takenOver: string;
   /** How long ago, as it reads after "it's been" (or its translation). */
   ago(unit: 'seconds' | 'minute' | 'hour' | 'day', count: number): string;
 }
@@ -87,6 +89,7 @@ const TEXTS: Record<GreetingLanguage, GreetingTexts> = {
     welcomeBackBrief: (who) => `Welcome back${who}. Let's pick up where we left off.`,
     returning: (who, ago, n, topic) => `Welcome back${who}! It's been ${ago}, and this is your ${englishOrdinal(n)} visit.${topic !== null ? ` Last time we talked about "${topic}".` : ''} Shall we continue?`,
     knownFresh: (who, ago) => `Nice to see you again${who}! It's been ${ago}. What would you like to talk about today?`,
+    takenOver: 'This conversation has continued in another window, so I am leaving this one.',
     ago: (unit, n) => ({ seconds: 'a few seconds', minute: n === 1 ? 'a minute' : `${n} minutes`, hour: n === 1 ? 'an hour' : `${n} hours`, day: n === 1 ? 'a day' : `${n} days` })[unit],
   },
   es: {
@@ -94,6 +97,7 @@ const TEXTS: Record<GreetingLanguage, GreetingTexts> = {
     welcomeBackBrief: (who) => `Hola de nuevo${who}. Sigamos donde lo dejamos.`,
     returning: (who, ago, n, topic) => `¡Hola de nuevo${who}! Han pasado ${ago} y esta es tu visita número ${n}.${topic !== null ? ` La última vez hablamos de «${topic}».` : ''} ¿Seguimos?`,
     knownFresh: (who, ago) => `¡Qué gusto verte otra vez${who}! Han pasado ${ago}. ¿De qué te gustaría hablar hoy?`,
+    takenOver: 'Esta conversación ha continuado en otra ventana, así que dejo esta.',
     ago: (unit, n) => ({ seconds: 'unos segundos', minute: n === 1 ? 'un minuto' : `${n} minutos`, hour: n === 1 ? 'una hora' : `${n} horas`, day: n === 1 ? 'un día' : `${n} días` })[unit],
   },
   fr: {
@@ -101,6 +105,7 @@ const TEXTS: Record<GreetingLanguage, GreetingTexts> = {
     welcomeBackBrief: (who) => `Rebonjour${who}. Reprenons là où nous nous étions arrêtés.`,
     returning: (who, ago, n, topic) => `Bon retour${who} ! Cela fait ${ago}, et c'est votre ${n === 1 ? '1re' : `${n}e`} visite.${topic !== null ? ` La dernière fois, nous avons parlé de « ${topic} ».` : ''} On continue ?`,
     knownFresh: (who, ago) => `Ravi de vous revoir${who} ! Cela fait ${ago}. De quoi aimeriez-vous parler aujourd'hui ?`,
+    takenOver: 'Cette conversation continue dans une autre fenêtre, je quitte donc celle-ci.',
     ago: (unit, n) => ({ seconds: 'quelques secondes', minute: n === 1 ? 'une minute' : `${n} minutes`, hour: n === 1 ? 'une heure' : `${n} heures`, day: n === 1 ? 'un jour' : `${n} jours` })[unit],
   },
   de: {
@@ -108,6 +113,7 @@ const TEXTS: Record<GreetingLanguage, GreetingTexts> = {
     welcomeBackBrief: (who) => `Willkommen zurück${who}. Machen wir dort weiter, wo wir aufgehört haben.`,
     returning: (who, ago, n, topic) => `Willkommen zurück${who}! Es ist ${ago} her, und das ist Ihr ${n}. Besuch.${topic !== null ? ` Beim letzten Mal ging es um „${topic}“.` : ''} Wollen wir weitermachen?`,
     knownFresh: (who, ago) => `Schön, Sie wiederzusehen${who}! Es ist ${ago} her. Worüber möchten Sie heute sprechen?`,
+    takenOver: 'Dieses Gespräch geht in einem anderen Fenster weiter, daher verlasse ich dieses hier.',
     ago: (unit, n) => ({ seconds: 'ein paar Sekunden', minute: n === 1 ? 'eine Minute' : `${n} Minuten`, hour: n === 1 ? 'eine Stunde' : `${n} Stunden`, day: n === 1 ? 'einen Tag' : `${n} Tage` })[unit],
   },
 };
@@ -125,6 +131,11 @@ export function describeAgo(agoMs: number, language: string | null = null): stri
   const h = Math.round(m / 60);
   if (h < 24) return t.ago('hour', Math.max(1, h));
   return t.ago('day', Math.max(1, Math.round(h / 24)));
+}
+
+/** What the participant hears when another tab or device took the conversation over, in their `language`. */
+export function takenOverMessage(language: string | null = null): string {
+  return TEXTS[greetingLanguageOf(language)].takenOver;
 }
 
 /**

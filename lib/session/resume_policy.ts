@@ -1,3 +1,4 @@
+import { greetingLanguageOf, type GreetingLanguage } from './language.js';
 import type { ResumePolicy } from './policy.js';
 import type { DisconnectReason, Profile, RecordProblem, SessionRecord } from './record.js';
 
@@ -106,15 +107,43 @@ export function decideResume(input: ResumeInput): ResumeDecision {
   return strict ? { kind: 'reject', why: 'expired' } : { kind: 'fresh', why: 'expired' };
 }
 
-/** The message a participant gets when an `AlwaysResume` session cannot be resumed. */
-export function rejectMessage(decision: Extract<ResumeDecision, { kind: 'reject' }>): string {
+/** The reject messages, by language (see `language.ts`). */
+const REJECT_TEXTS: Record<GreetingLanguage, { expired: string; storeUnavailable: string; unrestorable: string }> = {
+  en: {
+    expired: 'Your previous conversation has expired and cannot be resumed. Please start a new session.',
+    storeUnavailable: 'Your previous conversation cannot be loaded right now. Please try again in a moment.',
+    unrestorable: 'Your previous conversation could not be restored. Please start a new session.',
+  },
+  es: {
+    expired: 'Tu conversación anterior ha caducado y no se puede reanudar. Por favor, inicia una nueva sesión.',
+    storeUnavailable: 'Ahora mismo no se puede cargar tu conversación anterior. Por favor, inténtalo de nuevo en un momento.',
+    unrestorable: 'No se ha podido restaurar tu conversación anterior. Por favor, inicia una nueva sesión.',
+  },
+  fr: {
+    expired: 'Votre conversation précédente a expiré et ne peut pas être reprise. Veuillez démarrer une nouvelle session.',
+    storeUnavailable: 'Votre conversation précédente ne peut pas être chargée pour le moment. Veuillez réessayer dans un instant.',
+    unrestorable: "Votre conversation précédente n'a pas pu être restaurée. Veuillez démarrer une nouvelle session.",
+  },
+  de: {
+    expired: 'Ihr vorheriges Gespräch ist abgelaufen und kann nicht fortgesetzt werden. Bitte starten Sie eine neue Sitzung.',
+    storeUnavailable: 'Ihr vorheriges Gespräch kann gerade nicht geladen werden. Bitte versuchen Sie es gleich noch einmal.',
+    unrestorable: 'Ihr vorheriges Gespräch konnte nicht wiederhergestellt werden. Bitte starten Sie eine neue Sitzung.',
+  },
+};
+
+/**
+ * The message a participant gets when an `AlwaysResume` session cannot be resumed, in their
+ * `language` (a BCP 47 tag; English, Spanish, French or German, else English).
+ */
+export function rejectMessage(decision: Extract<ResumeDecision, { kind: 'reject' }>, language: string | null = null): string {
+  const t = REJECT_TEXTS[greetingLanguageOf(language)];
   switch (decision.why) {
     case 'expired':
-      return 'Your previous conversation has expired and cannot be resumed. Please start a new session.';
+      return t.expired;
     case 'store_unavailable':
-      return 'Your previous conversation cannot be loaded right now. Please try again in a moment.';
+      return t.storeUnavailable;
     case 'record_invalid':
     case 'record_tampered':
-      return 'Your previous conversation could not be restored. Please start a new session.';
+      return t.unrestorable;
   }
 }

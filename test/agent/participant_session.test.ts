@@ -383,6 +383,19 @@ describe('ParticipantSession and the participant\'s language', () => {
     expect(c.speech).toBe('¡Qué gusto verte otra vez, Ana! Han pasado 2 horas. ¿De qué te gustaría hablar hoy?');
   });
 
+  it('AlwaysResume that cannot resume says why in the remembered language', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock, sessionTtlMs: 1_000 });
+    const first = make(store, clock, { ...ReconnectPolicies.Default }, 'job-1', { language: 'es' });
+    await first.ps.arrive();
+    await first.ps.suspend('client_initiated');
+    clock.advance(5_000); // expired; the profile remains, with the language
+    const strict = make(store, clock, { ...ReconnectPolicies.Default, resumePolicy: 'AlwaysResume' }, 'job-2');
+    const a = await strict.ps.arrive();
+    expect(a.decision).toEqual({ kind: 'reject', why: 'expired' });
+    expect(a.speech).toBe('Tu conversación anterior ha caducado y no se puede reanudar. Por favor, inicia una nueva sesión.');
+  });
+
   it('a token\'s language replaces the remembered one; AlwaysFresh (a kiosk) uses only the token\'s, never a remembered one', async () => {
     const clock = new ManualClock(T0);
     const store = new MemorySessionStore({ clock });

@@ -6,7 +6,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { unlinkPrefix } from '../lib/store/redis_support.js';
-import { renderGreeting } from '../../lib/session/greeting.js';
+import { renderGreeting, takenOverMessage } from '../../lib/session/greeting.js';
 import { summaryLine } from '../../lib/session/history.js';
 import { languageInstruction } from '../../lib/session/language.js';
 import { KeyBuilder } from '../../lib/store/keys.js';
@@ -210,16 +210,16 @@ describe('one worker, long rejoin window', () => {
     pub.close();
   });
 
-  it('a second tab with the same identity takes over; the old job lets go and the new one has the history', async () => {
+  it('a second tab with the same identity takes over; the old job lets go (saying why, in the participant\'s language) and the new one has the history', async () => {
     const identity = uid('tabs');
-    const tab1 = await join({ identity, room: uid('room'), agentName, rejoinTtlMs });
+    const tab1 = await join({ identity, room: uid('room'), agentName, rejoinTtlMs, language: 'de-DE' });
     const s1 = await tab1.statusMatching((m) => m.greeting !== undefined);
     await converse(tab1, 'I am planning a trip to Lisbon.');
     const tab2 = await join({ identity, room: uid('room'), agentName, rejoinTtlMs });
     const s2 = await tab2.statusMatching((m) => m.greeting !== undefined);
     expect(s2.sessionId).toBe(s1.sessionId);
     expect(s2.decision?.kind).toBe('resume');
-    await tab1.textMatching(/continued in another window/i);
+    await tab1.textMatching(new RegExp(takenOverMessage('de-DE')));
     await waitFor('the old job to leave its room', () => tab1.agent() === undefined);
     await converse(tab2, 'Where am I going?');
     expect((await modelInputFor('Where am I going?')).map((m) => m.content)).toContain('I am planning a trip to Lisbon.');

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { describeAgo, renderGreeting } from '../../../lib/session/greeting.js';
+import { describeAgo, renderGreeting, takenOverMessage } from '../../../lib/session/greeting.js';
+import { rejectMessage } from '../../../lib/session/resume_policy.js';
 import { greetingLanguageOf, languageInstruction, parseLanguageTag } from '../../../lib/session/language.js';
 
 describe('the participant\'s language', () => {
@@ -35,6 +36,15 @@ describe('the participant\'s language', () => {
     expect([10_000, 60_000, 5 * 60_000, 3_600_000, 2 * 86_400_000].map((ms) => describeAgo(ms, 'fr'))).toEqual(['quelques secondes', 'une minute', '5 minutes', 'une heure', '2 jours']);
     expect(describeAgo(2 * 86_400_000, 'de')).toBe('2 Tage');
     expect(describeAgo(2 * 86_400_000)).toBe('2 days');
+  });
+
+  it('says the other messages a participant hears in the language too: a failed AlwaysResume, a takeover', () => {
+    expect(rejectMessage({ kind: 'reject', why: 'expired' }, 'es')).toBe('Tu conversación anterior ha caducado y no se puede reanudar. Por favor, inicia una nueva sesión.');
+    expect(rejectMessage({ kind: 'reject', why: 'store_unavailable' }, 'de-CH')).toMatch(/^Ihr vorheriges Gespräch kann gerade nicht geladen werden/);
+    expect(rejectMessage({ kind: 'reject', why: 'record_tampered' }, 'fr')).toMatch(/^Votre conversation précédente n'a pas pu être restaurée/);
+    expect(rejectMessage({ kind: 'reject', why: 'expired' })).toMatch(/^Your previous conversation has expired/);
+    expect(takenOverMessage('fr-FR')).toBe('Cette conversation continue dans une autre fenêtre, je quitte donc celle-ci.');
+    expect(takenOverMessage(null)).toBe('This conversation has continued in another window, so I am leaving this one.');
   });
 
   it('tells the model the language', () => {
