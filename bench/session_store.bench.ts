@@ -10,7 +10,7 @@
  * 2. Memory store: heap bytes per session with 100 000 sessions of 20 turns; time to expire 1 000.
  * 3. Greeting-path decision (claim + decideResume + chooseGreeting) with Redis stopped.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeDocSection } from './doc_section.js';
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -326,23 +326,6 @@ async function benchOutage(lines: string[]): Promise<void> {
   lines.push('');
 }
 
-function writeSection(body: string): void {
-  const path = 'docs/benchmarks.md';
-  if (!existsSync('docs')) mkdirSync('docs');
-  const current = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n';
-  const heading = '## Session store';
-  const start = current.indexOf(`${heading}\n`);
-  let next: string;
-  if (start < 0) next = `${current.trimEnd()}\n\n${heading}\n\n${body}`;
-  else {
-    const rest = current.slice(start + heading.length + 1);
-    const m = /^## /m.exec(rest);
-    const end = m === null ? current.length : start + heading.length + 1 + m.index;
-    next = `${current.slice(0, start)}${heading}\n\n${body}\n${current.slice(end)}`;
-  }
-  writeFileSync(path, `${next.trimEnd()}\n`);
-}
-
 const lines: string[] = [
   `Rerun: \`npm run bench:store\` (Redis at \`REDIS_URL\`, default \`redis://127.0.0.1:6379\`; \`BENCH_ITERATIONS\`, \`BENCH_MEMORY_SESSIONS\` override the sizes). Measured ${new Date().toISOString().slice(0, 10)} on Node ${process.version}, ${(await import('node:os')).cpus().length} CPUs, loopback Redis.`,
   '',
@@ -351,6 +334,6 @@ await benchRedis(lines);
 await benchOutage(lines);
 await benchMemory(lines);
 const body = lines.join('\n');
-writeSection(body);
+writeDocSection('Session store', body);
 process.stdout.write(`${body}\n`);
 process.exit(0);
