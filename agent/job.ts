@@ -331,6 +331,7 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
       await receiver.close();
     });
 
+    if (arrival.record?.language) models.useLanguage?.(arrival.record.language);
     const session = new voice.AgentSession({
       llm: models.llm,
       ...(models.stt ? { stt: models.stt } : {}),

@@ -23,6 +23,12 @@ export interface Models {
   sessionOptions: Partial<voice.AgentSessionOptions>;
   /** A short, non-secret description for logs. */
   label: string;
+  /**
+   * Tells the speech-to-text model the participant's language (a BCP 47 tag), before the
+   * conversation starts: the OpenAI STT otherwise transcribes everything as English. Undefined
+   * where nothing can be told (text mode; inference, whose STT model string names its language).
+   */
+  useLanguage?: (tag: string) => void;
 }
 
 /** Builds the models for `config`. Pure except for constructing plugin objects. */
@@ -42,10 +48,12 @@ export function buildModels(config: Config): Models {
       const model = new openai.LLM({ ...common, model: o.model });
       const backgroundLlm = new openai.LLM({ ...common, model: o.model });
       if (text) return { llm: model, backgroundLlm, sessionOptions: textOnly, label: `openai ${o.model} (text)` };
+      const stt = new openai.STT(common);
       return {
         llm: model,
         backgroundLlm,
-        stt: new openai.STT(common),
+        stt,
+        useLanguage: (tag) => stt.updateOptions({ language: tag.split('-')[0]!.toLowerCase() }),
         tts: new openai.TTS(common),
         sessionOptions: localVoice,
         label: `openai ${o.model} (voice)`,

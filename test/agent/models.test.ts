@@ -17,6 +17,14 @@ describe('buildModels', () => {
     expect(inference.backgroundLlm).not.toBe(inference.llm);
   });
 
+  it('voice with OpenAI can tell the speech-to-text the participant\'s language; text mode and inference have nothing to tell', () => {
+    const voice = buildModels(parseConfig({ ...base, OPENAI_API_KEY: 'sk-x', AGENT_IO: 'voice' }));
+    expect(voice.useLanguage).toBeTypeOf('function');
+    expect(() => voice.useLanguage?.('es-MX')).not.toThrow(); // what the STT then asks for: test/e2e/voice.test.ts
+    expect(buildModels(parseConfig({ ...base, OPENAI_API_KEY: 'sk-x', AGENT_IO: 'text' })).useLanguage).toBeUndefined();
+    expect(buildModels(parseConfig({ ...base, LIVEKIT_INFERENCE_API_KEY: 'k', LIVEKIT_INFERENCE_API_SECRET: 's' })).useLanguage).toBeUndefined();
+  });
+
   it('offline has no model for background requests', () => {
     expect(buildModels(parseConfig(base)).backgroundLlm).toBeUndefined();
   });

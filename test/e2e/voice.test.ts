@@ -8,6 +8,7 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { renderGreeting } from '../../lib/session/greeting.js';
 import { KeyBuilder } from '../../lib/store/keys.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { unlinkPrefix } from '../lib/store/redis_support.js';
@@ -57,8 +58,8 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-async function join(identity: string, room: string): Promise<TestParticipant> {
-  const p = await TestParticipant.join(server, { identity, room, agentName, rejoinTtlMs });
+async function join(identity: string, room: string, language?: string): Promise<TestParticipant> {
+  const p = await TestParticipant.join(server, { identity, room, agentName, rejoinTtlMs, ...(language ? { language } : {}) });
   participants.push(p);
   return p;
 }
@@ -115,5 +116,19 @@ describe('voice mode', () => {
     const welcomeMs = speechMs(stub.speech.slice(spokenBeforeRejoin));
     await waitFor('the welcome back to be heard', () => p2.heard.audibleMs >= 0.8 * welcomeMs, { timeoutMs: 30_000 });
     expect(p2.texts.filter((t) => /welcome back/i.test(t.text))).toHaveLength(1);
+    // With no language in the token, the speech-to-text listened for English (its default).
+    expect(new Set(stub.transcriptionLanguages)).toEqual(new Set(['en']));
+  });
+
+  it('a participant whose token says Spanish is greeted aloud in Spanish, and the speech-to-text listens for Spanish', async () => {
+    const p = await join(`lucia-${run}`, `room-voice-es-${run}`, 'es-ES');
+    const sessionsBefore = stub.transcriptionLanguages.length;
+    const spokenBefore = stub.speech.length;
+    await p.statusMatching((m) => m.greeting === 'first_time', { timeoutMs: 60_000 });
+    const greeting = await p.nthText(1, 60_000);
+    expect(greeting.text).toBe(renderGreeting({ kind: 'first_time' }, null, 'es-ES'));
+    await waitFor('the Spanish greeting to be spoken', () => words(stub.speech.slice(spokenBefore).join(' ')) === words(greeting.text));
+    await waitFor('the transcription session to be configured', () => stub.transcriptionLanguages.length > sessionsBefore);
+    expect(stub.transcriptionLanguages.slice(sessionsBefore)).toEqual(['es']);
   });
 });

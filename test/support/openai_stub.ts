@@ -31,6 +31,8 @@ export interface OpenAIStub {
   willHear(text: string): void;
   /** Every utterance the transcription socket heard: its transcript and how long it lasted, ms. */
   heard: Array<{ transcript: string; soundMs: number }>;
+  /** The language of every transcription session configured (`session.update`), in arrival order ('' when none). */
+  transcriptionLanguages: string[];
   close(): Promise<void>;
 }
 
@@ -76,13 +78,14 @@ const UTTERANCE_END_SILENCE_MS = 400;
 const SOUND_RMS = 327;
 
 /** One realtime transcription connection: sound then silence is an utterance. */
-function serveTranscription(ws: WebSocket, next: () => string | undefined, heard: OpenAIStub['heard']): void {
+function serveTranscription(ws: WebSocket, next: () => string | undefined, heard: OpenAIStub['heard'], languages: string[]): void {
   let soundMs = 0;
   let silenceMs = 0;
   let item = 0;
   const send = (event: object) => ws.send(JSON.stringify(event));
   ws.on('message', (data) => {
-    const event = JSON.parse(String(data)) as { type?: string; audio?: string };
+    const event = JSON.parse(String(data)) as { type?: string; audio?: string; session?: { audio?: { input?: { transcription?: { language?: string } } } } };
+    if (event.type === 'session.update') languages.push(event.session?.audio?.input?.transcription?.language ?? '');
     if (event.type !== 'input_audio_buffer.append' || event.audio === undefined) return;
     const pcm = Buffer.from(event.audio, 'base64');
     const samples = Math.floor(pcm.length / 2);
@@ -124,6 +127,7 @@ export async function startOpenAIStub(opts: OpenAIStubOptions = {}): Promise<Ope
   const speech: string[] = [];
   const transcripts: string[] = [];
   const heard: OpenAIStub['heard'] = [];
+  const transcriptionLanguages: string[] = [];
   const server: Server = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
@@ -172,7 +176,7 @@ export async function startOpenAIStub(opts: OpenAIStubOptions = {}): Promise<Ope
       socket.destroy();
       return;
     }
-    sockets.handleUpgrade(req, socket, head, (ws) => serveTranscription(ws, () => transcripts.shift(), heard));
+    sockets.handleUpgrade(req, socket, head, (ws) => serveTranscription(ws, () => transcripts.shift(), heard, transcriptionLanguages));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
@@ -182,6 +186,7 @@ export async function startOpenAIStub(opts: OpenAIStubOptions = {}): Promise<Ope
     speech,
     willHear: (text) => transcripts.push(text),
     heard,
+    transcriptionLanguages,
     close: async () => {
       for (const ws of sockets.clients) ws.terminate();
       sockets.close();
