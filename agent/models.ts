@@ -45,8 +45,10 @@ export function buildModels(config: Config): Models {
     case 'openai': {
       const o = config.openai!;
       const common = { apiKey: o.apiKey, ...(o.baseURL ? { baseURL: o.baseURL } : {}) };
-      const model = new openai.LLM({ ...common, model: o.model });
-      const backgroundLlm = new openai.LLM({ ...common, model: o.model });
+      // One instance for the conversation, another for background requests (see `backgroundLlm`).
+      const newLlm = () => new openai.LLM({ ...common, model: o.model });
+      const model = newLlm();
+      const backgroundLlm = newLlm();
       if (text) return { llm: model, backgroundLlm, sessionOptions: textOnly, label: `openai ${o.model} (text)` };
       const stt = new openai.STT(common);
       return {
@@ -61,8 +63,9 @@ export function buildModels(config: Config): Models {
     }
     case 'inference': {
       const i = config.inference;
-      const llmModel = new inference.LLM({ model: i.llm, apiKey: i.apiKey, apiSecret: i.apiSecret });
-      const backgroundLlm = new inference.LLM({ model: i.llm, apiKey: i.apiKey, apiSecret: i.apiSecret });
+      const newLlm = () => new inference.LLM({ model: i.llm, apiKey: i.apiKey, apiSecret: i.apiSecret });
+      const llmModel = newLlm();
+      const backgroundLlm = newLlm();
       if (text) return { llm: llmModel, backgroundLlm, sessionOptions: textOnly, label: `inference ${i.llm} (text)` };
       return { llm: llmModel, backgroundLlm, stt: i.stt, tts: i.tts, sessionOptions: {}, label: `inference ${i.llm} (voice)` };
     }

@@ -7,7 +7,6 @@
  *   npm run bench:greeting            (BENCH_ITERATIONS, default 20)
  */
 import { execFileSync } from 'node:child_process';
-import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { appendTurns } from '../lib/session/history.js';
 import { newSessionRecord, suspendedRecord, type Turn } from '../lib/session/record.js';
@@ -18,6 +17,7 @@ import { startLiveKitServer } from '../test/support/livekit_server.js';
 import { TestParticipant, type ServerInfo } from '../test/support/participant.js';
 import { startWorker, type WorkerProcess } from '../test/support/worker.js';
 import { waitFor } from '../test/support/wait.js';
+import { writeDocSection } from './doc_section.js';
 
 const iterations = Number(process.env.BENCH_ITERATIONS ?? 20);
 const run = Math.random().toString(36).slice(2, 8);
@@ -124,9 +124,8 @@ try {
   const sdDiff = Math.sqrt(diffs.reduce((a, d) => a + (d - meanDiff) ** 2, 0) / Math.max(1, diffs.length - 1));
   const ci95 = (1.96 * sdDiff) / Math.sqrt(diffs.length);
   const p95 = { ours: pct(oursMs, 0.95), bare: pct(bareMs, 0.95) };
-  const section = [
-    '## Greeting latency (returning participant)',
-    '',
+  const heading = 'Greeting latency (returning participant)';
+  const body = [
     `Rerun: \`npm run bench:greeting\` (\`BENCH_ITERATIONS\`, default 20). Measured ${new Date().toISOString().slice(0, 10)} on Node ${process.version}, 2 CPUs, a private livekit-server, loopback Redis, both workers in \`start\` mode with 2 pre-warmed job processes, offline text models, ${iterations} interleaved visits each.`,
     '',
     `Join (rtc-node \`connect\` resolved) → first \`lk.transcription\` text. "This worker" resumes a suspended ${turnsPerSession}-turn session from Redis in a new job (claim, decide, restore history into the model's context, greet); the bare agent greets with no persistence.`,
@@ -142,11 +141,8 @@ try {
     `Targets: ≤ 1.10× the bare agent at the median → ${m.ours / m.bare <= 1.1 ? 'met' : 'NOT met'}; ≤ 20 ms added → ${m.ours - m.bare <= 20 ? 'met' : 'NOT met'}.`,
     '',
   ].join('\n');
-  process.stdout.write(`${section}\n`);
-  const doc = 'docs/benchmarks.md';
-  const text = existsSync(doc) ? readFileSync(doc, 'utf8') : '# Benchmarks\n';
-  const re = /## Greeting latency \(returning participant\)[\s\S]*?(?=\n## |$)/;
-  writeFileSync(doc, re.test(text) ? text.replace(re, section) : `${text.trimEnd()}\n\n${section}`);
+  process.stdout.write(`## ${heading}\n\n${body}\n`);
+  writeDocSection(heading, body);
 } finally {
   await Promise.all(workers.map((w) => w.stop()));
   await lk.stop();

@@ -127,10 +127,10 @@ export function describeAgo(agoMs: number, language: string | null = null): stri
   const s = Math.round(agoMs / 1000);
   if (s < 45) return t.ago('seconds', s);
   const m = Math.round(s / 60);
-  if (m < 60) return t.ago('minute', Math.max(1, m));
+  if (m < 60) return t.ago('minute', m);
   const h = Math.round(m / 60);
-  if (h < 24) return t.ago('hour', Math.max(1, h));
-  return t.ago('day', Math.max(1, Math.round(h / 24)));
+  if (h < 24) return t.ago('hour', h);
+  return t.ago('day', Math.round(h / 24));
 }
 
 /** What the participant hears when another tab or device took the conversation over, in their `language`. */
