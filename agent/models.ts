@@ -3,8 +3,9 @@
  * time: the VAD is the native Silero in `@livekit/local-inference`, and turn detection is
  * VAD-based (no cloud model) except in inference mode, where the cloud is in use anyway.
  */
-import { inference, type llm, type stt, type tts, type voice } from '@livekit/agents';
+import { inference, normalizeLanguage, type llm, type stt, type tts, type voice } from '@livekit/agents';
 import * as openai from '@livekit/agents-plugin-openai';
+import { primaryLanguageOf } from '../lib/session/language.js';
 import type { Config } from './config.js';
 import { OfflineLLM } from './offline_llm.js';
 
@@ -24,9 +25,10 @@ export interface Models {
   /** A short, non-secret description for logs. */
   label: string;
   /**
-   * Tells the speech-to-text model the participant's language (a BCP 47 tag), before the
-   * conversation starts: the OpenAI STT otherwise transcribes everything as English. Undefined
-   * where nothing can be told (text mode; inference, whose STT model string names its language).
+   * Tells the voice models the participant's language (a BCP 47 tag), before the conversation
+   * starts: the OpenAI STT otherwise transcribes everything as English, and LiveKit Inference's
+   * STT listens for the language its model string names (`deepgram/nova-3:en` by default) and
+   * its TTS speaks as its default language. Undefined in text mode, where there is nothing to tell.
    */
   useLanguage?: (tag: string) => void;
 }
@@ -55,7 +57,7 @@ export function buildModels(config: Config): Models {
         llm: model,
         backgroundLlm,
         stt,
-        useLanguage: (tag) => stt.updateOptions({ language: tag.split('-')[0]!.toLowerCase() }),
+        useLanguage: (tag) => stt.updateOptions({ language: primaryLanguageOf(tag) }),
         tts: new openai.TTS(common),
         sessionOptions: localVoice,
         label: `openai ${o.model} (voice)`,
@@ -63,11 +65,28 @@ export function buildModels(config: Config): Models {
     }
     case 'inference': {
       const i = config.inference;
-      const newLlm = () => new inference.LLM({ model: i.llm, apiKey: i.apiKey, apiSecret: i.apiSecret });
+      const auth = { apiKey: i.apiKey, apiSecret: i.apiSecret };
+      const newLlm = () => new inference.LLM({ model: i.llm, ...auth });
       const llmModel = newLlm();
       const backgroundLlm = newLlm();
       if (text) return { llm: llmModel, backgroundLlm, sessionOptions: textOnly, label: `inference ${i.llm} (text)` };
-      return { llm: llmModel, backgroundLlm, stt: i.stt, tts: i.tts, sessionOptions: {}, label: `inference ${i.llm} (voice)` };
+      const stt = new inference.STT({ model: i.stt, ...auth });
+      const tts = new inference.TTS({ model: i.tts, ...auth });
+      // A model string naming `multi` detects the language itself; anything else is told.
+      const sttDetects = i.stt.endsWith(':multi');
+      return {
+        llm: llmModel,
+        backgroundLlm,
+        stt,
+        tts,
+        useLanguage: (tag) => {
+          const language = normalizeLanguage(primaryLanguageOf(tag));
+          if (!sttDetects) stt.updateOptions({ language });
+          tts.updateOptions({ language });
+        },
+        sessionOptions: {},
+        label: `inference ${i.llm} (voice)`,
+      };
     }
   }
 }

@@ -33,10 +33,15 @@ export function parseLanguageTag(raw: string | undefined | null): string | null 
   }
 }
 
+/** The primary language subtag of a language tag, lower-cased (`es-MX` → `es`): what speech models take. */
+export function primaryLanguageOf(tag: string): string {
+  return tag.split('-')[0]!.toLowerCase();
+}
+
 /** The greeting language of `tag` (its primary subtag), English when there is none or it has no greetings. */
 export function greetingLanguageOf(tag: string | null): GreetingLanguage {
-  const primary = tag?.split('-')[0]?.toLowerCase();
-  return (GREETING_LANGUAGES as readonly string[]).includes(primary ?? '') ? (primary as GreetingLanguage) : 'en';
+  const primary = tag === null ? '' : primaryLanguageOf(tag);
+  return (GREETING_LANGUAGES as readonly string[]).includes(primary) ? (primary as GreetingLanguage) : 'en';
 }
 
 /** The instruction that tells the model the participant's language. */
