@@ -56,16 +56,21 @@ function summaryMessage(history: History, opts: HistoryToChatOptions): llm.ChatM
  * and `history`'s current summary (condensed or not) takes their place; instructions, dynamic
  * context and other system messages stay, and everything from that turn on is unchanged.
  *
- * `ctx` itself is returned when nothing was folded yet, or when the first kept turn is not in it
- * (the two cannot be lined up; the model then gets the whole context rather than a wrong cut).
+ * The cut is at the first kept turn found in `ctx` (a kept turn the agent's context no longer
+ * holds, say one it removed, moves the cut to the next). `ctx` itself is returned when nothing
+ * was folded yet, or when no kept turn is in it (the two cannot be lined up; the model then gets
+ * the whole context rather than a wrong cut).
  * Why: agents-js keeps every item of a live conversation and sends all of them on every turn, so
  * without this a long call's cost grows with its length and the model would see more live than
  * it will after a resume.
  */
 export function windowedChatContext(ctx: llm.ChatContext, history: History, opts: HistoryToChatOptions = {}): llm.ChatContext {
-  const firstKept = history.turns[0];
-  if (history.summarizedTurnCount === 0 || firstKept === undefined) return ctx;
-  const at = ctx.indexById(firstKept.id);
+  if (history.summarizedTurnCount === 0) return ctx;
+  let at: number | undefined;
+  for (const kept of history.turns) {
+    at = ctx.indexById(kept.id);
+    if (at !== undefined) break;
+  }
   if (at === undefined) return ctx;
   const items: llm.ChatItem[] = [];
   for (const item of ctx.items.slice(0, at)) {

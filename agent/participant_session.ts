@@ -291,6 +291,8 @@ export class ParticipantSession {
     this.queueSave();
     this.fire({ type: 'started', resumed: decision.kind === 'resume' });
     this.startRenewal();
+    // A resumed summary may already be due (its last job ended before an answer, or had no model).
+    this.condenseIfDue();
     if (greeting.kind !== 'none') this.o.metrics.inc('pva_sessions_started_total', { greeting: greeting.kind });
     return {
       decision,

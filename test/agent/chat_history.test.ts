@@ -118,6 +118,12 @@ describe('the window of a long conversation the model is given (windowedChatCont
     expect(windowed.items[0]?.type === 'message' && windowed.items[0].textContent).toContain('Condensed: the user wants a refund.');
   });
 
+  it('cuts at the next kept turn when the agent\'s context no longer holds the first one', () => {
+    const ctx = live(6);
+    ctx.items.splice(ctx.indexById('t3')!, 1); // say, a message agents-js removed
+    expect(shape(windowedChatContext(ctx, historyOf(6)))).toEqual(['system:Be brief.', 'system:The user is on the checkout page.', 'system:summary', 'user:message 4', 'assistant:message 5']);
+  });
+
   it('leaves the context whole when nothing was folded yet, or when the window cannot be lined up with it', () => {
     const ctx = live(3);
     expect(windowedChatContext(ctx, historyOf(3))).toBe(ctx);

@@ -7,7 +7,7 @@ import { silentLogger } from '../../lib/logger.js';
 import { ReconnectPolicies, type SessionPolicy } from '../../lib/session/policy.js';
 import type { SessionStateChanged } from '../../lib/session/state.js';
 import { appendTurn, emptyHistory, recordWithTurn } from '../../lib/session/history.js';
-import { DEFAULT_CONDENSE_OPTIONS, MAX_CONDENSE_AT_CHARS } from '../../lib/session/condense.js';
+import { condenseDue, DEFAULT_CONDENSE_OPTIONS, MAX_CONDENSE_AT_CHARS } from '../../lib/session/condense.js';
 import { newSessionRecord, type Turn } from '../../lib/session/record.js';
 import { PayloadCipher } from '../../lib/store/crypto.js';
 import { MemorySessionStore } from '../../lib/store/memory_session_store.js';
@@ -524,6 +524,29 @@ describe('ParticipantSession condensing the summary of older turns', () => {
       expect(model.asked[1]).toBe(linesOnly());
     });
   }
+
+  it('a conversation resumed with a summary already due is condensed at once, not at its next turn', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    // The first job has no model to condense with (offline): every folded line stays.
+    const offline = make(store, clock, { ...ReconnectPolicies.Default }, 'job-1');
+    await offline.ps.arrive();
+    while (!condenseDue(said.reduce((h, t) => appendTurn(h, t), emptyHistory()))) say(offline.ps, clock);
+    await offline.ps.suspend('client_initiated');
+    const due = linesOnly();
+
+    clock.advance(10_000);
+    const model = heldCondenser();
+    const { ps } = make(store, clock, { ...ReconnectPolicies.Default }, 'job-2', { condense: model.condense });
+    const a = await ps.arrive();
+    expect(a.resumed).toBe(true);
+    expect(model.asked).toEqual([due]);
+    model.answers[0]?.resolve('Ana reported that her router drops on the 5 GHz band since a firmware update.');
+    await settle(ps);
+    const stored = await store.readRecord(key);
+    expect(stored.status === 'found' && stored.record.history.summary).toBe('Ana reported that her router drops on the 5 GHz band since a firmware update.');
+    expect(stored.status === 'found' && stored.record.history.summarizedTurnCount).toBe(said.length - 50);
+  });
 
   it('an answer that comes after the conversation was suspended writes nothing', async () => {
     const clock = new ManualClock(T0);
