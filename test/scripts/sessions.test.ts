@@ -15,7 +15,7 @@ import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { SessionNotices, type SessionNotice } from '../../lib/store/session_notices.js';
 import { until } from '../lib/store/contract.js';
 import { canStartRedis, freePort } from '../lib/store/private_redis.js';
-import { PrivateSentinel } from '../lib/store/private_sentinel.js';
+import { PrivateSentinel, SENTINEL_FIXTURE_TIMEOUT_MS } from '../lib/store/private_sentinel.js';
 import { randomPrefix } from '../support/env.js';
 
 // Never a skip: `npm test` (scripts/ensure_redis.sh) installs Debian's redis-server when it is missing.
@@ -73,7 +73,7 @@ async function sessions(args: string[], env: Record<string, string>): Promise<Cl
 /** A worker's store on the same deployment, through the sentinels (sealing with `keys`, a keyring's text, when given). */
 function workerStore(prefix: string, keys?: string): RedisSessionStore {
   const cipher = keys === undefined ? {} : { cipher: new PayloadCipher(parseKeyring(keys, 'STORE_ENCRYPTION_KEYS')) };
-  const store = new RedisSessionStore({ sentinel: deployment.target, prefix, commandTimeoutMs: 2_000, ...cipher });
+  const store = new RedisSessionStore({ sentinel: deployment.target, prefix, commandTimeoutMs: SENTINEL_FIXTURE_TIMEOUT_MS, ...cipher });
   opened.push(store);
   return store;
 }
@@ -196,7 +196,7 @@ describe('npm run sessions with REDIS_SENTINELS', () => {
     const store = workerStore(prefix);
     await seed(store, 'alice', ['Remember my router.']);
     await seed(store, 'bob', ['Hello.']);
-    const notices = new SessionNotices({ sentinel: deployment.target, prefix, commandTimeoutMs: 2_000 });
+    const notices = new SessionNotices({ sentinel: deployment.target, prefix, commandTimeoutMs: SENTINEL_FIXTURE_TIMEOUT_MS });
     opened.push(notices);
     const seen: SessionNotice[] = [];
     await notices.watch('alice', (n) => seen.push(n));

@@ -17,7 +17,7 @@ import { DeviceKeys } from '../../web/server/device_store.js';
 import { startTokenService, type TokenService } from '../../web/server/service.js';
 import { until } from '../lib/store/contract.js';
 import { canStartRedis } from '../lib/store/private_redis.js';
-import { PrivateSentinel } from '../lib/store/private_sentinel.js';
+import { PrivateSentinel, SENTINEL_FIXTURE_TIMEOUT_MS } from '../lib/store/private_sentinel.js';
 import { randomPrefix } from '../support/env.js';
 
 // Never a skip: `npm test` (scripts/ensure_redis.sh) installs Debian's redis-server when it is missing.
@@ -108,8 +108,8 @@ describe('token service with REDIS_SENTINELS', () => {
     const room = (await post(svc, '/api/token', device)).body.room;
 
     // What a worker on the same Sentinel deployment would have written, and its job listening.
-    const worker = new RedisSessionStore({ sentinel: deployment.target, prefix, commandTimeoutMs: 2_000 });
-    const notices = new SessionNotices({ sentinel: deployment.target, prefix, commandTimeoutMs: 2_000 });
+    const worker = new RedisSessionStore({ sentinel: deployment.target, prefix, commandTimeoutMs: SENTINEL_FIXTURE_TIMEOUT_MS });
+    const notices = new SessionNotices({ sentinel: deployment.target, prefix, commandTimeoutMs: SENTINEL_FIXTURE_TIMEOUT_MS });
     try {
       const key = { agentName: 'agent', identity: device.identity };
       const claim = await worker.resumeAndClaim(key, 'job-a', Date.now(), LEASE_MS);

@@ -60,6 +60,14 @@ async function ask(port: number, password: string | undefined, ...args: string[]
   }
 }
 
+/**
+ * Command bound, ms, for the stores a test opens through the sentinels only to write or read its
+ * data: generous, as it covers the Sentinel look-up and the connection of a new store on a machine
+ * busy with the whole suite (2 s was exceeded once on a 2-core VM with heavy steal time). A test
+ * about timeouts sets its own.
+ */
+export const SENTINEL_FIXTURE_TIMEOUT_MS = 10_000;
+
 /** `field:value` lines of an INFO section. */
 export function infoField(info: string, field: string): string | undefined {
   return new RegExp(`^${field}:(.*)$`, 'm').exec(info)?.[1]?.trim();
