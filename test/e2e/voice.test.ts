@@ -4,7 +4,8 @@
  * OpenAI-compatible test server, in a real livekit-server room; the participant speaks and
  * listens with `@livekit/rtc-node`. No speech model runs here, so "speech" is a tone: the test
  * server transcribes a stretch of sound as the text the test queued, and speaks text as a tone
- * as long as the text implies.
+ * as long as the text implies. A second worker does the same with LiveKit Inference's LLM, STT
+ * and TTS plugins, the test server standing in for the inference gateway.
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -12,7 +13,7 @@ import { renderGreeting } from '../../lib/session/greeting.js';
 import { KeyBuilder } from '../../lib/store/keys.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { unlinkPrefix } from '../lib/store/redis_support.js';
-import { STUB_SPEECH_MIN_MS, STUB_SPEECH_MS_PER_CHAR, startOpenAIStub, stubModelEnv, stubReply, type OpenAIStub } from '../support/openai_stub.js';
+import { inferenceModelEnv, STUB_SPEECH_MIN_MS, STUB_SPEECH_MS_PER_CHAR, startOpenAIStub, stubModelEnv, stubReply, type OpenAIStub } from '../support/openai_stub.js';
 import { TestParticipant, type ServerInfo } from '../support/participant.js';
 import { waitFor } from '../support/wait.js';
 import { livekitEnv, startWorker, type WorkerProcess } from '../support/worker.js';
@@ -26,6 +27,9 @@ const rejoinTtlMs = 30_000;
 let stub: OpenAIStub;
 let inspect: RedisSessionStore;
 let worker: WorkerProcess;
+/** The worker in inference mode (`describe('voice mode with LiveKit Inference')`). */
+let inferenceWorker: WorkerProcess | undefined;
+const inferenceAgentName = `voice-inference-${run}`;
 const participants: TestParticipant[] = [];
 
 /** Milliseconds of stub speech for the utterances in `texts` (the stub's rule). */
@@ -51,6 +55,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const p of participants) await p.leave().catch(() => undefined);
   await worker?.stop();
+  await inferenceWorker?.stop();
   await stub?.close();
   await inspect?.dispose();
   const redis = new Redis(redisUrl);
@@ -58,8 +63,8 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-async function join(identity: string, room: string, language?: string): Promise<TestParticipant> {
-  const p = await TestParticipant.join(server, { identity, room, agentName, rejoinTtlMs, ...(language ? { language } : {}) });
+async function join(identity: string, room: string, language?: string, agent = agentName): Promise<TestParticipant> {
+  const p = await TestParticipant.join(server, { identity, room, agentName: agent, rejoinTtlMs, ...(language ? { language } : {}) });
   participants.push(p);
   return p;
 }
@@ -130,5 +135,57 @@ describe('voice mode', () => {
     await waitFor('the Spanish greeting to be spoken', () => words(stub.speech.slice(spokenBefore).join(' ')) === words(greeting.text));
     await waitFor('the transcription session to be configured', () => stub.transcriptionLanguages.length > sessionsBefore);
     expect(stub.transcriptionLanguages.slice(sessionsBefore)).toEqual(['es']);
+  });
+});
+
+describe('voice mode with LiveKit Inference', () => {
+  beforeAll(async () => {
+    inferenceWorker = await startWorker({
+      env: {
+        ...livekitEnv(server, inferenceAgentName),
+        REDIS_URL: redisUrl,
+        REDIS_KEY_PREFIX: prefix,
+        ...inferenceModelEnv(stub),
+        AGENT_IO: 'voice',
+        REJOIN_TTL_MS: String(rejoinTtlMs),
+      },
+    });
+  });
+
+  it('a Spanish participant is greeted aloud in Spanish, heard and answered: the inference STT and TTS are told Spanish, not the model string\'s English', async () => {
+    const identity = `pilar-${run}`;
+    const sessionsBefore = stub.inferenceSessions.length;
+    const spokenBefore = stub.speech.length;
+    const p = await join(identity, `room-voice-inference-es-${run}`, 'es-ES', inferenceAgentName);
+    await p.statusMatching((m) => m.greeting === 'first_time', { timeoutMs: 60_000 });
+    const greeting = await p.nthText(1, 60_000);
+    expect(greeting.text).toBe(renderGreeting({ kind: 'first_time' }, null, 'es-ES'));
+    await waitFor('the Spanish greeting to be spoken', () => words(stub.speech.slice(spokenBefore).join(' ')) === words(greeting.text));
+    const greetingMs = speechMs(stub.speech.slice(spokenBefore));
+    await waitFor('the greeting to be heard', () => p.heard.audibleMs >= 0.8 * greetingMs, { timeoutMs: 30_000 });
+    const opened = stub.inferenceSessions.slice(sessionsBefore);
+    expect(opened.filter((o) => o.kind === 'stt').map((o) => o.language)).toEqual(['es']);
+    expect(new Set(opened.filter((o) => o.kind === 'tts').map((o) => o.language))).toEqual(new Set(['es']));
+
+    const question = '¿A qué hora abren?';
+    const heardBefore = stub.heard.length;
+    const spokenBeforeAnswer = stub.speech.length;
+    stub.willHear(question);
+    await p.speak(1_200);
+    await waitFor('the utterance to be transcribed', () => stub.heard.length === heardBefore + 1);
+    await p.textMatching(/Model heard: ¿A qué hora abren\?/, { timeoutMs: 30_000 });
+    await waitFor('the answer to be spoken', () => words(stub.speech.slice(spokenBeforeAnswer).join(' ')) === words(stubReply(question)));
+    await waitFor('both turns persisted', async () => {
+      const r = await inspect.readRecord({ agentName: inferenceAgentName, identity });
+      return r.status === 'found' && r.record.history.turns.some((t) => t.text === question) && r.record.history.turns.some((t) => t.text === stubReply(question));
+    });
+  });
+
+  it('a participant with no language known is listened to as the model string says (English)', async () => {
+    const sessionsBefore = stub.inferenceSessions.length;
+    const p = await join(`oliver-${run}`, `room-voice-inference-en-${run}`, undefined, inferenceAgentName);
+    await p.statusMatching((m) => m.greeting === 'first_time', { timeoutMs: 60_000 });
+    await waitFor('the STT session to open', () => stub.inferenceSessions.slice(sessionsBefore).some((o) => o.kind === 'stt'));
+    expect(stub.inferenceSessions.slice(sessionsBefore).filter((o) => o.kind === 'stt').map((o) => o.language)).toEqual(['en']);
   });
 });
