@@ -31,6 +31,14 @@ const positiveInt = (fallback: number) =>
       return n;
     });
 
+/**
+ * How long a job process may take to start (load the agent, prewarm its stores) before its job
+ * fails, ms. agents-js waits 10 s; a host short of CPU (seen: a 2-core VM with heavy steal time,
+ * loading the agent cold) can take longer, and a job that fails here leaves its participant with
+ * no agent at all, so a slow start is the better outcome.
+ */
+export const DEFAULT_WORKER_INIT_TIMEOUT_MS = 30_000;
+
 /** An optional non-negative integer variable; unset or empty gives `undefined`. */
 const optionalNonNegativeInt = () =>
   z
@@ -83,6 +91,7 @@ const envSchema = z.object({
   WORKER_IDLE_PROCESSES: optionalNonNegativeInt(),
   WORKER_MAX_JOBS: positiveInt(0).optional(),
   WORKER_HTTP_PORT: positiveInt(0).optional(),
+  WORKER_INIT_TIMEOUT_MS: positiveInt(DEFAULT_WORKER_INIT_TIMEOUT_MS),
   METRICS_PORT: positiveInt(0).optional(),
   METRICS_HOST: z.string().optional().default('0.0.0.0'),
   STORE_ENCRYPTION_KEYS: optionalString,
@@ -123,7 +132,7 @@ export interface Config {
    * machine CPU (LiveKit stops dispatching to a worker whose load reaches its target, 0.7 by
    * default, so CPU load from other processes on a shared machine would starve the worker).
    */
-  worker: { loadThreshold: number | undefined; idleProcesses: number | undefined; maxJobs: number; httpPort: number | undefined };
+  worker: { loadThreshold: number | undefined; idleProcesses: number | undefined; maxJobs: number; httpPort: number | undefined; initTimeoutMs: number };
   /** Prometheus `/metrics` endpoint of the worker process; port `0` = disabled. */
   metrics: { port: number; host: string };
   /** The worker's session policy (windows + resume policy); tokens may override the resume policy. */
@@ -207,7 +216,7 @@ export function parseConfig(env: Env): Config {
       tts: e.INFERENCE_TTS,
       ...(hasInference ? { apiKey: e.LIVEKIT_INFERENCE_API_KEY, apiSecret: e.LIVEKIT_INFERENCE_API_SECRET } : {}),
     },
-    worker: { loadThreshold: e.WORKER_LOAD_THRESHOLD, idleProcesses: e.WORKER_IDLE_PROCESSES, maxJobs: e.WORKER_MAX_JOBS ?? 0, httpPort: e.WORKER_HTTP_PORT || undefined },
+    worker: { loadThreshold: e.WORKER_LOAD_THRESHOLD, idleProcesses: e.WORKER_IDLE_PROCESSES, maxJobs: e.WORKER_MAX_JOBS ?? 0, httpPort: e.WORKER_HTTP_PORT || undefined, initTimeoutMs: e.WORKER_INIT_TIMEOUT_MS },
     metrics: { port: e.METRICS_PORT ?? 0, host: e.METRICS_HOST },
     policy,
     encryptionKeys,

@@ -68,6 +68,7 @@ cli.runApp(
     ...(config.worker.loadThreshold !== undefined ? { loadThreshold: config.worker.loadThreshold } : {}),
     ...(config.worker.idleProcesses !== undefined ? { numIdleProcesses: config.worker.idleProcesses } : {}),
     ...(config.worker.httpPort !== undefined ? { port: config.worker.httpPort } : {}),
+    initializeProcessTimeout: config.worker.initTimeoutMs,
     ...(config.worker.maxJobs > 0 ? { loadFunc: async (server: AgentServer) => server.activeJobs.length / config.worker.maxJobs } : {}),
   }),
 );

@@ -19,6 +19,11 @@ describe('parseConfig', () => {
     expect(c.metrics.port).toBe(0);
     expect(c.policy).toMatchObject({ resumePolicy: 'ResumeIfPossible', rejoinTtlMs: 60_000, sessionTtlMs: 1_800_000 });
     expect(c.encryptionKeys).toBeUndefined();
+    expect(c.worker.initTimeoutMs).toBe(30_000);
+  });
+
+  it('WORKER_INIT_TIMEOUT_MS sets how long a job process may take to start', () => {
+    expect(parseConfig({ ...base, WORKER_INIT_TIMEOUT_MS: '60000' }).worker.initTimeoutMs).toBe(60_000);
   });
 
   it('uses explicit dispatch when LIVEKIT_AGENT_NAME is set', () => {
@@ -158,6 +163,7 @@ describe('parseConfig', () => {
     ['voice without models', { ...base, AGENT_IO: 'voice' }, /AGENT_IO=voice needs models/],
     ['bad load threshold', { ...base, WORKER_LOAD_THRESHOLD: '2' }, /WORKER_LOAD_THRESHOLD must be a number in \(0, 1\]/],
     ['bad metrics port', { ...base, METRICS_PORT: 'abc' }, /METRICS_PORT must be a positive integer/],
+    ['a zero job start bound', { ...base, WORKER_INIT_TIMEOUT_MS: '0' }, /WORKER_INIT_TIMEOUT_MS must be a positive integer, got "0"/],
     ['bad resume policy', { ...base, RESUME_POLICY: 'Sometimes' }, /RESUME_POLICY must be one of/],
     ['bad rejoin ttl', { ...base, REJOIN_TTL_MS: '1.5' }, /REJOIN_TTL_MS must be a whole number/],
     ['negative replica acks', { ...base, REDIS_REPLICA_ACKS: '-1' }, /REDIS_REPLICA_ACKS must be a non-negative integer, got "-1"/],

@@ -56,3 +56,21 @@ describe('automatic dispatch (no agent name: the Agents Playground case)', () =>
     }
   });
 });
+
+describe('a job process that cannot start in time (WORKER_INIT_TIMEOUT_MS)', () => {
+  it('fails its job when the bound is too short for any start: the bound reaches agents-js', async () => {
+    const name = `${agentName}-init`;
+    const impatient = await startWorker({ env: { ...livekitEnv(server, name), WORKER_INIT_TIMEOUT_MS: '1' } });
+    try {
+      const p = await TestParticipant.join(server, { identity: `late-${Date.now()}`, room: `init-${Date.now()}`, agentName: name });
+      try {
+        await impatient.waitForOutput(/runner initialization timed out/, 60_000);
+        expect(p.agent()).toBeUndefined();
+      } finally {
+        await p.leave();
+      }
+    } finally {
+      await impatient.stop();
+    }
+  });
+});
