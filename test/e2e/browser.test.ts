@@ -18,6 +18,7 @@ import { encodeKeyPart } from '../../lib/store/keys.js';
 import { buildClient, REPO_ROOT } from '../../web/server/build_client.js';
 import { startTokenService, type TokenService } from '../../web/server/service.js';
 import { randomPrefix } from '../support/env.js';
+import { AGENT_WAIT_MS } from '../support/participant.js';
 import { freeTcpPort } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
 import { startWorker, type WorkerProcess } from '../support/worker.js';
@@ -127,7 +128,7 @@ function lines(page: Page): Promise<Line[]> {
   return page.$$eval('#transcript li', (els) => els.map((el) => ({ role: (el as HTMLElement).dataset.role ?? '', text: el.textContent ?? '' })));
 }
 
-async function waitForLine(page: Page, role: string, re: RegExp, { after = 0, timeoutMs = 45_000 } = {}): Promise<Line> {
+async function waitForLine(page: Page, role: string, re: RegExp, { after = 0, timeoutMs = AGENT_WAIT_MS } = {}): Promise<Line> {
   return waitFor(`a ${role} line matching ${re}`, async () => (await lines(page)).slice(after).find((l) => l.role === role && re.test(l.text)), { timeoutMs });
 }
 

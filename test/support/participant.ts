@@ -73,6 +73,12 @@ export function mintToken(server: ServerInfo, opts: JoinOptions): Promise<string
   });
 }
 
+/**
+ * How long a test waits for the agent by default, ms: a new job's process may take up to
+ * `WORKER_INIT_TIMEOUT_MS` (30 s) to start on a machine short of CPU, and then greets.
+ */
+export const AGENT_WAIT_MS = 60_000;
+
 /** A joined test participant. */
 export class TestParticipant {
   readonly texts: ReceivedText[] = [];
@@ -134,17 +140,17 @@ export class TestParticipant {
   }
 
   /** Waits for the `n`-th (1-based) agent utterance and returns it. */
-  async nthText(n: number, timeoutMs = 30_000): Promise<ReceivedText> {
+  async nthText(n: number, timeoutMs = AGENT_WAIT_MS): Promise<ReceivedText> {
     return waitFor(`agent utterance #${n}`, () => this.texts[n - 1], { timeoutMs });
   }
 
   /** Waits for an utterance matching `re`, among those received after index `from`. */
-  async textMatching(re: RegExp, { from = 0, timeoutMs = 30_000 } = {}): Promise<ReceivedText> {
+  async textMatching(re: RegExp, { from = 0, timeoutMs = AGENT_WAIT_MS } = {}): Promise<ReceivedText> {
     return waitFor(`agent utterance matching ${re}`, () => this.texts.slice(from).find((t) => re.test(t.text)), { timeoutMs });
   }
 
   /** Waits for a status message matching `pred` (among those after index `from`). */
-  async statusMatching(pred: (m: SessionStatusMessage) => boolean, { from = 0, timeoutMs = 30_000 } = {}): Promise<SessionStatusMessage> {
+  async statusMatching(pred: (m: SessionStatusMessage) => boolean, { from = 0, timeoutMs = AGENT_WAIT_MS } = {}): Promise<SessionStatusMessage> {
     return waitFor('a session status message', () => this.statuses.slice(from).find(pred), { timeoutMs });
   }
 
