@@ -3,7 +3,7 @@ import { parseConfig } from '../../agent/config.js';
 import { createJobStores, type JobStores } from '../../agent/store.js';
 import { silentLogger } from '../../lib/logger.js';
 import type { SessionNotice } from '../../lib/store/session_notices.js';
-import { randomPrefix } from '../support/env.js';
+import { randomPrefix, TEST_GREETING_BOUND_MS } from '../support/env.js';
 import { until } from '../lib/store/contract.js';
 import { canStartRedis } from '../lib/store/private_redis.js';
 import { PrivateSentinel } from '../lib/store/private_sentinel.js';
@@ -27,7 +27,7 @@ afterAll(async () => {
 });
 
 function storesFor(env: Record<string, string>): JobStores {
-  const config = parseConfig({ ...base, REDIS_KEY_PREFIX: randomPrefix('worker'), STORE_GREETING_BOUND_MS: '2000', ...env });
+  const config = parseConfig({ ...base, REDIS_KEY_PREFIX: randomPrefix('worker'), STORE_GREETING_BOUND_MS: TEST_GREETING_BOUND_MS, ...env });
   const stores = createJobStores(config, silentLogger);
   opened.push(stores);
   return stores;

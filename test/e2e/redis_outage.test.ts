@@ -28,6 +28,7 @@ beforeAll(async () => {
       ...livekitEnv(server, agentName),
       REDIS_URL: redis.url,
       REDIS_KEY_PREFIX: prefix,
+      STORE_GREETING_BOUND_MS: '500', // the default: this test is about greeting without Redis
     },
   });
 });

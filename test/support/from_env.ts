@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { parseConfig } from '../../agent/config.js';
 import { createJobStores, type JobStores } from '../../agent/store.js';
 import { silentLogger } from '../../lib/logger.js';
+import { TEST_GREETING_BOUND_MS } from './env.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -19,9 +20,9 @@ export const LIVEKIT_ENV = { LIVEKIT_URL: 'ws://127.0.0.1:7880', LIVEKIT_API_KEY
 export class JobStoresFromEnv {
   private readonly made: JobStores[] = [];
 
-  /** A job's stores from `env` (with {@link LIVEKIT_ENV} and a 2 s greeting bound unless `env` says otherwise). */
+  /** A job's stores from `env` (with {@link LIVEKIT_ENV} and {@link TEST_GREETING_BOUND_MS} unless `env` says otherwise). */
   make(env: Record<string, string>): JobStores {
-    const stores = createJobStores(parseConfig({ ...LIVEKIT_ENV, STORE_GREETING_BOUND_MS: '2000', ...env }), silentLogger);
+    const stores = createJobStores(parseConfig({ ...LIVEKIT_ENV, STORE_GREETING_BOUND_MS: TEST_GREETING_BOUND_MS, ...env }), silentLogger);
     this.made.push(stores);
     return stores;
   }

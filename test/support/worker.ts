@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { TEST_GREETING_BOUND_MS } from './env.js';
 import { freeTcpPort } from './ports.js';
 import { waitFor } from './wait.js';
 
@@ -71,7 +72,8 @@ async function spawnWorker({ env, mode = 'dev', waitRegistered = true, entry = '
   const proc = spawn(tsx, [entry, mode, '--log-level', env.LOG_LEVEL ?? 'debug'], {
     cwd: repoRoot,
     // Load = jobs / 50: the 2-core test machine's CPU must not stop LiveKit from dispatching.
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PVA_ENV_FILE: '', NODE_ENV: 'test', WORKER_MAX_JOBS: '50', ...env },
+    // The greeting-path bound of tests (see TEST_GREETING_BOUND_MS) unless `env` sets one.
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PVA_ENV_FILE: '', NODE_ENV: 'test', WORKER_MAX_JOBS: '50', STORE_GREETING_BOUND_MS: TEST_GREETING_BOUND_MS, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });

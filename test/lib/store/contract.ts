@@ -21,6 +21,12 @@ export interface StoreHarness {
 }
 
 const LEASE_MS = 30_000;
+/**
+ * Session TTL of the tests that wait for a session to expire, ms: short enough to wait out, long
+ * enough that the steps before the expiry run well inside it (300 ms was once exceeded between two
+ * steps on a 2-core VM with heavy steal time, which expired the session early).
+ */
+const SHORT_SESSION_TTL_MS = 1_000;
 
 /** Polls `cond` until true or the deadline passes (no sleeping to wait). */
 export async function until(cond: () => Promise<boolean>, deadlineMs = 5_000, stepMs = 25): Promise<void> {
@@ -148,7 +154,7 @@ export function sessionStoreContract(h: StoreHarness): void {
     });
 
     it('expires a session after sessionTtlMs while the profile stays', async () => {
-      const store = await h.make({ sessionTtlMs: 300, profileTtlMs: 60_000 });
+      const store = await h.make({ sessionTtlMs: SHORT_SESSION_TTL_MS, profileTtlMs: 60_000 });
       const key = { agentName: 'agent', identity: 'ttl' };
       await start(store, key, 'job-a', 'remember me');
       expect((await store.readRecord(key)).status).toBe('found');
@@ -160,7 +166,7 @@ export function sessionStoreContract(h: StoreHarness): void {
     });
 
     it('an owner that crashes (no suspend, no end) leaves every turn in the archive after expiry, and the next conversation does not take them', async () => {
-      const store = await h.make({ sessionTtlMs: 300, profileTtlMs: 60_000 });
+      const store = await h.make({ sessionTtlMs: SHORT_SESSION_TTL_MS, profileTtlMs: 60_000 });
       const key = { agentName: 'agent', identity: 'crashed' };
       const s = await start(store, key, 'job-a', 'said before the crash');
       await store.appendTurn(key, turn('said after the last save'), s.lease);
@@ -325,7 +331,7 @@ export function sessionStoreContract(h: StoreHarness): void {
     });
 
     it('a crashed owner\'s last turns survive a tier replay of a later conversation, and travel with an export', async () => {
-      const store = await h.make({ sessionTtlMs: 300, profileTtlMs: 60_000 });
+      const store = await h.make({ sessionTtlMs: SHORT_SESSION_TTL_MS, profileTtlMs: 60_000 });
       const key = { agentName: 'agent', identity: 'replayed' };
       const s = await start(store, key, 'job-a', 'saved');
       await store.appendTurn(key, turn('unsaved'), s.lease);
