@@ -51,6 +51,10 @@ afterAll(async () => {
 /** A job's stores from the worker's variables; writes one session for `identity` and returns them. */
 async function workerWrites(env: Record<string, string>, identity: string): Promise<JobStores> {
   const stores = jobs.make(env);
+  // As a job process does in its prewarm (agent/main.ts), before its first claim: the claim then
+  // meets an open connection (twice, under a full suite on a 2-core VM short of CPU, the first
+  // claim on a new TLS Cluster connection was answered from memory).
+  await stores.store.ping().catch(() => undefined);
   const key = { agentName: 'agent', identity };
   const claim = await stores.store.resumeAndClaim(key, `job-${identity}`, Date.now(), 30_000);
   if (claim.status !== 'claimed') throw new Error('claim failed');
