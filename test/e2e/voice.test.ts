@@ -36,20 +36,17 @@ const participants: TestParticipant[] = [];
 const speechMs = (texts: string[]) => texts.reduce((ms, t) => ms + Math.max(STUB_SPEECH_MIN_MS, t.length * STUB_SPEECH_MS_PER_CHAR), 0);
 const words = (s: string) => s.replace(/\s+/g, ' ').trim();
 
+/** A worker in voice mode on this file's Redis prefix, with the models `modelEnv` configures. */
+function startVoiceWorker(name: string, modelEnv: Record<string, string>): Promise<WorkerProcess> {
+  return startWorker({
+    env: { ...livekitEnv(server, name), REDIS_URL: redisUrl, REDIS_KEY_PREFIX: prefix, AGENT_IO: 'voice', REJOIN_TTL_MS: String(rejoinTtlMs), ...modelEnv },
+  });
+}
+
 beforeAll(async () => {
   stub = await startOpenAIStub();
   inspect = new RedisSessionStore({ url: redisUrl, prefix });
-  worker = await startWorker({
-    env: {
-      ...livekitEnv(server, agentName),
-      REDIS_URL: redisUrl,
-      REDIS_KEY_PREFIX: prefix,
-      ...stubModelEnv(stub),
-      AGENT_IO: 'voice',
-      REJOIN_TTL_MS: String(rejoinTtlMs),
-      MIN_REGREET_GAP_MS: '300',
-    },
-  });
+  worker = await startVoiceWorker(agentName, { ...stubModelEnv(stub), MIN_REGREET_GAP_MS: '300' });
 });
 
 afterAll(async () => {
@@ -140,16 +137,7 @@ describe('voice mode', () => {
 
 describe('voice mode with LiveKit Inference', () => {
   beforeAll(async () => {
-    inferenceWorker = await startWorker({
-      env: {
-        ...livekitEnv(server, inferenceAgentName),
-        REDIS_URL: redisUrl,
-        REDIS_KEY_PREFIX: prefix,
-        ...inferenceModelEnv(stub),
-        AGENT_IO: 'voice',
-        REJOIN_TTL_MS: String(rejoinTtlMs),
-      },
-    });
+    inferenceWorker = await startVoiceWorker(inferenceAgentName, inferenceModelEnv(stub));
   });
 
   it('a Spanish participant is greeted aloud in Spanish, heard and answered: the inference STT and TTS are told Spanish, not the model string\'s English', async () => {

@@ -146,12 +146,11 @@ function serveTranscription(ws: WebSocket, ears: Ears, languages: string[]): voi
 function serveInferenceStt(ws: WebSocket, ears: Ears, sessions: OpenAIStub['inferenceSessions']): void {
   const send = (event: object) => ws.send(JSON.stringify(event));
   let listen: ((pcm: Buffer) => void) | null = null;
-  let language = '';
   ws.on('message', (data) => {
     const event = JSON.parse(String(data)) as { type?: string; audio?: string; settings?: { language?: string; sample_rate?: string } };
     switch (event.type) {
       case 'session.create': {
-        language = event.settings?.language ?? '';
+        const language = event.settings?.language ?? '';
         sessions.push({ kind: 'stt', language });
         const sampleRate = Number(event.settings?.sample_rate ?? 16_000);
         listen = utterances(
