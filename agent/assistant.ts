@@ -4,6 +4,7 @@
  * the window of a long conversation that the model is given.
  */
 import { llm, voice } from '@livekit/agents';
+import { languageInstruction } from '../lib/session/language.js';
 import type { History } from '../lib/session/record.js';
 import { windowedChatContext } from './chat_history.js';
 import { isContextMessageId } from './context_sink.js';
@@ -17,12 +18,17 @@ export const ASSISTANT_INSTRUCTIONS = [
   'Keep answers short: they are spoken aloud.',
 ].join(' ');
 
+/** The assistant's instructions for a conversation in `language` (a BCP 47 tag), or in none known. */
+export function assistantInstructions(language: string | null): string {
+  return language === null ? ASSISTANT_INSTRUCTIONS : `${ASSISTANT_INSTRUCTIONS}\n${languageInstruction(language)}`;
+}
+
 /** Options of {@link Assistant}. */
 export interface AssistantOptions {
   /** The chat context to start from (restored history). @default empty */
   chatCtx?: llm.ChatContext;
-  /** Extra instructions appended to {@link ASSISTANT_INSTRUCTIONS}. */
-  extraInstructions?: string;
+  /** The conversation's language (a canonical BCP 47 tag), when one is known. @default null */
+  language?: string | null;
   /**
    * Runs before the reply to a spoken user turn: flushes coalesced dynamic-context updates so
    * the answer sees them (coalescing may delay the context, never past a user turn).
@@ -42,11 +48,16 @@ export class Assistant extends voice.Agent {
 
   constructor(opts: AssistantOptions = {}) {
     super({
-      instructions: opts.extraInstructions ? `${ASSISTANT_INSTRUCTIONS}\n${opts.extraInstructions}` : ASSISTANT_INSTRUCTIONS,
+      instructions: assistantInstructions(opts.language ?? null),
       chatCtx: opts.chatCtx ?? llm.ChatContext.empty(),
     });
     this.beforeUserTurn = opts.beforeUserTurn;
     this.history = opts.history;
+  }
+
+  /** The conversation's language from now on (one the participant was heard speaking): the model is told it. */
+  async useLanguage(tag: string): Promise<void> {
+    await this.updateInstructions(assistantInstructions(tag));
   }
 
   override async llmNode(chatCtx: llm.ChatContext, toolCtx: llm.ToolContext, modelSettings: voice.ModelSettings): ReturnType<voice.Agent['llmNode']> {

@@ -13,7 +13,7 @@ import { ContextReceiver } from '../lib/context/receiver.js';
 import { pii, type Logger } from '../lib/logger.js';
 import { DEFAULT_CONDENSE_OPTIONS, type CondenseOptions, type Condenser } from '../lib/session/condense.js';
 import { takenOverMessage } from '../lib/session/greeting.js';
-import { languageInstruction, parseLanguageTag } from '../lib/session/language.js';
+import { parseLanguageTag, SpokenLanguage } from '../lib/session/language.js';
 import { policyForParticipant } from '../lib/session/policy.js';
 import type { DisconnectReason } from '../lib/session/record.js';
 import type { SessionStatusMessage } from '../lib/session_messages.js';
@@ -299,7 +299,7 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
     };
     const agent = new Assistant({
       chatCtx: restored ? historyToChatContext(restored.history) : llm.ChatContext.empty(),
-      ...(arrival.record?.language ? { extraInstructions: languageInstruction(arrival.record.language) } : {}),
+      language: arrival.record?.language ?? null,
       beforeUserTurn: flushContext,
       history: () => ps.currentRecord?.history,
     });
@@ -343,6 +343,19 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
       const turn = chatMessageToTurn(ev.item);
       if (turn) ps.persistTurn(turn);
     });
+    if (models.sttDetectsLanguage) {
+      // What the participant speaks, as the STT detects it, becomes the conversation's language.
+      const spoken = new SpokenLanguage(ps.currentRecord?.language ?? null);
+      session.on(voice.AgentSessionEventTypes.UserInputTranscribed, (ev) => {
+        if (!ev.isFinal || ev.transcript.trim() === '') return;
+        const adopted = spoken.observe(ev.language);
+        if (adopted === null) return;
+        log.info({ language: adopted }, 'participant heard speaking another language: adopted');
+        ps.useLanguage(adopted);
+        models.useLanguage?.(adopted);
+        agent.useLanguage(adopted).catch((err: unknown) => log.warn({ err }, 'could not tell the model the language heard'));
+      });
+    }
     session.on(voice.AgentSessionEventTypes.Close, (ev) => {
       log.info({ reason: ev.reason }, 'agent session closed');
       void finish('agent_shutdown');

@@ -31,6 +31,12 @@ export interface Models {
    * its TTS speaks as its default language. Undefined in text mode, where there is nothing to tell.
    */
   useLanguage?: (tag: string) => void;
+  /**
+   * True when the STT detects the language spoken itself (LiveKit Inference with a model string
+   * ending in `:multi`), so the language its final transcripts report is evidence of what the
+   * participant speaks (see `SpokenLanguage`). Any other STT reports the language it was told.
+   */
+  sttDetectsLanguage?: boolean;
 }
 
 /** Builds the models for `config`. Pure except for constructing plugin objects. */
@@ -84,6 +90,7 @@ export function buildModels(config: Config): Models {
           if (!sttDetects) stt.updateOptions({ language });
           tts.updateOptions({ language });
         },
+        sttDetectsLanguage: sttDetects,
         sessionOptions: {},
         label: `inference ${i.llm} (voice)`,
       };

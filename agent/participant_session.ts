@@ -358,6 +358,17 @@ export class ParticipantSession {
   }
 
   /**
+   * The participant was heard speaking `tag` (a canonical BCP 47 tag, learned by
+   * `SpokenLanguage`): the conversation's language from now on, kept in the record and profile
+   * (a later arrival whose token names no language is greeted in it) and saved.
+   */
+  useLanguage(tag: string): void {
+    if (this.lost || this.closed || this.record === null || this.record.language === tag) return;
+    this.record = { ...this.record, language: tag };
+    this.queueSave();
+  }
+
+  /**
    * Starts condensing the summary when it is due and nothing else is condensing it. The answer
    * replaces the text the model was given and keeps the lines folded in meanwhile; it is saved
    * like any change. A failure, a late answer or one that no longer fits changes nothing: the

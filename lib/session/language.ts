@@ -48,3 +48,70 @@ export function greetingLanguageOf(tag: string | null): GreetingLanguage {
 export function languageInstruction(tag: string): string {
   return `The participant's language is "${tag}" (BCP 47): speak it with them, unless they switch to another language.`;
 }
+
+/**
+ * Final transcripts in a row that must agree on a new language before it is adopted: one short
+ * utterance ("OK", "sí", a name) is often detected as the wrong language.
+ */
+export const SPOKEN_LANGUAGE_CONFIRMATIONS = 2;
+
+/**
+ * The language a speech-to-text that detects it reports for a final transcript, as a canonical
+ * tag, or null when it names no language (absent, empty, or a setting such as `multi`, which is
+ * not a language code: a primary subtag has two or three letters).
+ */
+export function detectedLanguageOf(raw: string | null | undefined): string | null {
+  const tag = parseLanguageTag(raw);
+  if (tag === null) return null;
+  const primary = primaryLanguageOf(tag);
+  return /^[a-z]{2,3}$/.test(primary) && primary !== 'und' ? tag : null;
+}
+
+/**
+ * Learns the language a participant speaks from a speech-to-text that detects it (one whose
+ * model detects the language itself, such as an inference model ending in `:multi`). It starts
+ * from the language the conversation has (the token's or the remembered one, or none) and
+ * adopts another one once {@link SPOKEN_LANGUAGE_CONFIRMATIONS} final transcripts in a row are
+ * detected in it. A detection in the current language (same primary subtag: `es-MX` stays
+ * `es-MX` when `es` is heard) confirms it and resets the count. Pure; one per conversation.
+ *
+ * Why: a participant whose token names no language (the Agents Playground) or the wrong one (a
+ * browser set to English) is greeted in English; what they then speak is better evidence. The
+ * adopted language is kept in the record and profile, so a return without a language in the
+ * token is greeted in it, and the speech models are told it.
+ */
+export class SpokenLanguage {
+  private candidate: string | null = null;
+  private count = 0;
+
+  constructor(private current: string | null) {}
+
+  /** The conversation's language as learned so far. */
+  get language(): string | null {
+    return this.current;
+  }
+
+  /**
+   * One final transcript's detected language (raw, as the speech-to-text reported it). Returns
+   * the newly adopted language when this transcript confirms a change, otherwise null.
+   */
+  observe(detected: string | null | undefined): string | null {
+    const tag = detectedLanguageOf(detected);
+    if (tag === null) return null;
+    if (this.current !== null && primaryLanguageOf(tag) === primaryLanguageOf(this.current)) {
+      this.candidate = null;
+      this.count = 0;
+      return null;
+    }
+    if (this.candidate !== null && primaryLanguageOf(tag) === primaryLanguageOf(this.candidate)) this.count++;
+    else {
+      this.candidate = tag;
+      this.count = 1;
+    }
+    if (this.count < SPOKEN_LANGUAGE_CONFIRMATIONS) return null;
+    this.current = this.candidate;
+    this.candidate = null;
+    this.count = 0;
+    return this.current;
+  }
+}

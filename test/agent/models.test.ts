@@ -113,8 +113,11 @@ describe('LiveKit Inference voice models (against a stand-in gateway)', () => {
     const untold = await openSessions(inferenceVoice());
     expect(untold.stt.create.settings?.language).toBe('en');
     expect(untold.tts.create.language).toBe('en');
+    // Only a detecting STT's reported language is evidence of what the participant speaks.
+    expect(inferenceVoice().sttDetectsLanguage).toBe(false);
 
     const detecting = inferenceVoice({ INFERENCE_STT: 'deepgram/nova-3:multi' });
+    expect(detecting.sttDetectsLanguage).toBe(true);
     detecting.useLanguage!('fr-CA');
     const told = await openSessions(detecting);
     expect(told.stt.create.settings?.language).toBe('multi');

@@ -414,6 +414,33 @@ describe('ParticipantSession and the participant\'s language', () => {
     expect(f.speech).toMatch(/^Bon retour ! Cela fait 10 minutes/);
     expect(f.record?.language).toBe('fr-CA');
   });
+
+  it('a language heard spoken replaces the arrival\'s: it is saved, a rejoin in the room is welcomed in it, and so is a return whose token names none', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock, sessionTtlMs: 30 * 60_000 });
+    const first = make(store, clock, { ...ReconnectPolicies.Default }, 'job-1', { participantName: 'Ana' });
+    const a = await first.ps.arrive();
+    expect(a.speech).toBe("Hello, Ana! I'm glad you're here. How can I help you today?");
+    first.ps.useLanguage('es');
+    await first.ps.drain();
+    const saved = await store.readRecord(key);
+    expect(saved.status === 'found' && saved.record.language).toBe('es');
+    first.ps.left('client_initiated');
+    clock.advance(20_000);
+    expect(first.ps.rejoined()?.speech).toBe('Hola de nuevo, Ana. Sigamos donde lo dejamos.');
+    await first.ps.suspend('client_initiated');
+
+    clock.advance(10 * 60_000);
+    const back = make(store, clock, { ...ReconnectPolicies.Default }, 'job-2');
+    const b = await back.ps.arrive();
+    expect(b.greeting.kind).toBe('returning');
+    expect(b.speech).toMatch(/^¡Hola de nuevo, Ana! Han pasado 10 minutos/);
+    await back.ps.suspend('client_initiated');
+
+    clock.advance(2 * 3_600_000); // expired: the profile keeps the language heard
+    const later = make(store, clock, { ...ReconnectPolicies.Default }, 'job-3');
+    expect((await later.ps.arrive()).speech).toMatch(/^¡Qué gusto verte otra vez, Ana!/);
+  });
 });
 
 /** A condenser whose answers the test gives (or refuses) by hand; it records what it was asked. */

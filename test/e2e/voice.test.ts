@@ -10,6 +10,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { renderGreeting } from '../../lib/session/greeting.js';
+import { languageInstruction } from '../../lib/session/language.js';
 import { KeyBuilder } from '../../lib/store/keys.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { unlinkPrefix } from '../lib/store/redis_support.js';
@@ -30,6 +31,9 @@ let worker: WorkerProcess;
 /** The worker in inference mode (`describe('voice mode with LiveKit Inference')`). */
 let inferenceWorker: WorkerProcess | undefined;
 const inferenceAgentName = `voice-inference-${run}`;
+/** The inference worker whose STT detects the language (`describe('… detects the language …')`). */
+let multiWorker: WorkerProcess | undefined;
+const multiAgentName = `voice-multi-${run}`;
 const participants: TestParticipant[] = [];
 
 /** Milliseconds of stub speech for the utterances in `texts` (the stub's rule). */
@@ -53,6 +57,7 @@ afterAll(async () => {
   for (const p of participants) await p.leave().catch(() => undefined);
   await worker?.stop();
   await inferenceWorker?.stop();
+  await multiWorker?.stop();
   await stub?.close();
   await inspect?.dispose();
   const redis = new Redis(redisUrl);
@@ -177,3 +182,67 @@ describe('voice mode with LiveKit Inference', () => {
     expect(stub.inferenceSessions.slice(sessionsBefore).filter((o) => o.kind === 'stt').map((o) => o.language)).toEqual(['en']);
   });
 });
+
+describe('voice mode with LiveKit Inference, an STT that detects the language (`:multi`)', () => {
+  /** Short, so that a participant's leave ends the job soon and their return is a new job's. */
+  const multiRejoinTtlMs = 1_500;
+
+  beforeAll(async () => {
+    multiWorker = await startVoiceWorker(multiAgentName, { ...inferenceModelEnv(stub), INFERENCE_STT: 'deepgram/nova-3:multi', REJOIN_TTL_MS: String(multiRejoinTtlMs) });
+  });
+
+  it('a participant whose token names no language, heard speaking Spanish, is answered in Spanish speech and greeted in Spanish on return', async () => {
+    const identity = `mateo-${run}`;
+    const joinMulti = async (room: string) => {
+      const p = await TestParticipant.join(server, { identity, room, agentName: multiAgentName, rejoinTtlMs: multiRejoinTtlMs });
+      participants.push(p);
+      return p;
+    };
+    const sessionsAtStart = stub.inferenceSessions.length;
+    const p1 = await joinMulti(`room-voice-multi-1-${run}`);
+    await p1.statusMatching((m) => m.greeting === 'first_time', { timeoutMs: 60_000 });
+    expect((await p1.nthText(1, 60_000)).text).toBe(renderGreeting({ kind: 'first_time' }));
+    const say = async (text: string, language: string) => {
+      const heardBefore = stub.heard.length;
+      stub.willHear(text, { language });
+      await p1.speak(1_200);
+      await waitFor('the utterance to be transcribed', () => stub.heard.length === heardBefore + 1);
+      await p1.textMatching(new RegExp(stubReply(text).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), { timeoutMs: 30_000 });
+    };
+    const language = async () => {
+      const r = await inspect.readRecord({ agentName: multiAgentName, identity });
+      return r.status === 'found' ? r.record.language : undefined;
+    };
+
+    // One utterance detected as Spanish is not enough (a short one is often misdetected).
+    await say('Hola', 'es');
+    await waitFor('the first turn to be saved', async () => (await inspect.readRecord({ agentName: multiAgentName, identity })).status === 'found');
+    expect(await language()).toBeNull();
+    // A second one in a row is: the record keeps Spanish, and the speech is told Spanish.
+    const sessionsBefore = stub.inferenceSessions.length;
+    await say('¿Tienen mesas libres esta noche?', 'es');
+    await waitFor('the language heard to be saved', async () => (await language()) === 'es');
+    await waitFor('a speech session in Spanish', () => stub.inferenceSessions.slice(sessionsBefore).some((o) => o.kind === 'tts' && o.language === 'es'));
+    // The STT keeps detecting: it is never told a language.
+    const sttLanguages = stub.inferenceSessions.slice(sessionsAtStart).filter((o) => o.kind === 'stt').map((o) => o.language);
+    expect(sttLanguages.length).toBeGreaterThan(0);
+    expect(new Set(sttLanguages)).toEqual(new Set(['multi']));
+    // And the model is told it: its input for the next turn carries the language.
+    const next = 'Somos cuatro.';
+    await say(next, 'es');
+    const asked = stub.requests.find((msgs) => msgs.at(-1)?.role === 'user' && msgs.at(-1)?.content === next);
+    expect(asked?.some((m) => m.role === 'system' && m.content.includes(languageInstruction('es')))).toBe(true);
+    await p1.leave();
+    await waitFor('the session to be suspended', async () => {
+      const r = await inspect.readRecord({ agentName: multiAgentName, identity });
+      return r.status === 'found' && r.record.owner === null && r.record.disconnectedAt !== null;
+    }, { timeoutMs: 30_000 });
+
+    // A return in another room, a new job, with still no language in the token.
+    const p2 = await joinMulti(`room-voice-multi-2-${run}`);
+    const back = await p2.statusMatching((m) => m.greeting !== undefined, { timeoutMs: 60_000 });
+    expect(back).toMatchObject({ greeting: 'returning', decision: { kind: 'resume', why: 'within_session_ttl' } });
+    expect((await p2.nthText(1, 60_000)).text).toMatch(/^¡Hola de nuevo! Han pasado .+ y esta es tu visita número 2\. La última vez hablamos de «Somos cuatro\.»\. ¿Seguimos\?$/);
+  });
+});
+

@@ -32,8 +32,12 @@ export interface OpenAIStub {
   requests: StubMessage[][];
   /** Every speech request's text (what the agent says aloud), in arrival order. */
   speech: string[];
-  /** Queues the transcript of the next utterance the transcription socket hears. */
-  willHear(text: string): void;
+  /**
+   * Queues the transcript of the next utterance the transcription socket hears. `language`: the
+   * language the inference STT reports it detected (as a `:multi` model does); by default the
+   * language its session was created with.
+   */
+  willHear(text: string, opts?: { language?: string }): void;
   /** Every utterance the transcription socket heard: its transcript and how long it lasted, ms. */
   heard: Array<{ transcript: string; soundMs: number }>;
   /** The language of every transcription session configured (`session.update`), in arrival order ('' when none). */
@@ -86,9 +90,15 @@ const UTTERANCE_END_SILENCE_MS = 400;
 /** Audio louder than this RMS (1 % of full scale) is sound. */
 const SOUND_RMS = 327;
 
+/** A queued transcript (see {@link OpenAIStub.willHear}). */
+interface Heard {
+  text: string;
+  language?: string;
+}
+
 /** Where the transcription sockets take their transcripts and record what they heard. */
 interface Ears {
-  next: () => string | undefined;
+  next: () => Heard | undefined;
   heard: OpenAIStub['heard'];
 }
 
@@ -97,7 +107,7 @@ interface Ears {
  * followed by silence. Calls `started` when sound begins, and `ended` with the queued transcript
  * (recorded in `ears.heard`) once silence has lasted long enough.
  */
-function utterances(sampleRate: number, ears: Ears, started: () => void, ended: (transcript: string, soundMs: number) => void): (pcm: Buffer) => void {
+function utterances(sampleRate: number, ears: Ears, started: () => void, ended: (transcript: string, soundMs: number, language: string | undefined) => void): (pcm: Buffer) => void {
   let soundMs = 0;
   let silenceMs = 0;
   return (pcm) => {
@@ -114,9 +124,10 @@ function utterances(sampleRate: number, ears: Ears, started: () => void, ended: 
     if (soundMs === 0) return;
     silenceMs += ms;
     if (silenceMs < UTTERANCE_END_SILENCE_MS) return;
-    const transcript = ears.next() ?? '';
+    const queued = ears.next();
+    const transcript = queued?.text ?? '';
     ears.heard.push({ transcript, soundMs });
-    ended(transcript, soundMs);
+    ended(transcript, soundMs, queued?.language);
     soundMs = 0;
     silenceMs = 0;
   };
@@ -157,7 +168,8 @@ function serveInferenceStt(ws: WebSocket, ears: Ears, sessions: OpenAIStub['infe
           sampleRate,
           ears,
           () => send({ type: 'start_of_speech' }),
-          (transcript, soundMs) => send({ type: 'final_transcript', transcript, language, start: 0, duration: soundMs / 1000, confidence: 1, words: [] }),
+          (transcript, soundMs, detected) =>
+            send({ type: 'final_transcript', transcript, language: detected ?? language, start: 0, duration: soundMs / 1000, confidence: 1, words: [] }),
         );
         send({ type: 'session.created', session_id: 'stt-session' });
         return;
@@ -242,7 +254,7 @@ export interface OpenAIStubOptions {
 export async function startOpenAIStub(opts: OpenAIStubOptions = {}): Promise<OpenAIStub> {
   const requests: StubMessage[][] = [];
   const speech: string[] = [];
-  const transcripts: string[] = [];
+  const transcripts: Heard[] = [];
   const heard: OpenAIStub['heard'] = [];
   const transcriptionLanguages: string[] = [];
   const server: Server = createServer((req, res) => {
@@ -312,7 +324,7 @@ export async function startOpenAIStub(opts: OpenAIStubOptions = {}): Promise<Ope
     baseURL: `http://127.0.0.1:${port}/v1`,
     requests,
     speech,
-    willHear: (text) => transcripts.push(text),
+    willHear: (text, opts = {}) => transcripts.push({ text, ...opts }),
     heard,
     transcriptionLanguages,
     inferenceURL: `http://127.0.0.1:${port}/v1`,

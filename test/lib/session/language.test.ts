@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { describeAgo, renderGreeting, takenOverMessage } from '../../../lib/session/greeting.js';
 import { rejectMessage } from '../../../lib/session/resume_policy.js';
-import { greetingLanguageOf, languageInstruction, parseLanguageTag } from '../../../lib/session/language.js';
+import { detectedLanguageOf, greetingLanguageOf, languageInstruction, parseLanguageTag, SpokenLanguage } from '../../../lib/session/language.js';
 
 describe('the participant\'s language', () => {
   it('accepts well-formed BCP 47 tags in canonical form, and nothing else', () => {
@@ -50,4 +50,30 @@ describe('the participant\'s language', () => {
   it('tells the model the language', () => {
     expect(languageInstruction('es-MX')).toBe('The participant\'s language is "es-MX" (BCP 47): speak it with them, unless they switch to another language.');
   });
+
+  it('adopts a detected language only after two final transcripts in a row agree on it', () => {
+    const spoken = new SpokenLanguage(null);
+    expect(spoken.observe('es')).toBeNull();
+    expect(spoken.observe('es')).toBe('es');
+    expect(spoken.language).toBe('es');
+    // One stray detection does not switch; a detection of the current language resets the count.
+    expect(spoken.observe('pt')).toBeNull();
+    expect(spoken.observe('es')).toBeNull();
+    expect(spoken.observe('pt')).toBeNull();
+    expect(spoken.language).toBe('es');
+    // Two in a row that disagree with each other do not switch either.
+    expect(spoken.observe('fr')).toBeNull();
+    expect(spoken.observe('de')).toBeNull();
+    expect(spoken.observe('de')).toBe('de');
+  });
+
+  it('keeps the arrival\'s more precise tag when the same language is heard, and ignores what names no language', () => {
+    const spoken = new SpokenLanguage('es-MX');
+    for (const heard of ['es', 'ES', 'es-ES', 'multi', '', null, undefined, 'und', 'x-klingon', 'español']) expect(spoken.observe(heard)).toBeNull();
+    expect(spoken.language).toBe('es-MX');
+    expect(spoken.observe('en-gb')).toBeNull();
+    expect(spoken.observe('en')).toBe('en-GB');
+    expect([detectedLanguageOf('pt-br'), detectedLanguageOf('multi'), detectedLanguageOf('und')]).toEqual(['pt-BR', null, null]);
+  });
 });
+
