@@ -14,6 +14,7 @@ import type { ContextSnapshot } from '../lib/context/snapshot.js';
 import { condenseDue, DEFAULT_CONDENSE_OPTIONS, withCondensedSummary, type CondenseOptions, type Condenser } from '../lib/session/condense.js';
 import { chooseGreeting, renderGreeting, type GreetingChoice } from '../lib/session/greeting.js';
 import { lastTopic, recordWithTurn } from '../lib/session/history.js';
+import { arrivalLanguage } from '../lib/session/language.js';
 import type { SessionPolicy } from '../lib/session/policy.js';
 import {
   newSessionRecord,
@@ -241,7 +242,7 @@ export class ParticipantSession {
 
     if (decision.kind === 'reject') {
       // AlwaysResume could not resume: tell the participant, go to Error, change nothing stored.
-      const message = rejectMessage(decision, this.o.language ?? profile?.language ?? null);
+      const message = rejectMessage(decision, arrivalLanguage(this.o.language ?? null, profile, true).language);
       this.fire({ type: 'start_failed', code: 'resume_failed', message });
       return { decision, greeting: { kind: 'none', why: 'rejected' }, speech: message, record: null, resumed: false, degraded, previousOwner: null, fence: claim.lease.fence };
     }
@@ -281,10 +282,13 @@ export class ParticipantSession {
         participantName: this.o.participantName ?? null,
       });
     }
+    // AlwaysFresh reveals no memory (a kiosk): only the token's language, never a remembered one.
+    const { language, heard } = arrivalLanguage(this.o.language ?? null, record, policy.resumePolicy !== 'AlwaysFresh');
+    const { languageHeard: _wasHeard, ...rest } = record;
     this.record = {
-      ...record,
-      // AlwaysFresh reveals no memory (a kiosk): only the token's language, never a remembered one.
-      language: this.o.language ?? (policy.resumePolicy === 'AlwaysFresh' ? null : record.language),
+      ...rest,
+      language,
+      ...(heard ? { languageHeard: true } : {}),
       state: 'Connected',
       owner: { ownerId: this.o.ownerId, fence: this.lease.fence, leaseExpiresAtMs: nowMs + this.leaseMs },
     };
@@ -360,11 +364,11 @@ export class ParticipantSession {
   /**
    * The participant was heard speaking `tag` (a canonical BCP 47 tag, learned by
    * `SpokenLanguage`): the conversation's language from now on, kept in the record and profile
-   * (a later arrival whose token names no language is greeted in it) and saved.
+   * as heard (a later arrival is greeted in it, whatever its token says: `arrivalLanguage`) and saved.
    */
   useLanguage(tag: string): void {
-    if (this.lost || this.closed || this.record === null || this.record.language === tag) return;
-    this.record = { ...this.record, language: tag };
+    if (this.lost || this.closed || this.record === null || (this.record.language === tag && this.record.languageHeard === true)) return;
+    this.record = { ...this.record, language: tag, languageHeard: true };
     this.queueSave();
   }
 

@@ -44,6 +44,27 @@ export function greetingLanguageOf(tag: string | null): GreetingLanguage {
   return (GREETING_LANGUAGES as readonly string[]).includes(primary) ? (primary as GreetingLanguage) : 'en';
 }
 
+/** A remembered language (a record's or a profile's), and whether the participant was heard speaking it. */
+export interface RememberedLanguage {
+  language: string | null;
+  /** True when `language` was learned from the participant's speech ({@link SpokenLanguage}), not given by a token. */
+  languageHeard?: boolean;
+}
+
+/**
+ * The language a conversation starts in, and whether it was heard spoken. A language the
+ * participant was heard speaking outranks the token's: a token's language is usually the
+ * browser's default (the web client sends `navigator.language`), speech is what they actually
+ * use; if they switch back, {@link SpokenLanguage} learns it again. The token's language outranks
+ * one only remembered from an earlier token, and that one is used when the token names none.
+ * `revealMemory` false (`AlwaysFresh`, a kiosk): only the token's language.
+ */
+export function arrivalLanguage(token: string | null, remembered: RememberedLanguage | null, revealMemory: boolean): { language: string | null; heard: boolean } {
+  if (!revealMemory) return { language: token, heard: false };
+  if (remembered?.languageHeard === true && remembered.language !== null) return { language: remembered.language, heard: true };
+  return { language: token ?? remembered?.language ?? null, heard: false };
+}
+
 /** The instruction that tells the model the participant's language. */
 export function languageInstruction(tag: string): string {
   return `The participant's language is "${tag}" (BCP 47): speak it with them, unless they switch to another language.`;
@@ -77,8 +98,8 @@ export function detectedLanguageOf(raw: string | null | undefined): string | nul
  *
  * Why: a participant whose token names no language (the Agents Playground) or the wrong one (a
  * browser set to English) is greeted in English; what they then speak is better evidence. The
- * adopted language is kept in the record and profile, so a return without a language in the
- * token is greeted in it, and the speech models are told it.
+ * adopted language is kept in the record and profile as heard, so their return is greeted in it
+ * whatever the token says ({@link arrivalLanguage}), and the model and speech models are told it.
  */
 export class SpokenLanguage {
   private candidate: string | null = null;

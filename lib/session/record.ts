@@ -99,6 +99,8 @@ export const sessionRecordSchema = z.object({
   firstSeenAt: z.number().int().nonnegative(),
   participantName: z.string().nullable(),
   language: z.string().nullable(),
+  /** True when `language` was learned from the participant's speech; it then outranks a token's (see `arrivalLanguage`). */
+  languageHeard: z.boolean().optional(),
   history: historySchema,
   context: contextSnapshotSchema,
   lastTopic: z.string().optional(),
@@ -122,6 +124,8 @@ export const profileSchema = z.object({
   visitCount: z.number().int().nonnegative(),
   participantName: z.string().nullable(),
   language: z.string().nullable(),
+  /** See the record's `languageHeard`. */
+  languageHeard: z.boolean().optional(),
   lastTopic: z.string().optional(),
   lastSessionId: z.string().nullable(),
 });
@@ -163,7 +167,7 @@ export interface NewSessionInput {
 /** A fresh conversation record in state `Connecting`, visit count carried from the profile. */
 export function newSessionRecord(input: NewSessionInput): SessionRecord {
   const { profile } = input;
-  return {
+  const record: SessionRecord = {
     v: RECORD_VERSION,
     sessionId: input.sessionId,
     identity: input.identity,
@@ -183,6 +187,8 @@ export function newSessionRecord(input: NewSessionInput): SessionRecord {
     owner: null,
     version: 0,
   };
+  if (input.language == null && profile?.languageHeard === true) record.languageHeard = true;
+  return record;
 }
 
 /**
@@ -227,6 +233,7 @@ export function profileFromRecord(record: SessionRecord): Profile {
     language: record.language,
     lastSessionId: record.sessionId,
   };
+  if (record.languageHeard === true) profile.languageHeard = true;
   if (record.lastTopic !== undefined) profile.lastTopic = record.lastTopic;
   return profile;
 }

@@ -415,7 +415,7 @@ describe('ParticipantSession and the participant\'s language', () => {
     expect(f.record?.language).toBe('fr-CA');
   });
 
-  it('a language heard spoken replaces the arrival\'s: it is saved, a rejoin in the room is welcomed in it, and so is a return whose token names none', async () => {
+  it('a language heard spoken replaces the arrival\'s: it is saved, a rejoin in the room is welcomed in it, and so is a return whose token names another (a browser\'s default) or none', async () => {
     const clock = new ManualClock(T0);
     const store = new MemorySessionStore({ clock, sessionTtlMs: 30 * 60_000 });
     const first = make(store, clock, { ...ReconnectPolicies.Default }, 'job-1', { participantName: 'Ana' });
@@ -431,15 +431,30 @@ describe('ParticipantSession and the participant\'s language', () => {
     await first.ps.suspend('client_initiated');
 
     clock.advance(10 * 60_000);
-    const back = make(store, clock, { ...ReconnectPolicies.Default }, 'job-2');
+    // The web client sends the browser's language: speech outranks it.
+    const back = make(store, clock, { ...ReconnectPolicies.Default }, 'job-2', { language: 'en-US' });
     const b = await back.ps.arrive();
     expect(b.greeting.kind).toBe('returning');
     expect(b.speech).toMatch(/^¡Hola de nuevo, Ana! Han pasado 10 minutos/);
+    expect(b.record).toMatchObject({ language: 'es', languageHeard: true });
     await back.ps.suspend('client_initiated');
 
     clock.advance(2 * 3_600_000); // expired: the profile keeps the language heard
-    const later = make(store, clock, { ...ReconnectPolicies.Default }, 'job-3');
+    const later = make(store, clock, { ...ReconnectPolicies.Default }, 'job-3', { language: 'en-US' });
     expect((await later.ps.arrive()).speech).toMatch(/^¡Qué gusto verte otra vez, Ana!/);
+    // If they are then heard speaking the token's language, it is theirs again.
+    later.ps.useLanguage('en');
+    await later.ps.suspend('client_initiated');
+    clock.advance(60_000);
+    const english = make(store, clock, { ...ReconnectPolicies.Default }, 'job-4', { language: 'de' });
+    expect((await english.ps.arrive()).speech).toBe("Welcome back, Ana. Let's pick up where we left off.");
+    await english.ps.suspend('client_initiated');
+    // A kiosk (AlwaysFresh) reveals nothing remembered, a heard language included.
+    clock.advance(60_000);
+    const kiosk = make(store, clock, { ...ReconnectPolicies.Default, resumePolicy: 'AlwaysFresh' }, 'job-5', { language: 'fr' });
+    const k = await kiosk.ps.arrive();
+    expect(k.record).toMatchObject({ language: 'fr' });
+    expect(k.record?.languageHeard).toBeUndefined();
   });
 });
 

@@ -191,10 +191,10 @@ describe('voice mode with LiveKit Inference, an STT that detects the language (`
     multiWorker = await startVoiceWorker(multiAgentName, { ...inferenceModelEnv(stub), INFERENCE_STT: 'deepgram/nova-3:multi', REJOIN_TTL_MS: String(multiRejoinTtlMs) });
   });
 
-  it('a participant whose token names no language, heard speaking Spanish, is answered in Spanish speech and greeted in Spanish on return', async () => {
+  it('a participant whose token names no language, heard speaking Spanish, is answered in Spanish speech and greeted in Spanish on return, though their browser then says English', async () => {
     const identity = `mateo-${run}`;
-    const joinMulti = async (room: string) => {
-      const p = await TestParticipant.join(server, { identity, room, agentName: multiAgentName, rejoinTtlMs: multiRejoinTtlMs });
+    const joinMulti = async (room: string, language?: string) => {
+      const p = await TestParticipant.join(server, { identity, room, agentName: multiAgentName, rejoinTtlMs: multiRejoinTtlMs, ...(language ? { language } : {}) });
       participants.push(p);
       return p;
     };
@@ -238,8 +238,9 @@ describe('voice mode with LiveKit Inference, an STT that detects the language (`
       return r.status === 'found' && r.record.owner === null && r.record.disconnectedAt !== null;
     }, { timeoutMs: 30_000 });
 
-    // A return in another room, a new job, with still no language in the token.
-    const p2 = await joinMulti(`room-voice-multi-2-${run}`);
+    // A return in another room, a new job, from a browser set to English (the web client sends
+    // `navigator.language`): what they were heard speaking outranks it.
+    const p2 = await joinMulti(`room-voice-multi-2-${run}`, 'en-US');
     const back = await p2.statusMatching((m) => m.greeting !== undefined, { timeoutMs: 60_000 });
     expect(back).toMatchObject({ greeting: 'returning', decision: { kind: 'resume', why: 'within_session_ttl' } });
     expect((await p2.nthText(1, 60_000)).text).toMatch(/^¡Hola de nuevo! Han pasado .+ y esta es tu visita número 2\. La última vez hablamos de «Somos cuatro\.»\. ¿Seguimos\?$/);

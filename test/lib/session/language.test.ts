@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { describeAgo, renderGreeting, takenOverMessage } from '../../../lib/session/greeting.js';
 import { rejectMessage } from '../../../lib/session/resume_policy.js';
-import { detectedLanguageOf, greetingLanguageOf, languageInstruction, parseLanguageTag, SpokenLanguage } from '../../../lib/session/language.js';
+import { arrivalLanguage, detectedLanguageOf, greetingLanguageOf, languageInstruction, parseLanguageTag, SpokenLanguage } from '../../../lib/session/language.js';
 
 describe('the participant\'s language', () => {
   it('accepts well-formed BCP 47 tags in canonical form, and nothing else', () => {
@@ -49,6 +49,19 @@ describe('the participant\'s language', () => {
 
   it('tells the model the language', () => {
     expect(languageInstruction('es-MX')).toBe('The participant\'s language is "es-MX" (BCP 47): speak it with them, unless they switch to another language.');
+  });
+
+  it('starts a conversation in the language heard spoken, else the token\'s, else the remembered one; a kiosk only in the token\'s', () => {
+    const heard = { language: 'es', languageHeard: true };
+    const given = { language: 'de', languageHeard: false };
+    expect(arrivalLanguage('en-US', heard, true)).toEqual({ language: 'es', heard: true });
+    expect(arrivalLanguage(null, heard, true)).toEqual({ language: 'es', heard: true });
+    expect(arrivalLanguage('en-US', given, true)).toEqual({ language: 'en-US', heard: false });
+    expect(arrivalLanguage(null, given, true)).toEqual({ language: 'de', heard: false });
+    expect(arrivalLanguage(null, { language: null, languageHeard: true }, true)).toEqual({ language: null, heard: false });
+    expect(arrivalLanguage('fr', null, true)).toEqual({ language: 'fr', heard: false });
+    expect(arrivalLanguage('fr', heard, false)).toEqual({ language: 'fr', heard: false });
+    expect(arrivalLanguage(null, heard, false)).toEqual({ language: null, heard: false });
   });
 
   it('adopts a detected language only after two final transcripts in a row agree on it', () => {

@@ -11,6 +11,17 @@ describe('session record', () => {
     expect(parseProfile(JSON.parse(JSON.stringify(p)))).toEqual({ ok: true, value: p });
   });
 
+  it('keeps a language heard spoken as heard through the store, the profile and the next conversation; a token\'s language is not', () => {
+    const heard = { ...newSessionRecord({ agentName: 'a', identity: 'i', sessionId: 's', nowMs: 5, profile: null }), language: 'es', languageHeard: true };
+    expect(parseSessionRecord(JSON.parse(JSON.stringify(heard)))).toEqual({ ok: true, value: heard });
+    const p = profileFromRecord(heard);
+    expect(parseProfile(JSON.parse(JSON.stringify(p)))).toEqual({ ok: true, value: { ...p, language: 'es', languageHeard: true } });
+    expect(newSessionRecord({ agentName: 'a', identity: 'i', sessionId: 's2', nowMs: 9, profile: p })).toMatchObject({ language: 'es', languageHeard: true });
+    // A conversation given a language by its token starts from that, not from the heard one.
+    expect(newSessionRecord({ agentName: 'a', identity: 'i', sessionId: 's3', nowMs: 9, profile: p, language: 'de' }).languageHeard).toBeUndefined();
+    expect(parseSessionRecord({ ...heard, languageHeard: 'yes' })).toEqual({ ok: false, why: 'record_invalid' });
+  });
+
   it('reads an unknown version or a malformed record as record_invalid, not a crash', () => {
     const r = newSessionRecord({ agentName: 'a', identity: 'i', sessionId: 's', nowMs: 5, profile: null });
     expect(parseSessionRecord({ ...r, v: 2 })).toEqual({ ok: false, why: 'record_invalid' });
