@@ -55,13 +55,18 @@ export interface RememberedLanguage {
  * The language a conversation starts in, and whether it was heard spoken. A language the
  * participant was heard speaking outranks the token's: a token's language is usually the
  * browser's default (the web client sends `navigator.language`), speech is what they actually
- * use; if they switch back, {@link SpokenLanguage} learns it again. The token's language outranks
+ * use (a token naming the same language keeps its more precise tag); if they switch back,
+ * {@link SpokenLanguage} learns it again. The token's language outranks
  * one only remembered from an earlier token, and that one is used when the token names none.
  * `revealMemory` false (`AlwaysFresh`, a kiosk): only the token's language.
  */
 export function arrivalLanguage(token: string | null, remembered: RememberedLanguage | null, revealMemory: boolean): { language: string | null; heard: boolean } {
   if (!revealMemory) return { language: token, heard: false };
-  if (remembered?.languageHeard === true && remembered.language !== null) return { language: remembered.language, heard: true };
+  if (remembered?.languageHeard === true && remembered.language !== null) {
+    // The token may name the same language more precisely (`es-MX` for a heard `es`).
+    const same = token !== null && primaryLanguageOf(token) === primaryLanguageOf(remembered.language);
+    return { language: same ? token : remembered.language, heard: true };
+  }
   return { language: token ?? remembered?.language ?? null, heard: false };
 }
 

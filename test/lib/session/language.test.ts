@@ -56,6 +56,7 @@ describe('the participant\'s language', () => {
     const given = { language: 'de', languageHeard: false };
     expect(arrivalLanguage('en-US', heard, true)).toEqual({ language: 'es', heard: true });
     expect(arrivalLanguage(null, heard, true)).toEqual({ language: 'es', heard: true });
+    expect(arrivalLanguage('es-MX', heard, true)).toEqual({ language: 'es-MX', heard: true });
     expect(arrivalLanguage('en-US', given, true)).toEqual({ language: 'en-US', heard: false });
     expect(arrivalLanguage(null, given, true)).toEqual({ language: 'de', heard: false });
     expect(arrivalLanguage(null, { language: null, languageHeard: true }, true)).toEqual({ language: null, heard: false });
