@@ -13,7 +13,7 @@ import { ContextReceiver } from '../lib/context/receiver.js';
 import { pii, type Logger } from '../lib/logger.js';
 import { DEFAULT_CONDENSE_OPTIONS, type CondenseOptions, type Condenser } from '../lib/session/condense.js';
 import { takenOverMessage } from '../lib/session/greeting.js';
-import { parseLanguageTag, SpokenLanguage } from '../lib/session/language.js';
+import { parseLanguageTag, primaryLanguageOf, SpokenLanguage } from '../lib/session/language.js';
 import { policyForParticipant } from '../lib/session/policy.js';
 import type { DisconnectReason } from '../lib/session/record.js';
 import type { SessionStatusMessage } from '../lib/session_messages.js';
@@ -351,6 +351,7 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
         const adopted = spoken.observe(ev.language);
         if (adopted === null) return;
         log.info({ language: adopted }, 'participant heard speaking another language: adopted');
+        metrics.inc('pva_languages_adopted_total', { language: primaryLanguageOf(adopted) });
         ps.useLanguage(adopted);
         models.useLanguage?.(adopted);
         agent.useLanguage(adopted).catch((err: unknown) => log.warn({ err }, 'could not tell the model the language heard'));

@@ -16,6 +16,7 @@ import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { unlinkPrefix } from '../lib/store/redis_support.js';
 import { inferenceModelEnv, STUB_SPEECH_MIN_MS, STUB_SPEECH_MS_PER_CHAR, startOpenAIStub, stubModelEnv, stubReply, type OpenAIStub } from '../support/openai_stub.js';
 import { TestParticipant, type ServerInfo } from '../support/participant.js';
+import { freeTcpPort } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
 import { livekitEnv, startWorker, type WorkerProcess } from '../support/worker.js';
 
@@ -187,8 +188,17 @@ describe('voice mode with LiveKit Inference, an STT that detects the language (`
   /** Short, so that a participant's leave ends the job soon and their return is a new job's. */
   const multiRejoinTtlMs = 1_500;
 
+  let metricsPort: number;
+
   beforeAll(async () => {
-    multiWorker = await startVoiceWorker(multiAgentName, { ...inferenceModelEnv(stub), INFERENCE_STT: 'deepgram/nova-3:multi', REJOIN_TTL_MS: String(multiRejoinTtlMs) });
+    metricsPort = await freeTcpPort();
+    multiWorker = await startVoiceWorker(multiAgentName, {
+      ...inferenceModelEnv(stub),
+      INFERENCE_STT: 'deepgram/nova-3:multi',
+      REJOIN_TTL_MS: String(multiRejoinTtlMs),
+      METRICS_PORT: String(metricsPort),
+      METRICS_HOST: '127.0.0.1',
+    });
   });
 
   it('a participant whose token names no language, heard speaking Spanish, is answered in Spanish speech and greeted in Spanish on return, though their browser then says English', async () => {
@@ -227,6 +237,9 @@ describe('voice mode with LiveKit Inference, an STT that detects the language (`
     const sttLanguages = stub.inferenceSessions.slice(sessionsAtStart).filter((o) => o.kind === 'stt').map((o) => o.language);
     expect(sttLanguages.length).toBeGreaterThan(0);
     expect(new Set(sttLanguages)).toEqual(new Set(['multi']));
+    // Operators see it counted.
+    const adoptedSpanish = async () => Number(/pva_languages_adopted_total\{language="es"\} (\d+)/.exec(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text())?.[1] ?? '0');
+    await waitFor('the adoption to be counted', async () => (await adoptedSpanish()) === 1);
     // And the model is told it: its input for the next turn carries the language.
     const next = 'Somos cuatro.';
     await say(next, 'es');
