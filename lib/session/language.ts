@@ -83,14 +83,12 @@ export const SPOKEN_LANGUAGE_CONFIRMATIONS = 2;
 
 /**
  * The language a speech-to-text that detects it reports for a final transcript, as a canonical
- * tag, or null when it names no language (absent, empty, or a setting such as `multi`, which is
- * not a language code: a primary subtag has two or three letters).
+ * tag, or null when it names no language: absent, empty, `und`, or a setting such as `multi`
+ * (not a language tag: {@link parseLanguageTag} wants a primary subtag of two or three letters).
  */
 export function detectedLanguageOf(raw: string | null | undefined): string | null {
   const tag = parseLanguageTag(raw);
-  if (tag === null) return null;
-  const primary = primaryLanguageOf(tag);
-  return /^[a-z]{2,3}$/.test(primary) && primary !== 'und' ? tag : null;
+  return tag === null || primaryLanguageOf(tag) === 'und' ? null : tag;
 }
 
 /**

@@ -18,7 +18,7 @@ import { encodeKeyPart } from '../../lib/store/keys.js';
 import { buildClient, REPO_ROOT } from '../../web/server/build_client.js';
 import { startTokenService, type TokenService } from '../../web/server/service.js';
 import { randomPrefix } from '../support/env.js';
-import { AGENT_WAIT_MS } from '../support/participant.js';
+import { AGENT_WAIT_MS, literally } from '../support/participant.js';
 import { freeTcpPort } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
 import { startWorker, type WorkerProcess } from '../support/worker.js';
@@ -169,7 +169,7 @@ async function sessionKeysOf(identity: string): Promise<string[]> {
 }
 
 /** The first-time greeting as the worker renders it (lib/session/greeting.ts). */
-const FIRST_TIME = new RegExp((renderGreeting({ kind: 'first_time' }) ?? '').replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+const FIRST_TIME = literally(renderGreeting({ kind: 'first_time' }) ?? '');
 
 // ---------------------------------------------------------------- tests
 

@@ -16,7 +16,7 @@ import { RoomServiceClient } from 'livekit-server-sdk';
 import { ensureAgentDispatched } from '../../web/server/agent_dispatch.js';
 import type { ResumePolicyName } from '../../web/server/tokens.js';
 import { startOpenAIStub, stubModelEnv, stubReply, type OpenAIStub, type StubMessage } from '../support/openai_stub.js';
-import { TestParticipant, type ServerInfo } from '../support/participant.js';
+import { literally, TestParticipant, type ServerInfo } from '../support/participant.js';
 import { freeTcpPort } from '../support/ports.js';
 import { RtcContextPublisher } from '../support/rtc_context_publisher.js';
 import { waitFor } from '../support/wait.js';
@@ -86,7 +86,7 @@ function condensedReply(messages: StubMessage[]): string {
 async function converse(p: TestParticipant, text: string): Promise<void> {
   const from = p.texts.length;
   await p.say(text);
-  await p.textMatching(new RegExp(stubReply(text).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), { from });
+  await p.textMatching(literally(stubReply(text)), { from });
 }
 
 /**

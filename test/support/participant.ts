@@ -79,6 +79,11 @@ export function mintToken(server: ServerInfo, opts: JoinOptions): Promise<string
  */
 export const AGENT_WAIT_MS = 60_000;
 
+/** A pattern matching `text` literally (for {@link TestParticipant.textMatching}). */
+export function literally(text: string): RegExp {
+  return new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+}
+
 /** A joined test participant. */
 export class TestParticipant {
   readonly texts: ReceivedText[] = [];
