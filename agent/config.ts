@@ -5,17 +5,13 @@
  */
 import dotenv from 'dotenv';
 import { z } from 'zod';
+import { booleanVar, optionalString } from '../lib/env_vars.js';
 import { ConfigError } from '../lib/errors.js';
 import { DEFAULT_CONDENSE_OPTIONS, MAX_CONDENSE_AT_CHARS, MIN_CONDENSE_AT_CHARS } from '../lib/session/condense.js';
 import { loadPolicyFromEnv, type SessionPolicy } from '../lib/session/policy.js';
 import { parseKeyring, type Keyring } from '../lib/store/crypto.js';
 import type { RedisTarget } from '../lib/store/redis_connection.js';
 import { redisEnvProblems, redisEnvShape, redisTargetOf, replicaAcksOf, type ReplicaAcks } from '../lib/store/redis_env.js';
-
-const optionalString = z
-  .string()
-  .optional()
-  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
 const positiveInt = (fallback: number) =>
   z
@@ -71,6 +67,7 @@ const envSchema = z.object({
     message: 'must be an http:// or https:// URL',
   }),
   OPENAI_MODEL: z.string().optional().default('gpt-4.1-mini'),
+  OPENAI_STT_DETECT_LANGUAGE: booleanVar(),
   LIVEKIT_INFERENCE_API_KEY: optionalString,
   LIVEKIT_INFERENCE_API_SECRET: optionalString,
   INFERENCE_LLM: z.string().optional().default('openai/gpt-4.1-mini'),
@@ -124,7 +121,11 @@ export interface Config {
   modelMode: ModelMode;
   /** `text`: text in on `lk.chat`, text out on `lk.transcription`; `voice`: audio too. */
   io: 'voice' | 'text';
-  openai: { apiKey: string; baseURL: string | undefined; model: string } | undefined;
+  /**
+   * OpenAI plugin settings. `sttDetectsLanguage`: the speech-to-text is never told a language and
+   * detects the one spoken; what it hears then becomes the conversation's (`SpokenLanguage`).
+   */
+  openai: { apiKey: string; baseURL: string | undefined; model: string; sttDetectsLanguage: boolean } | undefined;
   /** LiveKit Inference models; `apiKey`/`apiSecret` set only in `inference` mode. */
   inference: { llm: string; stt: string; tts: string; apiKey?: string; apiSecret?: string };
   /**
@@ -201,6 +202,11 @@ export function parseConfig(env: Env): Config {
   if (modelMode === 'offline' && e.AGENT_IO === 'voice') {
     throw new ConfigError('invalid configuration: AGENT_IO=voice needs models (OPENAI_API_KEY or LiveKit inference credentials)');
   }
+  if (e.OPENAI_STT_DETECT_LANGUAGE && modelMode !== 'openai') {
+    throw new ConfigError(
+      `invalid configuration: OPENAI_STT_DETECT_LANGUAGE is only used with the OpenAI models (the model mode is ${modelMode}; LiveKit Inference detects the language with an INFERENCE_STT ending in :multi)`,
+    );
+  }
   const io = e.AGENT_IO === 'auto' ? (modelMode === 'offline' ? 'text' : 'voice') : e.AGENT_IO;
   return {
     livekit: { url: e.LIVEKIT_URL, apiKey: e.LIVEKIT_API_KEY, apiSecret: e.LIVEKIT_API_SECRET },
@@ -209,7 +215,7 @@ export function parseConfig(env: Env): Config {
     replicaAcks: replicaAcksOf(e),
     modelMode,
     io,
-    openai: e.OPENAI_API_KEY ? { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL, model: e.OPENAI_MODEL } : undefined,
+    openai: e.OPENAI_API_KEY ? { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL, model: e.OPENAI_MODEL, sttDetectsLanguage: e.OPENAI_STT_DETECT_LANGUAGE } : undefined,
     inference: {
       llm: e.INFERENCE_LLM,
       stt: e.INFERENCE_STT,

@@ -28,13 +28,15 @@ export interface Models {
    * Tells the voice models the participant's language (a BCP 47 tag), before the conversation
    * starts: the OpenAI STT otherwise transcribes everything as English, and LiveKit Inference's
    * STT listens for the language its model string names (`deepgram/nova-3:en` by default) and
-   * its TTS speaks as its default language. Undefined in text mode, where there is nothing to tell.
+   * its TTS speaks as its default language. Undefined in text mode, and with OpenAI's detecting
+   * STT, where there is nothing to tell.
    */
   useLanguage?: (tag: string) => void;
   /**
    * True when the STT detects the language spoken itself (LiveKit Inference with a model string
-   * ending in `:multi`), so the language its final transcripts report is evidence of what the
-   * participant speaks (see `SpokenLanguage`). Any other STT reports the language it was told.
+   * ending in `:multi`; OpenAI with `OPENAI_STT_DETECT_LANGUAGE=true`), so the language its final
+   * transcripts report is evidence of what the participant speaks (see `SpokenLanguage`). Any
+   * other STT reports the language it was told.
    */
   sttDetectsLanguage?: boolean;
 }
@@ -58,12 +60,15 @@ export function buildModels(config: Config): Models {
       const model = newLlm();
       const backgroundLlm = newLlm();
       if (text) return { llm: model, backgroundLlm, sessionOptions: textOnly, label: `openai ${o.model} (text)` };
-      const stt = new openai.STT(common);
+      // Detecting: never told a language (telling it one would end the detection); OpenAI's TTS
+      // speaks the language of its text, so there is nothing else to tell.
+      const detects = o.sttDetectsLanguage;
+      const stt = new openai.STT({ ...common, ...(detects ? { detectLanguage: true } : {}) });
       return {
         llm: model,
         backgroundLlm,
         stt,
-        useLanguage: (tag) => stt.updateOptions({ language: primaryLanguageOf(tag) }),
+        ...(detects ? { sttDetectsLanguage: true } : { useLanguage: (tag: string) => stt.updateOptions({ language: primaryLanguageOf(tag) }) }),
         tts: new openai.TTS(common),
         sessionOptions: localVoice,
         label: `openai ${o.model} (voice)`,

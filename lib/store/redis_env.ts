@@ -13,6 +13,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { booleanVar, optionalString } from '../env_vars.js';
 import { ConfigError } from '../errors.js';
 import type { RedisTarget, RedisTls, SentinelAddress } from './redis_connection.js';
 
@@ -21,11 +22,6 @@ export type RedisEnvSource = Record<string, string | undefined>;
 
 /** Default port of a sentinel named without one in `REDIS_SENTINELS` (Sentinel's own default). */
 export const DEFAULT_SENTINEL_PORT = 26_379;
-
-const optionalString = z
-  .string()
-  .optional()
-  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
 /** Default port of a cluster node named without one in `REDIS_CLUSTER_NODES` (Redis's own default). */
 export const DEFAULT_REDIS_PORT = 6_379;
@@ -88,12 +84,7 @@ export const redisEnvShape = {
   }),
   REDIS_PASSWORD: optionalString,
   /** Connect to the cluster nodes over TLS (a `REDIS_URL` says it with `rediss://`). */
-  REDIS_TLS: optionalString.transform((v, ctx) => {
-    if (v === undefined || v === 'false') return false;
-    if (v === 'true') return true;
-    ctx.addIssue({ code: 'custom', message: `must be true or false, got "${v}"` });
-    return z.NEVER;
-  }),
+  REDIS_TLS: booleanVar(),
   /** PEM file of the CA that signed the Redis servers' certificates (a private CA), read at start. */
   REDIS_TLS_CA_FILE: optionalString.transform((path, ctx) => {
     if (path === undefined) return undefined;

@@ -35,8 +35,14 @@ describe('parseConfig', () => {
     const c = parseConfig({ ...base, OPENAI_API_KEY: 'sk-x', OPENAI_BASE_URL: 'http://127.0.0.1:9999/v1' });
     expect(c.modelMode).toBe('openai');
     expect(c.io).toBe('voice');
-    expect(c.openai).toEqual({ apiKey: 'sk-x', baseURL: 'http://127.0.0.1:9999/v1', model: 'gpt-4.1-mini' });
+    expect(c.openai).toEqual({ apiKey: 'sk-x', baseURL: 'http://127.0.0.1:9999/v1', model: 'gpt-4.1-mini', sttDetectsLanguage: false });
     expect(parseConfig({ ...base, OPENAI_API_KEY: 'sk-x', AGENT_IO: 'text' }).io).toBe('text');
+  });
+
+  it('OPENAI_STT_DETECT_LANGUAGE=true makes the OpenAI speech-to-text detect the language spoken', () => {
+    expect(parseConfig({ ...base, OPENAI_API_KEY: 'sk-x', OPENAI_STT_DETECT_LANGUAGE: 'true' }).openai?.sttDetectsLanguage).toBe(true);
+    expect(parseConfig({ ...base, OPENAI_API_KEY: 'sk-x', OPENAI_STT_DETECT_LANGUAGE: 'false' }).openai?.sttDetectsLanguage).toBe(false);
+    expect(parseConfig({ ...base, OPENAI_API_KEY: 'sk-x', OPENAI_STT_DETECT_LANGUAGE: ' ' }).openai?.sttDetectsLanguage).toBe(false);
   });
 
   it('prefers LiveKit Inference when its credentials are set', () => {
@@ -161,6 +167,9 @@ describe('parseConfig', () => {
     ['bad model mode', { ...base, MODEL_MODE: 'magic' }, /MODEL_MODE/],
     ['openai mode without key', { ...base, MODEL_MODE: 'openai' }, /OPENAI_API_KEY is required/],
     ['voice without models', { ...base, AGENT_IO: 'voice' }, /AGENT_IO=voice needs models/],
+    ['OPENAI_STT_DETECT_LANGUAGE that is not a boolean', { ...base, OPENAI_API_KEY: 'sk-x', OPENAI_STT_DETECT_LANGUAGE: 'yes' }, /OPENAI_STT_DETECT_LANGUAGE must be true or false, got "yes"/],
+    ['OPENAI_STT_DETECT_LANGUAGE with LiveKit Inference', { ...base, OPENAI_API_KEY: 'sk-x', LIVEKIT_INFERENCE_API_KEY: 'k', LIVEKIT_INFERENCE_API_SECRET: 's', OPENAI_STT_DETECT_LANGUAGE: 'true' }, /OPENAI_STT_DETECT_LANGUAGE is only used with the OpenAI models \(the model mode is inference; LiveKit Inference detects the language with an INFERENCE_STT ending in :multi\)/],
+    ['OPENAI_STT_DETECT_LANGUAGE offline', { ...base, OPENAI_STT_DETECT_LANGUAGE: 'true' }, /OPENAI_STT_DETECT_LANGUAGE is only used with the OpenAI models \(the model mode is offline/],
     ['bad load threshold', { ...base, WORKER_LOAD_THRESHOLD: '2' }, /WORKER_LOAD_THRESHOLD must be a number in \(0, 1\]/],
     ['bad metrics port', { ...base, METRICS_PORT: 'abc' }, /METRICS_PORT must be a positive integer/],
     ['a zero job start bound', { ...base, WORKER_INIT_TIMEOUT_MS: '0' }, /WORKER_INIT_TIMEOUT_MS must be a positive integer, got "0"/],

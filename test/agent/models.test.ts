@@ -29,6 +29,14 @@ describe('buildModels', () => {
     expect(() => voice.useLanguage?.('es-MX')).not.toThrow(); // what the STT then asks for: test/e2e/voice.test.ts
     expect(buildModels(parseConfig({ ...base, OPENAI_API_KEY: 'sk-x', AGENT_IO: 'text' })).useLanguage).toBeUndefined();
     expect(buildModels(parseConfig({ ...base, ...inferenceKeys, AGENT_IO: 'text' })).useLanguage).toBeUndefined();
+    // Only a detecting STT's reported language is evidence of what the participant speaks.
+    expect(voice.sttDetectsLanguage).toBeFalsy();
+  });
+
+  it('voice with OpenAI and OPENAI_STT_DETECT_LANGUAGE: the speech-to-text detects, so it is never told a language', () => {
+    const detecting = buildModels(parseConfig({ ...base, OPENAI_API_KEY: 'sk-x', AGENT_IO: 'voice', OPENAI_STT_DETECT_LANGUAGE: 'true' }));
+    expect(detecting.sttDetectsLanguage).toBe(true);
+    expect(detecting.useLanguage).toBeUndefined(); // what its session then asks for: test/e2e/voice.test.ts
   });
 
   it('offline has no model for background requests', () => {

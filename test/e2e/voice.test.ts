@@ -5,7 +5,8 @@
  * listens with `@livekit/rtc-node`. No speech model runs here, so "speech" is a tone: the test
  * server transcribes a stretch of sound as the text the test queued, and speaks text as a tone
  * as long as the text implies. A second worker does the same with LiveKit Inference's LLM, STT
- * and TTS plugins, the test server standing in for the inference gateway.
+ * and TTS plugins, the test server standing in for the inference gateway. Two more have speech-to-
+ * text that detects the language spoken (inference `:multi`, OpenAI's `detectLanguage`).
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -35,6 +36,9 @@ const inferenceAgentName = `voice-inference-${run}`;
 /** The inference worker whose STT detects the language (`describe('… detects the language …')`). */
 let multiWorker: WorkerProcess | undefined;
 const multiAgentName = `voice-multi-${run}`;
+/** The OpenAI worker whose STT detects the language (`OPENAI_STT_DETECT_LANGUAGE`). */
+let detectingWorker: WorkerProcess | undefined;
+const detectingAgentName = `voice-detect-${run}`;
 const participants: TestParticipant[] = [];
 
 /** Milliseconds of stub speech for the utterances in `texts` (the stub's rule). */
@@ -59,6 +63,7 @@ afterAll(async () => {
   await worker?.stop();
   await inferenceWorker?.stop();
   await multiWorker?.stop();
+  await detectingWorker?.stop();
   await stub?.close();
   await inspect?.dispose();
   const redis = new Redis(redisUrl);
@@ -260,3 +265,42 @@ describe('voice mode with LiveKit Inference, an STT that detects the language (`
   });
 });
 
+
+describe('voice mode with OpenAI, a speech-to-text that detects the language (`OPENAI_STT_DETECT_LANGUAGE`)', () => {
+  beforeAll(async () => {
+    detectingWorker = await startVoiceWorker(detectingAgentName, { ...stubModelEnv(stub), OPENAI_STT_DETECT_LANGUAGE: 'true' });
+  });
+
+  it('a participant whose browser says English but who speaks French is greeted in English, then answered in French, and the speech-to-text is never told a language', async () => {
+    const identity = `amelie-${run}`;
+    const sessionsBefore = stub.transcriptionLanguages.length;
+    const p = await join(identity, `room-voice-detect-${run}`, 'en-US', detectingAgentName);
+    await p.statusMatching((m) => m.greeting === 'first_time', { timeoutMs: 60_000 });
+    expect((await p.nthText(1, 60_000)).text).toBe(renderGreeting({ kind: 'first_time' }, null, 'en-US'));
+    const say = async (text: string) => {
+      const heardBefore = stub.heard.length;
+      stub.willHear(text, { language: 'fr' });
+      await p.speak(1_200);
+      await waitFor('the utterance to be transcribed', () => stub.heard.length === heardBefore + 1);
+      await p.textMatching(literally(stubReply(text)), { timeoutMs: 30_000 });
+    };
+    const record = async () => {
+      const r = await inspect.readRecord({ agentName: detectingAgentName, identity });
+      return r.status === 'found' ? r.record : undefined;
+    };
+
+    await say('Bonjour, je voudrais réserver une table.');
+    await say('Pour quatre personnes, ce soir.');
+    await waitFor('the language heard to be saved', async () => (await record())?.language === 'fr');
+    expect((await record())?.languageHeard).toBe(true);
+    // The model is told it: its input for the next turn carries the French instruction.
+    const next = 'Vers vingt heures.';
+    await say(next);
+    const asked = stub.requests.find((msgs) => msgs.at(-1)?.role === 'user' && msgs.at(-1)?.content === next);
+    expect(asked?.some((m) => m.role === 'system' && m.content.includes(languageInstruction('fr')))).toBe(true);
+    // The token's English was never forced on the speech-to-text, before or after: it kept detecting.
+    const configured = stub.transcriptionLanguages.slice(sessionsBefore);
+    expect(configured.length).toBeGreaterThan(0);
+    expect(new Set(configured)).toEqual(new Set(['']));
+  });
+});

@@ -34,8 +34,8 @@ export interface OpenAIStub {
   speech: string[];
   /**
    * Queues the transcript of the next utterance the transcription socket hears. `language`: the
-   * language the inference STT reports it detected (as a `:multi` model does); by default the
-   * language its session was created with.
+   * language the STT reports it detected (as an inference `:multi` model, or OpenAI's STT with no
+   * language given, does); by default the language its session was created with.
    */
   willHear(text: string, opts?: { language?: string }): void;
   /** Every utterance the transcription socket heard: its transcript and how long it lasted, ms. */
@@ -141,14 +141,20 @@ function serveTranscription(ws: WebSocket, ears: Ears, languages: string[]): voi
     TRANSCRIPTION_SAMPLE_RATE,
     ears,
     () => send({ type: 'input_audio_buffer.speech_started', item_id: `item-${++item}` }),
-    (transcript) => {
+    (transcript, _soundMs, detected) => {
       send({ type: 'input_audio_buffer.speech_stopped', item_id: `item-${item}` });
-      send({ type: 'conversation.item.input_audio_transcription.completed', item_id: `item-${item}`, transcript });
+      // The language heard: the one the test queued (a detecting session), else the one configured.
+      const language = detected ?? configured;
+      send({ type: 'conversation.item.input_audio_transcription.completed', item_id: `item-${item}`, transcript, ...(language ? { languages: [{ code: language }] } : {}) });
     },
   );
+  let configured = '';
   ws.on('message', (data) => {
     const event = JSON.parse(String(data)) as { type?: string; audio?: string; session?: { audio?: { input?: { transcription?: { language?: string } } } } };
-    if (event.type === 'session.update') languages.push(event.session?.audio?.input?.transcription?.language ?? '');
+    if (event.type === 'session.update') {
+      configured = event.session?.audio?.input?.transcription?.language ?? '';
+      languages.push(configured);
+    }
     if (event.type === 'input_audio_buffer.append' && event.audio !== undefined) listen(Buffer.from(event.audio, 'base64'));
   });
 }
