@@ -161,15 +161,19 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
   /** Releases the arrival's held store writes (see ARRIVAL_WRITE_HOLD_MS). */
   let greetingOnItsWay = () => {};
 
-  const status = (extra: Partial<SessionStatusMessage> = {}) =>
-    messenger.status(identity, {
+  const status = (extra: Partial<SessionStatusMessage> = {}) => {
+    const record = ps.currentRecord ?? arrival?.record ?? null;
+    const conversationLanguage = parseLanguageTag(record?.language);
+    return messenger.status(identity, {
       v: 1,
       type: 'session_status',
-      sessionId: ps.currentRecord?.sessionId ?? arrival?.record?.sessionId ?? '',
+      sessionId: record?.sessionId ?? '',
       state: ps.state,
       ...(store.isDegraded ? { degraded: true } : {}),
+      ...(conversationLanguage !== null ? { language: conversationLanguage, ...(record?.languageHeard ? { languageHeard: true } : {}) } : {}),
       ...extra,
     });
+  };
 
   const ps: ParticipantSession = new ParticipantSession({
     store,
@@ -353,6 +357,7 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
         log.info({ language: adopted }, 'participant heard speaking another language: adopted');
         metrics.inc('pva_languages_adopted_total', { language: primaryLanguageOf(adopted) });
         ps.useLanguage(adopted);
+        void status();
         models.useLanguage?.(adopted);
         agent.useLanguage(adopted).catch((err: unknown) => log.warn({ err }, 'could not tell the model the language heard'));
       });

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 
+import { parseLanguageTag } from './session/language.js';
 import { SESSION_STATES } from './session/record.js';
 
 export { SESSION_STATES, type SessionStateName } from './session/record.js';
@@ -28,6 +29,17 @@ export const sessionStatusMessageSchema = z.object({
   error: z.object({ code: z.string(), message: z.string() }).optional(),
   /** The store is unreachable and the agent works from memory. */
   degraded: z.boolean().optional(),
+  /**
+   * The conversation's language (a canonical BCP 47 tag) when one is known: the token's, the one
+   * remembered from an earlier visit, or the one the participant was heard speaking. Absent: none
+   * known (the agent greets and speaks English).
+   */
+  language: z
+    .string()
+    .refine((v) => parseLanguageTag(v) === v, { message: 'must be a canonical BCP 47 language tag' })
+    .optional(),
+  /** True when `language` was learned from the participant's speech, not given by a token. */
+  languageHeard: z.boolean().optional(),
 });
 /** See {@link sessionStatusMessageSchema}. */
 export type SessionStatusMessage = z.infer<typeof sessionStatusMessageSchema>;

@@ -206,6 +206,10 @@ describe('web client in headless Chromium', () => {
     await connect(page);
     const greeting = await waitForLine(page, 'agent', /Bonjour/);
     expect(greeting.text).toBe(renderGreeting({ kind: 'first_time' }, null, 'fr-FR'));
+    // The page shows the language the agent speaks with them, named in that language.
+    await waitFor('the language to be shown', async () => (await data(page, 'language', 'tag')) === 'fr-FR', { timeoutMs: 30_000 });
+    expect(await page.textContent('#language')).toBe('français (France)');
+    expect(await data(page, 'language', 'heard')).toBe('false');
   });
 
   it('first visit: the agent reports a first_time greeting on pva.session', async () => {

@@ -275,7 +275,9 @@ describe('voice mode with OpenAI, a speech-to-text that detects the language (`O
     const identity = `amelie-${run}`;
     const sessionsBefore = stub.transcriptionLanguages.length;
     const p = await join(identity, `room-voice-detect-${run}`, 'en-US', detectingAgentName);
-    await p.statusMatching((m) => m.greeting === 'first_time', { timeoutMs: 60_000 });
+    const greeted = await p.statusMatching((m) => m.greeting === 'first_time', { timeoutMs: 60_000 });
+    expect(greeted).toMatchObject({ language: 'en-US' });
+    expect(greeted.languageHeard).toBeUndefined();
     expect((await p.nthText(1, 60_000)).text).toBe(renderGreeting({ kind: 'first_time' }, null, 'en-US'));
     const say = async (text: string) => {
       const heardBefore = stub.heard.length;
@@ -293,6 +295,8 @@ describe('voice mode with OpenAI, a speech-to-text that detects the language (`O
     await say('Pour quatre personnes, ce soir.');
     await waitFor('the language heard to be saved', async () => (await record())?.language === 'fr');
     expect((await record())?.languageHeard).toBe(true);
+    // The participant's client is told at once (the web client shows it).
+    await p.statusMatching((m) => m.language === 'fr' && m.languageHeard === true, { timeoutMs: 10_000 });
     // The model is told it: its input for the next turn carries the French instruction.
     const next = 'Vers vingt heures.';
     await say(next);

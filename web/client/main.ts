@@ -58,6 +58,7 @@ const ui = {
   greeting: $('greeting-kind'),
   decision: $('decision'),
   agentSession: $('agent-session'),
+  language: $('language'),
   errorPanel: $('error-panel'),
   errorMessage: $('error-message'),
   retry: $<HTMLButtonElement>('retry'),
@@ -159,6 +160,18 @@ function renderSession(): void {
     ? `${st.state}${st.restoredTurns !== undefined ? `, ${st.restoredTurns} turns restored` : ''}${st.degraded ? ', degraded (store unavailable)' : ''}`
     : '—';
   ui.agentSession.dataset.state = st?.state ?? '';
+  ui.language.textContent = st?.language ? `${languageName(st.language)}${st.languageHeard ? ' (heard you speak it)' : ''}` : '—';
+  ui.language.dataset.tag = st?.language ?? '';
+  ui.language.dataset.heard = String(st?.languageHeard === true);
+}
+
+/** A language's name in that language (`es-MX` → "español (México)"), as language menus show it; the tag when the browser cannot name it. */
+function languageName(tag: string): string {
+  try {
+    return new Intl.DisplayNames([tag], { type: 'language' }).of(tag) ?? tag;
+  } catch {
+    return tag;
+  }
 }
 
 function renderContext(): void {
