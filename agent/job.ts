@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { AutoSubscribe, llm, voice, type JobContext } from '@livekit/agents';
 import type { RemoteParticipant } from '@livekit/rtc-node';
-import { ATTR_LANGUAGE, ATTR_RESUME_POLICY } from '../lib/attributes.js';
+import { ATTR_LANGUAGE, ATTR_LANGUAGE_CHOSEN, ATTR_RESUME_POLICY } from '../lib/attributes.js';
 import { systemClock } from '../lib/clock.js';
 import { hintMatches, parseDispatchHint, type HintedParticipant } from '../lib/dispatch_hint.js';
 import { ContextReceiver } from '../lib/context/receiver.js';
@@ -63,7 +63,13 @@ function agentStartedSpeaking(session: voice.AgentSession, handle: voice.SpeechH
 
 /** What a dispatch hint says about a participant, read from the participant itself. */
 function participantFacts(p: RemoteParticipant): HintedParticipant {
-  return { identity: p.identity, name: p.name, resumePolicy: p.attributes[ATTR_RESUME_POLICY], language: p.attributes[ATTR_LANGUAGE] };
+  return {
+    identity: p.identity,
+    name: p.name,
+    resumePolicy: p.attributes[ATTR_RESUME_POLICY],
+    language: p.attributes[ATTR_LANGUAGE],
+    ...(p.attributes[ATTR_LANGUAGE_CHOSEN] === 'true' ? { languageChosen: true } : {}),
+  };
 }
 
 /** What every conversation of one job shares. */
@@ -151,7 +157,7 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
   // A malformed language attribute is ignored (the remembered language, if any, is used).
   const language = parseLanguageTag(who.language);
   const log = logger.child({ ownerId });
-  log.info({ ...pii({ identity }), resumePolicy: policy.resumePolicy, overridden, ignoredOverride, language, ignoredLanguage: who.language !== undefined && language === null, fromDispatchHint }, 'session owner chosen');
+  log.info({ ...pii({ identity }), resumePolicy: policy.resumePolicy, overridden, ignoredOverride, language, languageChosen: who.languageChosen === true, ignoredLanguage: who.language !== undefined && language === null, fromDispatchHint }, 'session owner chosen');
 
   const messenger = new RoomMessenger(ctx.room, log);
   const { store, notices } = stores;
@@ -170,7 +176,9 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
       sessionId: record?.sessionId ?? '',
       state: ps.state,
       ...(store.isDegraded ? { degraded: true } : {}),
-      ...(conversationLanguage !== null ? { language: conversationLanguage, ...(record?.languageHeard ? { languageHeard: true } : {}) } : {}),
+      ...(conversationLanguage !== null
+        ? { language: conversationLanguage, ...(record?.languageHeard ? { languageHeard: true } : {}), ...(record?.languageChosen ? { languageChosen: true } : {}) }
+        : {}),
       ...extra,
     });
   };
@@ -185,6 +193,7 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
     metrics,
     participantName: who.name || null,
     language,
+    languageChosen: language !== null && who.languageChosen === true,
     minRegreetGapMs: config.minRegreetGapMs,
     ...condense,
     onStateChanged: (ev) => {

@@ -57,6 +57,8 @@ export interface ParticipantSessionOptions {
    * record or profile remembers, if any.
    */
   language?: string | null;
+  /** True when the participant chose `language` themselves (the web client's menu), not their browser: it then outranks one they were heard speaking (`arrivalLanguage`). */
+  languageChosen?: boolean;
   /** Called for every state change (status messages, logs). */
   onStateChanged?: (ev: SessionStateChanged) => void;
   /** Called when the lifecycle closes the conversation (rejoin window over, taken over). */
@@ -242,7 +244,7 @@ export class ParticipantSession {
 
     if (decision.kind === 'reject') {
       // AlwaysResume could not resume: tell the participant, go to Error, change nothing stored.
-      const message = rejectMessage(decision, arrivalLanguage(this.o.language ?? null, profile, true).language);
+      const message = rejectMessage(decision, arrivalLanguage(this.o.language ?? null, profile, true, this.o.languageChosen).language);
       this.fire({ type: 'start_failed', code: 'resume_failed', message });
       return { decision, greeting: { kind: 'none', why: 'rejected' }, speech: message, record: null, resumed: false, degraded, previousOwner: null, fence: claim.lease.fence };
     }
@@ -283,12 +285,13 @@ export class ParticipantSession {
       });
     }
     // AlwaysFresh reveals no memory (a kiosk): only the token's language, never a remembered one.
-    const { language, heard } = arrivalLanguage(this.o.language ?? null, record, policy.resumePolicy !== 'AlwaysFresh');
-    const { languageHeard: _wasHeard, ...rest } = record;
+    const { language, heard, chosen } = arrivalLanguage(this.o.language ?? null, record, policy.resumePolicy !== 'AlwaysFresh', this.o.languageChosen);
+    const { languageHeard: _wasHeard, languageChosen: _wasChosen, ...rest } = record;
     this.record = {
       ...rest,
       language,
       ...(heard ? { languageHeard: true } : {}),
+      ...(chosen ? { languageChosen: true } : {}),
       state: 'Connected',
       owner: { ownerId: this.o.ownerId, fence: this.lease.fence, leaseExpiresAtMs: nowMs + this.leaseMs },
     };
@@ -368,7 +371,9 @@ export class ParticipantSession {
    */
   useLanguage(tag: string): void {
     if (this.lost || this.closed || this.record === null || (this.record.language === tag && this.record.languageHeard === true)) return;
-    this.record = { ...this.record, language: tag, languageHeard: true };
+    // What they speak now is better evidence than an earlier pick: the pick is no longer theirs to keep.
+    const { languageChosen: _wasChosen, ...rest } = this.record;
+    this.record = { ...rest, language: tag, languageHeard: true };
     this.queueSave();
   }
 

@@ -10,6 +10,9 @@ export const ATTR_RESUME_POLICY = 'pva.resume_policy';
 /** Token attribute: the participant's language, a BCP 47 tag (`lib/session/language.ts`). */
 export const ATTR_LANGUAGE = 'pva.language';
 
+/** Token attribute: `"true"` when the participant chose `pva.language` (the web client's menu), not their browser. */
+export const ATTR_LANGUAGE_CHOSEN = 'pva.language_chosen';
+
 /** Token attribute: `"1"` marks a participant allowed to publish dynamic context for others (a backend). */
 export const ATTR_CONTEXT_PUBLISHER = 'pva.context_publisher';
 

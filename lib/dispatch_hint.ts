@@ -6,7 +6,7 @@ import { z } from 'zod';
  * creates the room. The job uses it to claim that participant's session while it is still
  * connecting to the room, which takes the store round trip off the join-to-greeting path.
  * It is a speculation: it is used only when the participant who actually arrives has exactly
- * this identity, name, resume-policy and language attributes, and is otherwise discarded; and it claims
+ * this identity, name, resume-policy and language attributes (the language's choice mark included), and is otherwise discarded; and it claims
  * only a session that no other job holds live (it never takes a conversation over).
  * Only a holder of the API secret can set it, like the token attributes.
  */
@@ -17,6 +17,8 @@ const dispatchHintSchema = z.object({
   resumePolicy: z.string().optional(),
   /** The participant's language attribute (`pva.language`), as the token carries it. */
   language: z.string().optional(),
+  /** True when the token marks that language as chosen (`pva.language_chosen`). */
+  languageChosen: z.boolean().optional(),
 });
 
 /** See the module comment. */
@@ -44,6 +46,7 @@ export interface HintedParticipant {
   name?: string | undefined;
   resumePolicy?: string | undefined;
   language?: string | undefined;
+  languageChosen?: boolean | undefined;
 }
 
 /** True when `participant` is the one the hint announced (identity, name, policy and language attributes). */
@@ -52,6 +55,7 @@ export function hintMatches(hint: DispatchHint, participant: HintedParticipant):
     hint.identity === participant.identity &&
     (hint.name ?? '') === (participant.name ?? '') &&
     (hint.resumePolicy ?? '') === (participant.resumePolicy ?? '') &&
-    (hint.language ?? '') === (participant.language ?? '')
+    (hint.language ?? '') === (participant.language ?? '') &&
+    (hint.languageChosen === true) === (participant.languageChosen === true)
   );
 }

@@ -40,6 +40,8 @@ export const sessionStatusMessageSchema = z.object({
     .optional(),
   /** True when `language` was learned from the participant's speech, not given by a token. */
   languageHeard: z.boolean().optional(),
+  /** True when the participant chose `language` themselves (the web client's menu). */
+  languageChosen: z.boolean().optional(),
 });
 /** See {@link sessionStatusMessageSchema}. */
 export type SessionStatusMessage = z.infer<typeof sessionStatusMessageSchema>;

@@ -44,30 +44,45 @@ export function greetingLanguageOf(tag: string | null): GreetingLanguage {
   return (GREETING_LANGUAGES as readonly string[]).includes(primary) ? (primary as GreetingLanguage) : 'en';
 }
 
-/** A remembered language (a record's or a profile's), and whether the participant was heard speaking it. */
+/** A remembered language (a record's or a profile's), and whether it is the participant's own (heard or chosen). */
 export interface RememberedLanguage {
   language: string | null;
   /** True when `language` was learned from the participant's speech ({@link SpokenLanguage}), not given by a token. */
   languageHeard?: boolean;
+  /** True when the participant chose `language` themselves (the web client's language menu), not their browser. */
+  languageChosen?: boolean;
+}
+
+/** The language a conversation starts in, and where it came from (both false: a token's, or none). */
+export interface ArrivalLanguage {
+  language: string | null;
+  /** The participant was heard speaking it (kept as the record's `languageHeard`). */
+  heard: boolean;
+  /** The participant chose it (kept as the record's `languageChosen`). */
+  chosen: boolean;
 }
 
 /**
- * The language a conversation starts in, and whether it was heard spoken. A language the
- * participant was heard speaking outranks the token's: a token's language is usually the
- * browser's default (the web client sends `navigator.language`), speech is what they actually
- * use (a token naming the same language keeps its more precise tag); if they switch back,
- * {@link SpokenLanguage} learns it again. The token's language outranks
- * one only remembered from an earlier token, and that one is used when the token names none.
- * `revealMemory` false (`AlwaysFresh`, a kiosk): only the token's language.
+ * The language a conversation starts in. A language the participant chose (`tokenChosen`: the
+ * token's language is their pick from the web client's menu, not their browser's) outranks
+ * everything: it is what they asked for. Then their own language, remembered: one
+ * they were heard speaking or chose earlier, on any device; a token naming the same language
+ * more precisely keeps its tag (`es-MX` for a heard `es`). A token's language is usually the
+ * browser's default (the web client sends `navigator.language`): it outranks only a language
+ * remembered from an earlier token, which is used when the token names none. If the participant
+ * then speaks another language, {@link SpokenLanguage} learns it. `revealMemory` false
+ * (`AlwaysFresh`, a kiosk): only the token's language, chosen or not.
  */
-export function arrivalLanguage(token: string | null, remembered: RememberedLanguage | null, revealMemory: boolean): { language: string | null; heard: boolean } {
-  if (!revealMemory) return { language: token, heard: false };
-  if (remembered?.languageHeard === true && remembered.language !== null) {
-    // The token may name the same language more precisely (`es-MX` for a heard `es`).
+export function arrivalLanguage(token: string | null, remembered: RememberedLanguage | null, revealMemory: boolean, tokenChosen = false): ArrivalLanguage {
+  const fromToken = { language: token, heard: false, chosen: token !== null && tokenChosen };
+  if (fromToken.chosen || !revealMemory) return fromToken;
+  const heard = remembered?.languageHeard === true;
+  const chosen = !heard && remembered?.languageChosen === true;
+  if ((heard || chosen) && remembered?.language != null) {
     const same = token !== null && primaryLanguageOf(token) === primaryLanguageOf(remembered.language);
-    return { language: same ? token : remembered.language, heard: true };
+    return { language: same ? token : remembered.language, heard, chosen };
   }
-  return { language: token ?? remembered?.language ?? null, heard: false };
+  return { language: token ?? remembered?.language ?? null, heard: false, chosen: false };
 }
 
 /** The instruction that tells the model the participant's language. */

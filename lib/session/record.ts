@@ -101,6 +101,8 @@ export const sessionRecordSchema = z.object({
   language: z.string().nullable(),
   /** True when `language` was learned from the participant's speech; it then outranks a token's (see `arrivalLanguage`). */
   languageHeard: z.boolean().optional(),
+  /** True when the participant chose `language` (the web client's menu); it then outranks a browser's (see `arrivalLanguage`). */
+  languageChosen: z.boolean().optional(),
   history: historySchema,
   context: contextSnapshotSchema,
   lastTopic: z.string().optional(),
@@ -126,6 +128,8 @@ export const profileSchema = z.object({
   language: z.string().nullable(),
   /** See the record's `languageHeard`. */
   languageHeard: z.boolean().optional(),
+  /** See the record's `languageChosen`. */
+  languageChosen: z.boolean().optional(),
   lastTopic: z.string().optional(),
   lastSessionId: z.string().nullable(),
 });
@@ -188,6 +192,7 @@ export function newSessionRecord(input: NewSessionInput): SessionRecord {
     version: 0,
   };
   if (input.language == null && profile?.languageHeard === true) record.languageHeard = true;
+  if (input.language == null && profile?.languageChosen === true) record.languageChosen = true;
   return record;
 }
 
@@ -234,6 +239,7 @@ export function profileFromRecord(record: SessionRecord): Profile {
     lastSessionId: record.sessionId,
   };
   if (record.languageHeard === true) profile.languageHeard = true;
+  if (record.languageChosen === true) profile.languageChosen = true;
   if (record.lastTopic !== undefined) profile.lastTopic = record.lastTopic;
   return profile;
 }

@@ -456,6 +456,45 @@ describe('ParticipantSession and the participant\'s language', () => {
     expect(k.record).toMatchObject({ language: 'fr' });
     expect(k.record?.languageHeard).toBeUndefined();
   });
+
+  it('a language the participant chose outranks one heard spoken, is kept as theirs after expiry and on a device whose browser says another, and gives way to what they then speak', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock, sessionTtlMs: 30 * 60_000 });
+    const first = make(store, clock, { ...ReconnectPolicies.Default }, 'job-1', { participantName: 'Ana' });
+    await first.ps.arrive();
+    first.ps.useLanguage('es'); // heard speaking Spanish
+    await first.ps.suspend('client_initiated');
+
+    clock.advance(10 * 60_000);
+    // They pick German from the menu: their pick wins over the language heard.
+    const picked = make(store, clock, { ...ReconnectPolicies.Default }, 'job-2', { language: 'de', languageChosen: true });
+    const p = await picked.ps.arrive();
+    expect(p.speech).toMatch(/^Willkommen zurück, Ana! Es ist 10 Minuten her/);
+    expect(p.record).toMatchObject({ language: 'de', languageChosen: true });
+    expect(p.record?.languageHeard).toBeUndefined();
+    await picked.ps.suspend('client_initiated');
+
+    clock.advance(2 * 3_600_000); // expired: the profile keeps the pick
+    const phone = make(store, clock, { ...ReconnectPolicies.Default }, 'job-3', { language: 'en-US' });
+    const ph = await phone.ps.arrive();
+    expect(ph.greeting.kind).toBe('known_fresh');
+    expect(ph.speech).toMatch(/^Schön, Sie wiederzusehen, Ana!/);
+    expect(ph.record).toMatchObject({ language: 'de', languageChosen: true });
+    // Then heard speaking French: what they speak now is theirs, the pick is dropped.
+    phone.ps.useLanguage('fr');
+    await phone.ps.drain();
+    const saved = await store.readRecord(key);
+    expect(saved.status === 'found' && saved.record).toMatchObject({ language: 'fr', languageHeard: true });
+    expect(saved.status === 'found' && saved.record.languageChosen).toBeUndefined();
+    await phone.ps.suspend('client_initiated');
+
+    clock.advance(60_000);
+    // A kiosk reveals no remembered pick, but a pick in its own token is the token's language.
+    const kiosk = make(store, clock, { ...ReconnectPolicies.Default, resumePolicy: 'AlwaysFresh' }, 'job-4', { language: 'es', languageChosen: true });
+    const k = await kiosk.ps.arrive();
+    expect(k.speech).toBe('¡Hola, Ana! Me alegra que estés aquí. ¿En qué puedo ayudarte hoy?');
+    expect(k.record).toMatchObject({ language: 'es', languageChosen: true });
+  });
 });
 
 /** A condenser whose answers the test gives (or refuses) by hand; it records what it was asked. */

@@ -139,6 +139,18 @@ async function waitForState(page: Page, state: string, timeoutMs = 30_000): Prom
   await waitFor(`session state ${state}`, async () => (await text(page, 'session-state')) === state, { timeoutMs });
 }
 
+/** Waits for the first-time greeting, which must be the one written in `language`. */
+async function greetedIn(page: Page, language: string, first: RegExp): Promise<void> {
+  const greeting = await waitForLine(page, 'agent', first);
+  expect(greeting.text).toBe(renderGreeting({ kind: 'first_time' }, null, language));
+}
+
+/** Waits for the session panel to show the conversation's language `tag`, as `text`. */
+async function languageShown(page: Page, tag: string, text: string): Promise<void> {
+  await waitFor('the language to be shown', async () => (await data(page, 'language', 'tag')) === tag, { timeoutMs: 30_000 });
+  expect(await page.textContent('#language')).toBe(text);
+}
+
 async function connect(page: Page): Promise<void> {
   await page.click('#connect');
   await waitForState(page, 'Connected');
@@ -204,12 +216,25 @@ describe('web client in headless Chromium', () => {
   it('a visitor whose browser is in French is greeted in French (the page sends navigator.language)', async () => {
     const page = await newVisitor(service.url, 'fr-FR');
     await connect(page);
-    const greeting = await waitForLine(page, 'agent', /Bonjour/);
-    expect(greeting.text).toBe(renderGreeting({ kind: 'first_time' }, null, 'fr-FR'));
+    await greetedIn(page, 'fr-FR', /Bonjour/);
     // The page shows the language the agent speaks with them, named in that language.
-    await waitFor('the language to be shown', async () => (await data(page, 'language', 'tag')) === 'fr-FR', { timeoutMs: 30_000 });
-    expect(await page.textContent('#language')).toBe('français (France)');
+    await languageShown(page, 'fr-FR', 'français (France)');
     expect(await data(page, 'language', 'heard')).toBe('false');
+    expect(await data(page, 'language', 'chosen')).toBe('false');
+  });
+
+  it('a visitor whose browser is in English picks Español from the language menu: greeted in Spanish, shown as their choice, and the pick is kept for the next visit', async () => {
+    const page = await newVisitor(service.url, 'en-US');
+    expect(await page.textContent('#language-choice option[value=""]')).toBe("Browser's (American English)");
+    await page.selectOption('#language-choice', 'es');
+    await connect(page);
+    await greetedIn(page, 'es', /Hola/);
+    await languageShown(page, 'es', 'español (your choice)');
+    expect(await data(page, 'language', 'chosen')).toBe('true');
+    expect(await page.isDisabled('#language-choice')).toBe(true);
+    // A reload keeps the pick.
+    await page.reload();
+    expect(await page.inputValue('#language-choice')).toBe('es');
   });
 
   it('first visit: the agent reports a first_time greeting on pva.session', async () => {

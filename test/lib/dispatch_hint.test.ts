@@ -24,5 +24,9 @@ describe('dispatch hint', () => {
     expect(hintMatches({ v: 1, identity: 'ada', language: 'es' }, { identity: 'ada', language: 'es' })).toBe(true);
     expect(hintMatches({ v: 1, identity: 'ada', language: 'es' }, { identity: 'ada' })).toBe(false);
     expect(hintMatches({ v: 1, identity: 'ada' }, { identity: 'ada', language: 'fr' })).toBe(false);
+    // And whether it was chosen: a chosen language outranks a remembered one, a browser's does not.
+    expect(hintMatches({ v: 1, identity: 'ada', language: 'es', languageChosen: true }, { identity: 'ada', language: 'es', languageChosen: true })).toBe(true);
+    expect(hintMatches({ v: 1, identity: 'ada', language: 'es', languageChosen: true }, { identity: 'ada', language: 'es' })).toBe(false);
+    expect(hintMatches({ v: 1, identity: 'ada', language: 'es' }, { identity: 'ada', language: 'es', languageChosen: true })).toBe(false);
   });
 });

@@ -6,7 +6,7 @@
 import { parseDispatchHint } from '../../lib/dispatch_hint.js';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ATTR_CONTEXT_PUBLISHER, ATTR_LANGUAGE, ATTR_RESUME_POLICY } from '../../lib/attributes.js';
+import { ATTR_CONTEXT_PUBLISHER, ATTR_LANGUAGE, ATTR_LANGUAGE_CHOSEN, ATTR_RESUME_POLICY } from '../../lib/attributes.js';
 import { RecordingLogger } from '../../lib/logger.js';
 import { MemoryDeviceStore, RedisDeviceStore, type DeviceStore } from '../../web/server/device_store.js';
 import { MAX_BODY_BYTES, startTokenService, type TokenService } from '../../web/server/service.js';
@@ -131,6 +131,20 @@ describe.each(stores)('token service (%s device store)', (_name, makeStore) => {
       expect(bad.body).toMatchObject({ reason: 'language_invalid' });
     }
     expect(claims((await post('/api/token', d)).body.token as string).attributes?.[ATTR_LANGUAGE]).toBeUndefined();
+    expect(c.attributes?.[ATTR_LANGUAGE_CHOSEN]).toBeUndefined();
+  });
+
+  it('marks a language the participant picked as chosen, in the token and the dispatch hint; a mark without a language is refused', async () => {
+    const d = await newDevice();
+    const r = await post('/api/token', { ...d, language: 'fr', languageChosen: true });
+    expect(r.status).toBe(200);
+    const c = claims(r.body.token as string);
+    expect(c.attributes?.[ATTR_LANGUAGE]).toBe('fr');
+    expect(c.attributes?.[ATTR_LANGUAGE_CHOSEN]).toBe('true');
+    expect(parseDispatchHint(c.roomConfig?.agents?.[0]?.metadata)).toEqual({ v: 1, identity: d.identity, language: 'fr', languageChosen: true });
+    const bad = await post('/api/token', { ...d, languageChosen: true });
+    expect(bad.status).toBe(400);
+    expect(bad.body).toMatchObject({ reason: 'language_chosen_invalid' });
   });
 
   it('without a requested policy the token carries none (the worker default)', async () => {

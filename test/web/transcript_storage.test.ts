@@ -99,7 +99,10 @@ describe('page storage (localStorage)', () => {
     const s = new PageStorage(kv);
     s.setDevice({ identity: 'web-1', deviceSecret: 's1' });
     s.setTranscript('web-1', []);
+    s.setLanguage('es');
+    expect(s.language()).toBe('es');
     s.clearAll();
     expect(kv.map.size).toBe(0);
+    expect(s.language()).toBe('');
   });
 });

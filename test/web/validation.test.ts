@@ -70,6 +70,15 @@ describe('the page\'s language', () => {
     expect(parseTokenRequest({ identity: 'web-a', deviceSecret: 's', language: '' })).toEqual({ ok: true, value: { identity: 'web-a', deviceSecret: 's' } });
     expect(parseTokenRequest({ identity: 'web-a', deviceSecret: 's', language: ['es'] })).toMatchObject({ ok: false, reason: 'language_invalid' });
   });
+
+  it('a language the participant picked from the menu is marked chosen; the mark needs a language and is a boolean', () => {
+    expect(parseTokenRequest({ identity: 'web-a', deviceSecret: 's', language: 'es', languageChosen: true })).toEqual({ ok: true, value: { identity: 'web-a', deviceSecret: 's', language: 'es', languageChosen: true } });
+    expect(parseTokenRequest({ identity: 'web-a', deviceSecret: 's', language: 'es', languageChosen: false })).toEqual({ ok: true, value: { identity: 'web-a', deviceSecret: 's', language: 'es' } });
+    expect(parseTokenRequest({ identity: 'web-a', deviceSecret: 's', languageChosen: true })).toEqual({ ok: false, reason: 'language_chosen_invalid', detail: 'languageChosen needs a language' });
+    for (const languageChosen of ['true', 1, 'yes', {}]) {
+      expect(parseTokenRequest({ identity: 'web-a', deviceSecret: 's', language: 'es', languageChosen })).toEqual({ ok: false, reason: 'language_chosen_invalid', detail: 'languageChosen must be true or false' });
+    }
+  });
 });
 
 describe('credentials', () => {

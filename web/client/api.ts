@@ -75,9 +75,12 @@ export function createIdentity(signal?: AbortSignal): Promise<IssuedIdentity> {
   return call('POST', '/api/identity', {}, signal);
 }
 
-/** Asks for a token; `room` = reuse that room, `policy` = demo request, `language` = the page's language (BCP 47). */
+/**
+ * Asks for a token; `room` = reuse that room, `policy` = demo request, `language` = the page's
+ * language (BCP 47), `languageChosen` = the participant picked it (the language menu), not the browser.
+ */
 export function requestToken(
-  req: { identity: string; deviceSecret: string; room?: string; policy?: string; language?: string },
+  req: { identity: string; deviceSecret: string; room?: string; policy?: string; language?: string; languageChosen?: boolean },
   signal?: AbortSignal,
 ): Promise<IssuedToken> {
   return call('POST', '/api/token', req, signal);

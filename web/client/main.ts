@@ -66,6 +66,7 @@ const ui = {
   disconnect: $<HTMLButtonElement>('disconnect'),
   mic: $<HTMLInputElement>('mic'),
   policy: $<HTMLSelectElement>('policy'),
+  languageChoice: $<HTMLSelectElement>('language-choice'),
   forget: $<HTMLButtonElement>('forget'),
   notice: $('notice'),
   transcript: $('transcript'),
@@ -151,6 +152,7 @@ function renderSession(): void {
   ui.chatSend.disabled = s !== 'Connected';
   ui.forget.disabled = s === 'Disconnecting';
   ui.policy.disabled = isActive(s);
+  ui.languageChoice.disabled = isActive(s);
   const st = lastStatus;
   ui.greeting.textContent = st?.greeting ?? '—';
   ui.greeting.dataset.kind = st?.greeting ?? '';
@@ -160,9 +162,10 @@ function renderSession(): void {
     ? `${st.state}${st.restoredTurns !== undefined ? `, ${st.restoredTurns} turns restored` : ''}${st.degraded ? ', degraded (store unavailable)' : ''}`
     : '—';
   ui.agentSession.dataset.state = st?.state ?? '';
-  ui.language.textContent = st?.language ? `${languageName(st.language)}${st.languageHeard ? ' (heard you speak it)' : ''}` : '—';
+  ui.language.textContent = st?.language ? `${languageName(st.language)}${st.languageHeard ? ' (heard you speak it)' : st.languageChosen ? ' (your choice)' : ''}` : '—';
   ui.language.dataset.tag = st?.language ?? '';
   ui.language.dataset.heard = String(st?.languageHeard === true);
+  ui.language.dataset.chosen = String(st?.languageChosen === true);
 }
 
 /** A language's name in that language (`es-MX` → "español (México)"), as language menus show it; the tag when the browser cannot name it. */
@@ -261,9 +264,17 @@ async function runAttempt(attemptId: number, reuseRoom: string | null): Promise<
   try {
     const d = await ensureDevice();
     const requested = ui.policy.value;
-    const language = pageLanguage(navigator.language);
+    // The participant's pick from the language menu outranks everything the agent knows; the browser's only a default.
+    const chosen = ui.languageChoice.value;
+    const language = chosen || pageLanguage(navigator.language);
     const ask = (roomName: string | null) =>
-      requestToken({ identity: d.identity, deviceSecret: d.deviceSecret, ...(roomName ? { room: roomName } : {}), ...(requested ? { policy: requested } : {}), ...(language ? { language } : {}) });
+      requestToken({
+        identity: d.identity,
+        deviceSecret: d.deviceSecret,
+        ...(roomName ? { room: roomName } : {}),
+        ...(requested ? { policy: requested } : {}),
+        ...(language ? { language, ...(chosen ? { languageChosen: true } : {}) } : {}),
+      });
     let tok;
     try {
       tok = await ask(reuseRoom);
@@ -398,6 +409,7 @@ ui.retry.addEventListener('click', () => {
 ui.disconnect.addEventListener('click', () => dispatch({ type: 'disconnect' }));
 ui.mic.addEventListener('change', () => void setMic(ui.mic.checked));
 ui.policy.addEventListener('change', () => storage.setPolicy(ui.policy.value));
+ui.languageChoice.addEventListener('change', () => storage.setLanguage(ui.languageChoice.value));
 
 ui.chatForm.addEventListener('submit', (ev) => {
   ev.preventDefault();
@@ -451,6 +463,7 @@ ui.forget.addEventListener('click', () => {
         }
       }
       storage.clearAll();
+      ui.languageChoice.value = '';
       device = null;
       transcript = [];
       lastStatus = null;
@@ -483,6 +496,9 @@ setInterval(() => dispatch({ type: 'heartbeat' }), HEARTBEAT_MS);
 
 async function start(): Promise<void> {
   ui.policy.value = storage.policy();
+  ui.languageChoice.value = storage.language();
+  const browserLanguage = pageLanguage(navigator.language);
+  ui.languageChoice.options[0]!.textContent = browserLanguage ? `Browser's (${languageName(browserLanguage)})` : "Browser's";
   renderTranscript();
   renderContext();
   renderSession();

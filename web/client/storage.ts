@@ -30,6 +30,7 @@ export const STORAGE_KEYS = {
   lastRoom: 'pva.last_room',
   transcript: 'pva.transcript',
   policy: 'pva.policy',
+  language: 'pva.language',
 } as const;
 
 /** The credential the token service issued to this browser. */
@@ -141,17 +142,36 @@ export class PageStorage {
 
   /** The demo policy selection ('' = the service's default). */
   policy(): string {
+    return this.choice(STORAGE_KEYS.policy);
+  }
+
+  /** Stores the demo policy selection. */
+  setPolicy(policy: string): void {
+    this.setChoice(STORAGE_KEYS.policy, policy);
+  }
+
+  /** The language the participant picked from the page's menu ('' = the browser's). */
+  language(): string {
+    return this.choice(STORAGE_KEYS.language);
+  }
+
+  /** Stores the participant's language pick. */
+  setLanguage(language: string): void {
+    this.setChoice(STORAGE_KEYS.language, language);
+  }
+
+  /** A menu selection kept as a plain string ('' when none, or storage is disabled). */
+  private choice(key: string): string {
     try {
-      return this.storage.getItem(STORAGE_KEYS.policy) ?? '';
+      return this.storage.getItem(key) ?? '';
     } catch {
       return '';
     }
   }
 
-  /** Stores the demo policy selection. */
-  setPolicy(policy: string): void {
+  private setChoice(key: string, value: string): void {
     try {
-      this.storage.setItem(STORAGE_KEYS.policy, policy);
+      this.storage.setItem(key, value);
     } catch {
       /* disabled */
     }
@@ -163,9 +183,10 @@ export class PageStorage {
     remove(this.storage, STORAGE_KEYS.transcript);
   }
 
-  /** Drops everything (after "Forget me"). */
+  /** Drops everything personal (after "Forget me"): the credential, the session and the language pick. */
   clearAll(): void {
     this.clearSession();
     remove(this.storage, STORAGE_KEYS.device);
+    remove(this.storage, STORAGE_KEYS.language);
   }
 }

@@ -5,7 +5,7 @@
  * | route               | body                                          | answer                                                     |
  * |---------------------|-----------------------------------------------|------------------------------------------------------------|
  * | `POST /api/identity`| none or `{}`                                  | `201 {identity, deviceSecret}`                              |
- * | `POST /api/token`   | `{identity, deviceSecret, room?, policy?, language?}` | `200 {url, token, room, reused, policy, rejoinTtlMs}`       |
+ * | `POST /api/token`   | `{identity, deviceSecret, room?, policy?, language?, languageChosen?}` | `200 {url, token, room, reused, policy, rejoinTtlMs}` |
  * | `POST /api/forget`  | `{identity, deviceSecret}`                    | `200 {forgotten, sessionKeysErased, roomsClosed}`           |
  * | `GET /api/config`   |                                               | `200 {rejoinTtlMs, policies, defaultPolicy}`                |
  * | `GET /healthz`      |                                               | `200 {ok, store}` or `503`                                  |
@@ -291,13 +291,13 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
         ttlS: config.tokenTtlS,
         ...(config.agentName ? { agentName: config.agentName } : {}),
         ...(policy.policy ? { resumePolicy: policy.policy } : {}),
-        ...(body.language ? { language: body.language } : {}),
+        ...(body.language ? { language: body.language, ...(body.languageChosen ? { languageChosen: true } : {}) } : {}),
         // contextPublisher: never for a browser (it may publish only its own context).
       });
       if (reused && spawner !== null) {
         // A rejoin within the rejoin TTL returns to its room; if the agent's job there has ended
         // (crashed worker, window passed), dispatch it again. Best effort: a failure is logged.
-        const spawned = await spawner(room, { identity: body.identity, ...(policy.policy ? { resumePolicy: policy.policy } : {}), ...(body.language ? { language: body.language } : {}) }).catch((err: unknown) => {
+        const spawned = await spawner(room, { identity: body.identity, ...(policy.policy ? { resumePolicy: policy.policy } : {}), ...(body.language ? { language: body.language, ...(body.languageChosen ? { languageChosen: true } : {}) } : {}) }).catch((err: unknown) => {
           log.warn({ err: err instanceof Error ? err.message : String(err) }, 'agent re-dispatch failed');
           return 'failed' as const;
         });

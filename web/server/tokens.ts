@@ -5,7 +5,7 @@
  * participant cannot rewrite the attributes it was given.
  */
 import { AccessToken, RoomAgentDispatch, RoomConfiguration } from 'livekit-server-sdk';
-import { ATTR_CONTEXT_PUBLISHER, ATTR_LANGUAGE, ATTR_RESUME_POLICY } from '../../lib/attributes.js';
+import { ATTR_CONTEXT_PUBLISHER, ATTR_LANGUAGE, ATTR_LANGUAGE_CHOSEN, ATTR_RESUME_POLICY } from '../../lib/attributes.js';
 import { encodeDispatchHint } from '../../lib/dispatch_hint.js';
 
 /** The resume policies a token may carry. */
@@ -30,6 +30,8 @@ export interface MintTokenOptions {
   resumePolicy?: ResumePolicyName;
   /** The participant's language, a canonical BCP 47 tag (trusted attribute, see `lib/session/language.ts`). */
   language?: string;
+  /** True when the participant chose `language` (trusted attribute `pva.language_chosen`). Only with a language. */
+  languageChosen?: boolean;
   /** Marks a backend allowed to publish dynamic context for others. @default false */
   contextPublisher?: boolean;
   /** Token lifetime, seconds. @default 3600 */
@@ -41,6 +43,7 @@ export async function mintParticipantToken(o: MintTokenOptions): Promise<string>
   const attributes: Record<string, string> = {};
   if (o.resumePolicy) attributes[ATTR_RESUME_POLICY] = o.resumePolicy;
   if (o.language) attributes[ATTR_LANGUAGE] = o.language;
+  if (o.language && o.languageChosen) attributes[ATTR_LANGUAGE_CHOSEN] = 'true';
   if (o.contextPublisher) attributes[ATTR_CONTEXT_PUBLISHER] = '1';
   const at = new AccessToken(o.apiKey, o.apiSecret, {
     identity: o.identity,
@@ -60,7 +63,7 @@ export async function mintParticipantToken(o: MintTokenOptions): Promise<string>
     departureTimeout: Math.ceil((o.rejoinTtlMs ?? 60_000) / 1000),
     // The dispatch names who is joining, so the job can fetch the session while it connects.
     ...(o.agentName
-      ? { agents: [new RoomAgentDispatch({ agentName: o.agentName, metadata: encodeDispatchHint({ identity: o.identity, ...(o.name ? { name: o.name } : {}), ...(o.resumePolicy ? { resumePolicy: o.resumePolicy } : {}), ...(o.language ? { language: o.language } : {}) }) })] }
+      ? { agents: [new RoomAgentDispatch({ agentName: o.agentName, metadata: encodeDispatchHint({ identity: o.identity, ...(o.name ? { name: o.name } : {}), ...(o.resumePolicy ? { resumePolicy: o.resumePolicy } : {}), ...(o.language ? { language: o.language, ...(o.languageChosen ? { languageChosen: true } : {}) } : {}) }) })] }
       : {}),
   });
   return at.toJwt();

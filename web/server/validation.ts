@@ -29,7 +29,8 @@ export type BadRequestReason =
   | 'secret_invalid'
   | 'room_invalid'
   | 'policy_unknown'
-  | 'language_invalid';
+  | 'language_invalid'
+  | 'language_chosen_invalid';
 
 /** A validation outcome: the value, or the reason it was refused. */
 export type Validated<T> = { ok: true; value: T } | { ok: false; reason: BadRequestReason; detail: string };
@@ -46,8 +47,10 @@ export interface TokenRequest extends DeviceCredentials {
   room?: string;
   /** Ask for this resume policy (demo selector); the service decides. */
   policy?: ResumePolicyName;
-  /** The participant's language (the page's `navigator.language`): a BCP 47 tag, canonicalised. */
+  /** The participant's language (the page's `navigator.language`, or their pick): a BCP 47 tag, canonicalised. */
   language?: string;
+  /** True when the participant chose `language` (the page's language menu), not their browser. Only with a language. */
+  languageChosen?: boolean;
 }
 
 function bad<T>(reason: BadRequestReason, detail: string): Validated<T> {
@@ -96,7 +99,7 @@ export function parseCredentials(body: unknown): Validated<DeviceCredentials> {
 
 /** Validates the body of `POST /api/token`. */
 export function parseTokenRequest(body: unknown): Validated<TokenRequest> {
-  const obj = asObject(body, ['identity', 'deviceSecret', 'room', 'policy', 'language']);
+  const obj = asObject(body, ['identity', 'deviceSecret', 'room', 'policy', 'language', 'languageChosen']);
   if (!obj.ok) return obj;
   const creds = credentials(obj.value);
   if (!creds.ok) return creds;
@@ -120,6 +123,12 @@ export function parseTokenRequest(body: unknown): Validated<TokenRequest> {
     const tag = typeof language === 'string' ? parseLanguageTag(language) : null;
     if (tag === null) return bad('language_invalid', 'language must be a BCP 47 language tag such as en-US (at most 35 characters)');
     out.language = tag;
+  }
+  const chosen = obj.value.languageChosen;
+  if (chosen !== undefined && chosen !== null && chosen !== false) {
+    if (chosen !== true) return bad('language_chosen_invalid', 'languageChosen must be true or false');
+    if (out.language === undefined) return bad('language_chosen_invalid', 'languageChosen needs a language');
+    out.languageChosen = true;
   }
   return { ok: true, value: out };
 }

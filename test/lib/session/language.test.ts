@@ -54,15 +54,34 @@ describe('the participant\'s language', () => {
   it('starts a conversation in the language heard spoken, else the token\'s, else the remembered one; a kiosk only in the token\'s', () => {
     const heard = { language: 'es', languageHeard: true };
     const given = { language: 'de', languageHeard: false };
-    expect(arrivalLanguage('en-US', heard, true)).toEqual({ language: 'es', heard: true });
-    expect(arrivalLanguage(null, heard, true)).toEqual({ language: 'es', heard: true });
-    expect(arrivalLanguage('es-MX', heard, true)).toEqual({ language: 'es-MX', heard: true });
-    expect(arrivalLanguage('en-US', given, true)).toEqual({ language: 'en-US', heard: false });
-    expect(arrivalLanguage(null, given, true)).toEqual({ language: 'de', heard: false });
-    expect(arrivalLanguage(null, { language: null, languageHeard: true }, true)).toEqual({ language: null, heard: false });
-    expect(arrivalLanguage('fr', null, true)).toEqual({ language: 'fr', heard: false });
-    expect(arrivalLanguage('fr', heard, false)).toEqual({ language: 'fr', heard: false });
-    expect(arrivalLanguage(null, heard, false)).toEqual({ language: null, heard: false });
+    const own = (language: string | null, h = false, c = false) => ({ language, heard: h, chosen: c });
+    expect(arrivalLanguage('en-US', heard, true)).toEqual(own('es', true));
+    expect(arrivalLanguage(null, heard, true)).toEqual(own('es', true));
+    expect(arrivalLanguage('es-MX', heard, true)).toEqual(own('es-MX', true));
+    expect(arrivalLanguage('en-US', given, true)).toEqual(own('en-US'));
+    expect(arrivalLanguage(null, given, true)).toEqual(own('de'));
+    expect(arrivalLanguage(null, { language: null, languageHeard: true }, true)).toEqual(own(null));
+    expect(arrivalLanguage('fr', null, true)).toEqual(own('fr'));
+    expect(arrivalLanguage('fr', heard, false)).toEqual(own('fr'));
+    expect(arrivalLanguage(null, heard, false)).toEqual(own(null));
+  });
+
+  it('a language the participant chose outranks everything, and is remembered as theirs like one heard spoken', () => {
+    const heard = { language: 'es', languageHeard: true };
+    const chosenEarlier = { language: 'fr', languageChosen: true };
+    const own = (language: string | null, h = false, c = false) => ({ language, heard: h, chosen: c });
+    // Their pick wins over what they were heard speaking, over a remembered pick, and in a kiosk (it is the token's).
+    expect(arrivalLanguage('de', heard, true, true)).toEqual(own('de', false, true));
+    expect(arrivalLanguage('de', chosenEarlier, true, true)).toEqual(own('de', false, true));
+    expect(arrivalLanguage('de', null, false, true)).toEqual(own('de', false, true));
+    // A remembered pick outranks a browser's language on another device, and a token without one.
+    expect(arrivalLanguage('en-US', chosenEarlier, true)).toEqual(own('fr', false, true));
+    expect(arrivalLanguage(null, chosenEarlier, true)).toEqual(own('fr', false, true));
+    expect(arrivalLanguage('fr-CA', chosenEarlier, true)).toEqual(own('fr-CA', false, true));
+    // A kiosk reveals no remembered pick; "chosen" with no language is no choice.
+    expect(arrivalLanguage('en-US', chosenEarlier, false)).toEqual(own('en-US'));
+    expect(arrivalLanguage(null, chosenEarlier, true, true)).toEqual(own('fr', false, true));
+    expect(arrivalLanguage(null, null, true, true)).toEqual(own(null));
   });
 
   it('adopts a detected language only after two final transcripts in a row agree on it', () => {
