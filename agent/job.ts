@@ -324,15 +324,25 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
       onChange: (snapshot) => ps.updateContext(snapshot),
     });
     if (restored) receiver.restore(restored.context);
+    /** Learns the language spoken, when the STT detects it (see below). */
+    const spoken = models.sttDetectsLanguage ? new SpokenLanguage(ps.currentRecord?.language ?? null) : undefined;
     const unbridge = bridgeRoom(ctx.room, identity, receiver, metrics, log, {
       onLeft: (reason) => {
         log.info({ reason }, 'participant left');
         metrics.gauge('pva_active_sessions', 0);
         ps.left(reason);
       },
-      onRejoined: () => {
-        const back = ps.rejoined();
+      onRejoined: (participant) => {
+        const facts = participantFacts(participant);
+        const chosen = facts.languageChosen === true ? parseLanguageTag(facts.language) : null;
+        const back = ps.rejoined(chosen ?? undefined);
         if (back === undefined) return;
+        if (back.languageChanged && chosen !== null) {
+          log.info({ language: chosen }, 'participant came back having chosen another language');
+          spoken?.reset(chosen);
+          models.useLanguage?.(chosen);
+          agent.useLanguage(chosen).catch((err: unknown) => log.warn({ err }, 'could not tell the model the language chosen'));
+        }
         metrics.gauge('pva_active_sessions', 1);
         log.info({ greeting: back.greeting.kind }, 'participant rejoined');
         void status({ decision: { kind: back.decision.kind, why: back.decision.why }, greeting: back.greeting.kind });
@@ -356,9 +366,8 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
       const turn = chatMessageToTurn(ev.item);
       if (turn) ps.persistTurn(turn);
     });
-    if (models.sttDetectsLanguage) {
+    if (spoken !== undefined) {
       // What the participant speaks, as the STT detects it, becomes the conversation's language.
-      const spoken = new SpokenLanguage(ps.currentRecord?.language ?? null);
       session.on(voice.AgentSessionEventTypes.UserInputTranscribed, (ev) => {
         if (!ev.isFinal || ev.transcript.trim() === '') return;
         const adopted = spoken.observe(ev.language);

@@ -329,8 +329,14 @@ export class ParticipantSession {
    * The same identity is back in this room. Returns the greeting to say (or null), or
    * `undefined` when the rejoin came too late (the lifecycle has closed the conversation).
    */
-  rejoined(): { decision: ResumeDecision; greeting: GreetingChoice; speech: string | null } | undefined {
+  rejoined(chosenLanguage?: string): { decision: ResumeDecision; greeting: GreetingChoice; speech: string | null; languageChanged: boolean } | undefined {
     if (this.lost || this.closed || this.record === null) return undefined;
+    // A language the participant picked before coming back (the web client's menu) is theirs from now on.
+    const languageChanged = chosenLanguage !== undefined && (this.record.language !== chosenLanguage || this.record.languageChosen !== true);
+    if (languageChanged) {
+      const { languageHeard: _wasHeard, ...rest } = this.record;
+      this.record = { ...rest, language: chosenLanguage, languageChosen: true };
+    }
     const before = this.record;
     this.fire({ type: 'participant_rejoined' });
     if (this.lifecycle.name !== 'Connected') return undefined;
@@ -347,7 +353,7 @@ export class ParticipantSession {
     if (greeting.kind !== 'none') this.o.metrics.inc('pva_sessions_started_total', { greeting: greeting.kind });
     this.record = { ...resumedRecord(before, nowMs, false), state: 'Connected' };
     this.queueSave();
-    return { decision, greeting, speech: renderGreeting(greeting, this.record.participantName, this.record.language) };
+    return { decision, greeting, speech: renderGreeting(greeting, this.record.participantName, this.record.language), languageChanged };
   }
 
   /** A turn was said (user or assistant): kept in the record and appended to the store at once. */

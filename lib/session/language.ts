@@ -130,6 +130,13 @@ export class SpokenLanguage {
     return this.current;
   }
 
+  /** The conversation's language changed another way (the participant picked one): detections are weighed against it from now on. */
+  reset(tag: string | null): void {
+    this.current = tag;
+    this.candidate = null;
+    this.count = 0;
+  }
+
   /**
    * One final transcript's detected language (raw, as the speech-to-text reported it). Returns
    * the newly adopted language when this transcript confirms a change, otherwise null.

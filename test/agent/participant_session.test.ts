@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ParticipantSession, type ParticipantSessionOptions } from '../../agent/participant_session.js';
 import { historyToChatContext } from '../../agent/chat_history.js';
 import { JobMetrics } from '../../agent/metrics.js';
+import { renderGreeting } from '../../lib/session/greeting.js';
 import { ManualClock } from '../../lib/clock.js';
 import { silentLogger } from '../../lib/logger.js';
 import { ReconnectPolicies, type SessionPolicy } from '../../lib/session/policy.js';
@@ -494,6 +495,32 @@ describe('ParticipantSession and the participant\'s language', () => {
     const k = await kiosk.ps.arrive();
     expect(k.speech).toBe('¡Hola, Ana! Me alegra que estés aquí. ¿En qué puedo ayudarte hoy?');
     expect(k.record).toMatchObject({ language: 'es', languageChosen: true });
+  });
+
+  it('a participant who comes back to the room having picked another language is welcomed back in it, and it is saved as theirs', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    const s = make(store, clock, { ...ReconnectPolicies.Default }, 'job-1', { participantName: 'Ana', language: 'en-US' });
+    await s.ps.arrive();
+    s.ps.useLanguage('es'); // heard speaking Spanish
+    s.ps.left('client_initiated');
+    clock.advance(20_000);
+    const back = s.ps.rejoined('fr');
+    expect(back).toMatchObject({ greeting: { kind: 'welcome_back_brief' }, languageChanged: true });
+    expect(back?.speech).toBe(renderGreeting({ kind: 'welcome_back_brief', agoMs: 20_000 }, 'Ana', 'fr'));
+    await s.ps.drain();
+    const saved = await store.readRecord(key);
+    expect(saved.status === 'found' && saved.record).toMatchObject({ language: 'fr', languageChosen: true });
+    expect(saved.status === 'found' && saved.record.languageHeard).toBeUndefined();
+    // The same pick again changes nothing; no pick keeps the conversation's language.
+    s.ps.left('client_initiated');
+    clock.advance(20_000);
+    expect(s.ps.rejoined('fr')?.languageChanged).toBe(false);
+    s.ps.left('client_initiated');
+    clock.advance(20_000);
+    const plain = s.ps.rejoined();
+    expect(plain?.languageChanged).toBe(false);
+    expect(plain?.speech).toBe(renderGreeting({ kind: 'welcome_back_brief', agoMs: 20_000 }, 'Ana', 'fr'));
   });
 });
 

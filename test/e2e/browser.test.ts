@@ -223,7 +223,7 @@ describe('web client in headless Chromium', () => {
     expect(await data(page, 'language', 'chosen')).toBe('false');
   });
 
-  it('a visitor whose browser is in English picks Español from the language menu: greeted in Spanish, shown as their choice, and the pick is kept for the next visit', async () => {
+  it('a visitor whose browser is in English picks Español from the language menu: greeted in Spanish, shown as their choice; back in the room after picking Français, welcomed back in French; the pick is kept across reloads', async () => {
     const page = await newVisitor(service.url, 'en-US');
     expect(await page.textContent('#language-choice option[value=""]')).toBe("Browser's (American English)");
     await page.selectOption('#language-choice', 'es');
@@ -232,9 +232,22 @@ describe('web client in headless Chromium', () => {
     await languageShown(page, 'es', 'español (your choice)');
     expect(await data(page, 'language', 'chosen')).toBe('true');
     expect(await page.isDisabled('#language-choice')).toBe(true);
+    const room = await text(page, 'room');
+
+    // They disconnect, pick Français and come back to the same room: welcomed back in French.
+    await page.click('#disconnect');
+    await waitForState(page, 'Disconnected');
+    await page.selectOption('#language-choice', 'fr');
+    const n = (await lines(page)).length;
+    await connect(page);
+    expect(await text(page, 'room')).toBe(room);
+    const welcome = await waitForLine(page, 'agent', /./, { after: n, timeoutMs: 30_000 });
+    expect(welcome.text).toBe(renderGreeting({ kind: 'welcome_back_brief', agoMs: 0 }, null, 'fr'));
+    await languageShown(page, 'fr', 'français (your choice)');
+
     // A reload keeps the pick.
     await page.reload();
-    expect(await page.inputValue('#language-choice')).toBe('es');
+    expect(await page.inputValue('#language-choice')).toBe('fr');
   });
 
   it('first visit: the agent reports a first_time greeting on pva.session', async () => {

@@ -98,6 +98,14 @@ describe('the participant\'s language', () => {
     expect(spoken.observe('fr')).toBeNull();
     expect(spoken.observe('de')).toBeNull();
     expect(spoken.observe('de')).toBe('de');
+    // A language set another way (a pick): detections of it now confirm it, a pending candidate is dropped.
+    expect(spoken.observe('it')).toBeNull();
+    spoken.reset('fr');
+    expect(spoken.language).toBe('fr');
+    expect(spoken.observe('it')).toBeNull(); // the count starts again
+    expect(spoken.observe('it')).toBe('it');
+    spoken.reset('fr');
+    expect(spoken.observe('fr')).toBeNull(); // a detection of the pick confirms it
   });
 
   it('keeps the arrival\'s more precise tag when the same language is heard, and ignores what names no language', () => {
