@@ -2,7 +2,11 @@
  * Prints the server URL and a participant token, e.g. for the LiveKit Agents Playground
  * (https://agents-playground.livekit.io → "Manual" → paste URL and token).
  *
- *   npm run token -- --identity alice --room demo [--policy AlwaysResume] [--name Alice] [--language es-MX]
+ *   npm run token -- --identity alice --room demo [--policy AlwaysResume] [--name Alice] [--language es-MX [--language-chosen]]
+ *
+ * `--language-chosen`: the participant picked that language themselves, so it outranks one the
+ * agent heard them speak (as the web client's language menu does); without it, the language is a
+ * default, like a browser's.
  */
 import dotenv from 'dotenv';
 import { parseArgs } from 'node:util';
@@ -16,6 +20,7 @@ const { values } = parseArgs({
     name: { type: 'string' },
     policy: { type: 'string' },
     language: { type: 'string' },
+    'language-chosen': { type: 'boolean', default: false },
     'rejoin-ttl-ms': { type: 'string' },
     json: { type: 'boolean', default: false },
   },
@@ -39,6 +44,7 @@ if (values.policy !== undefined && !policies.includes(values.policy as ResumePol
 }
 const language = values.language === undefined ? null : parseLanguageTag(values.language);
 if (values.language !== undefined && language === null) fail('--language must be a BCP 47 language tag such as es-MX');
+if (values['language-chosen'] && language === null) fail('--language-chosen needs --language');
 const rejoinTtlMs = Number(values['rejoin-ttl-ms'] ?? process.env.REJOIN_TTL_MS ?? 60_000);
 if (!Number.isInteger(rejoinTtlMs) || rejoinTtlMs <= 0) fail('--rejoin-ttl-ms must be a positive integer');
 
@@ -50,7 +56,7 @@ const token = await mintParticipantToken({
   ...(values.name ? { name: values.name } : {}),
   ...(process.env.LIVEKIT_AGENT_NAME ? { agentName: process.env.LIVEKIT_AGENT_NAME } : {}),
   ...(values.policy ? { resumePolicy: values.policy as ResumePolicyName } : {}),
-  ...(language ? { language } : {}),
+  ...(language ? { language, ...(values['language-chosen'] ? { languageChosen: true } : {}) } : {}),
   rejoinTtlMs,
 });
 if (values.json) {
