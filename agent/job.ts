@@ -334,14 +334,14 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
       },
       onRejoined: (participant) => {
         const facts = participantFacts(participant);
-        const chosen = facts.languageChosen === true ? parseLanguageTag(facts.language) : null;
-        const back = ps.rejoined(chosen ?? undefined);
+        const back = ps.rejoined({ language: parseLanguageTag(facts.language), chosen: facts.languageChosen === true });
         if (back === undefined) return;
-        if (back.languageChanged && chosen !== null) {
-          log.info({ language: chosen }, 'participant came back having chosen another language');
-          spoken?.reset(chosen);
-          models.useLanguage?.(chosen);
-          agent.useLanguage(chosen).catch((err: unknown) => log.warn({ err }, 'could not tell the model the language chosen'));
+        const now = ps.currentRecord?.language;
+        if (back.languageChanged && now) {
+          log.info({ language: now, chosen: ps.currentRecord?.languageChosen === true }, 'participant came back with another language');
+          spoken?.reset(now);
+          models.useLanguage?.(now);
+          agent.useLanguage(now).catch((err: unknown) => log.warn({ err }, 'could not tell the model the language'));
         }
         metrics.gauge('pva_active_sessions', 1);
         log.info({ greeting: back.greeting.kind }, 'participant rejoined');

@@ -14,7 +14,7 @@ import type { ContextSnapshot } from '../lib/context/snapshot.js';
 import { condenseDue, DEFAULT_CONDENSE_OPTIONS, withCondensedSummary, type CondenseOptions, type Condenser } from '../lib/session/condense.js';
 import { chooseGreeting, renderGreeting, type GreetingChoice } from '../lib/session/greeting.js';
 import { lastTopic, recordWithTurn } from '../lib/session/history.js';
-import { arrivalLanguage } from '../lib/session/language.js';
+import { arrivalLanguage, type ArrivalLanguage } from '../lib/session/language.js';
 import type { SessionPolicy } from '../lib/session/policy.js';
 import {
   newSessionRecord,
@@ -285,16 +285,8 @@ export class ParticipantSession {
       });
     }
     // AlwaysFresh reveals no memory (a kiosk): only the token's language, never a remembered one.
-    const { language, heard, chosen } = arrivalLanguage(this.o.language ?? null, record, policy.resumePolicy !== 'AlwaysFresh', this.o.languageChosen);
-    const { languageHeard: _wasHeard, languageChosen: _wasChosen, ...rest } = record;
-    this.record = {
-      ...rest,
-      language,
-      ...(heard ? { languageHeard: true } : {}),
-      ...(chosen ? { languageChosen: true } : {}),
-      state: 'Connected',
-      owner: { ownerId: this.o.ownerId, fence: this.lease.fence, leaseExpiresAtMs: nowMs + this.leaseMs },
-    };
+    this.record = { ...record, state: 'Connected', owner: { ownerId: this.o.ownerId, fence: this.lease.fence, leaseExpiresAtMs: nowMs + this.leaseMs } };
+    this.applyLanguage(arrivalLanguage(this.o.language ?? null, record, policy.resumePolicy !== 'AlwaysFresh', this.o.languageChosen));
     this.queueSave();
     this.fire({ type: 'started', resumed: decision.kind === 'resume' });
     this.startRenewal();
@@ -329,14 +321,8 @@ export class ParticipantSession {
    * The same identity is back in this room. Returns the greeting to say (or null), or
    * `undefined` when the rejoin came too late (the lifecycle has closed the conversation).
    */
-  rejoined(chosenLanguage?: string): { decision: ResumeDecision; greeting: GreetingChoice; speech: string | null; languageChanged: boolean } | undefined {
+  rejoined(token?: { language: string | null; chosen: boolean }): { decision: ResumeDecision; greeting: GreetingChoice; speech: string | null; languageChanged: boolean } | undefined {
     if (this.lost || this.closed || this.record === null) return undefined;
-    // A language the participant picked before coming back (the web client's menu) is theirs from now on.
-    const languageChanged = chosenLanguage !== undefined && (this.record.language !== chosenLanguage || this.record.languageChosen !== true);
-    if (languageChanged) {
-      const { languageHeard: _wasHeard, ...rest } = this.record;
-      this.record = { ...rest, language: chosenLanguage, languageChosen: true };
-    }
     const before = this.record;
     this.fire({ type: 'participant_rejoined' });
     if (this.lifecycle.name !== 'Connected') return undefined;
@@ -352,8 +338,20 @@ export class ParticipantSession {
     this.o.metrics.inc('pva_resume_decisions_total', { kind: decision.kind, why: decision.why });
     if (greeting.kind !== 'none') this.o.metrics.inc('pva_sessions_started_total', { greeting: greeting.kind });
     this.record = { ...resumedRecord(before, nowMs, false), state: 'Connected' };
+    // The new connection's token may carry another language (a pick from the web client's menu,
+    // another browser): ranked as at an arrival, against what this conversation already knows.
+    const languageChanged = token !== undefined && this.applyLanguage(arrivalLanguage(token.language, this.record, true, token.chosen));
     this.queueSave();
     return { decision, greeting, speech: renderGreeting(greeting, this.record.participantName, this.record.language), languageChanged };
+  }
+
+  /** Makes the arrival's language the conversation's (with where it came from); true when anything changed. */
+  private applyLanguage({ language, heard, chosen }: ArrivalLanguage): boolean {
+    const r = this.record!;
+    if (r.language === language && (r.languageHeard === true) === heard && (r.languageChosen === true) === chosen) return false;
+    const { languageHeard: _wasHeard, languageChosen: _wasChosen, ...rest } = r;
+    this.record = { ...rest, language, ...(heard ? { languageHeard: true } : {}), ...(chosen ? { languageChosen: true } : {}) };
+    return true;
   }
 
   /** A turn was said (user or assistant): kept in the record and appended to the store at once. */

@@ -497,30 +497,30 @@ describe('ParticipantSession and the participant\'s language', () => {
     expect(k.record).toMatchObject({ language: 'es', languageChosen: true });
   });
 
-  it('a participant who comes back to the room having picked another language is welcomed back in it, and it is saved as theirs', async () => {
+  it('a participant who comes back to the room with another language is ranked as at an arrival: a pick wins and is welcomed back in, a browser\'s yields to one heard', async () => {
     const clock = new ManualClock(T0);
     const store = new MemorySessionStore({ clock });
     const s = make(store, clock, { ...ReconnectPolicies.Default }, 'job-1', { participantName: 'Ana', language: 'en-US' });
     await s.ps.arrive();
-    s.ps.useLanguage('es'); // heard speaking Spanish
-    s.ps.left('client_initiated');
-    clock.advance(20_000);
-    const back = s.ps.rejoined('fr');
-    expect(back).toMatchObject({ greeting: { kind: 'welcome_back_brief' }, languageChanged: true });
-    expect(back?.speech).toBe(renderGreeting({ kind: 'welcome_back_brief', agoMs: 20_000 }, 'Ana', 'fr'));
+    const back = async (token: { language: string | null; chosen: boolean }) => {
+      s.ps.left('client_initiated');
+      clock.advance(20_000);
+      return s.ps.rejoined(token);
+    };
+    // Another browser's language replaces one that only came from a token; none keeps it.
+    expect(await back({ language: 'de', chosen: false })).toMatchObject({ languageChanged: true, speech: renderGreeting({ kind: 'welcome_back_brief', agoMs: 20_000 }, 'Ana', 'de') });
+    expect((await back({ language: null, chosen: false }))?.languageChanged).toBe(false);
+    // Heard speaking Spanish: a browser's language no longer moves it.
+    s.ps.useLanguage('es');
+    expect(await back({ language: 'de', chosen: false })).toMatchObject({ languageChanged: false, speech: renderGreeting({ kind: 'welcome_back_brief', agoMs: 20_000 }, 'Ana', 'es') });
+    // A pick does, and is kept as theirs.
+    const picked = await back({ language: 'fr', chosen: true });
+    expect(picked).toMatchObject({ greeting: { kind: 'welcome_back_brief' }, languageChanged: true, speech: renderGreeting({ kind: 'welcome_back_brief', agoMs: 20_000 }, 'Ana', 'fr') });
     await s.ps.drain();
     const saved = await store.readRecord(key);
     expect(saved.status === 'found' && saved.record).toMatchObject({ language: 'fr', languageChosen: true });
     expect(saved.status === 'found' && saved.record.languageHeard).toBeUndefined();
-    // The same pick again changes nothing; no pick keeps the conversation's language.
-    s.ps.left('client_initiated');
-    clock.advance(20_000);
-    expect(s.ps.rejoined('fr')?.languageChanged).toBe(false);
-    s.ps.left('client_initiated');
-    clock.advance(20_000);
-    const plain = s.ps.rejoined();
-    expect(plain?.languageChanged).toBe(false);
-    expect(plain?.speech).toBe(renderGreeting({ kind: 'welcome_back_brief', agoMs: 20_000 }, 'Ana', 'fr'));
+    expect((await back({ language: 'fr', chosen: true }))?.languageChanged).toBe(false);
   });
 });
 
