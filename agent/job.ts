@@ -324,6 +324,11 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
       onChange: (snapshot) => ps.updateContext(snapshot),
     });
     if (restored) receiver.restore(restored.context);
+    /** Tells the model and the speech models the conversation's language changed to `tag`. */
+    const tellLanguage = (tag: string) => {
+      models.useLanguage?.(tag);
+      agent.useLanguage(tag).catch((err: unknown) => log.warn({ err }, 'could not tell the model the language'));
+    };
     /** Learns the language spoken, when the STT detects it (see below). */
     const spoken = models.sttDetectsLanguage ? new SpokenLanguage(ps.currentRecord?.language ?? null) : undefined;
     const unbridge = bridgeRoom(ctx.room, identity, receiver, metrics, log, {
@@ -340,8 +345,7 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
         if (back.languageChanged && now) {
           log.info({ language: now, chosen: ps.currentRecord?.languageChosen === true }, 'participant came back with another language');
           spoken?.reset(now);
-          models.useLanguage?.(now);
-          agent.useLanguage(now).catch((err: unknown) => log.warn({ err }, 'could not tell the model the language'));
+          tellLanguage(now);
         }
         metrics.gauge('pva_active_sessions', 1);
         log.info({ greeting: back.greeting.kind }, 'participant rejoined');
@@ -376,8 +380,7 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
         metrics.inc('pva_languages_adopted_total', { language: primaryLanguageOf(adopted) });
         ps.useLanguage(adopted);
         void status();
-        models.useLanguage?.(adopted);
-        agent.useLanguage(adopted).catch((err: unknown) => log.warn({ err }, 'could not tell the model the language heard'));
+        tellLanguage(adopted);
       });
     }
     session.on(voice.AgentSessionEventTypes.Close, (ev) => {

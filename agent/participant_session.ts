@@ -374,11 +374,9 @@ export class ParticipantSession {
    * as heard (a later arrival is greeted in it, whatever its token says: `arrivalLanguage`) and saved.
    */
   useLanguage(tag: string): void {
-    if (this.lost || this.closed || this.record === null || (this.record.language === tag && this.record.languageHeard === true)) return;
+    if (this.lost || this.closed || this.record === null) return;
     // What they speak now is better evidence than an earlier pick: the pick is no longer theirs to keep.
-    const { languageChosen: _wasChosen, ...rest } = this.record;
-    this.record = { ...rest, language: tag, languageHeard: true };
-    this.queueSave();
+    if (this.applyLanguage({ language: tag, heard: true, chosen: false })) this.queueSave();
   }
 
   /**

@@ -282,6 +282,8 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
         if (!reused) newRoomLimiter?.refund(body.identity, now);
         throw err;
       }
+      // The participant's language, and whether they picked it (validation keeps the mark only with a language).
+      const language = { ...(body.language ? { language: body.language } : {}), ...(body.languageChosen ? { languageChosen: true } : {}) };
       const token = await mintParticipantToken({
         apiKey: config.apiKey,
         apiSecret: config.apiSecret,
@@ -291,13 +293,13 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
         ttlS: config.tokenTtlS,
         ...(config.agentName ? { agentName: config.agentName } : {}),
         ...(policy.policy ? { resumePolicy: policy.policy } : {}),
-        ...(body.language ? { language: body.language, ...(body.languageChosen ? { languageChosen: true } : {}) } : {}),
+        ...language,
         // contextPublisher: never for a browser (it may publish only its own context).
       });
       if (reused && spawner !== null) {
         // A rejoin within the rejoin TTL returns to its room; if the agent's job there has ended
         // (crashed worker, window passed), dispatch it again. Best effort: a failure is logged.
-        const spawned = await spawner(room, { identity: body.identity, ...(policy.policy ? { resumePolicy: policy.policy } : {}), ...(body.language ? { language: body.language, ...(body.languageChosen ? { languageChosen: true } : {}) } : {}) }).catch((err: unknown) => {
+        const spawned = await spawner(room, { identity: body.identity, ...(policy.policy ? { resumePolicy: policy.policy } : {}), ...language }).catch((err: unknown) => {
           log.warn({ err: err instanceof Error ? err.message : String(err) }, 'agent re-dispatch failed');
           return 'failed' as const;
         });
