@@ -8,6 +8,8 @@ import { ServerOptions, cli, defineAgent, log, type AgentServer, type JobContext
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
+import { warnIfEvicting } from '../lib/store/eviction.js';
+import { redisTarget } from '../lib/store/redis_connection.js';
 import { loadConfig, type Config } from './config.js';
 import { runJob } from './job.js';
 import { collectGarbage } from './heap.js';
@@ -50,9 +52,10 @@ export default defineAgent<ProcData>({
   },
 });
 
+let hub: MetricsHub | undefined;
 if (isWorkerProcess && config.metrics.port > 0) {
   // Before cli.runApp forks any job process, so every job inherits the hub's socket path.
-  const hub = new MetricsHub();
+  hub = new MetricsHub();
   const port = await hub.start(config.metrics.port, config.metrics.host);
   process.stderr.write(`persistent-voice-agent: metrics on http://${config.metrics.host}:${port}/metrics\n`);
 }
@@ -72,3 +75,21 @@ cli.runApp(
     ...(config.worker.maxJobs > 0 ? { loadFunc: async (server: AgentServer) => server.activeJobs.length / config.worker.maxJobs } : {}),
   }),
 );
+
+// Once per worker (its jobs share the same Redis): a Redis that evicts keys when full loses
+// conversations without an error. `runApp` has set up the logger by now for `start`, `dev` and
+// `connect` (`log()` throws when no command set it up: then there is no worker to warn about).
+if (isWorkerProcess && config.redis !== undefined && ['start', 'dev', 'connect'].includes(process.argv[2] ?? '')) {
+  const storeLog = (() => {
+    try {
+      return log().child({ component: 'store' }) as unknown as Logger;
+    } catch {
+      return undefined;
+    }
+  })();
+  if (storeLog !== undefined) {
+    void warnIfEvicting(redisTarget(config.redis), storeLog).then((risks) => {
+      if (risks !== null) hub?.state.apply({ t: 'gauge', name: 'pva_redis_evicting_masters', value: risks.length }, 0);
+    });
+  }
+}

@@ -28,10 +28,11 @@ export const COUNTERS = {
   pva_languages_adopted_total: { help: 'Conversations that took the language the participant was heard speaking, by its primary subtag.', labels: ['language'] },
 } as const;
 
-/** Gauges summed over live jobs. */
+/** Gauges summed over live jobs (and the worker process's own value, if it sets one). */
 export const GAUGES = {
   pva_active_sessions: { help: 'Participant sessions currently held by this worker’s jobs.' },
   pva_store_degraded: { help: 'Jobs currently working from memory because the shared store is unreachable.' },
+  pva_redis_evicting_masters: { help: 'Redis masters that may evict session keys when full (maxmemory set, maxmemory-policy not noeviction), as read when the worker started.' },
 } as const;
 
 /** Histograms, seconds. */

@@ -5,6 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { TestParticipant, type ServerInfo } from '../support/participant.js';
+import { PrivateRedis, freePort } from '../lib/store/private_redis.js';
+import { waitFor } from '../support/wait.js';
 import { livekitEnv, startWorker, type WorkerProcess } from '../support/worker.js';
 
 const server: ServerInfo = { url: inject('livekitUrl'), apiKey: inject('livekitApiKey'), apiSecret: inject('livekitApiSecret') };
@@ -71,6 +73,34 @@ describe('a job process that cannot start in time (WORKER_INIT_TIMEOUT_MS)', () 
       }
     } finally {
       await impatient.stop();
+    }
+  });
+});
+
+describe('a worker on a Redis that evicts keys when full', () => {
+  it('warns once at start, naming the server and its policy, and still serves', async () => {
+    const redis = new PrivateRedis(await freePort(), ['--maxmemory', '64mb', '--maxmemory-policy', 'volatile-lru']);
+    await redis.start();
+    const name = `${agentName}-evict`;
+    const metricsPort = await freePort();
+    const w = await startWorker({ env: { ...livekitEnv(server, name), REDIS_URL: redis.url, METRICS_PORT: String(metricsPort), METRICS_HOST: '127.0.0.1' } });
+    try {
+      await w.waitForOutput(/Redis may evict session data when it is full/, 30_000);
+      expect(w.output()).toContain(`127.0.0.1:${redis.port}`);
+      expect(w.output()).toContain('volatile-lru');
+      // For alerting: the worker's /metrics counts the masters that may evict.
+      await waitFor('the evicting-masters gauge', async () => /^pva_redis_evicting_masters 1$/m.test(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()));
+      const p = await TestParticipant.join(server, { identity: `evict-${Date.now()}`, room: `evict-${Date.now()}`, agentName: name });
+      try {
+        expect((await p.nthText(1, 60_000)).text).toMatch(/glad you're here/i);
+      } finally {
+        await p.leave();
+      }
+      // Once per worker, not once per job process.
+      expect(w.output().match(/Redis may evict session data/g)).toHaveLength(1);
+    } finally {
+      await w.stop();
+      await redis.kill();
     }
   });
 });

@@ -10,7 +10,10 @@ import { ATTR_CONTEXT_PUBLISHER, ATTR_LANGUAGE, ATTR_LANGUAGE_CHOSEN, ATTR_RESUM
 import { RecordingLogger } from '../../lib/logger.js';
 import { MemoryDeviceStore, RedisDeviceStore, type DeviceStore } from '../../web/server/device_store.js';
 import { MAX_BODY_BYTES, startTokenService, type TokenService } from '../../web/server/service.js';
+import { EVICTION_WARNING } from '../../lib/store/eviction.js';
+import { PrivateRedis, freePort } from '../lib/store/private_redis.js';
 import { connectTestRedis, unlinkPrefix } from '../lib/store/redis_support.js';
+import { waitFor } from '../support/wait.js';
 import { randomPrefix } from '../support/env.js';
 
 const API_KEY = 'unit-key';
@@ -287,6 +290,22 @@ describe('Redis device store', () => {
       expect(await (redis as Redis).pttl(keys[0] as string)).toBeGreaterThan(24 * 3600 * 1000);
     } finally {
       await svc.close();
+    }
+  });
+});
+
+describe('a token service on a Redis that evicts keys when full', () => {
+  it('warns at start, naming the server and its policy: issued identities and conversations could vanish', async () => {
+    const server = new PrivateRedis(await freePort(), ['--maxmemory', '32mb', '--maxmemory-policy', 'allkeys-lru']);
+    await server.start();
+    const logger = new RecordingLogger();
+    const svc = await startTokenService({ livekitUrl: 'ws://127.0.0.1:1', apiKey: API_KEY, apiSecret: API_SECRET, port: 0, redisUrl: server.url, logger });
+    try {
+      const warning = await waitFor('the eviction warning', () => logger.lines.find((l) => l.msg === EVICTION_WARNING));
+      expect(warning).toMatchObject({ level: 'warn', fields: { redisMasters: [{ node: `127.0.0.1:${server.port}`, policy: 'allkeys-lru', maxmemoryBytes: 32 * 1024 * 1024 }] } });
+    } finally {
+      await svc.close();
+      await server.kill();
     }
   });
 });

@@ -29,6 +29,7 @@ import { RoomServiceClient } from 'livekit-server-sdk';
 import type { Logger } from '../../lib/logger.js';
 import { pii, silentLogger } from '../../lib/logger.js';
 import { DEFAULT_REPLICA_ACK_TIMEOUT_MS } from '../../lib/store/redis_env.js';
+import { warnIfEvicting } from '../../lib/store/eviction.js';
 import { ensureAgentDispatched } from './agent_dispatch.js';
 import type { DispatchHint } from '../../lib/dispatch_hint.js';
 import { buildClient, PUBLIC_DIR } from './build_client.js';
@@ -44,7 +45,7 @@ import {
 } from './config.js';
 import { hashSecret, newDeviceSecret, newIdentity, newRoomName, secretMatches } from './credentials.js';
 import type { DeviceStore } from './device_store.js';
-import { createServiceStores, type SessionEraser } from './service_stores.js';
+import { createServiceStores, serviceRedisTarget, type SessionEraser } from './service_stores.js';
 import { mintParticipantToken } from './tokens.js';
 import { WindowLimiter } from './window_limiter.js';
 import {
@@ -423,6 +424,9 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
   const port = (server.address() as AddressInfo).port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   log.info({ url, store: stores.redis === null ? 'memory' : 'redis', redis: stores.redis, agentName: config.agentName ?? null, rejoinTtlMs: config.rejoinTtlMs }, 'token service listening');
+  // A Redis that evicts keys when full would lose issued identities and conversations without an error.
+  const redisTarget = serviceRedisTarget(config);
+  if (redisTarget !== undefined) void warnIfEvicting(redisTarget, log);
 
   return {
     url,

@@ -2,6 +2,7 @@ import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newSessionRecord } from '../../../lib/session/record.js';
 import { PayloadCipher } from '../../../lib/store/crypto.js';
+import { evictionRisks } from '../../../lib/store/eviction.js';
 import { RedisSessionStore } from '../../../lib/store/redis_session_store.js';
 import type { SessionKey } from '../../../lib/store/session_store.js';
 import { randomPrefix } from '../../support/env.js';
@@ -97,6 +98,23 @@ describe('RedisSessionStore across cluster nodes', () => {
     for (const key of keys) {
       expect((await sealing.readRecord(key)).status).toBe('found');
       expect((await store.readRecord(key)).status).toBe('invalid'); // sealed now: the keyless store cannot read it
+    }
+  });
+});
+
+describe('the eviction check on a Cluster', () => {
+  it('asks every master and names the one that may evict', async () => {
+    await client.ping();
+    expect(await evictionRisks(client)).toEqual([]);
+    const [evicting] = client.nodes('master');
+    if (evicting === undefined) throw new Error('no master');
+    await evicting.config('SET', 'maxmemory', '256mb');
+    await evicting.config('SET', 'maxmemory-policy', 'volatile-lfu');
+    try {
+      expect(await evictionRisks(client)).toEqual([{ node: `127.0.0.1:${evicting.options.port}`, policy: 'volatile-lfu', maxmemoryBytes: 256 * 1024 * 1024 }]);
+    } finally {
+      await evicting.config('SET', 'maxmemory', '0');
+      await evicting.config('SET', 'maxmemory-policy', 'noeviction');
     }
   });
 });

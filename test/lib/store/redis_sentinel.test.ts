@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordWithTurn } from '../../../lib/session/history.js';
 import { newSessionRecord } from '../../../lib/session/record.js';
 import type { Turn } from '../../../lib/session/record.js';
+import { checkEviction } from '../../../lib/store/eviction.js';
 import { createBoundedRedis } from '../../../lib/store/redis_connection.js';
 import { RedisSessionStore } from '../../../lib/store/redis_session_store.js';
 import { SessionNotices } from '../../../lib/store/session_notices.js';
@@ -49,6 +50,20 @@ describe('SessionNotices through Redis Sentinel', () => {
       expect(seen).toEqual([{ v: 1, kind: 'takeover', agentName: 'agent', owner: 'job-b', fence: 7 }]);
     } finally {
       await notices.close();
+    }
+  });
+});
+
+describe('the eviction check through Redis Sentinel', () => {
+  it('asks the master the sentinels name, not a sentinel or the replica', async () => {
+    expect(await checkEviction({ sentinel: deployment.target })).toEqual([]);
+    await client.config('SET', 'maxmemory', '128mb');
+    await client.config('SET', 'maxmemory-policy', 'allkeys-random');
+    try {
+      expect(await checkEviction({ sentinel: deployment.target })).toEqual([{ node: `127.0.0.1:${deployment.masterPort}`, policy: 'allkeys-random', maxmemoryBytes: 128 * 1024 * 1024 }]);
+    } finally {
+      await client.config('SET', 'maxmemory', '0');
+      await client.config('SET', 'maxmemory-policy', 'noeviction');
     }
   });
 });
