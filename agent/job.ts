@@ -14,6 +14,7 @@ import { pii, type Logger } from '../lib/logger.js';
 import { DEFAULT_CONDENSE_OPTIONS, type CondenseOptions, type Condenser } from '../lib/session/condense.js';
 import { takenOverMessage } from '../lib/session/greeting.js';
 import { parseLanguageTag, primaryLanguageOf, SpokenLanguage } from '../lib/session/language.js';
+import { detectTextLanguage } from '../lib/session/text_language.js';
 import { policyForParticipant } from '../lib/session/policy.js';
 import type { DisconnectReason } from '../lib/session/record.js';
 import type { SessionStatusMessage } from '../lib/session_messages.js';
@@ -325,12 +326,25 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
     });
     if (restored) receiver.restore(restored.context);
     /** Tells the model and the speech models the conversation's language changed to `tag`. */
-    const tellLanguage = (tag: string) => {
+    const tellLanguage = (tag: string): Promise<void> => {
       models.useLanguage?.(tag);
-      agent.useLanguage(tag).catch((err: unknown) => log.warn({ err }, 'could not tell the model the language'));
+      return agent.useLanguage(tag).catch((err: unknown) => log.warn({ err }, 'could not tell the model the language'));
     };
-    /** Learns the language spoken, when the STT detects it (see below). */
-    const spoken = models.sttDetectsLanguage ? new SpokenLanguage(ps.currentRecord?.language ?? null) : undefined;
+    /**
+     * Learns the participant's language from their own words: what they type, always, and what
+     * they say when the STT detects the language. Two messages in a row in another language
+     * (unclear ones count for nothing) and it becomes the conversation's language.
+     */
+    const spoken = new SpokenLanguage(ps.currentRecord?.language ?? null);
+    const learnLanguage = async (detected: string | null | undefined, from: 'speech' | 'text'): Promise<void> => {
+      const adopted = spoken.observe(detected);
+      if (adopted === null) return;
+      log.info({ language: adopted, from }, 'participant uses another language: adopted');
+      metrics.inc('pva_languages_adopted_total', { language: primaryLanguageOf(adopted) });
+      ps.useLanguage(adopted);
+      void status();
+      await tellLanguage(adopted);
+    };
     const unbridge = bridgeRoom(ctx.room, identity, receiver, metrics, log, {
       onLeft: (reason) => {
         log.info({ reason }, 'participant left');
@@ -344,8 +358,8 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
         const now = ps.currentRecord?.language;
         if (back.languageChanged && now) {
           log.info({ language: now, chosen: ps.currentRecord?.languageChosen === true }, 'participant came back with another language');
-          spoken?.reset(now);
-          tellLanguage(now);
+          spoken.reset(now);
+          void tellLanguage(now);
         }
         metrics.gauge('pva_active_sessions', 1);
         log.info({ greeting: back.greeting.kind }, 'participant rejoined');
@@ -370,17 +384,11 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
       const turn = chatMessageToTurn(ev.item);
       if (turn) ps.persistTurn(turn);
     });
-    if (spoken !== undefined) {
-      // What the participant speaks, as the STT detects it, becomes the conversation's language.
+    if (models.sttDetectsLanguage) {
+      // What the participant speaks, as the STT detects it.
       session.on(voice.AgentSessionEventTypes.UserInputTranscribed, (ev) => {
         if (!ev.isFinal || ev.transcript.trim() === '') return;
-        const adopted = spoken.observe(ev.language);
-        if (adopted === null) return;
-        log.info({ language: adopted }, 'participant heard speaking another language: adopted');
-        metrics.inc('pva_languages_adopted_total', { language: primaryLanguageOf(adopted) });
-        ps.useLanguage(adopted);
-        void status();
-        tellLanguage(adopted);
+        void learnLanguage(ev.language, 'speech');
       });
     }
     session.on(voice.AgentSessionEventTypes.Close, (ev) => {
@@ -399,6 +407,8 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
         closeOnDisconnect: false,
         // Typed input: like the default, but pending dynamic context reaches the model first.
         textInputCallback: async (sess, ev) => {
+          // Before the reply: a language adopted now is in the model's instructions for it.
+          await learnLanguage(detectTextLanguage(ev.text), 'text');
           await flushContext();
           sess.interrupt();
           sess.generateReply({ userInput: ev.text });

@@ -25,7 +25,7 @@ export const COUNTERS = {
   pva_takeovers_total: { help: 'Sessions taken over by a newer arrival of the same identity elsewhere.', labels: [] },
   pva_store_errors_total: { help: 'Store operations that failed or timed out, by operation.', labels: ['op'] },
   pva_summary_condensed_total: { help: 'Summaries of older turns condensed by the model, by result (ok, failed, unusable).', labels: ['result'] },
-  pva_languages_adopted_total: { help: 'Conversations that took the language the participant was heard speaking, by its primary subtag.', labels: ['language'] },
+  pva_languages_adopted_total: { help: 'Conversations that took the language the participant was heard speaking or wrote in, by its primary subtag.', labels: ['language'] },
 } as const;
 
 /** Gauges summed over live jobs (and the worker process's own value, if it sets one). */

@@ -38,7 +38,7 @@ export const sessionStatusMessageSchema = z.object({
     .string()
     .refine((v) => parseLanguageTag(v) === v, { message: 'must be a canonical BCP 47 language tag' })
     .optional(),
-  /** True when `language` was learned from the participant's speech, not given by a token. */
+  /** True when `language` was learned from the participant's own words (speech, or typed text), not given by a token. */
   languageHeard: z.boolean().optional(),
   /** True when the participant chose `language` themselves (the web client's menu). */
   languageChosen: z.boolean().optional(),

@@ -47,7 +47,7 @@ export function greetingLanguageOf(tag: string | null): GreetingLanguage {
 /** A remembered language (a record's or a profile's), and whether it is the participant's own (heard or chosen). */
 export interface RememberedLanguage {
   language: string | null;
-  /** True when `language` was learned from the participant's speech ({@link SpokenLanguage}), not given by a token. */
+  /** True when `language` was learned from the participant's own words, spoken or typed ({@link SpokenLanguage}), not given by a token. */
   languageHeard?: boolean;
   /** True when the participant chose `language` themselves (the web client's language menu), not their browser. */
   languageChosen?: boolean;
@@ -108,7 +108,8 @@ export function detectedLanguageOf(raw: string | null | undefined): string | nul
 
 /**
  * Learns the language a participant speaks from a speech-to-text that detects it (one whose
- * model detects the language itself, such as an inference model ending in `:multi`). It starts
+ * model detects the language itself, such as an inference model ending in `:multi`), and the
+ * language they write from their typed messages (`detectTextLanguage`, text_language.ts). It starts
  * from the language the conversation has (the token's or the remembered one, or none) and
  * adopts another one once {@link SPOKEN_LANGUAGE_CONFIRMATIONS} final transcripts in a row are
  * detected in it. A detection in the current language (same primary subtag: `es-MX` stays

@@ -99,7 +99,7 @@ export const sessionRecordSchema = z.object({
   firstSeenAt: z.number().int().nonnegative(),
   participantName: z.string().nullable(),
   language: z.string().nullable(),
-  /** True when `language` was learned from the participant's speech; it then outranks a token's (see `arrivalLanguage`). */
+  /** True when `language` was learned from the participant's own words (speech, or typed text); it then outranks a token's (see `arrivalLanguage`). */
   languageHeard: z.boolean().optional(),
   /** True when the participant chose `language` (the web client's menu); it then outranks a browser's (see `arrivalLanguage`). */
   languageChosen: z.boolean().optional(),

@@ -343,6 +343,32 @@ describe('one worker, short windows', () => {
     expect((await p2.nthText(1)).text).toMatch(/^¡Hola de nuevo! Han pasado .+ y esta es tu visita número 2\. La última vez hablamos de «Necesito ayuda con mi factura\.»\. ¿Seguimos\?$/);
   });
 
+  it('a participant whose browser says English but who writes in French is answered in French after two messages, and greeted in French next time (learned from what they type)', async () => {
+    const identity = uid('amelie');
+    const toldFrench = (input: StubMessage[]) => input.some((m) => m.role === 'system' && m.content.includes(languageInstruction('fr')));
+    const p1 = await join({ identity, room: uid('room'), agentName, rejoinTtlMs, language: 'en-US' });
+    await p1.statusMatching((m) => m.greeting === 'first_time');
+    expect((await p1.nthText(1)).text).toBe(renderGreeting({ kind: 'first_time' }, null, 'en-US'));
+    const first = "Bonjour, je voudrais changer l'adresse de ma commande.";
+    await converse(p1, first);
+    // One message is not enough: a quoted phrase or a single line in another language changes nothing.
+    expect(toldFrench(await modelInputFor(first))).toBe(false);
+    const second = "C'est pour la livraison de demain, merci.";
+    await converse(p1, second);
+    // The second is answered with the model told French, and the participant's client is told.
+    expect(toldFrench(await modelInputFor(second))).toBe(true);
+    await p1.statusMatching((m) => m.language === 'fr' && m.languageHeard === true);
+    await p1.leave();
+    await suspended(identity);
+    const r = await inspect.readRecord({ agentName, identity });
+    expect(r.status === 'found' && { language: r.record.language, heard: r.record.languageHeard }).toEqual({ language: 'fr', heard: true });
+
+    // Their browser still says English: what they wrote outranks it.
+    const p2 = await join({ identity, room: uid('room'), agentName, rejoinTtlMs, language: 'en-US' });
+    await p2.statusMatching((m) => m.greeting === 'returning' && m.language === 'fr');
+    expect((await p2.nthText(1)).text).toMatch(/^Bon retour ! Cela fait .+, et c'est votre 2e visite\. La dernière fois, nous avons parlé de « C'est pour la livraison de demain, merci\. »\. On continue \?$/);
+  });
+
   it('a long conversation: the model condenses the summary of older turns; the model is given the summary and the recent turns, live and after a resume in a new job', async () => {
     const identity = uid('ivy');
     const p1 = await join({ identity, room: uid('room'), agentName, rejoinTtlMs });

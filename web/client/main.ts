@@ -162,7 +162,7 @@ function renderSession(): void {
     ? `${st.state}${st.restoredTurns !== undefined ? `, ${st.restoredTurns} turns restored` : ''}${st.degraded ? ', degraded (store unavailable)' : ''}`
     : '—';
   ui.agentSession.dataset.state = st?.state ?? '';
-  ui.language.textContent = st?.language ? `${languageName(st.language)}${st.languageHeard ? ' (heard you speak it)' : st.languageChosen ? ' (your choice)' : ''}` : '—';
+  ui.language.textContent = st?.language ? `${languageName(st.language)}${st.languageHeard ? ' (from what you said)' : st.languageChosen ? ' (your choice)' : ''}` : '—';
   ui.language.dataset.tag = st?.language ?? '';
   ui.language.dataset.heard = String(st?.languageHeard === true);
   ui.language.dataset.chosen = String(st?.languageChosen === true);
