@@ -8,7 +8,7 @@ import { ServerOptions, cli, defineAgent, log, type AgentServer, type JobContext
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
-import { warnIfEvicting } from '../lib/store/eviction.js';
+import { watchEviction } from '../lib/store/eviction.js';
 import { redisTarget } from '../lib/store/redis_connection.js';
 import { loadConfig, type Config } from './config.js';
 import { runJob } from './job.js';
@@ -76,9 +76,10 @@ cli.runApp(
   }),
 );
 
-// Once per worker (its jobs share the same Redis): a Redis that evicts keys when full loses
-// conversations without an error. `runApp` has set up the logger by now for `start`, `dev` and
-// `connect` (`log()` throws when no command set it up: then there is no worker to warn about).
+// Once per worker (its jobs share the same Redis; asked again until it answers): a Redis that
+// evicts keys when full loses conversations without an error. `runApp` has set up the logger by
+// now for `start`, `dev` and `connect` (`log()` throws when no command set it up: then there is
+// no worker to warn about).
 if (isWorkerProcess && config.redis !== undefined && ['start', 'dev', 'connect'].includes(process.argv[2] ?? '')) {
   const storeLog = (() => {
     try {
@@ -88,8 +89,8 @@ if (isWorkerProcess && config.redis !== undefined && ['start', 'dev', 'connect']
     }
   })();
   if (storeLog !== undefined) {
-    void warnIfEvicting(redisTarget(config.redis), storeLog).then((risks) => {
-      if (risks !== null) hub?.state.apply({ t: 'gauge', name: 'pva_redis_evicting_masters', value: risks.length }, 0);
+    void watchEviction(redisTarget(config.redis), storeLog).result.then((risks) => {
+      hub?.state.apply({ t: 'gauge', name: 'pva_redis_evicting_masters', value: risks.length }, 0);
     });
   }
 }

@@ -85,19 +85,57 @@ export const EVICTION_WARNING =
   'Redis may evict session data when it is full, without an error: conversations, unsaved turns, and the index forget needs to find them, could disappear. ' +
   'Set maxmemory-policy to noeviction: a full Redis then refuses writes, which the agent rides out from memory and replays later';
 
+/** Options of {@link watchEviction}. */
+export interface WatchEvictionOptions {
+  /** Bound of each attempt, ms. @default 5_000 */
+  timeoutMs?: number;
+  /** Pause before asking again when Redis did not answer, ms. @default 30_000 */
+  retryMs?: number;
+}
+
+/** A running {@link watchEviction}. */
+export interface EvictionWatch {
+  /** The masters that may evict, once Redis has answered (never settles if stopped before). */
+  readonly result: Promise<EvictionRisk[]>;
+  /** Stops asking; nothing is logged after it. */
+  stop(): void;
+}
+
 /**
  * {@link checkEviction} for a process that starts: logs {@link EVICTION_WARNING} with the masters
- * that may evict. A Redis that cannot be asked is not a reason to stop (the stores report it
- * themselves): that is logged at debug. Resolves with the risks found, or null when not asked.
+ * that may evict (a debug line when none does). A Redis that does not answer is not a reason to
+ * stop (the stores report it themselves): it is asked again every `retryMs` until it answers
+ * once, so a process started before its Redis is still told. The retry timer never keeps the
+ * process alive.
  */
-export async function warnIfEvicting(target: RedisTarget, logger: Logger, timeoutMs?: number): Promise<EvictionRisk[] | null> {
-  try {
-    const risks = await checkEviction(target, timeoutMs);
+export function watchEviction(target: RedisTarget, logger: Logger, opts: WatchEvictionOptions = {}): EvictionWatch {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let answered: (risks: EvictionRisk[]) => void = () => {};
+  const result = new Promise<EvictionRisk[]>((resolve) => (answered = resolve));
+  const attempt = async (): Promise<void> => {
+    let risks: EvictionRisk[] | null = null;
+    try {
+      risks = await checkEviction(target, opts.timeoutMs);
+    } catch (err) {
+      if (!stopped) logger.debug({ err: err instanceof Error ? err.message : String(err) }, 'could not read the Redis memory policy yet');
+    }
+    if (stopped) return;
+    if (risks === null) {
+      timer = setTimeout(() => void attempt(), opts.retryMs ?? 30_000);
+      timer.unref();
+      return;
+    }
     if (risks.length > 0) logger.warn({ redisMasters: risks }, EVICTION_WARNING);
     else logger.debug({}, 'Redis memory policy checked: no master evicts');
-    return risks;
-  } catch (err) {
-    logger.debug({ err: err instanceof Error ? err.message : String(err) }, 'could not read the Redis memory policy');
-    return null;
-  }
+    answered(risks);
+  };
+  void attempt();
+  return {
+    result,
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
 }

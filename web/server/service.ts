@@ -29,7 +29,7 @@ import { RoomServiceClient } from 'livekit-server-sdk';
 import type { Logger } from '../../lib/logger.js';
 import { pii, silentLogger } from '../../lib/logger.js';
 import { DEFAULT_REPLICA_ACK_TIMEOUT_MS } from '../../lib/store/redis_env.js';
-import { warnIfEvicting } from '../../lib/store/eviction.js';
+import { watchEviction } from '../../lib/store/eviction.js';
 import { ensureAgentDispatched } from './agent_dispatch.js';
 import type { DispatchHint } from '../../lib/dispatch_hint.js';
 import { buildClient, PUBLIC_DIR } from './build_client.js';
@@ -426,13 +426,14 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
   log.info({ url, store: stores.redis === null ? 'memory' : 'redis', redis: stores.redis, agentName: config.agentName ?? null, rejoinTtlMs: config.rejoinTtlMs }, 'token service listening');
   // A Redis that evicts keys when full would lose issued identities and conversations without an error.
   const redisTarget = serviceRedisTarget(config);
-  if (redisTarget !== undefined) void warnIfEvicting(redisTarget, log);
+  const evictionWatch = redisTarget === undefined ? undefined : watchEviction(redisTarget, log);
 
   return {
     url,
     port,
     config: { ...config, port },
     close: async () => {
+      evictionWatch?.stop();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
       await stores.close();

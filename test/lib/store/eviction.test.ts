@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { RecordingLogger } from '../../../lib/logger.js';
-import { EVICTION_WARNING, checkEviction, evictionRiskIn, warnIfEvicting } from '../../../lib/store/eviction.js';
+import { EVICTION_WARNING, checkEviction, evictionRiskIn, watchEviction } from '../../../lib/store/eviction.js';
 import { waitFor } from '../../support/wait.js';
 import { PrivateRedis, canStartRedis, freePort } from './private_redis.js';
 
@@ -64,13 +64,13 @@ describe('the eviction check on a real redis-server', () => {
   it('warns once with the masters in the fields, and nothing personal; a safe Redis gets only a debug line', async () => {
     await setPolicy('64mb', 'allkeys-lfu');
     const logger = new RecordingLogger();
-    expect(await warnIfEvicting({ url: server.url }, logger)).toHaveLength(1);
+    expect(await watchEviction({ url: server.url }, logger).result).toHaveLength(1);
     expect(logger.lines).toEqual([{ level: 'warn', msg: EVICTION_WARNING, fields: { redisMasters: [{ node: `127.0.0.1:${server.port}`, policy: 'allkeys-lfu', maxmemoryBytes: 64 * MiB }] } }]);
     expect(EVICTION_WARNING).toMatch(/noeviction/);
 
     await setPolicy('64mb', 'noeviction');
     const quiet = new RecordingLogger();
-    expect(await warnIfEvicting({ url: server.url }, quiet)).toEqual([]);
+    expect(await watchEviction({ url: server.url }, quiet).result).toEqual([]);
     expect(quiet.lines.map((l) => l.level)).toEqual(['debug']);
   });
 
@@ -84,13 +84,37 @@ describe('the eviction check on a real redis-server', () => {
   });
 });
 
-describe('the eviction check with no Redis to ask', () => {
-  it('does not hold up the start: resolves null within its bound and logs only at debug', async () => {
-    const closed = `redis://127.0.0.1:${await freePort()}`;
+describe('the eviction check with no Redis to ask yet', () => {
+  it('does not hold up the start, asks again until Redis answers, then warns once', async () => {
+    const port = await freePort();
     const logger = new RecordingLogger();
-    const started = Date.now();
-    expect(await warnIfEvicting({ url: closed }, logger, 1_000)).toBeNull();
-    expect(Date.now() - started).toBeLessThan(3_000);
-    expect(logger.lines.map((l) => l.level)).toEqual(['debug']);
+    const watch = watchEviction({ url: `redis://127.0.0.1:${port}` }, logger, { timeoutMs: 1_000, retryMs: 100 });
+    try {
+      // Nothing there: only debug lines, one per attempt.
+      await waitFor('two attempts', () => logger.lines.length >= 2, { timeoutMs: 10_000 });
+      expect(new Set(logger.lines.map((l) => l.level))).toEqual(new Set(['debug']));
+      // The Redis comes up (a container started after the worker), evicting.
+      const late = new PrivateRedis(port, ['--maxmemory', '64mb', '--maxmemory-policy', 'allkeys-lru']);
+      await late.start();
+      try {
+        expect(await watch.result).toEqual([{ node: `127.0.0.1:${port}`, policy: 'allkeys-lru', maxmemoryBytes: 64 * MiB }]);
+        expect(logger.lines.filter((l) => l.level === 'warn')).toHaveLength(1);
+      } finally {
+        await late.kill();
+      }
+    } finally {
+      watch.stop();
+    }
+  });
+
+  it('logs nothing more once stopped (a service that closes)', async () => {
+    const logger = new RecordingLogger();
+    const watch = watchEviction({ url: `redis://127.0.0.1:${await freePort()}` }, logger, { timeoutMs: 500, retryMs: 50 });
+    await waitFor('a first attempt', () => logger.lines.length >= 1, { timeoutMs: 10_000 });
+    watch.stop();
+    const seen = logger.lines.length;
+    // Long enough for several more attempts, had it not stopped.
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(logger.lines.length).toBe(seen);
   });
 });
