@@ -5,6 +5,7 @@
  *   npm run sessions -- show --identity alice [--agent my-agent]
  *   npm run sessions -- forget --identity alice        # every agent; also tells live jobs
  *   npm run sessions -- rekey [--dry-run]              # seal every stored payload under the current key
+ *   npm run sessions -- check                          # does any Redis master evict keys when full?
  *
  * Reads the worker's Redis variables (environment, then `.env` or the file `PVA_ENV_FILE`
  * names): `REDIS_URL`, a Sentinel group (`REDIS_SENTINELS`, `REDIS_SENTINEL_MASTER`,
@@ -15,12 +16,13 @@
  * open sealed payloads (without it a sealed session reads as `invalid` / `tampered`, never as
  * plaintext). Prints JSON lines; a usage or configuration error
  * exits with status 2, a store failure (Redis unreachable, replicas not acknowledging a forget)
- * with one line on stderr and status 1.
+ * with one line on stderr and status 1, and so does a `check` that finds a master that may evict.
  */
 import dotenv from 'dotenv';
 import { parseArgs } from 'node:util';
-import { ConfigError, SessionError } from '../lib/errors.js';
+import { ConfigError, SessionError, StoreUnavailableError } from '../lib/errors.js';
 import { PayloadCipher, parseKeyring } from '../lib/store/crypto.js';
+import { EVICTION_WARNING, checkEviction } from '../lib/store/eviction.js';
 import { sessionKeyId } from '../lib/store/keys.js';
 import type { RedisTarget } from '../lib/store/redis_connection.js';
 import { parseRedisEnv, type ReplicaAcks } from '../lib/store/redis_env.js';
@@ -50,7 +52,7 @@ const { positionals, values } = parseArgs({
 });
 
 const command = positionals[0];
-if (!['list', 'show', 'forget', 'rekey'].includes(command ?? '')) fail('usage: sessions list | show --identity <id> [--agent <name>] | forget --identity <id> | rekey [--dry-run]');
+if (!['list', 'show', 'forget', 'rekey', 'check'].includes(command ?? '')) fail('usage: sessions list | show --identity <id> [--agent <name>] | forget --identity <id> | rekey [--dry-run] | check');
 const count = Number(values.count);
 if (!Number.isInteger(count) || count <= 0) fail('--count must be a positive integer');
 
@@ -92,6 +94,8 @@ try {
     } while (cursor !== null && shown < count);
   } else if (command === 'rekey') {
     await rekey(values['dry-run'] === true);
+  } else if (command === 'check') {
+    await check(target);
   } else {
     const identity = values.identity ?? fail('--identity is required');
     if (command === 'show') {
@@ -115,6 +119,26 @@ try {
   process.exitCode = 1;
 } finally {
   await store.dispose();
+}
+
+/**
+ * `check`: every master's memory policy (`lib/store/eviction.ts`). One JSON line with the masters
+ * that may evict (none: `[]`); when there are any, the warning on stderr and exit status 1, so a
+ * deploy can stop on it. Redis not answering is a store failure like any other.
+ */
+async function check(on: RedisTarget): Promise<void> {
+  let evictingMasters;
+  try {
+    evictingMasters = await checkEviction(on, COMMAND_TIMEOUT_MS * 2);
+  } catch (err) {
+    if (err instanceof SessionError) throw err;
+    throw new StoreUnavailableError('redis did not answer the memory policy check', err);
+  }
+  out({ evictingMasters });
+  if (evictingMasters.length > 0) {
+    process.stderr.write(`sessions: ${EVICTION_WARNING}\n`);
+    process.exitCode = 1;
+  }
 }
 
 /**

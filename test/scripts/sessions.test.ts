@@ -11,10 +11,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { recordWithTurn } from '../../lib/session/history.js';
 import { newSessionRecord } from '../../lib/session/record.js';
 import { PayloadCipher, parseKeyring } from '../../lib/store/crypto.js';
+import { EVICTION_WARNING } from '../../lib/store/eviction.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { SessionNotices, type SessionNotice } from '../../lib/store/session_notices.js';
 import { until } from '../lib/store/contract.js';
-import { canStartRedis, freePort } from '../lib/store/private_redis.js';
+import { PrivateRedis, canStartRedis, freePort } from '../lib/store/private_redis.js';
 import { PrivateSentinel, SENTINEL_FIXTURE_TIMEOUT_MS } from '../lib/store/private_sentinel.js';
 import { randomPrefix } from '../support/env.js';
 
@@ -238,5 +239,32 @@ describe('npm run sessions with REDIS_SENTINELS', () => {
     const r = await sessions(['list'], { ...sentinelEnv(randomPrefix('cli-acks')), REDIS_REPLICA_ACKS: 'two' });
     expect(r.code).toBe(2);
     expect(r.stderr.trim()).toMatch(/^sessions: configuration error: REDIS_REPLICA_ACKS must be a non-negative integer, got "two"$/);
+  });
+});
+
+describe('npm run sessions -- check (does any master evict keys when full?)', () => {
+  it('through the sentinels: the master evicts nothing, one JSON line, exit 0', async () => {
+    const r = await sessions(['check'], sentinelEnv(randomPrefix('cli-check')));
+    expect(r).toMatchObject({ code: 0, lines: [{ evictingMasters: [] }] });
+  });
+
+  it('a Redis with maxmemory and an evicting policy: named on stdout, the warning on stderr, exit 1 (a deploy can stop on it)', async () => {
+    const redis = new PrivateRedis(await freePort(), ['--maxmemory', '100mb', '--maxmemory-policy', 'volatile-ttl']);
+    await redis.start();
+    try {
+      const r = await sessions(['check'], { REDIS_URL: redis.url });
+      expect(r.code).toBe(1);
+      expect(r.lines).toEqual([{ evictingMasters: [{ node: `127.0.0.1:${redis.port}`, policy: 'volatile-ttl', maxmemoryBytes: 100 * 1024 * 1024 }] }]);
+      expect(r.stderr.trim()).toBe(`sessions: ${EVICTION_WARNING}`);
+    } finally {
+      await redis.kill();
+    }
+  });
+
+  it('with Redis unreachable: one store_unavailable line, exit 1, nothing on stdout', async () => {
+    const r = await sessions(['check'], { REDIS_URL: `redis://127.0.0.1:${await freePort()}` });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^sessions: store_(unavailable|timeout) \(retryable\): /)]);
   });
 });
