@@ -95,7 +95,7 @@ export interface WatchEvictionOptions {
 
 /** A running {@link watchEviction}. */
 export interface EvictionWatch {
-  /** The masters that may evict, once Redis has answered (never settles if stopped before). */
+  /** The masters that may evict, once Redis has answered (never settles if stopped before, or if Redis refuses INFO). */
   readonly result: Promise<EvictionRisk[]>;
   /** Stops asking; nothing is logged after it. */
   stop(): void;
@@ -105,7 +105,8 @@ export interface EvictionWatch {
  * {@link checkEviction} for a process that starts: logs {@link EVICTION_WARNING} with the masters
  * that may evict (a debug line when none does). A Redis that does not answer is not a reason to
  * stop (the stores report it themselves): it is asked again every `retryMs` until it answers
- * once, so a process started before its Redis is still told. The retry timer never keeps the
+ * once, so a process started before its Redis is still told. One that refuses `INFO` (an ACL
+ * without it) is logged once at info and not asked again. The retry timer never keeps the
  * process alive.
  */
 export function watchEviction(target: RedisTarget, logger: Logger, opts: WatchEvictionOptions = {}): EvictionWatch {
@@ -118,7 +119,13 @@ export function watchEviction(target: RedisTarget, logger: Logger, opts: WatchEv
     try {
       risks = await checkEviction(target, opts.timeoutMs);
     } catch (err) {
-      if (!stopped) logger.debug({ err: err instanceof Error ? err.message : String(err) }, 'could not read the Redis memory policy yet');
+      if (stopped) return;
+      // Redis answered but refused INFO (an ACL without it): asking again would get the same answer.
+      if (err instanceof Error && err.name === 'ReplyError') {
+        logger.info({ err: err.message }, 'Redis refused INFO: its memory policy is not checked (see README, Deploy)');
+        return;
+      }
+      logger.debug({ err: err instanceof Error ? err.message : String(err) }, 'could not read the Redis memory policy yet');
     }
     if (stopped) return;
     if (risks === null) {

@@ -117,4 +117,27 @@ describe('the eviction check with no Redis to ask yet', () => {
     await new Promise((r) => setTimeout(r, 1_000));
     expect(logger.lines.length).toBe(seen);
   });
+
+  it('a Redis that refuses INFO (an ACL without it) is logged once and not asked again', async () => {
+    const server = new PrivateRedis(await freePort());
+    await server.start();
+    const admin = new Redis(server.url);
+    try {
+      await admin.call('ACL', 'SETUSER', 'checker', 'on', '>checker-pass', '~*', '+@all', '-info');
+      const logger = new RecordingLogger();
+      const watch = watchEviction({ url: `redis://checker:checker-pass@127.0.0.1:${server.port}` }, logger, { timeoutMs: 1_000, retryMs: 50 });
+      try {
+        await waitFor('the refusal', () => logger.lines.find((l) => l.level === 'info'), { timeoutMs: 10_000 });
+        // Long enough for several more attempts, had it kept asking.
+        await new Promise((r) => setTimeout(r, 500));
+        expect(logger.lines).toEqual([{ level: 'info', msg: expect.stringMatching(/^Redis refused INFO/), fields: { err: expect.stringMatching(/NOPERM/) } }]);
+        expect(JSON.stringify(logger.lines)).not.toContain('checker-pass');
+      } finally {
+        watch.stop();
+      }
+    } finally {
+      admin.disconnect();
+      await server.kill();
+    }
+  });
 });
