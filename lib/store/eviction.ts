@@ -22,8 +22,8 @@ export interface EvictionRisk {
   maxmemoryBytes: number;
 }
 
-/** The value of `field` in an `INFO` reply, or undefined. */
-function infoField(info: string, field: string): string | undefined {
+/** The value of `field` in an `INFO` reply (its `field:value` lines), or undefined. */
+export function infoField(info: string, field: string): string | undefined {
   for (const line of info.split(/\r?\n/)) {
     if (line.startsWith(`${field}:`)) return line.slice(field.length + 1).trim();
   }

@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { infoField } from '../../../lib/store/eviction.js';
 import type { RedisSentinelTarget, SentinelAddress } from '../../../lib/store/redis_connection.js';
 import { PrivateRedis, TEST_TLS_DIR, freePort, tlsServerArgs } from './private_redis.js';
 
@@ -67,11 +68,6 @@ async function ask(port: number, password: string | undefined, ...args: string[]
  * about timeouts sets its own.
  */
 export const SENTINEL_FIXTURE_TIMEOUT_MS = 10_000;
-
-/** `field:value` lines of an INFO section. */
-export function infoField(info: string, field: string): string | undefined {
-  return new RegExp(`^${field}:(.*)$`, 'm').exec(info)?.[1]?.trim();
-}
 
 /** A flat `[k1, v1, k2, v2 …]` Sentinel reply as a record. */
 function fields(reply: unknown): Record<string, string> {

@@ -11,7 +11,7 @@ import { TieredSessionStore } from '../../../lib/store/tiered_session_store.js';
 import { randomPrefix } from '../../support/env.js';
 import { until } from './contract.js';
 import { PrivateRedis, canStartRedis, freePort } from './private_redis.js';
-import { infoField } from './private_sentinel.js';
+import { infoField } from '../../../lib/store/eviction.js';
 import { loadWebConfig } from '../../../web/server/config.js';
 import { DeviceKeys } from '../../../web/server/device_store.js';
 import { startTokenService } from '../../../web/server/service.js';
