@@ -117,6 +117,8 @@ export interface Config {
    * ms; `replicaAcks` 0 = asynchronous replication (see `RedisSessionStoreOptions.replicaAcks`).
    */
   replicaAcks: ReplicaAcks;
+  /** How often the worker reads Redis's memory policy again, ms; 0 = only at start (`lib/store/eviction.ts`). */
+  redisPolicyCheckMs: number;
   /** Resolved model mode (`auto` already decided). */
   modelMode: ModelMode;
   /** `text`: text in on `lk.chat`, text out on `lk.transcription`; `voice`: audio too. */
@@ -213,6 +215,7 @@ export function parseConfig(env: Env): Config {
     agentName: e.LIVEKIT_AGENT_NAME ?? '',
     redis: redisConfig(e),
     replicaAcks: replicaAcksOf(e),
+    redisPolicyCheckMs: e.REDIS_POLICY_CHECK_MS,
     modelMode,
     io,
     openai: e.OPENAI_API_KEY ? { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL, model: e.OPENAI_MODEL, sttDetectsLanguage: e.OPENAI_STT_DETECT_LANGUAGE } : undefined,

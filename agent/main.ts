@@ -76,10 +76,10 @@ cli.runApp(
   }),
 );
 
-// Once per worker (its jobs share the same Redis; asked again until it answers): a Redis that
-// evicts keys when full loses conversations without an error. `runApp` has set up the logger by
-// now for `start`, `dev` and `connect` (`log()` throws when no command set it up: then there is
-// no worker to warn about).
+// Once per worker (its jobs share the same Redis; asked again until it answers, then every
+// REDIS_POLICY_CHECK_MS): a Redis that evicts keys when full loses conversations without an
+// error. `runApp` has set up the logger by now for `start`, `dev` and `connect` (`log()` throws
+// when no command set it up: then there is no worker to warn about).
 if (isWorkerProcess && config.redis !== undefined && ['start', 'dev', 'connect'].includes(process.argv[2] ?? '')) {
   const storeLog = (() => {
     try {
@@ -89,8 +89,9 @@ if (isWorkerProcess && config.redis !== undefined && ['start', 'dev', 'connect']
     }
   })();
   if (storeLog !== undefined) {
-    void watchEviction(redisTarget(config.redis), storeLog).result.then((risks) => {
-      hub?.state.apply({ t: 'gauge', name: 'pva_redis_evicting_masters', value: risks.length }, 0);
+    watchEviction(redisTarget(config.redis), storeLog, {
+      recheckMs: config.redisPolicyCheckMs,
+      onRisks: (risks) => hub?.state.apply({ t: 'gauge', name: 'pva_redis_evicting_masters', value: risks.length }, 0),
     });
   }
 }

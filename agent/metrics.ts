@@ -32,7 +32,7 @@ export const COUNTERS = {
 export const GAUGES = {
   pva_active_sessions: { help: 'Participant sessions currently held by this worker’s jobs.' },
   pva_store_degraded: { help: 'Jobs currently working from memory because the shared store is unreachable.' },
-  pva_redis_evicting_masters: { help: 'Redis masters that may evict session keys when full (maxmemory set, maxmemory-policy not noeviction), as read when the worker started.' },
+  pva_redis_evicting_masters: { help: 'Redis masters that may evict session keys when full (maxmemory set, maxmemory-policy not noeviction), as last read (at start, then every REDIS_POLICY_CHECK_MS).' },
 } as const;
 
 /** Histograms, seconds. */

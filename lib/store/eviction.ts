@@ -11,6 +11,7 @@ import { Cluster, type Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 import { bounded } from './bounded.js';
 import { createBoundedClient, type RedisTarget } from './redis_connection.js';
+import { DEFAULT_POLICY_CHECK_MS } from './redis_env.js';
 
 /** A Redis master that evicts keys when full. */
 export interface EvictionRisk {
@@ -89,31 +90,56 @@ export const EVICTION_WARNING =
 export interface WatchEvictionOptions {
   /** Bound of each attempt, ms. @default 5_000 */
   timeoutMs?: number;
-  /** Pause before asking again when Redis did not answer, ms. @default 30_000 */
+  /** Pause before asking again when Redis did not answer yet, ms. @default 30_000 */
   retryMs?: number;
+  /**
+   * Pause between two reads once Redis has answered, ms: a `CONFIG SET`, a restart with another
+   * configuration or a Cluster failover onto a master configured differently is seen within it.
+   * 0 = read once. @default {@link DEFAULT_POLICY_CHECK_MS}
+   */
+  recheckMs?: number;
+  /** Called with the masters that may evict after the first answer, then whenever they change. */
+  onRisks?: (risks: EvictionRisk[]) => void;
 }
 
 /** A running {@link watchEviction}. */
 export interface EvictionWatch {
-  /** The masters that may evict, once Redis has answered (never settles if stopped before, or if Redis refuses INFO). */
+  /** The masters that may evict, at the first answer (never settles if stopped before, or if Redis refuses INFO). */
   readonly result: Promise<EvictionRisk[]>;
   /** Stops asking; nothing is logged after it. */
   stop(): void;
 }
 
+/** What identifies a set of risks: each master with its policy and limit, in a stable order. */
+function risksKey(risks: EvictionRisk[]): string {
+  return risks
+    .map((r) => `${r.node} ${r.policy} ${r.maxmemoryBytes}`)
+    .sort()
+    .join('\n');
+}
+
 /**
- * {@link checkEviction} for a process that starts: logs {@link EVICTION_WARNING} with the masters
- * that may evict (a debug line when none does). A Redis that does not answer is not a reason to
- * stop (the stores report it themselves): it is asked again every `retryMs` until it answers
- * once, so a process started before its Redis is still told. One that refuses `INFO` (an ACL
- * without it) is logged once at info and not asked again. The retry timer never keeps the
- * process alive.
+ * {@link checkEviction} for a long-running process: logs {@link EVICTION_WARNING} with the
+ * masters that may evict (a debug line when none does), then reads the policy again every
+ * `recheckMs` and logs only what changed: the warning again when a master may evict that did not
+ * before (or with another policy or limit), one info line when none may any more. A Redis that
+ * does not answer is not a reason to stop (the stores report it themselves): it is asked again
+ * every `retryMs` until it answers once, then every `recheckMs`; what was last read stands
+ * meanwhile. One that refuses `INFO` (an ACL without it) is logged once at info, with only the
+ * error's code (its text names the ACL user), and not asked again. No timer keeps the process
+ * alive.
  */
 export function watchEviction(target: RedisTarget, logger: Logger, opts: WatchEvictionOptions = {}): EvictionWatch {
+  const recheckMs = opts.recheckMs ?? DEFAULT_POLICY_CHECK_MS;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  let last: string | undefined;
   let answered: (risks: EvictionRisk[]) => void = () => {};
   const result = new Promise<EvictionRisk[]>((resolve) => (answered = resolve));
+  const later = (ms: number): void => {
+    timer = setTimeout(() => void attempt(), ms);
+    timer.unref();
+  };
   const attempt = async (): Promise<void> => {
     let risks: EvictionRisk[] | null = null;
     try {
@@ -122,20 +148,27 @@ export function watchEviction(target: RedisTarget, logger: Logger, opts: WatchEv
       if (stopped) return;
       // Redis answered but refused INFO (an ACL without it): asking again would get the same answer.
       if (err instanceof Error && err.name === 'ReplyError') {
-        logger.info({ err: err.message }, 'Redis refused INFO: its memory policy is not checked (see README, Deploy)');
+        logger.info({ code: err.message.split(' ')[0] }, 'Redis refused INFO: its memory policy is not checked (see README, Deploy)');
         return;
       }
-      logger.debug({ err: err instanceof Error ? err.message : String(err) }, 'could not read the Redis memory policy yet');
+      logger.debug({ err: err instanceof Error ? err.message : String(err) }, 'could not read the Redis memory policy');
     }
     if (stopped) return;
     if (risks === null) {
-      timer = setTimeout(() => void attempt(), opts.retryMs ?? 30_000);
-      timer.unref();
+      later(last === undefined ? (opts.retryMs ?? 30_000) : recheckMs);
       return;
     }
-    if (risks.length > 0) logger.warn({ redisMasters: risks }, EVICTION_WARNING);
-    else logger.debug({}, 'Redis memory policy checked: no master evicts');
-    answered(risks);
+    const key = risksKey(risks);
+    if (key !== last) {
+      if (risks.length > 0) logger.warn({ redisMasters: risks }, EVICTION_WARNING);
+      else if (last === undefined) logger.debug({}, 'Redis memory policy checked: no master evicts');
+      else logger.info({}, 'Redis memory policy checked again: no master evicts any more');
+      const first = last === undefined;
+      last = key;
+      opts.onRisks?.(risks);
+      if (first) answered(risks);
+    }
+    if (recheckMs > 0) later(recheckMs);
   };
   void attempt();
   return {

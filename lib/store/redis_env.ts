@@ -5,7 +5,8 @@
  * Cluster (`REDIS_CLUSTER_NODES`, optional `REDIS_PASSWORD`); TLS (`rediss://`, or `REDIS_TLS`
  * for a cluster or a Sentinel group, and `REDIS_TLS_CA_FILE` for a private CA); and the
  * replica acknowledgements session writes wait for (`REDIS_REPLICA_ACKS`,
- * `REDIS_REPLICA_ACK_TIMEOUT_MS`).
+ * `REDIS_REPLICA_ACK_TIMEOUT_MS`); how often a running process reads the memory policy again
+ * (`REDIS_POLICY_CHECK_MS`).
  *
  * Parses an environment record it is given; it never reads `process.env` (each process's config
  * module does). Problems are phrased `<VARIABLE> <what is wrong>` and never echo a value that may
@@ -50,6 +51,9 @@ function addressList(defaultPort: number) {
 
 /** Default of `REDIS_REPLICA_ACK_TIMEOUT_MS` (the session store's `replicaAckTimeoutMs` default). */
 export const DEFAULT_REPLICA_ACK_TIMEOUT_MS = 100;
+
+/** Default of `REDIS_POLICY_CHECK_MS`: how often a running process reads Redis's memory policy again (`lib/store/eviction.ts`). */
+export const DEFAULT_POLICY_CHECK_MS = 300_000;
 
 /** An integer variable ≥ `min`; unset or empty gives `fallback`. The value is echoed: it is never a secret. */
 function integerVar({ fallback, min }: { fallback: number; min: 0 | 1 }) {
@@ -106,6 +110,8 @@ export const redisEnvShape = {
   REDIS_REPLICA_ACKS: integerVar({ fallback: 0, min: 0 }),
   /** The longest wait for those acknowledgements, ms. */
   REDIS_REPLICA_ACK_TIMEOUT_MS: integerVar({ fallback: DEFAULT_REPLICA_ACK_TIMEOUT_MS, min: 1 }),
+  /** How often the worker and the token service read every master's memory policy again, ms; 0 = only at start. */
+  REDIS_POLICY_CHECK_MS: integerVar({ fallback: DEFAULT_POLICY_CHECK_MS, min: 0 }),
 };
 
 const redisEnvSchema = z.object(redisEnvShape);

@@ -26,6 +26,12 @@ describe('parseConfig', () => {
     expect(parseConfig({ ...base, WORKER_INIT_TIMEOUT_MS: '60000' }).worker.initTimeoutMs).toBe(60_000);
   });
 
+  it('REDIS_POLICY_CHECK_MS sets how often Redis\'s memory policy is read again (5 min; 0 = only at start)', () => {
+    expect(parseConfig(base).redisPolicyCheckMs).toBe(300_000);
+    expect(parseConfig({ ...base, REDIS_POLICY_CHECK_MS: '60000' }).redisPolicyCheckMs).toBe(60_000);
+    expect(parseConfig({ ...base, REDIS_POLICY_CHECK_MS: '0' }).redisPolicyCheckMs).toBe(0);
+  });
+
   it('uses explicit dispatch when LIVEKIT_AGENT_NAME is set', () => {
     expect(parseConfig({ ...base, LIVEKIT_AGENT_NAME: 'concierge' }).agentName).toBe('concierge');
     expect(parseConfig({ ...base, LIVEKIT_AGENT_NAME: '  ' }).agentName).toBe('');
@@ -177,6 +183,7 @@ describe('parseConfig', () => {
     ['bad rejoin ttl', { ...base, REJOIN_TTL_MS: '1.5' }, /REJOIN_TTL_MS must be a whole number/],
     ['negative replica acks', { ...base, REDIS_REPLICA_ACKS: '-1' }, /REDIS_REPLICA_ACKS must be a non-negative integer, got "-1"/],
     ['a zero replica ack wait', { ...base, REDIS_REPLICA_ACKS: '1', REDIS_REPLICA_ACK_TIMEOUT_MS: '0' }, /REDIS_REPLICA_ACK_TIMEOUT_MS must be a positive integer/],
+    ['a negative policy check interval', { ...base, REDIS_POLICY_CHECK_MS: '-5' }, /REDIS_POLICY_CHECK_MS must be a non-negative integer, got "-5"/],
     ['bad encryption key', { ...base, STORE_ENCRYPTION_KEYS: 'k1:c2hvcnQ=' }, /STORE_ENCRYPTION_KEYS: key k1 must decode to 32 bytes/],
     ['a condensing threshold too low to leave room', { ...base, HISTORY_CONDENSE_AT_CHARS: '500' }, /HISTORY_CONDENSE_AT_CHARS must be 0 \(off\) or between 2000 and 3600/],
     ['a condensing threshold past the summary bound', { ...base, HISTORY_CONDENSE_AT_CHARS: '4000' }, /HISTORY_CONDENSE_AT_CHARS must be 0 \(off\) or between 2000 and 3600/],

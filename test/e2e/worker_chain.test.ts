@@ -3,6 +3,7 @@
  * user starts it, a participant joined with @livekit/rtc-node and a token from
  * livekit-server-sdk; explicit dispatch; greeting on lk.transcription; text on lk.chat → reply.
  */
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { TestParticipant, type ServerInfo } from '../support/participant.js';
 import { PrivateRedis, freePort } from '../lib/store/private_redis.js';
@@ -78,12 +79,12 @@ describe('a job process that cannot start in time (WORKER_INIT_TIMEOUT_MS)', () 
 });
 
 describe('a worker on a Redis that evicts keys when full', () => {
-  it('warns once at start, naming the server and its policy, and still serves', async () => {
+  it('warns once at start, naming the server and its policy, still serves, and sees the policy fixed later', async () => {
     const redis = new PrivateRedis(await freePort(), ['--maxmemory', '64mb', '--maxmemory-policy', 'volatile-lru']);
     await redis.start();
     const name = `${agentName}-evict`;
     const metricsPort = await freePort();
-    const w = await startWorker({ env: { ...livekitEnv(server, name), REDIS_URL: redis.url, METRICS_PORT: String(metricsPort), METRICS_HOST: '127.0.0.1' } });
+    const w = await startWorker({ env: { ...livekitEnv(server, name), REDIS_URL: redis.url, METRICS_PORT: String(metricsPort), METRICS_HOST: '127.0.0.1', REDIS_POLICY_CHECK_MS: '500' } });
     try {
       await w.waitForOutput(/Redis may evict session data when it is full/, 30_000);
       expect(w.output()).toContain(`127.0.0.1:${redis.port}`);
@@ -96,7 +97,17 @@ describe('a worker on a Redis that evicts keys when full', () => {
       } finally {
         await p.leave();
       }
-      // Once per worker, not once per job process.
+      // Once per worker, not once per job process, and not again while nothing changes.
+      expect(w.output().match(/Redis may evict session data/g)).toHaveLength(1);
+      // The operator fixes Redis while the worker runs: the worker notices without a restart.
+      const admin = new Redis(redis.url);
+      try {
+        await admin.config('SET', 'maxmemory-policy', 'noeviction');
+      } finally {
+        admin.disconnect();
+      }
+      await waitFor('the gauge to drop', async () => /^pva_redis_evicting_masters 0$/m.test(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()));
+      await w.waitForOutput(/no master evicts any more/, 10_000);
       expect(w.output().match(/Redis may evict session data/g)).toHaveLength(1);
     } finally {
       await w.stop();

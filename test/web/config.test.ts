@@ -60,6 +60,8 @@ describe('loadWebConfig: Redis', () => {
     expect(c.redisKeyPrefix).toBe('app:');
     expect(c.replicaAcks).toEqual({ replicaAcks: 0, replicaAckTimeoutMs: 100 });
     expect(load({ ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_REPLICA_ACKS: '2', REDIS_REPLICA_ACK_TIMEOUT_MS: '250' }).replicaAcks).toEqual({ replicaAcks: 2, replicaAckTimeoutMs: 250 });
+    expect(load({ ...base, REDIS_URL: 'redis://127.0.0.1:6379' }).redisPolicyCheckMs).toBe(300_000);
+    expect(load({ ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_POLICY_CHECK_MS: '0' }).redisPolicyCheckMs).toBe(0);
     expect(load({ ...base, REDIS_SENTINELS: '10.0.0.5', REDIS_SENTINEL_MASTER: 'm' }).redisSentinel).toEqual({ sentinels: [{ host: '10.0.0.5', port: 26_379 }], name: 'm' });
   });
 
@@ -82,6 +84,7 @@ describe('loadWebConfig: Redis', () => {
     ['a REDIS_URL that is not redis://', { ...base, REDIS_URL: 'http://x' }, /^REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/],
     ['negative replica acks', { ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_REPLICA_ACKS: '-1' }, /^REDIS_REPLICA_ACKS must be a non-negative integer, got "-1"/],
     ['a zero replica ack wait', { ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_REPLICA_ACK_TIMEOUT_MS: '0' }, /^REDIS_REPLICA_ACK_TIMEOUT_MS must be a positive integer/],
+    ['a policy check interval that is not a number', { ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_POLICY_CHECK_MS: 'often' }, /^REDIS_POLICY_CHECK_MS must be a non-negative integer, got "often"/],
   ];
   for (const [name, env, re] of bad) {
     it(`rejects ${name} with a ConfigError naming the variable`, () => {

@@ -59,6 +59,8 @@ export interface WebConfig {
    * (`REDIS_REPLICA_ACKS`, `REDIS_REPLICA_ACK_TIMEOUT_MS`). @default none (asynchronous replication)
    */
   replicaAcks: ReplicaAcks;
+  /** How often the service reads Redis's memory policy again, ms; 0 = only at start (`lib/store/eviction.ts`). @default 300 000 */
+  redisPolicyCheckMs: number;
   /** @default '127.0.0.1' */
   host: string;
   /** @default 8080 */
@@ -195,6 +197,7 @@ export function loadWebConfig(env: NodeJS.ProcessEnv = process.env, { loadDotenv
     redisTls: redis?.tls,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     replicaAcks: replicaAcksOf(e),
+    redisPolicyCheckMs: e.REDIS_POLICY_CHECK_MS,
     host: e.WEB_HOST,
     port: e.WEB_PORT,
     rejoinTtlMs: e.REJOIN_TTL_MS,

@@ -28,7 +28,7 @@ import { extname, join, normalize } from 'node:path';
 import { RoomServiceClient } from 'livekit-server-sdk';
 import type { Logger } from '../../lib/logger.js';
 import { pii, silentLogger } from '../../lib/logger.js';
-import { DEFAULT_REPLICA_ACK_TIMEOUT_MS } from '../../lib/store/redis_env.js';
+import { DEFAULT_POLICY_CHECK_MS, DEFAULT_REPLICA_ACK_TIMEOUT_MS } from '../../lib/store/redis_env.js';
 import { watchEviction } from '../../lib/store/eviction.js';
 import { ensureAgentDispatched } from './agent_dispatch.js';
 import type { DispatchHint } from '../../lib/dispatch_hint.js';
@@ -143,6 +143,7 @@ function resolveConfig(o: TokenServiceOptions): WebConfig {
     redisTls: o.redisTls,
     redisKeyPrefix: o.redisKeyPrefix ?? 'pva:',
     replicaAcks: o.replicaAcks ?? { replicaAcks: 0, replicaAckTimeoutMs: DEFAULT_REPLICA_ACK_TIMEOUT_MS },
+    redisPolicyCheckMs: o.redisPolicyCheckMs ?? DEFAULT_POLICY_CHECK_MS,
     host: o.host ?? '127.0.0.1',
     port: o.port ?? 8080,
     rejoinTtlMs: o.rejoinTtlMs ?? DEFAULT_REJOIN_TTL_MS,
@@ -426,7 +427,7 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
   log.info({ url, store: stores.redis === null ? 'memory' : 'redis', redis: stores.redis, agentName: config.agentName ?? null, rejoinTtlMs: config.rejoinTtlMs }, 'token service listening');
   // A Redis that evicts keys when full would lose issued identities and conversations without an error.
   const redisTarget = serviceRedisTarget(config);
-  const evictionWatch = redisTarget === undefined ? undefined : watchEviction(redisTarget, log);
+  const evictionWatch = redisTarget === undefined ? undefined : watchEviction(redisTarget, log, { recheckMs: config.redisPolicyCheckMs });
 
   return {
     url,
