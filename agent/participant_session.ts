@@ -48,7 +48,7 @@ export interface ParticipantSessionOptions {
   metrics: JobMetrics;
   /** @default DEFAULT_LEASE_MS */
   leaseMs?: number;
-  /** A rejoin sooner than this after leaving gets no greeting. @default DEFAULT_MIN_REGREET_GAP_MS (5 000 ms) */
+  /** A return sooner than this after a drop the participant did not choose gets no greeting. @default DEFAULT_MIN_REGREET_GAP_MS (5 000 ms) */
   minRegreetGapMs?: number;
   participantName?: string | null;
   /**
@@ -250,7 +250,11 @@ export class ParticipantSession {
     }
 
     const storedWithTopic = stored && { ...stored, lastTopic: lastTopic(stored.history) ?? stored.lastTopic };
-    const greeting = chooseGreeting(decision, storedWithTopic, profile, nowMs, this.greetingOpts());
+    // A participant who left on their own (hung up, closed the tab) and calls again is a new
+    // arrival, greeted however soon they come back; only a drop they did not choose (the
+    // network, a worker that went away) goes unannounced within the re-greet gap.
+    const leftOnPurpose = stored !== null && (stored.disconnectReason === 'client_initiated' || stored.disconnectReason === 'ended');
+    const greeting = chooseGreeting(decision, storedWithTopic, profile, nowMs, leftOnPurpose ? { minRegreetGapMs: 0 } : this.greetingOpts());
     let record: SessionRecord;
     if (decision.kind === 'resume' && storedWithTopic) {
       record = resumedRecord(storedWithTopic, nowMs, decision.why === 'within_session_ttl');

@@ -262,6 +262,28 @@ describe('ParticipantSession', () => {
     expect(ps.rejoined()?.greeting).toEqual({ kind: 'none', why: 'short_drop' });
   });
 
+  it('a participant who left on their own and calls again at once, in a new job, is greeted; after a drop they did not choose, not', async () => {
+    for (const [reason, greeted] of [
+      ['client_initiated', true],
+      ['ended', true],
+      ['network', false],
+      ['agent_shutdown', false],
+      ['room_closed', false],
+    ] as const) {
+      const clock = new ManualClock(T0);
+      const store = new MemorySessionStore({ clock });
+      const first = make(store, clock, ReconnectPolicies.Default, 'job-1');
+      await first.ps.arrive();
+      first.ps.persistTurn(turn('t1', 'user', 'Book me a table for two.', T0 + 1));
+      clock.advance(10_000);
+      await first.ps.suspend(reason);
+      clock.advance(2_000);
+      const again = await make(store, clock, ReconnectPolicies.Default, 'job-2').ps.arrive();
+      expect(again.decision.kind, reason).toBe('resume');
+      expect(again.greeting.kind, reason).toBe(greeted ? 'welcome_back_brief' : 'none');
+    }
+  });
+
   it('when the rejoin window passes it closes, and suspension releases the session for any job', async () => {
     const clock = new ManualClock(T0);
     const store = new MemorySessionStore({ clock });
