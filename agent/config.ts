@@ -117,7 +117,7 @@ export interface Config {
    * ms; `replicaAcks` 0 = asynchronous replication (see `RedisSessionStoreOptions.replicaAcks`).
    */
   replicaAcks: ReplicaAcks;
-  /** How often the worker reads Redis's memory policy again, ms; 0 = only at start (`lib/store/eviction.ts`). */
+  /** How often the worker reads Redis's memory policy and measures its clock against Redis's again, ms; 0 = only at start (`lib/store/redis_watch.ts`). */
   redisPolicyCheckMs: number;
   /** Resolved model mode (`auto` already decided). */
   modelMode: ModelMode;

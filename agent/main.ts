@@ -8,7 +8,8 @@ import { ServerOptions, cli, defineAgent, log, type AgentServer, type JobContext
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
-import { watchEviction } from '../lib/store/eviction.js';
+import { largestSkewMs } from '../lib/store/clock_skew.js';
+import { watchRedis } from '../lib/store/redis_watch.js';
 import { redisTarget } from '../lib/store/redis_connection.js';
 import { loadConfig, type Config } from './config.js';
 import { runJob } from './job.js';
@@ -76,10 +77,11 @@ cli.runApp(
   }),
 );
 
-// Once per worker (its jobs share the same Redis; asked again until it answers, then every
-// REDIS_POLICY_CHECK_MS): a Redis that evicts keys when full loses conversations without an
-// error. `runApp` has set up the logger by now for `start`, `dev` and `connect` (`log()` throws
-// when no command set it up: then there is no worker to warn about).
+// Once per worker (its jobs share the same Redis and clock; asked again until it answers, then
+// every REDIS_POLICY_CHECK_MS): a Redis that evicts keys when full loses conversations without an
+// error, and a clock that disagrees with Redis's misreads what other workers stamped. `runApp`
+// has set up the logger by now for `start`, `dev` and `connect` (`log()` throws when no command
+// set it up: then there is no worker to warn about).
 if (isWorkerProcess && config.redis !== undefined && ['start', 'dev', 'connect'].includes(process.argv[2] ?? '')) {
   const storeLog = (() => {
     try {
@@ -89,9 +91,10 @@ if (isWorkerProcess && config.redis !== undefined && ['start', 'dev', 'connect']
     }
   })();
   if (storeLog !== undefined) {
-    watchEviction(redisTarget(config.redis), storeLog, {
+    watchRedis(redisTarget(config.redis), storeLog, {
       recheckMs: config.redisPolicyCheckMs,
       onRisks: (risks) => hub?.state.apply({ t: 'gauge', name: 'pva_redis_evicting_masters', value: risks.length }, 0),
+      clock: { onSkew: (skews) => hub?.state.apply({ t: 'gauge', name: 'pva_clock_skew_seconds', value: largestSkewMs(skews) / 1000 }, 0) },
     });
   }
 }

@@ -33,6 +33,7 @@ export const GAUGES = {
   pva_active_sessions: { help: 'Participant sessions currently held by this worker’s jobs.' },
   pva_store_degraded: { help: 'Jobs currently working from memory because the shared store is unreachable.' },
   pva_redis_evicting_masters: { help: 'Redis masters that may evict session keys when full (maxmemory set, maxmemory-policy not noeviction), as last read (at start, then every REDIS_POLICY_CHECK_MS).' },
+  pva_clock_skew_seconds: { help: "This worker's clock minus Redis's (the largest by magnitude over the masters), as last measured (at start, then every REDIS_POLICY_CHECK_MS); beyond ±1 s leases and rejoin windows are misread." },
 } as const;
 
 /** Histograms, seconds. */

@@ -1,6 +1,7 @@
 import { Cluster, Redis } from 'ioredis';
 import type { ClusterOptions, Command, RedisOptions } from 'ioredis';
 import { SessionError } from '../errors.js';
+import { bounded } from './bounded.js';
 
 /**
  * How the Redis adapters reach Redis when they create their own client: a URL (one Redis), a
@@ -196,4 +197,34 @@ export function createBoundedRedis(target: ClientTarget, bounds: RedisBounds = {
   if (target.sentinel !== undefined) return new Redis({ ...boundedSentinelOptions(target.sentinel, bounds), ...extra });
   if (target.url !== undefined) return new Redis(target.url, { ...boundedRedisOptions(bounds), ...(target.tls === undefined ? {} : tlsOptions(target.tls)), ...extra });
   throw new SessionError('config_invalid', 'a Redis client needs a url or a Sentinel target');
+}
+
+/** `host:port` of the server `client` is connected to (after a Sentinel lookup, the master it found). */
+export function addressOf(client: Redis): string {
+  const stream = client.stream as { remoteAddress?: string; remotePort?: number } | undefined;
+  const host = stream?.remoteAddress ?? client.options.host ?? '?';
+  const port = stream?.remotePort ?? client.options.port ?? '?';
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * Runs `fn` on a bounded client of its own to `target` (connected, and for a Cluster with its
+ * slot map known), then disconnects it: for a one-off check that must not share, or wait on, the
+ * stores' clients.
+ * @throws when Redis does not answer within `timeoutMs`, or what `fn` throws.
+ */
+export async function withOwnClient<T>(target: RedisTarget, timeoutMs: number, fn: (client: Redis | Cluster) => Promise<T>): Promise<T> {
+  const client = createBoundedClient(target, { commandTimeoutMs: Math.min(timeoutMs, 2_000) }, { lazyConnect: true });
+  client.on('error', () => {});
+  try {
+    return await bounded(
+      (async () => {
+        await client.ping();
+        return fn(client);
+      })(),
+      timeoutMs,
+    );
+  } finally {
+    client.disconnect();
+  }
 }

@@ -52,7 +52,7 @@ function addressList(defaultPort: number) {
 /** Default of `REDIS_REPLICA_ACK_TIMEOUT_MS` (the session store's `replicaAckTimeoutMs` default). */
 export const DEFAULT_REPLICA_ACK_TIMEOUT_MS = 100;
 
-/** Default of `REDIS_POLICY_CHECK_MS`: how often a running process reads Redis's memory policy again (`lib/store/eviction.ts`). */
+/** Default of `REDIS_POLICY_CHECK_MS`: how often a running process checks Redis again (`lib/store/redis_watch.ts`). */
 export const DEFAULT_POLICY_CHECK_MS = 300_000;
 
 /** An integer variable ≥ `min`; unset or empty gives `fallback`. The value is echoed: it is never a secret. */
@@ -110,7 +110,7 @@ export const redisEnvShape = {
   REDIS_REPLICA_ACKS: integerVar({ fallback: 0, min: 0 }),
   /** The longest wait for those acknowledgements, ms. */
   REDIS_REPLICA_ACK_TIMEOUT_MS: integerVar({ fallback: DEFAULT_REPLICA_ACK_TIMEOUT_MS, min: 1 }),
-  /** How often the worker and the token service read every master's memory policy again, ms; 0 = only at start. */
+  /** How often the worker and the token service read every master's memory policy again (the worker also measures its clock against Redis's), ms; 0 = only at start. */
   REDIS_POLICY_CHECK_MS: integerVar({ fallback: DEFAULT_POLICY_CHECK_MS, min: 0 }),
 };
 

@@ -3,11 +3,13 @@
  * user starts it, a participant joined with @livekit/rtc-node and a token from
  * livekit-server-sdk; explicit dispatch; greeting on lk.transcription; text on lk.chat → reply.
  */
+import { execFileSync } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { TestParticipant, type ServerInfo } from '../support/participant.js';
 import { PrivateRedis, freePort } from '../lib/store/private_redis.js';
 import { waitFor } from '../support/wait.js';
+import { REPO_ROOT } from '../../web/server/build_client.js';
 import { livekitEnv, startWorker, type WorkerProcess } from '../support/worker.js';
 
 const server: ServerInfo = { url: inject('livekitUrl'), apiKey: inject('livekitApiKey'), apiSecret: inject('livekitApiSecret') };
@@ -109,6 +111,39 @@ describe('a worker on a Redis that evicts keys when full', () => {
       await waitFor('the gauge to drop', async () => /^pva_redis_evicting_masters 0$/m.test(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()));
       await w.waitForOutput(/no master evicts any more/, 10_000);
       expect(w.output().match(/Redis may evict session data/g)).toHaveLength(1);
+      // Its clock is in step with Redis's (the same machine): measured, not warned about.
+      const skew = Number(/^pva_clock_skew_seconds (\S+)$/m.exec(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text())?.[1]);
+      expect(Math.abs(skew)).toBeLessThan(0.1);
+      expect(w.output()).not.toMatch(/clock disagrees with Redis/);
+    } finally {
+      await w.stop();
+      await redis.kill();
+    }
+  });
+});
+
+describe('a worker whose clock is off (its NTP stopped)', () => {
+  it('warns once that its clock disagrees with Redis, reports how far on /metrics, and still serves', async () => {
+    // libfaketime sets the worker's clock (and its job processes') 7 s behind the machine's.
+    const libfaketime = execFileSync('bash', ['scripts/ensure_faketime.sh'], { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').at(-1) ?? '';
+    const redis = new PrivateRedis(await freePort());
+    await redis.start();
+    const name = `${agentName}-clock`;
+    const metricsPort = await freePort();
+    const w = await startWorker({ env: { ...livekitEnv(server, name), REDIS_URL: redis.url, METRICS_PORT: String(metricsPort), METRICS_HOST: '127.0.0.1', LD_PRELOAD: libfaketime, FAKETIME: '-7s' } });
+    try {
+      await w.waitForOutput(/clock disagrees with Redis's by more than a second/, 30_000);
+      expect(w.output()).toContain(`127.0.0.1:${redis.port}`);
+      const skew = async () => Number(/^pva_clock_skew_seconds (\S+)$/m.exec(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text())?.[1]);
+      await waitFor('the skew gauge', async () => Math.abs((await skew()) + 7) < 0.5);
+      const p = await TestParticipant.join(server, { identity: `clock-${Date.now()}`, room: `clock-${Date.now()}`, agentName: name });
+      try {
+        expect((await p.nthText(1, 60_000)).text).toMatch(/glad you're here/i);
+      } finally {
+        await p.leave();
+      }
+      // Once per worker, not once per job process.
+      expect(w.output().match(/clock disagrees with Redis/g)).toHaveLength(1);
     } finally {
       await w.stop();
       await redis.kill();

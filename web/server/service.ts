@@ -29,7 +29,7 @@ import { RoomServiceClient } from 'livekit-server-sdk';
 import type { Logger } from '../../lib/logger.js';
 import { pii, silentLogger } from '../../lib/logger.js';
 import { DEFAULT_POLICY_CHECK_MS, DEFAULT_REPLICA_ACK_TIMEOUT_MS } from '../../lib/store/redis_env.js';
-import { watchEviction } from '../../lib/store/eviction.js';
+import { watchRedis } from '../../lib/store/redis_watch.js';
 import { ensureAgentDispatched } from './agent_dispatch.js';
 import type { DispatchHint } from '../../lib/dispatch_hint.js';
 import { buildClient, PUBLIC_DIR } from './build_client.js';
@@ -427,7 +427,7 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
   log.info({ url, store: stores.redis === null ? 'memory' : 'redis', redis: stores.redis, agentName: config.agentName ?? null, rejoinTtlMs: config.rejoinTtlMs }, 'token service listening');
   // A Redis that evicts keys when full would lose issued identities and conversations without an error.
   const redisTarget = serviceRedisTarget(config);
-  const evictionWatch = redisTarget === undefined ? undefined : watchEviction(redisTarget, log, { recheckMs: config.redisPolicyCheckMs });
+  const evictionWatch = redisTarget === undefined ? undefined : watchRedis(redisTarget, log, { recheckMs: config.redisPolicyCheckMs });
 
   return {
     url,

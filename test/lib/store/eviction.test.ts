@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { RecordingLogger } from '../../../lib/logger.js';
-import { EVICTION_WARNING, checkEviction, evictionRiskIn, watchEviction } from '../../../lib/store/eviction.js';
+import { EVICTION_WARNING, checkEviction, evictionRiskIn } from '../../../lib/store/eviction.js';
+import { watchRedis } from '../../../lib/store/redis_watch.js';
 import { waitFor } from '../../support/wait.js';
 import { PrivateRedis, canStartRedis, freePort } from './private_redis.js';
 
@@ -64,7 +65,7 @@ describe('the eviction check on a real redis-server', () => {
   it('warns once with the masters in the fields, and nothing personal; a safe Redis gets only a debug line', async () => {
     await setPolicy('64mb', 'allkeys-lfu');
     const logger = new RecordingLogger();
-    const watch = watchEviction({ url: server.url }, logger);
+    const watch = watchRedis({ url: server.url }, logger);
     expect(await watch.result).toHaveLength(1);
     watch.stop();
     expect(logger.lines).toEqual([{ level: 'warn', msg: EVICTION_WARNING, fields: { redisMasters: [{ node: `127.0.0.1:${server.port}`, policy: 'allkeys-lfu', maxmemoryBytes: 64 * MiB }] } }]);
@@ -72,7 +73,7 @@ describe('the eviction check on a real redis-server', () => {
 
     await setPolicy('64mb', 'noeviction');
     const quiet = new RecordingLogger();
-    const quietWatch = watchEviction({ url: server.url }, quiet);
+    const quietWatch = watchRedis({ url: server.url }, quiet);
     expect(await quietWatch.result).toEqual([]);
     quietWatch.stop();
     expect(quiet.lines.map((l) => l.level)).toEqual(['debug']);
@@ -83,7 +84,7 @@ describe('the eviction check on a real redis-server', () => {
     const logger = new RecordingLogger();
     const seen: number[] = [];
     const infoCalls = async () => Number(/cmdstat_info:calls=(\d+)/.exec(String(await admin.info('commandstats')))?.[1] ?? 0);
-    const watch = watchEviction({ url: server.url }, logger, { recheckMs: 100, onRisks: (r) => seen.push(r.length) });
+    const watch = watchRedis({ url: server.url }, logger, { recheckMs: 100, onRisks: (r) => seen.push(r.length) });
     try {
       expect(await watch.result).toHaveLength(1);
       // Several more reads of an unchanged policy: nothing more is logged or reported.
@@ -118,7 +119,7 @@ describe('the eviction check on a real redis-server', () => {
   it('reads the policy only once with recheckMs 0', async () => {
     await setPolicy('64mb', 'allkeys-lru');
     const logger = new RecordingLogger();
-    const watch = watchEviction({ url: server.url }, logger, { recheckMs: 0 });
+    const watch = watchRedis({ url: server.url }, logger, { recheckMs: 0 });
     try {
       expect(await watch.result).toHaveLength(1);
       await setPolicy('64mb', 'noeviction');
@@ -144,7 +145,7 @@ describe('the eviction check with no Redis to ask yet', () => {
   it('does not hold up the start, asks again until Redis answers, then warns once', async () => {
     const port = await freePort();
     const logger = new RecordingLogger();
-    const watch = watchEviction({ url: `redis://127.0.0.1:${port}` }, logger, { timeoutMs: 1_000, retryMs: 100 });
+    const watch = watchRedis({ url: `redis://127.0.0.1:${port}` }, logger, { timeoutMs: 1_000, retryMs: 100 });
     try {
       // Nothing there: only debug lines, one per attempt.
       await waitFor('two attempts', () => logger.lines.length >= 2, { timeoutMs: 10_000 });
@@ -169,11 +170,11 @@ describe('the eviction check with no Redis to ask yet', () => {
     await first.start();
     const logger = new RecordingLogger();
     const seen: number[] = [];
-    const watch = watchEviction({ url: `redis://127.0.0.1:${port}` }, logger, { timeoutMs: 500, recheckMs: 100, onRisks: (r) => seen.push(r.length) });
+    const watch = watchRedis({ url: `redis://127.0.0.1:${port}` }, logger, { timeoutMs: 500, recheckMs: 100, onRisks: (r) => seen.push(r.length) });
     try {
       expect(await watch.result).toHaveLength(1);
       await first.kill();
-      await waitFor('a read that fails', () => logger.lines.some((l) => l.msg.startsWith('could not read')), { timeoutMs: 10_000 });
+      await waitFor('a read that fails', () => logger.lines.some((l) => l.msg.startsWith('could not check Redis')), { timeoutMs: 10_000 });
       // Redis being away is the stores' news, not a change of policy.
       expect(seen).toEqual([1]);
       expect(logger.lines.filter((l) => l.level !== 'debug').map((l) => l.level)).toEqual(['warn']);
@@ -194,7 +195,7 @@ describe('the eviction check with no Redis to ask yet', () => {
 
   it('logs nothing more once stopped (a service that closes)', async () => {
     const logger = new RecordingLogger();
-    const watch = watchEviction({ url: `redis://127.0.0.1:${await freePort()}` }, logger, { timeoutMs: 500, retryMs: 50 });
+    const watch = watchRedis({ url: `redis://127.0.0.1:${await freePort()}` }, logger, { timeoutMs: 500, retryMs: 50 });
     await waitFor('a first attempt', () => logger.lines.length >= 1, { timeoutMs: 10_000 });
     watch.stop();
     const seen = logger.lines.length;
@@ -210,7 +211,7 @@ describe('the eviction check with no Redis to ask yet', () => {
     try {
       await admin.call('ACL', 'SETUSER', 'checker', 'on', '>checker-pass', '~*', '+@all', '-info');
       const logger = new RecordingLogger();
-      const watch = watchEviction({ url: `redis://checker:checker-pass@127.0.0.1:${server.port}` }, logger, { timeoutMs: 1_000, retryMs: 50 });
+      const watch = watchRedis({ url: `redis://checker:checker-pass@127.0.0.1:${server.port}` }, logger, { timeoutMs: 1_000, retryMs: 50 });
       try {
         await waitFor('the refusal', () => logger.lines.find((l) => l.level === 'info'), { timeoutMs: 10_000 });
         // Long enough for several more attempts, had it kept asking.

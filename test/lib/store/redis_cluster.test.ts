@@ -2,6 +2,7 @@ import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newSessionRecord } from '../../../lib/session/record.js';
 import { PayloadCipher } from '../../../lib/store/crypto.js';
+import { clockSkews } from '../../../lib/store/clock_skew.js';
 import { evictionRisks } from '../../../lib/store/eviction.js';
 import { RedisSessionStore } from '../../../lib/store/redis_session_store.js';
 import type { SessionKey } from '../../../lib/store/session_store.js';
@@ -116,5 +117,15 @@ describe('the eviction check on a Cluster', () => {
       await evicting.config('SET', 'maxmemory', '0');
       await evicting.config('SET', 'maxmemory-policy', 'noeviction');
     }
+  });
+});
+
+describe('the clock check on a Cluster', () => {
+  it('measures this process against every master', async () => {
+    await client.ping();
+    const masters = client.nodes('master').map((n) => `127.0.0.1:${n.options.port}`);
+    const skews = await clockSkews(client, () => Date.now() + 4_000);
+    expect(skews.map((s) => s.node).sort()).toEqual([...masters].sort());
+    for (const s of skews) expect(Math.abs(s.skewMs - 4_000)).toBeLessThanOrEqual(s.uncertaintyMs + 1);
   });
 });
