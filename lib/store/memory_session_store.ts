@@ -351,6 +351,13 @@ export class MemorySessionStore implements SessionStore {
     return { sessionKeysErased: ids.length };
   }
 
+  async exportIdentity(identity: string): Promise<SessionSnapshot[]> {
+    this.purgeExpired();
+    const keys = [...(this.byIdentity.get(identity) ?? [])].map((id) => this.entries.get(id)?.key).filter((k): k is SessionKey => k !== undefined);
+    const snapshots = await Promise.all(keys.map((k) => this.exportSession(k)));
+    return snapshots.filter((s): s is SessionSnapshot => s !== null);
+  }
+
   async exportSession(key: SessionKey): Promise<SessionSnapshot | null> {
     const [, e] = this.get(key);
     if (e === undefined) return null;
@@ -361,6 +368,7 @@ export class MemorySessionStore implements SessionStore {
       version: meta?.version ?? 0,
       lease: meta === null ? null : { owner: meta.owner, fence: meta.fence, expiresAtMs: meta.expMs, claimedAtMs: meta.claimedAtMs },
       record: read.status === 'found' ? { ...read.record, owner: null } : null,
+      ...(read.status === 'invalid' ? { recordProblem: read.why } : {}),
       profile: this.codec.decodeProfile(e.key, e.profile),
       archive: this.archived(e),
     };

@@ -448,6 +448,17 @@ export class RedisSessionStore implements SessionStore {
     return { sessionKeysErased: agents.length };
   }
 
+  async exportIdentity(identity: string): Promise<SessionSnapshot[]> {
+    let agents: string[];
+    try {
+      agents = await this.client.smembers(this.keys.identityIndex(identity));
+    } catch (err) {
+      throw toStoreError(err);
+    }
+    const snapshots = await Promise.all(agents.map((a) => this.exportSession({ agentName: decodeKeyPart(a), identity })));
+    return snapshots.filter((s): s is SessionSnapshot => s !== null);
+  }
+
   async exportSession(key: SessionKey): Promise<SessionSnapshot | null> {
     const reply = await this.readRaw(key, 'all');
     const { record, meta } = this.decodeRead(key, reply);
@@ -460,6 +471,7 @@ export class RedisSessionStore implements SessionStore {
       version: Number(meta[0] ?? '0'),
       lease: hasMeta ? { owner: meta[2] ?? null, fence: Number(meta[1]), expiresAtMs: Number(meta[3] ?? '0'), claimedAtMs: Number(meta[4] ?? '0') } : null,
       record: record.status === 'found' ? { ...record.record, owner: null } : null,
+      ...(record.status === 'invalid' ? { recordProblem: record.why } : {}),
       profile,
       archive,
     };

@@ -97,6 +97,8 @@ export interface SessionSnapshot {
   lease: { owner: string | null; fence: number; expiresAtMs: number; claimedAtMs: number } | null;
   /** The record with pending turns merged in, or null. */
   record: SessionRecord | null;
+  /** Why a stored record is null here: it could not be read (tampered, or sealed with a key this store lacks). */
+  recordProblem?: RecordProblem;
   profile: Profile | null;
   archive: ArchivedSession[];
 }
@@ -171,6 +173,12 @@ export interface SessionStore {
   forget(identity: string): Promise<{ sessionKeysErased: number }>;
   /** The full state of a key, or null when nothing is stored. */
   exportSession(key: SessionKey): Promise<SessionSnapshot | null>;
+  /**
+   * Everything stored for `identity` under every agent (a participant's right of access), one
+   * {@link exportSession} per session key, in no particular order; the keys are found as
+   * {@link forget} finds them.
+   */
+  exportIdentity(identity: string): Promise<SessionSnapshot[]>;
   /**
    * Writes a snapshot (tier replay). The session and profile are skipped (`newer_arrival`) only
    * when another owner holds a live lease (`exp > nowMs`) claimed at or after the snapshot's

@@ -334,6 +334,10 @@ export class TieredSessionStore implements SessionStore {
     return this.memory.exportSession(key);
   }
 
+  async exportIdentity(identity: string): Promise<SessionSnapshot[]> {
+    return this.read(null, (s) => s.exportIdentity(identity), () => this.memory.exportIdentity(identity));
+  }
+
   async restore(snapshot: SessionSnapshot, writer: string, nowMs: number): Promise<RestoreOutcome> {
     const out = await this.memory.restore(snapshot, writer, nowMs);
     if (out.status === 'restored') this.markDirty(snapshot.key);

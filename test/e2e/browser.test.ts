@@ -7,7 +7,7 @@
  * for what a user would see, with deadlines.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -15,6 +15,8 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { renderGreeting } from '../../lib/session/greeting.js';
 import { encodeKeyPart } from '../../lib/store/keys.js';
+import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
+import type { IdentityExport } from '../../web/server/identity_export.js';
 import { buildClient, REPO_ROOT } from '../../web/server/build_client.js';
 import { startTokenService, type TokenService } from '../../web/server/service.js';
 import { randomPrefix } from '../support/env.js';
@@ -334,6 +336,30 @@ describe('web client in headless Chromium', () => {
     await say(page, 'Which station am I at?');
     const reply = await waitForLine(page, 'agent', /offline mode|Bay/i, { after: n });
     expect(reply.text).toContain('Bay 3');
+  });
+
+  it('"Download my data": a JSON file with the conversation as the agent keeps it, turns included', async () => {
+    const page = await newVisitor();
+    await connect(page);
+    const greeting = await waitForLine(page, 'agent', FIRST_TIME);
+    await say(page, 'My parcel number is 7731.');
+    await waitForLine(page, 'agent', /parcel number is 7731/);
+    const { identity } = await credentials(page);
+    // Every turn is written as it is said: wait until the reply is stored, as the export reads the store.
+    const store = new RedisSessionStore({ client: redis, prefix });
+    await waitFor('the reply to be stored', async () => {
+      const r = await store.readRecord({ agentName, identity });
+      return r.status === 'found' && r.record.history.turns.some((t) => t.role === 'assistant' && t.text.includes('7731'));
+    }, { timeoutMs: 15_000 });
+
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export')]);
+    expect(download.suggestedFilename()).toBe(`my-data-${identity}.json`);
+    const exported = JSON.parse(readFileSync((await download.path()) as string, 'utf8')) as IdentityExport;
+    expect(exported.identity).toBe(identity);
+    const texts = exported.agents.find((a) => a.agentName === agentName)?.current?.history.turns.map((t) => t.text) ?? [];
+    expect(texts[0]).toBe(greeting.text);
+    expect(texts).toContain('My parcel number is 7731.');
+    await waitFor('the notice', async () => /Downloaded what is stored about you \(1 agent\)/.test(await text(page, 'notice')), { timeoutMs: 5_000 });
   });
 
   it('"Forget me": the identity and its sessions are erased, the next visit is first-time', async () => {

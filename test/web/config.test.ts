@@ -62,6 +62,10 @@ describe('loadWebConfig: Redis', () => {
     expect(load({ ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_REPLICA_ACKS: '2', REDIS_REPLICA_ACK_TIMEOUT_MS: '250' }).replicaAcks).toEqual({ replicaAcks: 2, replicaAckTimeoutMs: 250 });
     expect(load({ ...base, REDIS_URL: 'redis://127.0.0.1:6379' }).redisPolicyCheckMs).toBe(300_000);
     expect(load({ ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_POLICY_CHECK_MS: '0' }).redisPolicyCheckMs).toBe(0);
+    // The worker's keyring, to open sealed conversations for "Download my data".
+    expect(load({ ...base, REDIS_URL: 'redis://127.0.0.1:6379' }).encryptionKeys).toBeUndefined();
+    const key = Buffer.alloc(32, 1).toString('base64');
+    expect(load({ ...base, REDIS_URL: 'redis://127.0.0.1:6379', STORE_ENCRYPTION_KEYS: `k2:${key},k1:${key}` }).encryptionKeys?.currentKeyId).toBe('k2');
     expect(load({ ...base, REDIS_SENTINELS: '10.0.0.5', REDIS_SENTINEL_MASTER: 'm' }).redisSentinel).toEqual({ sentinels: [{ host: '10.0.0.5', port: 26_379 }], name: 'm' });
   });
 
@@ -84,6 +88,7 @@ describe('loadWebConfig: Redis', () => {
     ['a REDIS_URL that is not redis://', { ...base, REDIS_URL: 'http://x' }, /^REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/],
     ['negative replica acks', { ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_REPLICA_ACKS: '-1' }, /^REDIS_REPLICA_ACKS must be a non-negative integer, got "-1"/],
     ['a zero replica ack wait', { ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_REPLICA_ACK_TIMEOUT_MS: '0' }, /^REDIS_REPLICA_ACK_TIMEOUT_MS must be a positive integer/],
+    ['a keyring key of the wrong size', { ...base, REDIS_URL: 'redis://127.0.0.1:6379', STORE_ENCRYPTION_KEYS: 'k1:c2hvcnQ=' }, /^STORE_ENCRYPTION_KEYS: key k1 must decode to 32 bytes/],
     ['a policy check interval that is not a number', { ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_POLICY_CHECK_MS: 'often' }, /^REDIS_POLICY_CHECK_MS must be a non-negative integer, got "often"/],
   ];
   for (const [name, env, re] of bad) {

@@ -9,7 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ATTR_CONTEXT_PUBLISHER, ATTR_LANGUAGE, ATTR_LANGUAGE_CHOSEN, ATTR_RESUME_POLICY } from '../../lib/attributes.js';
 import { RecordingLogger } from '../../lib/logger.js';
 import { MemoryDeviceStore, RedisDeviceStore, type DeviceStore } from '../../web/server/device_store.js';
-import { MAX_BODY_BYTES, startTokenService, type TokenService } from '../../web/server/service.js';
+import { EXPORTS_PER_MIN, MAX_BODY_BYTES, startTokenService, type TokenService } from '../../web/server/service.js';
+import type { IdentityExport } from '../../web/server/identity_export.js';
+import { PayloadCipher, parseKeyring } from '../../lib/store/crypto.js';
+import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
+import { recordWithTurn } from '../../lib/session/history.js';
+import { newSessionRecord, suspendedRecord } from '../../lib/session/record.js';
+import { testRedisUrl } from '../support/env.js';
 import { EVICTION_WARNING } from '../../lib/store/eviction.js';
 import { PrivateRedis, freePort } from '../lib/store/private_redis.js';
 import { connectTestRedis, unlinkPrefix } from '../lib/store/redis_support.js';
@@ -228,6 +234,16 @@ describe.each(stores)('token service (%s device store)', (_name, makeStore) => {
     expect(await store.get(d.identity)).toBeNull();
   });
 
+  it('with no shared store there is nothing to export: an empty export that says so', async () => {
+    const d = await newDevice();
+    const r = await post('/api/export', d);
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ v: 1, identity: d.identity, sharedStore: false, rooms: [], agents: [] });
+    // The rooms issued to it are part of what the service keeps.
+    const t = await post('/api/token', d);
+    expect((await post('/api/export', d)).body.rooms).toEqual([t.body.room]);
+  });
+
   it('answers bad requests with a clear 4xx and reason', async () => {
     const d = await newDevice();
     expect((await post('/api/token', '{oops')).body).toMatchObject({ error: 'bad_request', reason: 'malformed_json' });
@@ -290,6 +306,113 @@ describe('Redis device store', () => {
       expect(await (redis as Redis).pttl(keys[0] as string)).toBeGreaterThan(24 * 3600 * 1000);
     } finally {
       await svc.close();
+    }
+  });
+});
+
+describe('"Download my data" (POST /api/export) on a real Redis, with the worker\'s keyring', () => {
+  const keys = parseKeyring(`k1:${Buffer.alloc(32, 7).toString('base64')}`, 'STORE_ENCRYPTION_KEYS');
+  const exportPrefix = randomPrefix('export');
+  let svc: TokenService;
+  let worker: RedisSessionStore;
+  const logger = new RecordingLogger();
+
+  beforeAll(async () => {
+    svc = await startTokenService({ livekitUrl: 'ws://127.0.0.1:1', apiKey: API_KEY, apiSecret: API_SECRET, port: 0, redisUrl: testRedisUrl(), redisKeyPrefix: exportPrefix, encryptionKeys: keys, roomCloser: { deleteRoom: async () => {} }, agentSpawner: null, logger });
+    // What a worker writes: sealed with the same keyring, under the same prefix.
+    worker = new RedisSessionStore({ client: redis, prefix: exportPrefix, cipher: new PayloadCipher(keys) });
+  });
+  afterAll(async () => {
+    await svc?.close();
+    await unlinkPrefix(redis, `${exportPrefix}*`);
+  });
+
+  const post = async (body: unknown) => {
+    const res = await fetch(`${svc.url}/api/export`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  const newDevice = async () => {
+    const res = await fetch(`${svc.url}/api/identity`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    return (await res.json()) as { identity: string; deviceSecret: string };
+  };
+  /** A conversation of `identity` with `agentName`, as a worker leaves it: saved turns, then suspended or ended. */
+  const converse = async (agentName: string, identity: string, texts: string[], then: 'suspend' | 'end') => {
+    const key = { agentName, identity };
+    const nowMs = Date.now();
+    const claim = await worker.resumeAndClaim(key, 'job-1', nowMs, 30_000);
+    if (claim.status !== 'claimed') throw new Error('claim');
+    let record = newSessionRecord({ ...key, sessionId: `s-${agentName}`, nowMs, profile: claim.profile, participantName: 'Ada' });
+    texts.forEach((text, i) => (record = recordWithTurn(record, { id: `t${i}`, role: i % 2 === 0 ? 'user' : 'assistant', text, createdAtMs: nowMs + i })));
+    const version = await worker.save(record, claim.version, claim.lease);
+    if (then === 'suspend') await worker.suspend(suspendedRecord(record, nowMs + 10, 'client_initiated'), version, claim.lease, nowMs + 10);
+    else await worker.end(suspendedRecord(record, nowMs + 10, 'ended'), version, claim.lease, nowMs + 10);
+  };
+
+  it('gives the participant every conversation, profile and archived conversation kept about them, opened, and nothing of anyone else', async () => {
+    const d = await newDevice();
+    const other = await newDevice();
+    await converse('concierge', d.identity, ['Book a table for two at eight.', 'Done: eight o\'clock, two people.'], 'suspend');
+    await converse('support', d.identity, ['My router drops every few minutes.'], 'end');
+    await converse('concierge', other.identity, ['Someone else\'s secret.'], 'suspend');
+
+    const r = await post(d);
+    expect(r.status).toBe(200);
+    const x = r.body as unknown as IdentityExport;
+    expect(x).toMatchObject({ v: 1, identity: d.identity, sharedStore: true });
+    expect(x.agents.map((a) => a.agentName)).toEqual(['concierge', 'support']);
+    const [concierge, support] = x.agents;
+    expect(concierge?.current?.history.turns.map((t) => t.text)).toEqual(['Book a table for two at eight.', 'Done: eight o\'clock, two people.']);
+    expect(concierge?.current?.participantName).toBe('Ada');
+    expect(concierge?.current).not.toHaveProperty('owner'); // the lease is bookkeeping, not their data
+    expect(concierge?.profile?.identity).toBe(d.identity);
+    // The ended conversation: none current, the archived one with its turns and when.
+    expect(support?.current).toBeNull();
+    expect(support?.archived.map((a) => a.conversation?.history.turns.map((t) => t.text))).toEqual([['My router drops every few minutes.']]);
+    expect(Number.isNaN(Date.parse(support?.archived[0]?.archivedAt ?? ''))).toBe(false);
+    expect(JSON.stringify(x)).not.toContain('Someone else');
+    // Logged without the identity outside pii.
+    const line = logger.lines.find((l) => l.msg === 'identity exported');
+    expect(line?.fields).toMatchObject({ agents: 2, pii: { identity: d.identity } });
+  });
+
+  it('an identity with nothing stored gets an empty export; after "Forget me" there is nothing either', async () => {
+    const d = await newDevice();
+    expect((await post(d)).body).toMatchObject({ identity: d.identity, agents: [] });
+    const f = await newDevice();
+    await converse('concierge', f.identity, ['Remember me.'], 'suspend');
+    expect(((await post(f)).body as unknown as IdentityExport).agents).toHaveLength(1);
+    // The credential goes with the forget, so the export itself is refused; the store holds nothing.
+    const forgot = await fetch(`${svc.url}/api/forget`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(f) });
+    expect(forgot.status).toBe(200);
+    expect((await post(f)).status).toBe(403);
+    expect(await worker.exportIdentity(f.identity)).toEqual([]);
+  });
+
+  it('refuses a wrong secret or someone else\'s identity with 403, and limits exports per identity', async () => {
+    const d = await newDevice();
+    const other = await newDevice();
+    expect((await post({ identity: d.identity, deviceSecret: other.deviceSecret })).status).toBe(403);
+    expect((await post({ identity: d.identity })).status).toBe(400);
+    for (let i = 0; i < EXPORTS_PER_MIN; i++) expect((await post(d)).status).toBe(200);
+    const limited = await post(d);
+    expect(limited.status).toBe(429);
+    expect(limited.body.reason).toBe('rate_limited');
+    // Another identity is not held back by it.
+    expect((await post(other)).status).toBe(200);
+  });
+
+  it('a service without the keyring exports a sealed conversation as unreadable, never as ciphertext', async () => {
+    const keyless = await startTokenService({ livekitUrl: 'ws://127.0.0.1:1', apiKey: API_KEY, apiSecret: API_SECRET, port: 0, redisUrl: testRedisUrl(), redisKeyPrefix: exportPrefix, roomCloser: { deleteRoom: async () => {} }, agentSpawner: null });
+    try {
+      const res = await fetch(`${keyless.url}/api/identity`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      const d = (await res.json()) as { identity: string; deviceSecret: string };
+      await converse('concierge', d.identity, ['Sealed words.'], 'suspend');
+      const r = await fetch(`${keyless.url}/api/export`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(d) });
+      const x = (await r.json()) as IdentityExport;
+      expect(x.agents[0]).toMatchObject({ agentName: 'concierge', current: null, currentUnreadable: 'record_invalid' });
+      expect(JSON.stringify(x)).not.toContain('Sealed words');
+    } finally {
+      await keyless.close();
     }
   });
 });

@@ -91,6 +91,11 @@ export function forgetIdentity(req: { identity: string; deviceSecret: string }):
   return call('POST', '/api/forget', req);
 }
 
+/** Everything the service keeps about the identity (its conversations, profile and archive), as JSON. */
+export function exportIdentity(req: { identity: string; deviceSecret: string }): Promise<{ identity: string; agents: unknown[] }> {
+  return call('POST', '/api/export', req);
+}
+
 /** The service's public settings. */
 export function fetchConfig(): Promise<ServiceConfig> {
   return call('GET', '/api/config');

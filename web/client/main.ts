@@ -21,7 +21,7 @@ import { CONTEXT_TOPIC, SESSION_TOPIC } from '../../lib/attributes.js';
 import { decodeAgentMessage } from '../../lib/context/messages.js';
 import type { TrackerResult } from '../../lib/context/tracker.js';
 import { decodeSessionStatus, type SessionStatusMessage } from '../../lib/session_messages.js';
-import { ApiError, createIdentity, fetchConfig, forgetIdentity, pageLanguage, requestToken } from './api.js';
+import { ApiError, createIdentity, exportIdentity, fetchConfig, forgetIdentity, pageLanguage, requestToken } from './api.js';
 import { RoomContextPublisher } from './context_publisher.js';
 import {
   DEFAULT_RECONNECT_POLICY,
@@ -68,6 +68,7 @@ const ui = {
   policy: $<HTMLSelectElement>('policy'),
   languageChoice: $<HTMLSelectElement>('language-choice'),
   forget: $<HTMLButtonElement>('forget'),
+  exportData: $<HTMLButtonElement>('export'),
   notice: $('notice'),
   transcript: $('transcript'),
   chatForm: $<HTMLFormElement>('chat-form'),
@@ -151,6 +152,7 @@ function renderSession(): void {
   ui.chatInput.disabled = s !== 'Connected';
   ui.chatSend.disabled = s !== 'Connected';
   ui.forget.disabled = s === 'Disconnecting';
+  ui.exportData.disabled = device === null;
   ui.policy.disabled = isActive(s);
   ui.languageChoice.disabled = isActive(s);
   const st = lastStatus;
@@ -478,6 +480,31 @@ ui.forget.addEventListener('click', () => {
       event('identity forgotten');
     } catch (err) {
       notice(`Forget failed: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      renderSession();
+    }
+  })();
+});
+
+// What the agent keeps about this identity, as a JSON file: every conversation, the profile and
+// the archive (the service reads them from the shared store, with the worker's keyring).
+ui.exportData.addEventListener('click', () => {
+  void (async () => {
+    if (!device) return;
+    ui.exportData.disabled = true;
+    try {
+      const data = await exportIdentity(device);
+      const url = URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)], { type: 'application/json' }));
+      const a = document.createElement('a');
+      a.href = url;
+      a.download = `my-data-${device.identity}.json`;
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      const n = data.agents.length;
+      notice(n === 0 ? 'Downloaded: nothing is stored about you.' : `Downloaded what is stored about you (${n} agent${n === 1 ? '' : 's'}).`);
+      event('data exported');
+    } catch (err) {
+      notice(`Download failed: ${err instanceof Error ? err.message : String(err)}`);
     } finally {
       renderSession();
     }

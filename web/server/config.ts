@@ -9,6 +9,7 @@
 import dotenv from 'dotenv';
 import { z } from 'zod';
 import { ConfigError } from '../../lib/errors.js';
+import { parseKeyring, type Keyring } from '../../lib/store/crypto.js';
 import type { RedisClusterTarget, RedisSentinelTarget, RedisTls } from '../../lib/store/redis_connection.js';
 import { redisEnvProblems, redisEnvShape, redisTargetOf, replicaAcksOf, type ReplicaAcks } from '../../lib/store/redis_env.js';
 import { MAX_TRUST_PROXY_HOPS } from './client_address.js';
@@ -90,6 +91,11 @@ export interface WebConfig {
   identitiesPerMin: number;
   /** New rooms one identity may get per minute (a rejoin of an issued room is not one); 0 = no limit. @default 10 */
   newRoomsPerMin: number;
+  /**
+   * The worker's keyring (`STORE_ENCRYPTION_KEYS`), to open sealed conversations for "Download my
+   * data"; without it a sealed conversation is exported as unreadable. @default none
+   */
+  encryptionKeys: Keyring | undefined;
 }
 
 const optionalString = z
@@ -158,6 +164,7 @@ const envSchema = z.object({
   }),
   WEB_IDENTITIES_PER_MIN: positiveInt(DEFAULT_IDENTITIES_PER_MIN, { allowZero: true }),
   WEB_NEW_ROOMS_PER_MIN: positiveInt(DEFAULT_NEW_ROOMS_PER_MIN, { allowZero: true }),
+  STORE_ENCRYPTION_KEYS: optionalString,
 });
 
 /**
@@ -209,5 +216,6 @@ export function loadWebConfig(env: NodeJS.ProcessEnv = process.env, { loadDotenv
     trustProxyHops: e.WEB_TRUST_PROXY_HOPS,
     identitiesPerMin: e.WEB_IDENTITIES_PER_MIN,
     newRoomsPerMin: e.WEB_NEW_ROOMS_PER_MIN,
+    encryptionKeys: e.STORE_ENCRYPTION_KEYS === undefined ? undefined : parseKeyring(e.STORE_ENCRYPTION_KEYS, 'STORE_ENCRYPTION_KEYS'),
   };
 }

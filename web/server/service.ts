@@ -7,6 +7,7 @@
  * | `POST /api/identity`| none or `{}`                                  | `201 {identity, deviceSecret}`                              |
  * | `POST /api/token`   | `{identity, deviceSecret, room?, policy?, language?, languageChosen?}` | `200 {url, token, room, reused, policy, rejoinTtlMs}` |
  * | `POST /api/forget`  | `{identity, deviceSecret}`                    | `200 {forgotten, sessionKeysErased, roomsClosed}`           |
+ * | `POST /api/export`  | `{identity, deviceSecret}`                    | `200` everything kept about the identity (`identity_export.ts`) |
  * | `GET /api/config`   |                                               | `200 {rejoinTtlMs, policies, defaultPolicy}`                |
  * | `GET /healthz`      |                                               | `200 {ok, store}` or `503`                                  |
  * | `GET /`, `/app.js`… |                                               | the static page from `web/public/`                          |
@@ -16,7 +17,8 @@
  * `403 room_not_issued`, `403 policy_not_allowed`, `404`, `405`, `413 body_too_large`,
  * `415 unsupported_media_type` (POST bodies must be `application/json`, which also keeps
  * cross-site form posts out), `429 rate_limited` (new identities per client address, new rooms per
- * identity: `WEB_IDENTITIES_PER_MIN`, `WEB_NEW_ROOMS_PER_MIN`), `503 store_unavailable`.
+ * identity: `WEB_IDENTITIES_PER_MIN`, `WEB_NEW_ROOMS_PER_MIN`; exports per identity:
+ * {@link EXPORTS_PER_MIN}), `503 store_unavailable`.
  *
  * Trusted token attributes are decided here, never by the page: the resume policy (the page's
  * demo selector is a request the service may refuse) and never the context-publisher mark.
@@ -45,7 +47,9 @@ import {
 } from './config.js';
 import { hashSecret, newDeviceSecret, newIdentity, newRoomName, secretMatches } from './credentials.js';
 import type { DeviceStore } from './device_store.js';
-import { createServiceStores, serviceRedisTarget, type SessionEraser } from './service_stores.js';
+import { createServiceStores, serviceRedisTarget, type SessionEraser, type SessionExporter } from './service_stores.js';
+import { identityExport } from './identity_export.js';
+import type { SessionSnapshot } from '../../lib/store/session_store.js';
 import { mintParticipantToken } from './tokens.js';
 import { WindowLimiter } from './window_limiter.js';
 import {
@@ -62,7 +66,10 @@ import {
 /** Largest request body accepted, bytes. Every valid body is far below it. */
 export const MAX_BODY_BYTES = 4096;
 
-export type { SessionEraser } from './service_stores.js';
+/** Exports one identity may ask for per minute: each reads every conversation it has. */
+export const EXPORTS_PER_MIN = 6;
+
+export type { SessionEraser, SessionExporter } from './service_stores.js';
 
 /** Seed 000 `SpawnAgentOnRejoin`: dispatches the agent into a reused room that has none left. */
 export type AgentSpawner = (room: string, hint: Omit<DispatchHint, 'v'>) => Promise<'dispatched' | 'present' | 'no_room'>;
@@ -81,6 +88,8 @@ export interface TokenServiceOptions extends Pick<WebConfig, 'livekitUrl' | 'api
    * (erases, then tells any job still holding the identity to drop its copy), else none
    */
   sessionEraser?: SessionEraser | null;
+  /** @default the same RedisSessionStore (with `encryptionKeys`) when a Redis is configured, else none */
+  sessionExporter?: SessionExporter | null;
   /** @default RoomServiceClient on `livekitUrl` */
   roomCloser?: RoomCloser;
   /** @default `ensureAgentDispatched` on `livekitUrl` when `agentName` is set, else none */
@@ -155,6 +164,7 @@ function resolveConfig(o: TokenServiceOptions): WebConfig {
     trustProxyHops: o.trustProxyHops ?? 0,
     identitiesPerMin: o.identitiesPerMin ?? DEFAULT_IDENTITIES_PER_MIN,
     newRoomsPerMin: o.newRoomsPerMin ?? DEFAULT_NEW_ROOMS_PER_MIN,
+    encryptionKeys: o.encryptionKeys,
   };
 }
 
@@ -199,8 +209,8 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
     log.info({ bytes: b.bytes, ms: b.ms }, 'page bundled');
   }
 
-  const stores = createServiceStores(config, { deviceStore: opts.deviceStore, sessionEraser: opts.sessionEraser }, log, nowMs);
-  const { devices, eraser } = stores;
+  const stores = createServiceStores(config, { deviceStore: opts.deviceStore, sessionEraser: opts.sessionEraser, sessionExporter: opts.sessionExporter }, log, nowMs);
+  const { devices, eraser, exporter } = stores;
 
   const roomService = new RoomServiceClient(config.livekitUrl.replace(/^ws/, 'http'), config.apiKey, config.apiSecret);
   const rooms: RoomCloser = opts.roomCloser ?? { deleteRoom: (room) => roomService.deleteRoom(room) };
@@ -215,6 +225,7 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
   const perMinute = (n: number): WindowLimiter | null => (n > 0 ? new WindowLimiter(n, 60_000) : null);
   const identityLimiter = perMinute(config.identitiesPerMin);
   const newRoomLimiter = perMinute(config.newRoomsPerMin);
+  const exportLimiter = new WindowLimiter(EXPORTS_PER_MIN, 60_000);
   const tooMany = (what: string) => new HttpError(429, 'too_many_requests', 'rate_limited', `too many ${what}; try again in a minute`, { 'retry-after': '60' });
 
   const storeCall = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
@@ -333,12 +344,35 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
       log.info({ roomsClosed, sessionKeysErased, ...pii({ identity: creds.identity }) }, 'identity forgotten');
       return [200, { forgotten: true, sessionKeysErased, roomsClosed }];
     },
+
+    async export(req: IncomingMessage): Promise<[number, Json]> {
+      const creds = badRequest(parseCredentials(badRequest(parseJsonBody(await readBody(req)))));
+      await verify(creds);
+      const now = nowMs();
+      if (!exportLimiter.allow(creds.identity, now)) throw tooMany('exports for this identity');
+      let snapshots: SessionSnapshot[] = [];
+      if (exporter !== null) {
+        const x = exporter;
+        try {
+          snapshots = await storeCall('export', () => x.exportIdentity(creds.identity));
+        } catch (err) {
+          // Nothing was exported: the attempt does not count against the identity's limit.
+          exportLimiter.refund(creds.identity, now);
+          throw err;
+        }
+      }
+      const rooms = await storeCall('rooms', () => devices.rooms(creds.identity));
+      const body = identityExport(creds.identity, snapshots, rooms, now, exporter !== null);
+      log.info({ agents: body.agents.length, ...pii({ identity: creds.identity }) }, 'identity exported');
+      return [200, body as unknown as Json];
+    },
   };
 
   const apiRoutes: Record<string, (req: IncomingMessage) => Promise<[number, Json]>> = {
     '/api/identity': api.identity,
     '/api/token': api.token,
     '/api/forget': api.forget,
+    '/api/export': api.export,
   };
 
   const cspConnect = [`'self'`, config.publicLivekitUrl, config.publicLivekitUrl.replace(/^ws/, 'http')].join(' ');

@@ -1,14 +1,17 @@
 /**
  * What the token service keeps, and where: the device store (the identities it issued and their
- * rooms) and the session eraser ("Forget me": the worker's session store and its notices). With
+ * rooms), the session eraser ("Forget me": the worker's session store and its notices) and the
+ * session exporter ("Download my data": the same store, with the worker's keyring). With
  * a Redis configured (`redisUrl`, or `redisSentinel` whose master is asked of the sentinels and
  * followed through failovers) both live there, shared by every service process and the workers;
- * without one, devices are kept in this process's memory and there is nothing to erase.
+ * without one, devices are kept in this process's memory and there is nothing to erase or export.
  */
 import { ConfigError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { RedisTarget } from '../../lib/store/redis_connection.js';
+import { PayloadCipher } from '../../lib/store/crypto.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
+import type { SessionSnapshot } from '../../lib/store/session_store.js';
 import { SessionNotices, forgetIdentity } from '../../lib/store/session_notices.js';
 import type { WebConfig } from './config.js';
 import { MemoryDeviceStore, RedisDeviceStore, type DeviceStore } from './device_store.js';
@@ -21,11 +24,18 @@ export interface SessionEraser {
   forget(identity: string): Promise<{ sessionKeysErased: number }>;
 }
 
+/** Reads everything stored for an identity (the session store's `exportIdentity`). */
+export interface SessionExporter {
+  exportIdentity(identity: string): Promise<SessionSnapshot[]>;
+}
+
 /** The stores a running service uses. */
 export interface ServiceStores {
   devices: DeviceStore;
   /** `null`: nothing to erase (no shared session store). */
   eraser: SessionEraser | null;
+  /** `null`: nothing to export (no shared session store). */
+  exporter: SessionExporter | null;
   /** True when devices are shared (Redis, or a store handed in), false when in this process's memory. */
   isShared: boolean;
   /** How the created Redis clients reach Redis; `null` without a Redis configured. */
@@ -52,11 +62,13 @@ export interface InjectedStores {
   deviceStore?: DeviceStore;
   /** `null`: no eraser even with a Redis. */
   sessionEraser?: SessionEraser | null;
+  /** `null`: no exporter even with a Redis. */
+  sessionExporter?: SessionExporter | null;
 }
 
 /** Creates the stores of {@link ServiceStores} (no I/O yet: clients connect in the background). */
 export function createServiceStores(
-  config: Pick<WebConfig, 'redisUrl' | 'redisSentinel' | 'redisCluster' | 'redisTls' | 'redisKeyPrefix' | 'replicaAcks'>,
+  config: Pick<WebConfig, 'redisUrl' | 'redisSentinel' | 'redisCluster' | 'redisTls' | 'redisKeyPrefix' | 'replicaAcks'> & Partial<Pick<WebConfig, 'encryptionKeys'>>,
   injected: InjectedStores,
   log: Logger,
   nowMs: () => number,
@@ -73,18 +85,36 @@ export function createServiceStores(
     devices = d;
   } else devices = new MemoryDeviceStore(nowMs);
 
+  // The worker's session store, created once for the eraser and the exporter that need it.
+  let sessions: RedisSessionStore | undefined;
+  const sessionStore = (t: RedisTarget): RedisSessionStore => {
+    if (sessions === undefined) {
+      const cipher = config.encryptionKeys === undefined ? undefined : new PayloadCipher(config.encryptionKeys);
+      const s = new RedisSessionStore({ ...t, prefix, commandTimeoutMs: ERASER_COMMAND_TIMEOUT_MS, logger: log, ...config.replicaAcks, ...(cipher === undefined ? {} : { cipher }) });
+      owned.push(() => s.dispose());
+      sessions = s;
+    }
+    return sessions;
+  };
+
   let eraser: SessionEraser | null;
   if (injected.sessionEraser !== undefined) eraser = injected.sessionEraser;
   else if (target) {
-    const s = new RedisSessionStore({ ...target, prefix, commandTimeoutMs: ERASER_COMMAND_TIMEOUT_MS, logger: log, ...config.replicaAcks });
+    const s = sessionStore(target);
     const notices = new SessionNotices({ ...target, prefix, logger: log });
-    owned.push(() => s.dispose(), () => notices.close());
+    owned.push(() => notices.close());
     eraser = { forget: (identity) => forgetIdentity(s, notices, identity) };
   } else eraser = null;
+
+  let exporter: SessionExporter | null;
+  if (injected.sessionExporter !== undefined) exporter = injected.sessionExporter;
+  else if (target) exporter = sessionStore(target);
+  else exporter = null;
 
   return {
     devices,
     eraser,
+    exporter,
     isShared: target !== undefined || injected.deviceStore !== undefined,
     redis: target === undefined ? null : target.cluster !== undefined ? 'cluster' : target.sentinel !== undefined ? 'sentinel' : 'url',
     close: async () => {

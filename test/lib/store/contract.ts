@@ -240,6 +240,31 @@ export function sessionStoreContract(h: StoreHarness): void {
       expect((await store.readRecord({ agentName: 'agent-1', identity: 'keep' })).status).toBe('found');
     });
 
+    it('exportIdentity gives everything stored for one identity under every agent, turns said after the last save included, and nothing of another identity', async () => {
+      const store = await h.make();
+      const nowMs = Date.now();
+      const ended = await start(store, { agentName: 'agent-1', identity: 'access' }, 'job', 'an ended conversation');
+      await store.end(suspendedRecord(ended.record, nowMs, 'ended'), ended.version, ended.lease, nowMs);
+      const live = await start(store, { agentName: 'agent-2', identity: 'access' }, 'job', 'saved');
+      await store.appendTurn({ agentName: 'agent-2', identity: 'access' }, turn('said after the save'), live.lease);
+      await start(store, { agentName: 'agent-1', identity: 'someone-else' }, 'job', 'not theirs');
+      const out = await store.exportIdentity('access');
+      const byAgent = new Map(out.map((snap) => [snap.key.agentName, snap]));
+      expect([...byAgent.keys()].sort()).toEqual(['agent-1', 'agent-2']);
+      expect(out.every((snap) => snap.key.identity === 'access')).toBe(true);
+      // agent-1: no live conversation, its ended one in the archive, the profile kept.
+      expect(byAgent.get('agent-1')?.record).toBeNull();
+      expect(byAgent.get('agent-1')?.archive.map((a) => a.record?.history.turns.map((t) => t.text))).toEqual([['an ended conversation']]);
+      expect(byAgent.get('agent-1')?.profile?.identity).toBe('access');
+      // agent-2: the live record with every turn.
+      expect(byAgent.get('agent-2')?.record?.history.turns.map((t) => t.text)).toEqual(['saved', 'said after the save']);
+      expect(JSON.stringify(out)).not.toContain('not theirs');
+      expect(await store.exportIdentity('nobody')).toEqual([]);
+      // After forget there is nothing to export.
+      await store.forget('access');
+      expect(await store.exportIdentity('access')).toEqual([]);
+    });
+
     it('a set_aside claim of an unreadable record keeps that conversation whole in the archive (as last saved, plus the turns said after) while a new one starts', async () => {
       const store = await h.make({ cipher: new PayloadCipher(keyring(5)) });
       const key = { agentName: 'agent', identity: 'unreadable' };
