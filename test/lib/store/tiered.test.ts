@@ -77,4 +77,25 @@ describe('TieredSessionStore', () => {
     expect(other.status).toBe('claimed');
     await expect(tiered.appendTurn(key, { id: 't2', role: 'user', text: 'late', createdAtMs: Date.now() }, c.lease)).rejects.toMatchObject({ code: 'lease_lost' });
   });
+
+  it('exports an identity from the shared tier (every job\'s conversations), and from memory when there is none', async () => {
+    const shared = new MemorySessionStore();
+    const tiered = new TieredSessionStore({ shared });
+    // A conversation another job wrote straight to the shared tier, and one of this job.
+    const elsewhere = { agentName: 'b', identity: 'both' };
+    const o = await shared.resumeAndClaim(elsewhere, 'other-job', Date.now(), 10_000);
+    if (o.status !== 'claimed') throw new Error('claim');
+    await shared.save(newSessionRecord({ ...elsewhere, sessionId: 's-b', nowMs: Date.now(), profile: null }), o.version, o.lease);
+    const here = { agentName: 'a', identity: 'both' };
+    const c = await tiered.resumeAndClaim(here, 'job', Date.now(), 10_000);
+    if (c.status !== 'claimed') throw new Error('claim');
+    await tiered.save(newSessionRecord({ ...here, sessionId: 's-a', nowMs: Date.now(), profile: null }), c.version, c.lease);
+    expect((await tiered.exportIdentity('both')).map((x) => x.key.agentName).sort()).toEqual(['a', 'b']);
+    const solo = new TieredSessionStore({ shared: null });
+    const k = await solo.resumeAndClaim(here, 'job', Date.now(), 10_000);
+    if (k.status !== 'claimed') throw new Error('claim');
+    await solo.save(newSessionRecord({ ...here, sessionId: 's-a', nowMs: Date.now(), profile: null }), k.version, k.lease);
+    expect((await solo.exportIdentity('both')).map((x) => x.record?.sessionId)).toEqual(['s-a']);
+    await Promise.all([tiered.dispose(), solo.dispose()]);
+  });
 });
