@@ -3,7 +3,8 @@
  *
  *   npm run sessions -- list [--count 50]
  *   npm run sessions -- show --identity alice [--agent my-agent]
- *   npm run sessions -- forget --identity alice        # every agent; also tells live jobs
+ *   npm run sessions -- export --identity alice        # everything kept about alice, as "Download my data" gives it
+ *   npm run sessions -- forget --identity alice        # every agent, and the web client's credential; also tells live jobs
  *   npm run sessions -- rekey [--dry-run]              # seal every stored payload under the current key
  *   npm run sessions -- check                          # does any Redis master evict keys when full?
  *
@@ -28,6 +29,15 @@ import type { RedisTarget } from '../lib/store/redis_connection.js';
 import { parseRedisEnv, type ReplicaAcks } from '../lib/store/redis_env.js';
 import { RedisSessionStore } from '../lib/store/redis_session_store.js';
 import { SessionNotices, forgetIdentity } from '../lib/store/session_notices.js';
+import type { SessionSnapshot } from '../lib/store/session_store.js';
+import { identityExport } from '../lib/identity_export.js';
+import { toStoreError } from '../lib/store/redis_scripts.js';
+import { RedisDeviceStore } from '../web/server/device_store.js';
+
+/** True when a snapshot holds something the keyring could not open. */
+function hasUnreadable(s: SessionSnapshot): boolean {
+  return s.recordProblem !== undefined || s.archive.some((a) => a.problem !== undefined);
+}
 
 /** Per-command bound of the CLI's Redis clients, ms (an operator waits; a scan page may be slow). */
 const COMMAND_TIMEOUT_MS = 2_000;
@@ -52,7 +62,7 @@ const { positionals, values } = parseArgs({
 });
 
 const command = positionals[0];
-if (!['list', 'show', 'forget', 'rekey', 'check'].includes(command ?? '')) fail('usage: sessions list | show --identity <id> [--agent <name>] | forget --identity <id> | rekey [--dry-run] | check');
+if (!['list', 'show', 'export', 'forget', 'rekey', 'check'].includes(command ?? '')) fail('usage: sessions list | show --identity <id> [--agent <name>] | export --identity <id> | forget --identity <id> | rekey [--dry-run] | check');
 const count = Number(values.count);
 if (!Number.isInteger(count) || count <= 0) fail('--count must be a positive integer');
 
@@ -72,6 +82,9 @@ if (target === undefined) fail('none of REDIS_URL, REDIS_SENTINELS/REDIS_SENTINE
 const prefix = process.env.REDIS_KEY_PREFIX || 'pva:';
 
 const store = new RedisSessionStore({ ...target, prefix, commandTimeoutMs: COMMAND_TIMEOUT_MS, ...acks, ...(cipher ? { cipher } : {}) });
+/** The token service's device credentials and issued rooms, in the same Redis under the same prefix (export and forget only). */
+let devices: RedisDeviceStore | undefined;
+const deviceStore = (): RedisDeviceStore => (devices ??= new RedisDeviceStore({ ...target, prefix, ...acks }));
 const out = (v: unknown) => process.stdout.write(`${JSON.stringify(v)}\n`);
 /** What an unreadable payload may mean when the CLI holds no keyring. */
 const hint = cipher === undefined ? { hint: 'a sealed payload reads as invalid without the keyring: set STORE_ENCRYPTION_KEYS as the worker does' } : {};
@@ -102,10 +115,18 @@ try {
       const key = { agentName: values.agent!, identity };
       const [record, profile, archive] = await Promise.all([store.readRecord(key), store.readProfile(key), store.readArchive(key, Date.now())]);
       out({ record: readable(record), profile, archive: archive.map((a) => ({ sessionId: a.sessionId, archivedAt: new Date(a.archivedAtMs).toISOString(), turns: a.record?.history.turns.length ?? null })) });
+    } else if (command === 'export') {
+      // A request for one's data that reached an operator (no device at hand): the same document.
+      const [snapshots, rooms] = await Promise.all([store.exportIdentity(identity), deviceStore().rooms(identity).catch((err: unknown) => Promise.reject(toStoreError(err)))]);
+      out({ ...identityExport(identity, snapshots, rooms, Date.now(), true), ...(cipher === undefined && snapshots.some(hasUnreadable) ? hint : {}) });
     } else {
+      // Everywhere: the conversations under every agent (live jobs are told to drop their copy),
+      // then the web client's credential and rooms, so the identity can never get a token again.
       const notices = new SessionNotices({ ...target, prefix, commandTimeoutMs: COMMAND_TIMEOUT_MS });
       try {
-        out({ forgotten: true, ...(await forgetIdentity(store, notices, identity)) });
+        const erased = await forgetIdentity(store, notices, identity);
+        await deviceStore().delete(identity).catch((err: unknown) => Promise.reject(toStoreError(err)));
+        out({ forgotten: true, ...erased, credentialErased: true });
       } finally {
         await notices.close();
       }
@@ -119,6 +140,7 @@ try {
   process.exitCode = 1;
 } finally {
   await store.dispose();
+  await devices?.close();
 }
 
 /**

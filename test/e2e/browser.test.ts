@@ -16,7 +16,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import { renderGreeting } from '../../lib/session/greeting.js';
 import { encodeKeyPart } from '../../lib/store/keys.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
-import type { IdentityExport } from '../../web/server/identity_export.js';
+import { RedisDeviceStore } from '../../web/server/device_store.js';
+import type { IdentityExport } from '../../lib/identity_export.js';
 import { buildClient, REPO_ROOT } from '../../web/server/build_client.js';
 import { startTokenService, type TokenService } from '../../web/server/service.js';
 import { randomPrefix } from '../support/env.js';
@@ -392,7 +393,7 @@ describe('web client in headless Chromium', () => {
     expect(await data(page, 'greeting-kind', 'kind')).toBe('first_time');
   });
 
-  it("a token request with a forged or someone else's identity is refused (403), and the page shows Error with Retry", async () => {
+  it("a token request with a forged or someone else's identity is refused (403); a page holding one starts as a new visitor, never as that identity", async () => {
     const alice = await newVisitor();
     const mallory = await newVisitor();
     const a = await credentials(alice);
@@ -413,16 +414,36 @@ describe('web client in headless Chromium', () => {
     const room = (aliceToken.body as { room: string }).room;
     expect(await ask(mallory, { ...m, room })).toMatchObject({ status: 403, body: { reason: 'room_not_issued' } });
 
-    // A page whose stored identity was swapped for Alice's cannot connect: Error, with Retry.
+    // A page whose stored identity was swapped for Alice's cannot connect as Alice: the service
+    // refuses it, and the page starts over as a new visitor, with an identity of its own.
     await mallory.evaluate((id) => {
       const d = JSON.parse(localStorage.getItem('pva.device') ?? '{}') as Record<string, unknown>;
       localStorage.setItem('pva.device', JSON.stringify({ ...d, identity: id }));
     }, a.identity);
     await open(mallory);
-    await mallory.click('#connect');
-    await waitForState(mallory, 'Error');
-    expect(await text(mallory, 'error-message')).toMatch(/unknown identity or wrong device secret/);
-    expect(await mallory.isVisible('#retry')).toBe(true);
+    await connect(mallory);
+    const now = await credentials(mallory);
+    expect([a.identity, m.identity]).not.toContain(now.identity);
+    expect(await waitForLine(mallory, 'agent', /./)).toMatchObject({ text: expect.stringMatching(FIRST_TIME) });
+  });
+
+  it('a returning visitor whose credential lapsed (a long absence) or was erased by an operator starts as a new visitor, told so, instead of an error', async () => {
+    const page = await newVisitor();
+    await connect(page);
+    await waitForLine(page, 'agent', FIRST_TIME);
+    const old = await credentials(page);
+    await page.click('#disconnect');
+    await waitForState(page, 'Disconnected');
+    // The service forgets the device, as when WEB_DEVICE_TTL_MS passes or `npm run sessions -- forget` runs.
+    const devices = new RedisDeviceStore({ client: redis, prefix });
+    await devices.delete(old.identity);
+
+    await open(page);
+    await connect(page);
+    expect((await credentials(page)).identity).not.toBe(old.identity);
+    await waitFor('the notice', async () => /no longer known here: you start as a new visitor/.test(await text(page, 'notice')), { timeoutMs: 10_000 });
+    await waitFor('greeting kind of the new visit', async () => (await data(page, 'greeting-kind', 'kind')) !== '', { timeoutMs: 15_000 });
+    expect(await data(page, 'greeting-kind', 'kind')).toBe('first_time');
   });
 
   it('an unreachable LiveKit server: the reconnect policy gives up after 3 attempts, Error with Retry', async () => {

@@ -18,6 +18,8 @@ import { until } from '../lib/store/contract.js';
 import { PrivateRedis, canStartRedis, freePort } from '../lib/store/private_redis.js';
 import { PrivateSentinel, SENTINEL_FIXTURE_TIMEOUT_MS } from '../lib/store/private_sentinel.js';
 import { randomPrefix } from '../support/env.js';
+import { RedisDeviceStore } from '../../web/server/device_store.js';
+import type { IdentityExport } from '../../lib/identity_export.js';
 
 // Never a skip: `npm test` (scripts/ensure_redis.sh) installs Debian's redis-server when it is missing.
 if (!canStartRedis()) throw new Error('the sessions CLI Sentinel test needs the redis-server binary (apt-get install redis-server)');
@@ -192,11 +194,41 @@ describe('npm run sessions with REDIS_SENTINELS', () => {
     expect(r.stderr).not.toContain('c2VjcmV0LWJ1dC1zaG9ydA');
   });
 
+  it('export prints everything kept about one identity, as "Download my data" gives it: the conversation with its turns, the profile, the rooms issued to it', async () => {
+    const prefix = randomPrefix('cli-export');
+    const store = workerStore(prefix);
+    await seed(store, 'alice', ['My router keeps dropping.', 'Which model is it?']);
+    await seed(store, 'bob', ['Not alice.']);
+    const devices = new RedisDeviceStore({ sentinel: deployment.target, prefix });
+    try {
+      await devices.create('alice', { v: 1, secretHash: 'ab'.repeat(32), createdAtMs: Date.now() }, 60_000);
+      await devices.addRoom('alice', 'room-alice-1', Date.now(), Date.now() + 60_000, 60_000);
+    } finally {
+      await devices.close();
+    }
+
+    const r = await sessions(['export', '--identity', 'alice'], sentinelEnv(prefix));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.lines).toHaveLength(1);
+    const x = r.lines[0] as unknown as IdentityExport;
+    expect(x).toMatchObject({ v: 1, identity: 'alice', sharedStore: true, rooms: ['room-alice-1'] });
+    expect(x.agents.map((a) => a.agentName)).toEqual(['agent']);
+    expect(x.agents[0]?.current?.history.turns.map((t) => t.text)).toEqual(['My router keeps dropping.', 'Which model is it?']);
+    expect(r.stdout).not.toContain('Not alice');
+    // Nobody stored: an empty export, not an error.
+    expect((await sessions(['export', '--identity', 'nobody'], sentinelEnv(prefix))).lines[0]).toMatchObject({ identity: 'nobody', rooms: [], agents: [] });
+  });
+
   it('forget erases the identity on the master, tells the job holding it, and leaves the others', async () => {
     const prefix = randomPrefix('cli-forget');
     const store = workerStore(prefix);
     await seed(store, 'alice', ['Remember my router.']);
     await seed(store, 'bob', ['Hello.']);
+    // The web client's credential for alice, as the token service keeps it: it goes too.
+    const devices = new RedisDeviceStore({ sentinel: deployment.target, prefix });
+    await devices.create('alice', { v: 1, secretHash: 'ab'.repeat(32), createdAtMs: Date.now() }, 60_000);
+    await devices.create('bob', { v: 1, secretHash: 'cd'.repeat(32), createdAtMs: Date.now() }, 60_000);
     const notices = new SessionNotices({ sentinel: deployment.target, prefix, commandTimeoutMs: SENTINEL_FIXTURE_TIMEOUT_MS });
     opened.push(notices);
     const seen: SessionNotice[] = [];
@@ -208,8 +240,15 @@ describe('npm run sessions with REDIS_SENTINELS', () => {
     expect(r.lines[0]).toMatchObject({ forgotten: true });
     expect(r.lines[0]?.sessionKeysErased).toBeGreaterThan(0);
 
+    expect(r.lines[0]).toMatchObject({ credentialErased: true });
     expect(await store.readRecord({ agentName: 'agent', identity: 'alice' })).toEqual({ status: 'missing' });
     expect((await store.readRecord({ agentName: 'agent', identity: 'bob' })).status).toBe('found');
+    try {
+      expect(await devices.get('alice')).toBeNull();
+      expect(await devices.get('bob')).not.toBeNull();
+    } finally {
+      await devices.close();
+    }
     await until(async () => seen.length > 0);
     expect(seen).toEqual([{ v: 1, kind: 'forget' }]);
   });

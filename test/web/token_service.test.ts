@@ -10,7 +10,7 @@ import { ATTR_CONTEXT_PUBLISHER, ATTR_LANGUAGE, ATTR_LANGUAGE_CHOSEN, ATTR_RESUM
 import { RecordingLogger } from '../../lib/logger.js';
 import { MemoryDeviceStore, RedisDeviceStore, type DeviceStore } from '../../web/server/device_store.js';
 import { EXPORTS_PER_MIN, MAX_BODY_BYTES, startTokenService, type TokenService } from '../../web/server/service.js';
-import type { IdentityExport } from '../../web/server/identity_export.js';
+import type { IdentityExport } from '../../lib/identity_export.js';
 import { PayloadCipher, parseKeyring } from '../../lib/store/crypto.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { recordWithTurn } from '../../lib/session/history.js';

@@ -264,26 +264,38 @@ async function runAttempt(attemptId: number, reuseRoom: string | null): Promise<
   const stale = (): boolean => attemptId !== machine.attemptId || (machine.state !== 'Connecting' && machine.state !== 'Reconnecting');
   if (stale()) return;
   try {
-    const d = await ensureDevice();
+    const stored = device !== null;
+    let d = await ensureDevice();
     const requested = ui.policy.value;
     // The participant's pick from the language menu outranks everything the agent knows; the browser's only a default.
     const chosen = ui.languageChoice.value;
     const language = chosen || pageLanguage(navigator.language);
-    const ask = (roomName: string | null) =>
+    const ask = (dev: StoredDevice, roomName: string | null) =>
       requestToken({
-        identity: d.identity,
-        deviceSecret: d.deviceSecret,
+        identity: dev.identity,
+        deviceSecret: dev.deviceSecret,
         ...(roomName ? { room: roomName } : {}),
         ...(requested ? { policy: requested } : {}),
         ...(language ? { language, ...(chosen ? { languageChosen: true } : {}) } : {}),
       });
     let tok;
     try {
-      tok = await ask(reuseRoom);
+      tok = await ask(d, reuseRoom);
     } catch (err) {
-      // The room's reuse window passed on the service: a new room (the agent resumes from the store).
-      if (reuseRoom !== null && err instanceof ApiError && err.reason === 'room_not_issued') tok = await ask(null);
-      else throw err;
+      if (stored && err instanceof ApiError && err.reason === 'invalid_credentials') {
+        // The service no longer knows the identity this browser kept (its credential lapsed after
+        // a long absence, or it was erased): start as a new visitor instead of failing every
+        // attempt. Nothing of the old identity can be reached with it any more.
+        device = null;
+        transcript = [];
+        d = await ensureDevice();
+        notice('This browser\'s identity is no longer known here: you start as a new visitor.');
+        event('stored identity refused: a new one issued');
+        tok = await ask(d, null);
+      } else if (reuseRoom !== null && err instanceof ApiError && err.reason === 'room_not_issued') {
+        // The room's reuse window passed on the service: a new room (the agent resumes from the store).
+        tok = await ask(d, null);
+      } else throw err;
     }
     if (stale()) return;
     event(`token for ${tok.reused ? 'the same' : 'a new'} room${tok.policy ? `, policy ${tok.policy}` : ''}`);

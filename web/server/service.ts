@@ -48,7 +48,7 @@ import {
 import { hashSecret, newDeviceSecret, newIdentity, newRoomName, secretMatches } from './credentials.js';
 import type { DeviceStore } from './device_store.js';
 import { createServiceStores, serviceRedisTarget, type SessionEraser, type SessionExporter } from './service_stores.js';
-import { identityExport } from './identity_export.js';
+import { identityExport } from '../../lib/identity_export.js';
 import type { SessionSnapshot } from '../../lib/store/session_store.js';
 import { mintParticipantToken } from './tokens.js';
 import { WindowLimiter } from './window_limiter.js';
