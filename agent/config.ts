@@ -9,6 +9,7 @@ import { booleanVar, optionalString } from '../lib/env_vars.js';
 import { ConfigError } from '../lib/errors.js';
 import { DEFAULT_CONDENSE_OPTIONS, MAX_CONDENSE_AT_CHARS, MIN_CONDENSE_AT_CHARS } from '../lib/session/condense.js';
 import { loadPolicyFromEnv, type SessionPolicy } from '../lib/session/policy.js';
+import { archiveOptionsFromEnv, type ArchiveOptions } from '../lib/store/archive_env.js';
 import { parseKeyring, type Keyring } from '../lib/store/crypto.js';
 import type { RedisTarget } from '../lib/store/redis_connection.js';
 import { redisEnvProblems, redisEnvShape, redisTargetOf, replicaAcksOf, type ReplicaAcks } from '../lib/store/redis_env.js';
@@ -142,6 +143,8 @@ export interface Config {
   policy: SessionPolicy;
   /** AES-256-GCM keyring for stored payloads (first key encrypts); undefined = plaintext. */
   encryptionKeys: Keyring | undefined;
+  /** The audit archive's retention (`ARCHIVE_TTL_MS`, `ARCHIVE_MAX_COUNT`). */
+  archive: ArchiveOptions;
   /** Bound of every store call on the greeting path, ms. @default 500 */
   greetingBoundMs: number;
   /** A participant back within this long after leaving is not greeted again, ms. @default 5 000 */
@@ -171,8 +174,14 @@ export function parseConfig(env: Env): Config {
   const problems = parsed.success ? [] : parsed.error.issues.map((i) => `${String(i.path[0] ?? '?')} ${i.message}`);
   let policy: SessionPolicy | undefined;
   let encryptionKeys: Keyring | undefined;
+  let archive: ArchiveOptions | undefined;
   try {
     policy = loadPolicyFromEnv(env);
+  } catch (err) {
+    problems.push(err instanceof Error ? err.message : String(err));
+  }
+  try {
+    archive = archiveOptionsFromEnv(env);
   } catch (err) {
     problems.push(err instanceof Error ? err.message : String(err));
   }
@@ -182,7 +191,7 @@ export function parseConfig(env: Env): Config {
     problems.push(err instanceof Error ? err.message : String(err));
   }
   problems.push(...redisEnvProblems(env));
-  if (!parsed.success || policy === undefined || problems.length > 0) {
+  if (!parsed.success || policy === undefined || archive === undefined || problems.length > 0) {
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
   const e = parsed.data;
@@ -229,6 +238,7 @@ export function parseConfig(env: Env): Config {
     metrics: { port: e.METRICS_PORT ?? 0, host: e.METRICS_HOST },
     policy,
     encryptionKeys,
+    archive,
     greetingBoundMs: e.STORE_GREETING_BOUND_MS ?? 500,
     minRegreetGapMs: e.MIN_REGREET_GAP_MS ?? 5_000,
     condenseAtChars: modelMode === 'offline' ? 0 : (e.HISTORY_CONDENSE_AT_CHARS ?? DEFAULT_CONDENSE_OPTIONS.condenseAtChars),

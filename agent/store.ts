@@ -29,7 +29,7 @@ export interface JobStores {
 export function createJobStores(config: Config, logger: Logger): JobStores {
   const windows = { sessionTtlMs: config.policy.sessionTtlMs, profileTtlMs: config.policy.profileTtlMs };
   const cipher = config.encryptionKeys ? new PayloadCipher(config.encryptionKeys) : undefined;
-  const common = { ...windows, ...(cipher ? { cipher } : {}) };
+  const common = { ...windows, ...config.archive, ...(cipher ? { cipher } : {}) };
   const redis = config.redis;
   // One Redis (`url`), a Sentinel group (`sentinel`, followed through failovers) or a Cluster.
   const target: RedisTarget | undefined = redis === undefined ? undefined : redisTarget(redis);

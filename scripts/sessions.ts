@@ -13,7 +13,8 @@
  * `REDIS_PASSWORD`, `REDIS_SENTINEL_PASSWORD`) or a Cluster (`REDIS_CLUSTER_NODES`,
  * `REDIS_PASSWORD`), parsed and checked as the worker does, with
  * `REDIS_REPLICA_ACKS` / `REDIS_REPLICA_ACK_TIMEOUT_MS` (a forget waits for the replicas as the
- * worker's writes do); `REDIS_KEY_PREFIX`; and `STORE_ENCRYPTION_KEYS`, the worker's keyring, to
+ * worker's writes do); `REDIS_KEY_PREFIX`; `ARCHIVE_TTL_MS` (which archived conversations `show`
+ * counts as within retention); and `STORE_ENCRYPTION_KEYS`, the worker's keyring, to
  * open sealed payloads (without it a sealed session reads as `invalid` / `tampered`, never as
  * plaintext). Prints JSON lines; a usage or configuration error
  * exits with status 2, a store failure (Redis unreachable, replicas not acknowledging a forget)
@@ -31,6 +32,7 @@ import { RedisSessionStore } from '../lib/store/redis_session_store.js';
 import { SessionNotices, forgetIdentity } from '../lib/store/session_notices.js';
 import type { SessionSnapshot } from '../lib/store/session_store.js';
 import { identityExport } from '../lib/identity_export.js';
+import { archiveOptionsFromEnv, type ArchiveOptions } from '../lib/store/archive_env.js';
 import { toStoreError } from '../lib/store/redis_scripts.js';
 import { RedisDeviceStore } from '../web/server/device_store.js';
 
@@ -69,8 +71,10 @@ if (!Number.isInteger(count) || count <= 0) fail('--count must be a positive int
 let target: RedisTarget | undefined;
 let acks: ReplicaAcks;
 let cipher: PayloadCipher | undefined;
+let archive: ArchiveOptions;
 try {
   ({ target, acks } = parseRedisEnv(process.env));
+  archive = archiveOptionsFromEnv(process.env);
   const keys = process.env.STORE_ENCRYPTION_KEYS;
   if (keys?.trim()) cipher = new PayloadCipher(parseKeyring(keys, 'STORE_ENCRYPTION_KEYS'));
 } catch (err) {
@@ -81,7 +85,7 @@ if (command === 'rekey' && cipher === undefined) fail('rekey needs STORE_ENCRYPT
 if (target === undefined) fail('none of REDIS_URL, REDIS_SENTINELS/REDIS_SENTINEL_MASTER or REDIS_CLUSTER_NODES is set (sessions live in the shared store only when the worker uses Redis)');
 const prefix = process.env.REDIS_KEY_PREFIX || 'pva:';
 
-const store = new RedisSessionStore({ ...target, prefix, commandTimeoutMs: COMMAND_TIMEOUT_MS, ...acks, ...(cipher ? { cipher } : {}) });
+const store = new RedisSessionStore({ ...target, prefix, commandTimeoutMs: COMMAND_TIMEOUT_MS, ...acks, ...archive, ...(cipher ? { cipher } : {}) });
 /** The token service's device credentials and issued rooms, in the same Redis under the same prefix (export and forget only). */
 let devices: RedisDeviceStore | undefined;
 const deviceStore = (): RedisDeviceStore => (devices ??= new RedisDeviceStore({ ...target, prefix, ...acks }));

@@ -106,7 +106,11 @@ export const POLICY_ENV = {
   maxReconnectAttempts: 'MAX_RECONNECT_ATTEMPTS',
 } as const;
 
-function readInt(env: Readonly<Record<string, string | undefined>>, name: string, fallback: number, min: number): number {
+/**
+ * The whole number `env[name]`, or `fallback` when unset or empty.
+ * @throws ConfigError naming the variable when it is not a whole number >= `min`.
+ */
+export function readInt(env: Readonly<Record<string, string | undefined>>, name: string, fallback: number, min: number): number {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return fallback;
   if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be a whole number, got ${JSON.stringify(raw)}`);
