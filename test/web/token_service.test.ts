@@ -401,6 +401,36 @@ describe('"Download my data" (POST /api/export) on a real Redis, with the worker
     expect((await post(other)).status).toBe(200);
   });
 
+  it('an export the session store could not answer is 503 and does not count against the limit', async () => {
+    let failing = true;
+    const flaky = await startTokenService({
+      livekitUrl: 'ws://127.0.0.1:1',
+      apiKey: API_KEY,
+      apiSecret: API_SECRET,
+      port: 0,
+      roomCloser: { deleteRoom: async () => {} },
+      agentSpawner: null,
+      sessionExporter: {
+        exportIdentity: async (identity) => {
+          if (failing) throw new Error('Command timed out');
+          return worker.exportIdentity(identity);
+        },
+      },
+    });
+    try {
+      const call = async (path: string, body: unknown) => {
+        const res = await fetch(`${flaky.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+      };
+      const d = (await call('/api/identity', {})).body;
+      for (let i = 0; i < EXPORTS_PER_MIN + 2; i++) expect(await call('/api/export', d)).toMatchObject({ status: 503, body: { reason: 'store_unavailable' } });
+      failing = false;
+      expect((await call('/api/export', d)).status).toBe(200);
+    } finally {
+      await flaky.close();
+    }
+  });
+
   it('a service without the keyring exports a sealed conversation as unreadable, never as ciphertext', async () => {
     const keyless = await startTokenService({ livekitUrl: 'ws://127.0.0.1:1', apiKey: API_KEY, apiSecret: API_SECRET, port: 0, redisUrl: testRedisUrl(), redisKeyPrefix: exportPrefix, roomCloser: { deleteRoom: async () => {} }, agentSpawner: null });
     try {
