@@ -1,10 +1,11 @@
 /**
  * "Download my data": everything the agent keeps about one identity, as the participant gets it
- * (the token service's `POST /api/export`) or an operator answering a request for it
- * (`npm run sessions -- export`). The conversation each agent holds (its turns, summary, language, dynamic
- * context), the profile that outlives it, and the archived conversations still within their
- * retention, and the rooms the token service issued to it. Times are ISO 8601; the lease (which job held the conversation) is left out: it is
- * the service's bookkeeping, not the participant's data.
+ * (the token service's `POST /api/export`) or as an operator answering a request for it gets it
+ * (`npm run sessions -- export`): the rooms the token service issued to it and, under every
+ * agent, the conversation it holds (its turns, summary, language, dynamic context), the profile
+ * that outlives it, and the archived conversations still within their retention. Times are ISO
+ * 8601. The lease (which job held the conversation) is left out: it is the service's
+ * bookkeeping, not the participant's data.
  */
 import type { SessionRecord } from './session/record.js';
 import type { SessionSnapshot } from './store/session_store.js';
