@@ -28,6 +28,28 @@ export function canStartRedis(): boolean {
 /** A free loopback TCP port (the shared test helper). */
 export { freeTcpPort as freePort } from '../../support/ports.js';
 
+/**
+ * Every private redis-server still running in this process, killed when the process ends: a run
+ * whose `afterAll` hooks never ran (a `-t` filter that skipped every test of a file whose
+ * fixtures started at module load) leaves no server behind. Vitest ends its worker processes with
+ * SIGTERM, which skips `exit` handlers: that signal kills the servers too, then is raised again
+ * with its default action. One set and one pair of hooks per process, however many test files
+ * load this module.
+ */
+const running: Set<ChildProcess> = ((globalThis as { [k: symbol]: unknown })[Symbol.for('pva.test.privateRedis')] ??= (() => {
+  const set = new Set<ChildProcess>();
+  const killAll = () => {
+    for (const p of set) p.kill('SIGKILL');
+    set.clear();
+  };
+  process.once('exit', killAll);
+  process.once('SIGTERM', () => {
+    killAll();
+    process.kill(process.pid, 'SIGTERM');
+  });
+  return set;
+})()) as Set<ChildProcess>;
+
 /** A private, non-persistent redis-server on a loopback port; restarted empty. */
 export class PrivateRedis {
   private proc: ChildProcess | null = null;
@@ -55,7 +77,10 @@ export class PrivateRedis {
   async start(): Promise<void> {
     const auth = this.opts.password === undefined ? [] : ['--requirepass', this.opts.password];
     const args = [...(this.opts.leadingArgs ?? []), '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...auth, ...this.extraArgs];
-    this.proc = spawn(REDIS_SERVER_BIN, args, { stdio: 'ignore' });
+    const proc = spawn(REDIS_SERVER_BIN, args, { stdio: 'ignore' });
+    this.proc = proc;
+    running.add(proc);
+    proc.once('exit', () => running.delete(proc));
     const deadline = Date.now() + 10_000;
     for (;;) {
       if (!this.isRunning) throw new Error(`redis-server on ${this.port} exited while starting`);
