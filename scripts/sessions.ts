@@ -89,6 +89,8 @@ const store = new RedisSessionStore({ ...target, prefix, commandTimeoutMs: COMMA
 /** The token service's device credentials and issued rooms, in the same Redis under the same prefix (export and forget only). */
 let devices: RedisDeviceStore | undefined;
 const deviceStore = (): RedisDeviceStore => (devices ??= new RedisDeviceStore({ ...target, prefix, ...acks }));
+/** A device store call whose failure is reported as the session store's are (a `SessionError`). */
+const deviceCall = <T>(fn: (d: RedisDeviceStore) => Promise<T>): Promise<T> => fn(deviceStore()).catch((err: unknown) => Promise.reject(toStoreError(err)));
 const out = (v: unknown) => process.stdout.write(`${JSON.stringify(v)}\n`);
 /** What an unreadable payload may mean when the CLI holds no keyring. */
 const hint = cipher === undefined ? { hint: 'a sealed payload reads as invalid without the keyring: set STORE_ENCRYPTION_KEYS as the worker does' } : {};
@@ -121,7 +123,7 @@ try {
       out({ record: readable(record), profile, archive: archive.map((a) => ({ sessionId: a.sessionId, archivedAt: new Date(a.archivedAtMs).toISOString(), turns: a.record?.history.turns.length ?? null })) });
     } else if (command === 'export') {
       // A request for one's data that reached an operator (no device at hand): the same document.
-      const [snapshots, rooms] = await Promise.all([store.exportIdentity(identity), deviceStore().rooms(identity).catch((err: unknown) => Promise.reject(toStoreError(err)))]);
+      const [snapshots, rooms] = await Promise.all([store.exportIdentity(identity), deviceCall((d) => d.rooms(identity))]);
       out({ ...identityExport(identity, snapshots, rooms, Date.now(), true), ...(cipher === undefined && snapshots.some(hasUnreadable) ? hint : {}) });
     } else {
       // Everywhere: the conversations under every agent (live jobs are told to drop their copy),
@@ -129,7 +131,7 @@ try {
       const notices = new SessionNotices({ ...target, prefix, commandTimeoutMs: COMMAND_TIMEOUT_MS });
       try {
         const erased = await forgetIdentity(store, notices, identity);
-        await deviceStore().delete(identity).catch((err: unknown) => Promise.reject(toStoreError(err)));
+        await deviceCall((d) => d.delete(identity));
         out({ forgotten: true, ...erased, credentialErased: true });
       } finally {
         await notices.close();

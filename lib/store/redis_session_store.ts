@@ -434,28 +434,31 @@ export class RedisSessionStore implements SessionStore {
     return report;
   }
 
+  /** The agents `identity` has sessions with, from its identity index (what `forget` erases by). */
+  private async agentsOf(identity: string): Promise<string[]> {
+    try {
+      return (await this.client.smembers(this.keys.identityIndex(identity))).map(decodeKeyPart);
+    } catch (err) {
+      throw toStoreError(err);
+    }
+  }
+
   async forget(identity: string): Promise<{ sessionKeysErased: number }> {
     const idx = this.keys.identityIndex(identity);
-    let agents: string[];
+    const agents = await this.agentsOf(identity);
     try {
-      agents = await this.client.smembers(idx);
-      await Promise.all(agents.map((a) => this.client.unlink(...this.sk({ agentName: decodeKeyPart(a), identity }))));
+      await Promise.all(agents.map((agentName) => this.client.unlink(...this.sk({ agentName, identity }))));
       await this.client.unlink(idx);
     } catch (err) {
       throw toStoreError(err);
     }
-    await this.replicated(idx, ...agents.map((a) => this.keys.session({ agentName: decodeKeyPart(a), identity }).rec));
+    await this.replicated(idx, ...agents.map((agentName) => this.keys.session({ agentName, identity }).rec));
     return { sessionKeysErased: agents.length };
   }
 
   async exportIdentity(identity: string): Promise<SessionSnapshot[]> {
-    let agents: string[];
-    try {
-      agents = await this.client.smembers(this.keys.identityIndex(identity));
-    } catch (err) {
-      throw toStoreError(err);
-    }
-    const snapshots = await Promise.all(agents.map((a) => this.exportSession({ agentName: decodeKeyPart(a), identity })));
+    const agents = await this.agentsOf(identity);
+    const snapshots = await Promise.all(agents.map((agentName) => this.exportSession({ agentName, identity })));
     return snapshots.filter((s): s is SessionSnapshot => s !== null);
   }
 

@@ -92,14 +92,13 @@ export function watchRedis(target: RedisTarget, logger: Logger, opts: WatchRedis
   let answered: (risks: EvictionRisk[]) => void = () => {};
   const result = new Promise<EvictionRisk[]>((resolve) => (answered = resolve));
 
-
   const seeRisks = (risks: EvictionRisk[]): void => {
     const key = keyOf(risks.map((r) => `${r.node} ${r.policy} ${r.maxmemoryBytes}`));
     if (key === lastRisks) return;
-    if (risks.length > 0) logger.warn({ redisMasters: risks }, EVICTION_WARNING);
-    else if (lastRisks === undefined) logger.debug({}, 'Redis memory policy checked: no master evicts');
-    else logger.info({}, 'Redis memory policy checked again: no master evicts any more');
     const first = lastRisks === undefined;
+    if (risks.length > 0) logger.warn({ redisMasters: risks }, EVICTION_WARNING);
+    else if (first) logger.debug({}, 'Redis memory policy checked: no master evicts');
+    else logger.info({}, 'Redis memory policy checked again: no master evicts any more');
     lastRisks = key;
     opts.onRisks?.(risks);
     if (first) answered(risks);

@@ -350,18 +350,18 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
       await verify(creds);
       const now = nowMs();
       if (!exportLimiter.allow(creds.identity, now)) throw tooMany('exports for this identity');
-      let snapshots: SessionSnapshot[] = [];
-      if (exporter !== null) {
-        const x = exporter;
-        try {
-          snapshots = await storeCall('export', () => x.exportIdentity(creds.identity));
-        } catch (err) {
-          // Nothing was exported: the attempt does not count against the identity's limit.
-          exportLimiter.refund(creds.identity, now);
-          throw err;
-        }
+      let snapshots: SessionSnapshot[];
+      let rooms: string[];
+      try {
+        [snapshots, rooms] = await Promise.all([
+          exporter === null ? [] : storeCall('export', () => exporter.exportIdentity(creds.identity)),
+          storeCall('rooms', () => devices.rooms(creds.identity)),
+        ]);
+      } catch (err) {
+        // Nothing was exported: the attempt does not count against the identity's limit.
+        exportLimiter.refund(creds.identity, now);
+        throw err;
       }
-      const rooms = await storeCall('rooms', () => devices.rooms(creds.identity));
       const body = identityExport(creds.identity, snapshots, rooms, now, exporter !== null);
       log.info({ agents: body.agents.length, ...pii({ identity: creds.identity }) }, 'identity exported');
       return [200, body as unknown as Json];

@@ -85,31 +85,25 @@ export function createServiceStores(
     devices = d;
   } else devices = new MemoryDeviceStore(nowMs);
 
-  // The worker's session store, created once for the eraser and the exporter that need it.
+  // The worker's session store, for the eraser and the exporter not handed in.
   let sessions: RedisSessionStore | undefined;
-  const sessionStore = (t: RedisTarget): RedisSessionStore => {
-    if (sessions === undefined) {
-      const cipher = config.encryptionKeys === undefined ? undefined : new PayloadCipher(config.encryptionKeys);
-      const s = new RedisSessionStore({ ...t, prefix, commandTimeoutMs: ERASER_COMMAND_TIMEOUT_MS, logger: log, ...config.replicaAcks, ...(cipher === undefined ? {} : { cipher }) });
-      owned.push(() => s.dispose());
-      sessions = s;
-    }
-    return sessions;
-  };
+  if (target && (injected.sessionEraser === undefined || injected.sessionExporter === undefined)) {
+    const cipher = config.encryptionKeys === undefined ? undefined : new PayloadCipher(config.encryptionKeys);
+    const s = new RedisSessionStore({ ...target, prefix, commandTimeoutMs: ERASER_COMMAND_TIMEOUT_MS, logger: log, ...config.replicaAcks, ...(cipher === undefined ? {} : { cipher }) });
+    owned.push(() => s.dispose());
+    sessions = s;
+  }
 
   let eraser: SessionEraser | null;
   if (injected.sessionEraser !== undefined) eraser = injected.sessionEraser;
-  else if (target) {
-    const s = sessionStore(target);
+  else if (target && sessions) {
+    const s = sessions;
     const notices = new SessionNotices({ ...target, prefix, logger: log });
     owned.push(() => notices.close());
     eraser = { forget: (identity) => forgetIdentity(s, notices, identity) };
   } else eraser = null;
 
-  let exporter: SessionExporter | null;
-  if (injected.sessionExporter !== undefined) exporter = injected.sessionExporter;
-  else if (target) exporter = sessionStore(target);
-  else exporter = null;
+  const exporter: SessionExporter | null = injected.sessionExporter !== undefined ? injected.sessionExporter : (sessions ?? null);
 
   return {
     devices,
