@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { booleanVar, optionalString } from '../lib/env_vars.js';
 import { ConfigError } from '../lib/errors.js';
 import { DEFAULT_CONDENSE_OPTIONS, MAX_CONDENSE_AT_CHARS, MIN_CONDENSE_AT_CHARS } from '../lib/session/condense.js';
+import { DEFAULT_IDLE_LIMITS, type IdleLimits } from '../lib/session/idle.js';
 import { loadPolicyFromEnv, type SessionPolicy } from '../lib/session/policy.js';
 import { archiveOptionsFromEnv, type ArchiveOptions } from '../lib/store/archive_env.js';
 import { parseKeyring, type Keyring } from '../lib/store/crypto.js';
@@ -95,6 +96,8 @@ const envSchema = z.object({
   STORE_ENCRYPTION_KEYS: optionalString,
   STORE_GREETING_BOUND_MS: positiveInt(500).optional(),
   MIN_REGREET_GAP_MS: positiveInt(5_000).optional(),
+  IDLE_CHECK_IN_MS: optionalNonNegativeInt(),
+  IDLE_HANG_UP_MS: optionalNonNegativeInt(),
   HISTORY_CONDENSE_AT_CHARS: optionalNonNegativeInt().refine((v) => v === undefined || v === 0 || (v >= MIN_CONDENSE_AT_CHARS && v <= MAX_CONDENSE_AT_CHARS), {
     message: `must be 0 (off) or between ${MIN_CONDENSE_AT_CHARS} and ${MAX_CONDENSE_AT_CHARS}`,
   }),
@@ -149,6 +152,12 @@ export interface Config {
   greetingBoundMs: number;
   /** A participant back within this long after leaving is not greeted again, ms. @default 5 000 */
   minRegreetGapMs: number;
+  /**
+   * The idle rule (`lib/session/idle.ts`): after `IDLE_CHECK_IN_MS` of silence the agent asks if the
+   * participant is still there, and `IDLE_HANG_UP_MS` later says goodbye and ends the call; 0
+   * turns a step off. @default 120 000 / 30 000 ms
+   */
+  idle: IdleLimits;
   /**
    * The summary of older turns is condensed by the model once it is this long, characters;
    * 0 = never (always 0 offline: there is no model). @default 3 000
@@ -241,6 +250,7 @@ export function parseConfig(env: Env): Config {
     archive,
     greetingBoundMs: e.STORE_GREETING_BOUND_MS ?? 500,
     minRegreetGapMs: e.MIN_REGREET_GAP_MS ?? 5_000,
+    idle: { checkInAfterMs: e.IDLE_CHECK_IN_MS ?? DEFAULT_IDLE_LIMITS.checkInAfterMs, hangUpAfterMs: e.IDLE_HANG_UP_MS ?? DEFAULT_IDLE_LIMITS.hangUpAfterMs },
     condenseAtChars: modelMode === 'offline' ? 0 : (e.HISTORY_CONDENSE_AT_CHARS ?? DEFAULT_CONDENSE_OPTIONS.condenseAtChars),
   };
 }

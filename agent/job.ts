@@ -13,6 +13,7 @@ import { ContextReceiver } from '../lib/context/receiver.js';
 import { pii, type Logger } from '../lib/logger.js';
 import { DEFAULT_CONDENSE_OPTIONS, type CondenseOptions, type Condenser } from '../lib/session/condense.js';
 import { takenOverMessage } from '../lib/session/greeting.js';
+import { idleCheckInText, idleGoodbyeText } from '../lib/session/idle.js';
 import { parseLanguageTag, primaryLanguageOf, SpokenLanguage } from '../lib/session/language.js';
 import { detectTextLanguage } from '../lib/session/text_language.js';
 import { policyForParticipant } from '../lib/session/policy.js';
@@ -25,6 +26,7 @@ import { llmCondenser } from './condenser.js';
 import type { Config } from './config.js';
 import { AgentContextSink } from './context_sink.js';
 import type { JobMetrics } from './metrics.js';
+import { IdleWatch } from './idle_watch.js';
 import { buildModels, type Models } from './models.js';
 import { ParticipantSession, type Arrival } from './participant_session.js';
 import { RoomMessenger, bridgeRoom } from './room_bridge.js';
@@ -44,6 +46,22 @@ const GREETING_HEAD_START_MS = 1_000;
  * this bounds a greeting that is slow to start.
  */
 const ARRIVAL_WRITE_HOLD_MS = 5_000;
+
+/** Longest wait for the goodbye of an idle hang-up to play out before the call ends anyway, ms. */
+const GOODBYE_MAX_MS = 20_000;
+
+/** Resolves once `handle` played out, failed, or after `maxMs`. */
+function playedOut(handle: voice.SpeechHandle | undefined, maxMs: number): Promise<void> {
+  if (handle === undefined) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, maxMs);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    handle.waitForPlayout().then(done, done);
+  });
+}
 
 /** Resolves once the agent starts speaking (first text or audio frame out), the speech ends, or after `maxMs`. */
 function agentStartedSpeaking(session: voice.AgentSession, handle: voice.SpeechHandle, maxMs: number): Promise<void> {
@@ -164,6 +182,7 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
   const { store, notices } = stores;
   let finishing: Promise<void> | undefined;
   let agentSession: voice.AgentSession | undefined;
+  let idle: IdleWatch | undefined;
   let arrival: Arrival | undefined;
   /** Releases the arrival's held store writes (see ARRIVAL_WRITE_HOLD_MS). */
   let greetingOnItsWay = () => {};
@@ -216,6 +235,7 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
   const finish = (reason: DisconnectReason | 'rejoin_expired'): Promise<void> => {
     finishing ??= (async () => {
       log.info({ reason }, 'conversation closing');
+      idle?.stop();
       greetingOnItsWay();
       if (ps.isForgotten) {
         // Erased: nothing may be written back.
@@ -223,10 +243,20 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
         const message = takenOverMessage(ps.currentRecord?.language ?? null);
         await status({ error: { code: 'taken_over', message } });
         await agentSession?.say(message).waitForPlayout().catch(() => undefined);
+      } else if (reason === 'idle') {
+        // The goodbye is said whole, the conversation saved, and only then is the client told
+        // (it then leaves without trying to rejoin; a new call resumes the conversation).
+        const message = idleGoodbyeText(ps.currentRecord?.language ?? null, policy.resumePolicy !== 'AlwaysFresh');
+        await playedOut(agentSession?.say(message, { allowInterruptions: false }), GOODBYE_MAX_MS);
+        await ps.suspend('idle');
+        await status({ state: 'Disconnected', ended: { reason: 'idle', message } });
       } else {
         await ps.suspend(reason === 'rejoin_expired' ? 'network' : reason);
       }
       await agentSession?.close().catch(() => undefined);
+      // The call is over for everyone in the room: deleting it disconnects the participant
+      // (ROOM_DELETED) instead of leaving them in a room with no agent.
+      if (reason === 'idle') await ctx.deleteRoom();
       ctx.shutdown(reason);
     })();
     return finishing;
@@ -348,6 +378,7 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
     const unbridge = bridgeRoom(ctx.room, identity, receiver, metrics, log, {
       onLeft: (reason) => {
         log.info({ reason }, 'participant left');
+        idle?.report({ type: 'participant_away' });
         metrics.gauge('pva_active_sessions', 0);
         ps.left(reason);
       },
@@ -362,6 +393,7 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
           void tellLanguage(now);
         }
         metrics.gauge('pva_active_sessions', 1);
+        idle?.report({ type: 'participant_back' });
         log.info({ greeting: back.greeting.kind }, 'participant rejoined');
         void status({ decision: { kind: back.decision.kind, why: back.decision.why }, greeting: back.greeting.kind });
         if (back.speech !== null) agentSession?.say(back.speech);
@@ -384,13 +416,19 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
       const turn = chatMessageToTurn(ev.item);
       if (turn) ps.persistTurn(turn);
     });
-    if (models.sttDetectsLanguage) {
+    // The idle rule's inputs: the participant speaking, and the agent busy or quiet.
+    session.on(voice.AgentSessionEventTypes.UserStateChanged, (ev) => {
+      if (ev.newState === 'speaking') idle?.report({ type: 'user_active' });
+    });
+    session.on(voice.AgentSessionEventTypes.AgentStateChanged, (ev) => {
+      if (ev.newState === 'thinking' || ev.newState === 'speaking') idle?.report({ type: 'agent_busy' });
+      else if (ev.newState === 'listening' || ev.newState === 'idle') idle?.report({ type: 'agent_quiet' });
+    });
+    session.on(voice.AgentSessionEventTypes.UserInputTranscribed, (ev) => {
+      if (ev.transcript.trim() !== '') idle?.report({ type: 'user_active' });
       // What the participant speaks, as the STT detects it.
-      session.on(voice.AgentSessionEventTypes.UserInputTranscribed, (ev) => {
-        if (!ev.isFinal || ev.transcript.trim() === '') return;
-        void learnLanguage(ev.language, 'speech');
-      });
-    }
+      if (models.sttDetectsLanguage && ev.isFinal && ev.transcript.trim() !== '') void learnLanguage(ev.language, 'speech');
+    });
     session.on(voice.AgentSessionEventTypes.Close, (ev) => {
       log.info({ reason: ev.reason }, 'agent session closed');
       void finish('agent_shutdown');
@@ -407,6 +445,7 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
         closeOnDisconnect: false,
         // Typed input: like the default, but pending dynamic context reaches the model first.
         textInputCallback: async (sess, ev) => {
+          idle?.report({ type: 'user_active' });
           // Before the reply: a language adopted now is in the model's instructions for it.
           await learnLanguage(detectTextLanguage(ev.text), 'text');
           await flushContext();
@@ -417,6 +456,20 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
       outputOptions: { audioEnabled: !text, transcriptionEnabled: true },
     });
     const { decision, greeting, speech } = arrival;
+    if (decision.kind !== 'reject' && finishing === undefined) {
+      idle = new IdleWatch(config.idle, systemClock, {
+        checkIn: () => {
+          log.info({}, 'participant silent: checking in');
+          metrics.inc('pva_idle_total', { step: 'check_in' });
+          session.say(idleCheckInText(ps.currentRecord?.language ?? null));
+        },
+        hangUp: () => {
+          log.info({}, 'participant silent after the check-in: ending the call');
+          metrics.inc('pva_idle_total', { step: 'hang_up' });
+          void finish('idle');
+        },
+      });
+    }
     // The greeting goes out first; nothing on its path waits for another round trip.
     const handle = speech !== null ? session.say(speech) : undefined;
     if (handle) metrics.observe('pva_arrival_to_greeting_seconds', (systemClock.nowMs() - linkedAtMs) / 1000);

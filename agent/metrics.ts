@@ -25,6 +25,7 @@ export const COUNTERS = {
   pva_takeovers_total: { help: 'Sessions taken over by a newer arrival of the same identity elsewhere.', labels: [] },
   pva_store_errors_total: { help: 'Store operations that failed or timed out, by operation.', labels: ['op'] },
   pva_summary_condensed_total: { help: 'Summaries of older turns condensed by the model, by result (ok, failed, unusable).', labels: ['result'] },
+  pva_idle_total: { help: 'Idle steps taken: check-ins said after a silence, and calls the agent ended after one (IDLE_CHECK_IN_MS, IDLE_HANG_UP_MS).', labels: ['step'] },
   pva_languages_adopted_total: { help: 'Conversations that took the language the participant was heard speaking or wrote in, by its primary subtag.', labels: ['language'] },
 } as const;
 

@@ -33,6 +33,9 @@ import type { ClaimMode, LeaseToken, SessionStore } from '../lib/store/session_s
 import type { JobMetrics } from './metrics.js';
 import { StoreWriteQueue, type WriteHold } from './write_queue.js';
 
+/** Reasons after which a call is over, not dropped: a return is greeted however soon it comes. */
+const CALL_ENDED: ReadonlySet<DisconnectReason> = new Set<DisconnectReason>(['client_initiated', 'ended', 'idle']);
+
 /** How long a claim holds without renewal; renewed every third of it. @default 30 000 ms */
 export const DEFAULT_LEASE_MS = 30_000;
 
@@ -250,11 +253,12 @@ export class ParticipantSession {
     }
 
     const storedWithTopic = stored && { ...stored, lastTopic: lastTopic(stored.history) ?? stored.lastTopic };
-    // A participant who left on their own (hung up, closed the tab) and calls again is a new
-    // arrival, greeted however soon they come back; only a drop they did not choose (the
-    // network, a worker that went away) goes unannounced within the re-greet gap.
-    const leftOnPurpose = stored !== null && (stored.disconnectReason === 'client_initiated' || stored.disconnectReason === 'ended');
-    const greeting = chooseGreeting(decision, storedWithTopic, profile, nowMs, leftOnPurpose ? { minRegreetGapMs: 0 } : this.greetingOpts());
+    // A participant whose call ended (they hung up or closed the tab, or the agent hung up on a
+    // silence) and who calls again is a new arrival, greeted however soon they come back; only a
+    // drop they did not choose (the network, a worker that went away) goes unannounced within
+    // the re-greet gap.
+    const callEnded = stored !== null && stored.disconnectReason !== null && CALL_ENDED.has(stored.disconnectReason);
+    const greeting = chooseGreeting(decision, storedWithTopic, profile, nowMs, callEnded ? { minRegreetGapMs: 0 } : this.greetingOpts());
     let record: SessionRecord;
     if (decision.kind === 'resume' && storedWithTopic) {
       record = resumedRecord(storedWithTopic, nowMs, decision.why === 'within_session_ttl');

@@ -27,6 +27,12 @@ export const sessionStatusMessageSchema = z.object({
   restoredTurns: z.number().int().nonnegative().optional(),
   /** A user-facing error (no personal data), e.g. when `AlwaysResume` cannot resume. */
   error: z.object({ code: z.string(), message: z.string() }).optional(),
+  /**
+   * The agent ended the call, and why (`idle`: after a silence it checked in on; more reasons may
+   * come, so a client treats any value as "ended"), with what it said. The room is deleted next:
+   * a client does not rejoin it, and a new call resumes the conversation (within the session TTL).
+   */
+  ended: z.object({ reason: z.string().max(64), message: z.string() }).optional(),
   /** The store is unreachable and the agent works from memory. */
   degraded: z.boolean().optional(),
   /**

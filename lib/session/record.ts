@@ -23,7 +23,8 @@ export type SessionStateName = (typeof SESSION_STATES)[number];
  * - `agent_shutdown`: the worker or job shut down (deploy, crash recovery).
  * - `taken_over`: the same identity arrived elsewhere and took the session over.
  * - `ended`: the conversation was closed on purpose (resolve, kiosk logout).
- * - `unknown`: no reason was recorded.
+ * - `idle`: the agent ended the call after a silence (`lib/session/idle.ts`); the room is gone.
+ * - `unknown`: no reason was recorded, or one this version does not know (a newer worker's).
  */
 export const DISCONNECT_REASONS = [
   'client_initiated',
@@ -32,6 +33,7 @@ export const DISCONNECT_REASONS = [
   'agent_shutdown',
   'taken_over',
   'ended',
+  'idle',
   'unknown',
 ] as const;
 
@@ -90,7 +92,11 @@ export const sessionRecordSchema = z.object({
   lastSeenAt: z.number().int().nonnegative(),
   /** When the participant last left, epoch ms; null while connected. */
   disconnectedAt: z.number().int().nonnegative().nullable(),
-  disconnectReason: z.enum(DISCONNECT_REASONS).nullable(),
+  /**
+   * A reason this version does not know reads as `unknown`, so a record a newer worker wrote with
+   * a new reason stays readable during a rolling upgrade instead of being set aside as invalid.
+   */
+  disconnectReason: z.union([z.enum(DISCONNECT_REASONS), z.string().max(64).transform((): DisconnectReason => 'unknown')]).nullable(),
   /** Rejoins and resumes of this conversation. */
   reconnectCount: z.number().int().nonnegative(),
   /** Greeted arrivals of this identity to this agent, this one included. */

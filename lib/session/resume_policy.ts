@@ -56,7 +56,7 @@ export interface ResumeInput {
 }
 
 /** Reasons after which the room (and its job) is gone, so no in-room rejoin is possible. */
-const ROOM_GONE: ReadonlySet<DisconnectReason> = new Set<DisconnectReason>(['room_closed', 'agent_shutdown']);
+const ROOM_GONE: ReadonlySet<DisconnectReason> = new Set<DisconnectReason>(['room_closed', 'agent_shutdown', 'idle']);
 
 function isRejected(r: SessionRecord | RejectedRecord | null): r is RejectedRecord {
   return r !== null && 'rejected' in r;
@@ -83,7 +83,7 @@ export function gapSinceLastSeenMs(record: SessionRecord, nowMs: number): number
  * | gap ≤ sessionTtlMs      | fresh policy_fresh   | resume within_session_ttl   | resume within_session_ttl   |
  * | gap > sessionTtlMs      | fresh policy_fresh   | fresh expired               | reject expired              |
  *
- * Reason: after `room_closed` / `agent_shutdown` the room is gone, so a resume is always
+ * Reason: after `room_closed` / `agent_shutdown` / `idle` the room is gone, so a resume is always
  * `within_session_ttl`. After `ended` (closed on purpose) only the rejoin window is a grace
  * period; later the answer is `fresh session_ended` under every policy (a deliberate close is
  * not a failure, so `AlwaysResume` does not reject it).

@@ -32,6 +32,13 @@ describe('parseConfig', () => {
     expect(parseConfig({ ...base, REDIS_POLICY_CHECK_MS: '0' }).redisPolicyCheckMs).toBe(0);
   });
 
+  it('IDLE_CHECK_IN_MS and IDLE_HANG_UP_MS set the idle rule (2 min, then 30 s; 0 turns a step off); anything else is refused by name', () => {
+    expect(parseConfig(base).idle).toEqual({ checkInAfterMs: 120_000, hangUpAfterMs: 30_000 });
+    expect(parseConfig({ ...base, IDLE_CHECK_IN_MS: '0', IDLE_HANG_UP_MS: '600000' }).idle).toEqual({ checkInAfterMs: 0, hangUpAfterMs: 600_000 });
+    expect(() => parseConfig({ ...base, IDLE_CHECK_IN_MS: '-1' })).toThrow(/IDLE_CHECK_IN_MS must be a non-negative integer, got "-1"/);
+    expect(() => parseConfig({ ...base, IDLE_HANG_UP_MS: '2m' })).toThrow(/IDLE_HANG_UP_MS must be a non-negative integer, got "2m"/);
+  });
+
   it('uses explicit dispatch when LIVEKIT_AGENT_NAME is set', () => {
     expect(parseConfig({ ...base, LIVEKIT_AGENT_NAME: 'concierge' }).agentName).toBe('concierge');
     expect(parseConfig({ ...base, LIVEKIT_AGENT_NAME: '  ' }).agentName).toBe('');

@@ -262,13 +262,15 @@ describe('ParticipantSession', () => {
     expect(ps.rejoined()?.greeting).toEqual({ kind: 'none', why: 'short_drop' });
   });
 
-  it('a participant who left on their own and calls again at once, in a new job, is greeted; after a drop they did not choose, not', async () => {
-    for (const [reason, greeted] of [
-      ['client_initiated', true],
-      ['ended', true],
-      ['network', false],
-      ['agent_shutdown', false],
-      ['room_closed', false],
+  it('a participant whose call ended (they left, or the agent hung up on a silence) and who calls again at once, in a new job, is greeted; after a drop they did not choose, not', async () => {
+    for (const [reason, greeting] of [
+      ['client_initiated', 'welcome_back_brief'],
+      ['ended', 'welcome_back_brief'],
+      // The agent deleted the room: a resume from the shared store, greeted as a return.
+      ['idle', 'returning'],
+      ['network', 'none'],
+      ['agent_shutdown', 'none'],
+      ['room_closed', 'none'],
     ] as const) {
       const clock = new ManualClock(T0);
       const store = new MemorySessionStore({ clock });
@@ -280,7 +282,7 @@ describe('ParticipantSession', () => {
       clock.advance(2_000);
       const again = await make(store, clock, ReconnectPolicies.Default, 'job-2').ps.arrive();
       expect(again.decision.kind, reason).toBe('resume');
-      expect(again.greeting.kind, reason).toBe(greeted ? 'welcome_back_brief' : 'none');
+      expect(again.greeting.kind, reason).toBe(greeting);
     }
   });
 

@@ -11,9 +11,11 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { RoomServiceClient } from 'livekit-server-sdk';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { renderGreeting } from '../../lib/session/greeting.js';
+import { idleCheckInText, idleGoodbyeText } from '../../lib/session/idle.js';
 import { encodeKeyPart } from '../../lib/store/keys.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { RedisDeviceStore } from '../../web/server/device_store.js';
@@ -444,6 +446,62 @@ describe('web client in headless Chromium', () => {
     await waitFor('the notice', async () => /no longer known here: you start as a new visitor/.test(await text(page, 'notice')), { timeoutMs: 10_000 });
     await waitFor('greeting kind of the new visit', async () => (await data(page, 'greeting-kind', 'kind')) !== '', { timeoutMs: 15_000 });
     expect(await data(page, 'greeting-kind', 'kind')).toBe('first_time');
+  });
+
+  it('the agent ends a silent call: the page shows its goodbye, goes to Disconnected without trying to reconnect, and Connect calls again and resumes', async () => {
+    // A worker and token service of their own: a 2 s idle rule would end the other tests' calls.
+    const idleAgent = `${agentName}-idle`;
+    const [idleWorker, idleService] = await Promise.all([
+      startWorker({
+        env: {
+          LIVEKIT_URL: livekit.url,
+          LIVEKIT_API_KEY: livekit.apiKey,
+          LIVEKIT_API_SECRET: livekit.apiSecret,
+          LIVEKIT_AGENT_NAME: idleAgent,
+          REDIS_URL: redisUrl,
+          REDIS_KEY_PREFIX: prefix,
+          IDLE_CHECK_IN_MS: '2000',
+          IDLE_HANG_UP_MS: '2000',
+        },
+      }),
+      startTokenService({ livekitUrl: livekit.url, apiKey: livekit.apiKey, apiSecret: livekit.apiSecret, port: 0, agentName: idleAgent, redisUrl, redisKeyPrefix: prefix }),
+    ]);
+    try {
+      const page = await newVisitor(idleService.url);
+      await connect(page);
+      await waitForLine(page, 'agent', FIRST_TIME);
+      const room = await text(page, 'room');
+      const before = (await lines(page)).length;
+      await say(page, 'Remind me about the dentist.');
+      await waitForLine(page, 'agent', /dentist/, { after: before });
+      // Every state the badge shows from the check-in on.
+      await waitForLine(page, 'agent', literally(idleCheckInText('en-US')), { after: before });
+      await page.evaluate(() => {
+        const badge = document.getElementById('session-state')!;
+        const shown: string[] = [];
+        (window as unknown as { shownStates: string[] }).shownStates = shown;
+        new MutationObserver(() => shown.push(badge.textContent ?? '')).observe(badge, { childList: true, characterData: true, subtree: true });
+      });
+      const goodbye = idleGoodbyeText('en-US', true);
+      await waitForLine(page, 'agent', literally(goodbye), { after: before });
+      await waitForState(page, 'Disconnected');
+      expect(await text(page, 'notice')).toBe(`The agent ended the call: ${goodbye} Press Connect to call again.`);
+      expect(await page.isVisible('#error-panel')).toBe(false);
+      expect(await page.evaluate(() => localStorage.getItem('pva.last_room'))).toBeNull();
+      // The agent deletes the room after the goodbye; the page, already Disconnected, stays there.
+      const rooms = new RoomServiceClient(livekit.url, livekit.apiKey, livekit.apiSecret);
+      await waitFor('the room to be deleted', async () => (await rooms.listRooms([room])).length === 0, { timeoutMs: 15_000 });
+      expect(new Set(await page.evaluate(() => (window as unknown as { shownStates: string[] }).shownStates))).toEqual(new Set(['Disconnected']));
+
+      // Calling again: a new room, greeted as a return, the conversation resumed.
+      const n = (await lines(page)).length;
+      await connect(page);
+      const back = await waitForLine(page, 'agent', /./, { after: n, timeoutMs: 30_000 });
+      expect(back.text).toMatch(/^Welcome back/);
+      expect(await data(page, 'greeting-kind', 'kind')).toBe('returning');
+    } finally {
+      await Promise.allSettled([idleService.close(), idleWorker.stop()]);
+    }
   });
 
   it('an unreachable LiveKit server: the reconnect policy gives up after 3 attempts, Error with Retry', async () => {

@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { unlinkPrefix } from '../lib/store/redis_support.js';
 import { renderGreeting, takenOverMessage } from '../../lib/session/greeting.js';
+import { idleCheckInText, idleGoodbyeText } from '../../lib/session/idle.js';
 import { summaryLine } from '../../lib/session/history.js';
 import { languageInstruction } from '../../lib/session/language.js';
 import { KeyBuilder } from '../../lib/store/keys.js';
@@ -16,7 +17,7 @@ import { RoomServiceClient } from 'livekit-server-sdk';
 import { ensureAgentDispatched } from '../../web/server/agent_dispatch.js';
 import type { ResumePolicyName } from '../../web/server/tokens.js';
 import { startOpenAIStub, stubModelEnv, stubReply, type OpenAIStub, type StubMessage } from '../support/openai_stub.js';
-import { literally, TestParticipant, type ServerInfo } from '../support/participant.js';
+import { DisconnectReason, literally, TestParticipant, type ServerInfo } from '../support/participant.js';
 import { freeTcpPort } from '../support/ports.js';
 import { RtcContextPublisher } from '../support/rtc_context_publisher.js';
 import { waitFor } from '../support/wait.js';
@@ -434,6 +435,53 @@ describe('one worker, short windows', () => {
     expect((await q.nthText(1)).text).toMatch(/expired and cannot be resumed/i);
     // Nothing was silently reset: no new conversation was created for the strict identity.
     expect((await inspect.readRecord({ agentName, identity: strict })).status).toBe('missing');
+  });
+});
+
+describe('one worker, idle calls', () => {
+  const agentName = uid('idle');
+  const rejoinTtlMs = 30_000;
+  const checkInMs = 3_000;
+  const hangUpMs = 3_000;
+
+  beforeAll(async () => {
+    await worker(agentName, { REJOIN_TTL_MS: String(rejoinTtlMs), IDLE_CHECK_IN_MS: String(checkInMs), IDLE_HANG_UP_MS: String(hangUpMs) });
+  });
+
+  it('a silent participant is asked once if they are still there; an answer keeps the call; silence after the next check-in ends it with a goodbye, the room is deleted, and the next call resumes the conversation', async () => {
+    const identity = uid('ivan');
+    const room = uid('room');
+    const p1 = await join({ identity, room, agentName, rejoinTtlMs });
+    await p1.statusMatching((m) => m.greeting === 'first_time');
+    await converse(p1, 'I am choosing between two laptops.');
+    const replied = p1.texts.at(-1)!;
+    const checkIn = await p1.textMatching(literally(idleCheckInText(null)), { from: p1.texts.length });
+    // Not nagged early: the silence is counted from the agent's last words.
+    expect(checkIn.atMs - replied.atMs).toBeGreaterThanOrEqual(checkInMs - 500);
+    // Answering the check-in is activity: the call goes on.
+    await converse(p1, 'Yes, still here.');
+    const answeredAt = Date.now();
+    const secondCheckIn = await p1.textMatching(literally(idleCheckInText(null)), { from: p1.texts.indexOf(checkIn) + 1 });
+    const goodbye = await p1.textMatching(literally(idleGoodbyeText(null, true)), { from: p1.texts.indexOf(secondCheckIn) + 1 });
+    expect(goodbye.atMs - secondCheckIn.atMs).toBeGreaterThanOrEqual(hangUpMs - 500);
+    expect(goodbye.atMs - answeredAt).toBeGreaterThanOrEqual(checkInMs + hangUpMs - 500);
+    // Between the answer and the goodbye the agent said nothing but the second check-in.
+    expect(p1.texts.slice(p1.texts.indexOf(checkIn) + 1).map((t) => t.text)).toEqual([stubReply('Yes, still here.'), idleCheckInText(null), idleGoodbyeText(null, true)]);
+    const ended = await p1.statusMatching((m) => m.ended !== undefined);
+    expect(ended).toMatchObject({ state: 'Disconnected', ended: { reason: 'idle', message: idleGoodbyeText(null, true) } });
+    await waitFor('the room to be deleted', () => p1.disconnectReason === DisconnectReason.ROOM_DELETED, { timeoutMs: 15_000 });
+    await waitFor('the agent to leave', () => agentGone(room), { timeoutMs: 15_000 });
+    const stored = await inspect.readRecord({ agentName, identity });
+    expect(stored.status === 'found' && stored.record).toMatchObject({ state: 'Disconnected', owner: null, disconnectReason: 'idle' });
+
+    // Calling again at once: a new call, greeted as a return, with the conversation restored.
+    const p2 = await join({ identity, room: uid('room'), agentName, rejoinTtlMs });
+    const back = await p2.statusMatching((m) => m.greeting !== undefined);
+    expect(back).toMatchObject({ greeting: 'returning', decision: { kind: 'resume', why: 'within_session_ttl' } });
+    await converse(p2, 'Which one did I like?');
+    const input = (await modelInputFor('Which one did I like?')).map((m) => m.content);
+    expect(input).toContain('I am choosing between two laptops.');
+    await p2.leave();
   });
 });
 

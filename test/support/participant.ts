@@ -6,6 +6,7 @@ import {
   AudioFrame,
   AudioSource,
   AudioStream,
+  DisconnectReason,
   LocalAudioTrack,
   Room,
   RoomEvent,
@@ -92,11 +93,16 @@ export class TestParticipant {
   /** The agent's audio, as heard (voice mode). */
   readonly heard: HeardAudio = { totalMs: 0, audibleMs: 0, firstAudibleAtMs: null };
   readonly joinedAtMs: number;
+  /** Why the room disconnected this participant, once it did. */
+  disconnectReason: DisconnectReason | undefined;
   private constructor(
     readonly room: Room,
     readonly identity: string,
   ) {
     this.joinedAtMs = Date.now();
+    room.on(RoomEvent.Disconnected, (reason) => {
+      this.disconnectReason = reason;
+    });
     room.on(RoomEvent.DataReceived, (payload, _p, _kind, topic) => {
       if (topic !== SESSION_TOPIC) return;
       const msg = decodeSessionStatus(payload);
@@ -192,5 +198,5 @@ export class TestParticipant {
   }
 }
 
-/** Room events re-exported for tests. */
-export { RoomEvent };
+/** Room events and disconnect reasons re-exported for tests. */
+export { DisconnectReason, RoomEvent };

@@ -141,6 +141,24 @@ describe('client session machine (seed 000)', () => {
     expect(t.effects).toEqual([{ type: 'closeRoom' }]);
   });
 
+  it('the agent ending the call (idle hang-up, room deleted) goes to Disconnected, leaves, and forgets the room: no reconnect, and the next Connect asks for a new room', () => {
+    const t = transition(connected(), { type: 'ended' }, T0 + 500, policy);
+    expect(t.machine).toMatchObject({ state: 'Disconnected', lastRoom: null, error: null });
+    expect(t.effects).toEqual([{ type: 'persistLastRoom', lastRoom: null }, { type: 'closeRoom' }]);
+    // The room's disconnect that follows (ROOM_DELETED, or our own close) changes nothing.
+    expect(transition(t.machine, { type: 'connectionLost', reason: 'room deleted' }, T0 + 600, policy).effects).toEqual([]);
+    expect(transition(t.machine, { type: 'closed' }, T0 + 600, policy).machine.state).toBe('Disconnected');
+    const again = transition(t.machine, { type: 'connect' }, T0 + 1_000, policy);
+    expect(startOf(again.effects).room).toBeNull();
+    // During an attempt of ours: the attempt is abandoned and its late result ignored.
+    const connecting = transition(initialMachine({ name: 'r1', seenAtMs: T0 }), { type: 'connect' }, T0 + 10, policy);
+    const ended = transition(connecting.machine, { type: 'ended' }, T0 + 20, policy);
+    expect(ended.effects).toEqual([{ type: 'persistLastRoom', lastRoom: null }, { type: 'abandonAttempt' }]);
+    expect(transition(ended.machine, { type: 'connected', attemptId: startOf(connecting.effects).attemptId, room: 'r1' }, T0 + 30, policy).machine.state).toBe('Disconnected');
+    // Already disconnected or in Error: nothing to do.
+    expect(transition(initialMachine(), { type: 'ended' }, T0, policy).effects).toEqual([]);
+  });
+
   it('reset (forget me) returns to a clean Disconnected and forgets the room', () => {
     const t = transition(connected(), { type: 'reset' }, T0 + 500, policy);
     expect(t.machine.state).toBe('Disconnected');

@@ -331,6 +331,11 @@ room.on(RoomEvent.Disconnected, (reason?: DisconnectReason) => {
   currentRoomName = null;
   if (reason === DisconnectReason.CLIENT_INITIATED) {
     dispatch({ type: 'closed' });
+  } else if (reason === DisconnectReason.ROOM_DELETED) {
+    // The agent hung up (its status message, if it arrived, already ended the call) or an
+    // operator deleted the room: there is nothing to rejoin.
+    if (isActive(machine.state)) notice('The call ended. Press Connect to call again.');
+    dispatch({ type: 'ended' });
   } else if (reason === DisconnectReason.DUPLICATE_IDENTITY || reason === DisconnectReason.PARTICIPANT_REMOVED) {
     dispatch({
       type: 'fatal',
@@ -365,7 +370,10 @@ room.on(RoomEvent.DataReceived, (payload: Uint8Array, participant?: RemotePartic
     if (msg.state !== 'Error' && msg.error === undefined && lastStatus.error !== undefined) delete lastStatus.error;
     event(`agent session: ${msg.state}${msg.greeting ? `, greeting ${msg.greeting}` : ''}${msg.decision ? `, ${msg.decision.kind} (${msg.decision.why})` : ''}`);
     renderSession();
-    if (msg.state === 'Error') {
+    if (msg.ended !== undefined) {
+      notice(`The agent ended the call: ${msg.ended.message} Press Connect to call again.`);
+      dispatch({ type: 'ended' });
+    } else if (msg.state === 'Error') {
       dispatch({ type: 'fatal', error: msg.error ? { code: msg.error.code, message: msg.error.message } : { code: 'agent_error', message: 'The agent could not continue this session.' } });
     }
   } else if (topic === CONTEXT_TOPIC) {

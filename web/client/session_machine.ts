@@ -96,6 +96,11 @@ export type ClientEvent =
    * take the session back and forth).
    */
   | { type: 'fatal'; error: ClientError }
+  /**
+   * The agent ended the call (it hung up after a silence) or the room was deleted: the room is
+   * gone, so the page neither reconnects nor rejoins it; the next Connect asks for a new room.
+   */
+  | { type: 'ended' }
   /** Still connected: refresh `lastRoom.seenAtMs` (heartbeat, page hide). */
   | { type: 'heartbeat' }
   /** Forget everything (after "Forget me"): back to a clean `Disconnected`. */
@@ -219,6 +224,17 @@ export function transition(m: ClientMachine, ev: ClientEvent, nowMs: number, pol
       }
       if (m.state === 'Error') return { machine: { ...m, state: 'Disconnected', error: null }, effects: [] };
       return same(m);
+
+    case 'ended': {
+      if (!isActive(m.state) && m.state !== 'Disconnecting') return same(m);
+      // A live room is left; an attempt of ours in flight is abandoned (its result is ignored).
+      const live = m.state === 'Connected' || (m.state === 'Reconnecting' && m.attempts === 0);
+      const leave: ClientEffect = m.state === 'Disconnecting' || live ? { type: 'closeRoom' } : { type: 'abandonAttempt' };
+      return {
+        machine: { ...m, state: 'Disconnected', attempts: 0, lastRoom: null, attemptId: m.attemptId + 1, error: null },
+        effects: [{ type: 'persistLastRoom', lastRoom: null }, leave],
+      };
+    }
 
     case 'closed':
       return m.state === 'Disconnecting' ? { machine: { ...m, state: 'Disconnected' }, effects: [] } : same(m);

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../lib/errors.js';
 import { DEFAULT_PROFILE_TTL_MS, ReconnectPolicies, loadPolicyFromEnv } from '../../../lib/session/policy.js';
-import { newSessionRecord, parseProfile, parseSessionRecord, profileFromRecord, resumedRecord } from '../../../lib/session/record.js';
+import { newSessionRecord, parseProfile, parseSessionRecord, profileFromRecord, resumedRecord, suspendedRecord } from '../../../lib/session/record.js';
+import { decodeStoredRecord, encodeStoredRecord } from '../../../lib/store/record_wire.js';
 
 describe('session record', () => {
   it('round-trips through JSON and zod', () => {
@@ -27,6 +28,18 @@ describe('session record', () => {
     expect(parseSessionRecord({ ...r, v: 2 })).toEqual({ ok: false, why: 'record_invalid' });
     expect(parseSessionRecord({ ...r, history: null })).toEqual({ ok: false, why: 'record_invalid' });
     expect(parseSessionRecord('nope')).toEqual({ ok: false, why: 'record_invalid' });
+  });
+
+  it('reads a disconnect reason it does not know (a newer worker\'s) as unknown instead of refusing the record; a reason that is not a string is still invalid', () => {
+    const r = suspendedRecord(newSessionRecord({ agentName: 'a', identity: 'i', sessionId: 's', nowMs: 5, profile: null }), 50, 'idle');
+    expect(parseSessionRecord(JSON.parse(JSON.stringify(r)))).toEqual({ ok: true, value: r });
+    expect(parseSessionRecord({ ...r, disconnectReason: 'moderator_removed' })).toEqual({ ok: true, value: { ...r, disconnectReason: 'unknown' } });
+    // The stored form takes the same path.
+    const payload = encodeStoredRecord(r);
+    expect(decodeStoredRecord(payload)).toEqual({ ok: true, value: r });
+    expect(decodeStoredRecord(payload.replace('"disconnectReason":"idle"', '"disconnectReason":"moderator_removed"'))).toEqual({ ok: true, value: { ...r, disconnectReason: 'unknown' } });
+    expect(parseSessionRecord({ ...r, disconnectReason: 7 })).toEqual({ ok: false, why: 'record_invalid' });
+    expect(parseSessionRecord({ ...r, disconnectReason: 'x'.repeat(65) })).toEqual({ ok: false, why: 'record_invalid' });
   });
 
   it('carries visit count and first-seen time from the profile; a shared-store resume counts a visit', () => {

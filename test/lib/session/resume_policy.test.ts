@@ -18,7 +18,7 @@ type RecordState = (typeof STATES)[number];
 type ReasonClass = 'normal' | 'room_gone' | 'ended';
 
 function reasonClass(r: DisconnectReason): ReasonClass {
-  return r === 'room_closed' || r === 'agent_shutdown' ? 'room_gone' : r === 'ended' ? 'ended' : 'normal';
+  return r === 'room_closed' || r === 'agent_shutdown' || r === 'idle' ? 'room_gone' : r === 'ended' ? 'ended' : 'normal';
 }
 
 function input(state: RecordState, p: ResumePolicy, reason: DisconnectReason, clock: ManualClock): ResumeInput {
@@ -82,8 +82,8 @@ describe('decideResume: every cell of policy × record state × disconnect reaso
   const cells: [ResumePolicy, RecordState, DisconnectReason][] = [];
   for (const p of RESUME_POLICIES) for (const s of STATES) for (const r of DISCONNECT_REASONS) cells.push([p, s, r]);
 
-  it('covers 3 policies × 8 record states × 7 reasons', () => {
-    expect(cells).toHaveLength(3 * 8 * 7);
+  it('covers 3 policies × 8 record states × 8 reasons', () => {
+    expect(cells).toHaveLength(3 * 8 * 8);
   });
 
   it.each(cells)('%s / %s / %s', (p, state, reason) => {
@@ -110,6 +110,8 @@ describe('decideResume: boundaries and reason source', () => {
 
   it('takes the reason from the record when none is given', () => {
     expect(at(1_000, 'room_closed').why).toBe('within_session_ttl');
+    // The agent hung up on a silence and deleted the room: a return is a new call, resumed.
+    expect(at(1_000, 'idle').why).toBe('within_session_ttl');
     expect(at(1_000, 'client_initiated').why).toBe('within_rejoin_ttl');
   });
 
