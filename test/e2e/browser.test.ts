@@ -474,31 +474,34 @@ describe('web client in headless Chromium', () => {
       const before = (await lines(page)).length;
       await say(page, 'Remind me about the dentist.');
       await waitForLine(page, 'agent', /dentist/, { after: before });
-      // Every state the badge shows from the check-in on.
       await waitForLine(page, 'agent', literally(idleCheckInText('en-US')), { after: before });
+      const goodbye = idleGoodbyeText('en-US', true);
+      await waitForLine(page, 'agent', literally(goodbye), { after: before });
+      await waitForState(page, 'Disconnected');
+      // Every state the badge shows from here on.
       await page.evaluate(() => {
         const badge = document.getElementById('session-state')!;
         const shown: string[] = [];
         (window as unknown as { shownStates: string[] }).shownStates = shown;
         new MutationObserver(() => shown.push(badge.textContent ?? '')).observe(badge, { childList: true, characterData: true, subtree: true });
       });
-      const goodbye = idleGoodbyeText('en-US', true);
-      await waitForLine(page, 'agent', literally(goodbye), { after: before });
-      await waitForState(page, 'Disconnected');
       expect(await text(page, 'notice')).toBe(`The agent ended the call: ${goodbye} Press Connect to call again.`);
       expect(await page.isVisible('#error-panel')).toBe(false);
       expect(await page.evaluate(() => localStorage.getItem('pva.last_room'))).toBeNull();
       // The agent deletes the room after the goodbye; the page, already Disconnected, stays there.
       const rooms = new RoomServiceClient(livekit.url, livekit.apiKey, livekit.apiSecret);
       await waitFor('the room to be deleted', async () => (await rooms.listRooms([room])).length === 0, { timeoutMs: 15_000 });
-      expect(new Set(await page.evaluate(() => (window as unknown as { shownStates: string[] }).shownStates))).toEqual(new Set(['Disconnected']));
+      // No reconnect was tried (the old page went Reconnecting → Connecting into a new room here).
+      expect((await page.evaluate(() => (window as unknown as { shownStates: string[] }).shownStates)).filter((st) => st !== 'Disconnected')).toEqual([]);
+      expect(await text(page, 'session-state')).toBe('Disconnected');
 
       // Calling again: a new room, greeted as a return, the conversation resumed.
       const n = (await lines(page)).length;
       await connect(page);
       const back = await waitForLine(page, 'agent', /./, { after: n, timeoutMs: 30_000 });
       expect(back.text).toMatch(/^Welcome back/);
-      expect(await data(page, 'greeting-kind', 'kind')).toBe('returning');
+      // The status message follows the greeting's first text (the earlier call's is shown until then).
+      await waitFor('the returning greeting reported on pva.session', async () => (await data(page, 'greeting-kind', 'kind')) === 'returning', { timeoutMs: 15_000 });
     } finally {
       await Promise.allSettled([idleService.close(), idleWorker.stop()]);
     }
