@@ -10,8 +10,10 @@
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { MemoryDeviceStore, RedisDeviceStore, type DeviceStore } from '../../web/server/device_store.js';
+import { RedisRateLimiter } from '../../web/server/rate_limiter.js';
 import { startTokenService, type TokenService, type TokenServiceOptions } from '../../web/server/service.js';
 import { canStartRedis, freePort, PrivateRedis } from '../lib/store/private_redis.js';
+import { randomPrefix, testRedisUrl } from '../support/env.js';
 
 // Never a skip: `npm test` (scripts/ensure_redis.sh) installs Debian's redis-server when it is missing.
 if (!canStartRedis()) throw new Error('the rate limit outage tests need the redis-server binary (apt-get install redis-server)');
@@ -24,23 +26,27 @@ afterEach(async () => {
   svc = undefined;
 });
 
-/** Starts a service with small limits (3 identities, 2 new rooms a minute) and `opts`. */
-async function start(opts: Partial<TokenServiceOptions> = {}): Promise<TokenService> {
-  devices = opts.deviceStore ?? new MemoryDeviceStore();
-  svc = await startTokenService({
+/** A service with small limits (3 identities, 2 new rooms a minute), no LiveKit, on `deviceStore`. */
+function options(deviceStore: DeviceStore): TokenServiceOptions {
+  return {
     livekitUrl: 'ws://127.0.0.1:1',
     apiKey: 'unit-key',
     apiSecret: 'unit-secret-unit-secret-unit-secret-0123',
     port: 0,
-    deviceStore: devices,
+    deviceStore,
     sessionEraser: null,
     agentSpawner: null,
     roomCloser: { deleteRoom: async () => undefined },
     identitiesPerMin: 3,
     newRoomsPerMin: 2,
     nowMs: () => now,
-    ...opts,
-  });
+  };
+}
+
+/** Starts a service of {@link options} with `opts`. */
+async function start(opts: Partial<TokenServiceOptions> = {}): Promise<TokenService> {
+  devices = opts.deviceStore ?? new MemoryDeviceStore();
+  svc = await startTokenService({ ...options(devices), ...opts });
   return svc;
 }
 
@@ -148,7 +154,8 @@ describe('a device store outage does not use up a limit', () => {
       admin = new Redis(redis.url, { maxRetriesPerRequest: 1 });
       admin.on('error', () => {}); // Redis is stopped on purpose
     }
-    const store = new RedisDeviceStore({ url: redis.url, prefix: 'rl:' });
+    // A prefix of its own: the limits' counters live in this Redis too (a service per test).
+    const store = new RedisDeviceStore({ url: redis.url, prefix: `rl${stores.length}:` });
     stores.push(store);
     return start({ deviceStore: store });
   }
@@ -185,5 +192,78 @@ describe('a device store outage does not use up a limit', () => {
     expect((await post(s, '/api/token', d)).status).toBe(200);
     expect((await post(s, '/api/token', d)).status).toBe(429);
     expect(await devices.rooms(d.identity)).toHaveLength(2);
+  });
+});
+
+describe('with a Redis, the limits are shared by every service process', () => {
+  const prefix = randomPrefix('rate');
+  const clients: Redis[] = [];
+  const replicas: TokenService[] = [];
+  afterAll(async () => {
+    for (const r of replicas) await r.close();
+    const admin = new Redis(testRedisUrl());
+    const keys = await admin.keys(`${prefix}*`);
+    if (keys.length > 0) await admin.unlink(...keys);
+    admin.disconnect();
+    for (const c of clients) c.disconnect();
+  });
+
+  /** A service process of its own (its own client), on the shared Redis and prefix. */
+  async function replica(): Promise<TokenService> {
+    const client = new Redis(testRedisUrl(), { maxRetriesPerRequest: 1 });
+    clients.push(client);
+    const s = await startTokenService(options(new RedisDeviceStore({ client, prefix })));
+    replicas.push(s);
+    return s;
+  }
+
+  it('two processes behind one load balancer grant one limit between them, not one each; the counters name no address or identity', async () => {
+    const [a, b] = [await replica(), await replica()];
+    const statuses: number[] = [];
+    for (const s of [a, b, a, b]) statuses.push((await newIdentity(s)).status);
+    expect(statuses).toEqual([201, 201, 201, 429]);
+    expect((await newIdentity(a)).status).toBe(429);
+    now += 60_000;
+    const dev = await device(a);
+    expect((await post(a, '/api/token', dev)).status).toBe(200);
+    expect((await post(b, '/api/token', dev)).status).toBe(200);
+    expect((await post(a, '/api/token', dev)).status).toBe(429);
+    expect((await post(b, '/api/token', dev)).status).toBe(429);
+    const admin = new Redis(testRedisUrl());
+    const counters = await admin.keys(`${prefix}{r.*`);
+    admin.disconnect();
+    expect(counters.length).toBeGreaterThanOrEqual(2);
+    for (const k of counters) {
+      expect(k).not.toContain(dev.identity);
+      expect(k).not.toContain('127.0.0.1');
+      expect(k).toMatch(/^.*\{r\.(identity|room)\.[A-Za-z0-9_-]{22}\}$/);
+    }
+  });
+
+  it('a refund gives back only an event of the current window, never one of the next', async () => {
+    const client = new Redis(testRedisUrl(), { maxRetriesPerRequest: 1 });
+    clients.push(client);
+    const limit = new RedisRateLimiter(client, prefix, 'export', 2, 60_000);
+    const t0 = 1_700_000_000_000;
+    expect(await limit.allow('k', t0)).toBe(true);
+    expect(await limit.allow('k', t0 + 1)).toBe(true);
+    // The second request failed before doing anything: given back, so one more fits.
+    await limit.refund('k', t0 + 1);
+    expect(await limit.allow('k', t0 + 3)).toBe(true);
+    expect(await limit.allow('k', t0 + 4)).toBe(false);
+    // A new window: a refund of an event of the old one changes nothing in it.
+    expect(await limit.allow('k', t0 + 60_000)).toBe(true);
+    expect(await limit.allow('k', t0 + 60_001)).toBe(true);
+    await limit.refund('k', t0 + 3);
+    expect(await limit.allow('k', t0 + 60_002)).toBe(false);
+    // Another key has its own count.
+    expect(await limit.allow('other', t0 + 60_002)).toBe(true);
+  });
+
+  it('refuses a limit name that would not make a key', () => {
+    const client = new Redis(testRedisUrl(), { lazyConnect: true });
+    clients.push(client);
+    expect(() => new RedisRateLimiter(client, prefix, 'Bad Name}', 1, 1_000)).toThrow(/lower-case letters/);
+    expect(() => new RedisRateLimiter(client, 'a{b', 'export', 1, 1_000)).toThrow(/must not contain/);
   });
 });

@@ -297,7 +297,11 @@ describe('Redis device store', () => {
     try {
       const res = await fetch(`${svc.url}/api/identity`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
       const d = (await res.json()) as { identity: string; deviceSecret: string };
-      const keys = await scanAll(redis as Redis, `${svcPrefix}*`);
+      // Besides the device record, only the per-address rate-limit counter (shared by every
+      // service process; its name holds a hash, never the address).
+      const all = await scanAll(redis as Redis, `${svcPrefix}*`);
+      expect(all.filter((k) => k.startsWith(`${svcPrefix}{r.`))).toEqual([expect.stringMatching(/\{r\.identity\.[A-Za-z0-9_-]{22}\}$/)]);
+      const keys = all.filter((k) => !k.startsWith(`${svcPrefix}{r.`));
       expect(keys).toHaveLength(1);
       expect(keys[0]).toMatch(/^pva-test:web:[a-z0-9]+:svc:\{d\.[A-Za-z0-9_-]+\}:device$/);
       const raw = await (redis as Redis).get(keys[0] as string);

@@ -47,11 +47,11 @@ import {
 } from './config.js';
 import { hashSecret, newDeviceSecret, newIdentity, newRoomName, secretMatches } from './credentials.js';
 import type { DeviceStore } from './device_store.js';
+import type { RateLimiter } from './rate_limiter.js';
 import { createServiceStores, serviceRedisTarget, type SessionEraser, type SessionExporter } from './service_stores.js';
 import { identityExport } from '../../lib/identity_export.js';
 import type { SessionSnapshot } from '../../lib/store/session_store.js';
 import { mintParticipantToken } from './tokens.js';
-import { WindowLimiter } from './window_limiter.js';
 import {
   decidePolicy,
   parseCredentials,
@@ -222,10 +222,10 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
         ? (room, hint) => ensureAgentDispatched({ url: config.livekitUrl, apiKey: config.apiKey, apiSecret: config.apiSecret }, room, agentName, hint)
         : null;
   /** A per-minute limit (null = none). */
-  const perMinute = (n: number): WindowLimiter | null => (n > 0 ? new WindowLimiter(n, 60_000) : null);
-  const identityLimiter = perMinute(config.identitiesPerMin);
-  const newRoomLimiter = perMinute(config.newRoomsPerMin);
-  const exportLimiter = new WindowLimiter(EXPORTS_PER_MIN, 60_000);
+  const perMinute = (name: string, n: number): RateLimiter | null => (n > 0 ? stores.limiter(name, n, 60_000) : null);
+  const identityLimiter = perMinute('identity', config.identitiesPerMin);
+  const newRoomLimiter = perMinute('room', config.newRoomsPerMin);
+  const exportLimiter = stores.limiter('export', EXPORTS_PER_MIN, 60_000);
   const tooMany = (what: string) => new HttpError(429, 'too_many_requests', 'rate_limited', `too many ${what}; try again in a minute`, { 'retry-after': '60' });
 
   const storeCall = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
@@ -249,7 +249,7 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
       badRequest(parseIdentityRequest(badRequest(parseJsonBody(await readBody(req)))));
       const limitKey = rateLimitKey(clientAddress(req, config.trustProxyHops));
       const countedAtMs = nowMs();
-      if (identityLimiter !== null && !identityLimiter.allow(limitKey, countedAtMs)) throw tooMany('new identities from this address');
+      if (identityLimiter !== null && !(await storeCall('rate_limit', () => identityLimiter.allow(limitKey, countedAtMs)))) throw tooMany('new identities from this address');
       try {
         for (let i = 0; i < 3; i++) {
           const identity = newIdentity();
@@ -265,7 +265,7 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
         throw new HttpError(503, 'service_unavailable', 'identity_collision', 'could not allocate an identity; try again');
       } catch (err) {
         // Nothing was issued: the attempt does not count against the address's limit.
-        identityLimiter?.refund(limitKey, countedAtMs);
+        await identityLimiter?.refund(limitKey, countedAtMs);
         throw err;
       }
     },
@@ -285,14 +285,14 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
         reused = true;
       } else {
         // Counted only for a verified identity, so nobody can use up someone else's rooms.
-        if (newRoomLimiter !== null && !newRoomLimiter.allow(body.identity, now)) throw tooMany('new rooms for this identity');
+        if (newRoomLimiter !== null && !(await storeCall('rate_limit', () => newRoomLimiter.allow(body.identity, now)))) throw tooMany('new rooms for this identity');
         room = newRoomName();
       }
       try {
         await storeCall('addRoom', () => devices.addRoom(body.identity, room, now, now + config.roomReuseMs, config.deviceTtlMs));
       } catch (err) {
         // No room was issued: the attempt does not count against the identity's limit.
-        if (!reused) newRoomLimiter?.refund(body.identity, now);
+        if (!reused) await newRoomLimiter?.refund(body.identity, now);
         throw err;
       }
       // The participant's language, and whether they picked it (validation keeps the mark only with a language).
@@ -349,7 +349,7 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
       const creds = badRequest(parseCredentials(badRequest(parseJsonBody(await readBody(req)))));
       await verify(creds);
       const now = nowMs();
-      if (!exportLimiter.allow(creds.identity, now)) throw tooMany('exports for this identity');
+      if (!(await storeCall('rate_limit', () => exportLimiter.allow(creds.identity, now)))) throw tooMany('exports for this identity');
       let snapshots: SessionSnapshot[];
       let rooms: string[];
       try {
@@ -359,7 +359,7 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
         ]);
       } catch (err) {
         // Nothing was exported: the attempt does not count against the identity's limit.
-        exportLimiter.refund(creds.identity, now);
+        await exportLimiter.refund(creds.identity, now);
         throw err;
       }
       const body = identityExport(creds.identity, snapshots, rooms, now, exporter !== null);

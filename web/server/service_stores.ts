@@ -15,6 +15,7 @@ import type { SessionSnapshot } from '../../lib/store/session_store.js';
 import { SessionNotices, forgetIdentity } from '../../lib/store/session_notices.js';
 import type { WebConfig } from './config.js';
 import { MemoryDeviceStore, RedisDeviceStore, type DeviceStore } from './device_store.js';
+import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './rate_limiter.js';
 
 /** Per-command bound of the session store used to forget an identity, ms (a forget scans every agent's keys). */
 export const ERASER_COMMAND_TIMEOUT_MS = 2_000;
@@ -36,6 +37,11 @@ export interface ServiceStores {
   eraser: SessionEraser | null;
   /** `null`: nothing to export (no shared session store). */
   exporter: SessionExporter | null;
+  /**
+   * A rate limit named `name` (`perWindow` events per `windowMs` per key): in the device store's
+   * Redis when it has one, so every service process shares the count; else in this process.
+   */
+  limiter(name: string, perWindow: number, windowMs: number): RateLimiter;
   /** True when devices are shared (Redis, or a store handed in), false when in this process's memory. */
   isShared: boolean;
   /** How the created Redis clients reach Redis; `null` without a Redis configured. */
@@ -109,6 +115,8 @@ export function createServiceStores(
     devices,
     eraser,
     exporter,
+    limiter: (name, perWindow, windowMs) =>
+      devices instanceof RedisDeviceStore ? new RedisRateLimiter(devices.client, devices.keys.prefix, name, perWindow, windowMs) : new MemoryRateLimiter(perWindow, windowMs),
     isShared: target !== undefined || injected.deviceStore !== undefined,
     redis: target === undefined ? null : target.cluster !== undefined ? 'cluster' : target.sentinel !== undefined ? 'sentinel' : 'url',
     close: async () => {
