@@ -12,7 +12,7 @@ import { ConflictError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import type { ContextSnapshot } from '../lib/context/snapshot.js';
 import { condenseDue, DEFAULT_CONDENSE_OPTIONS, withCondensedSummary, type CondenseOptions, type Condenser } from '../lib/session/condense.js';
-import { chooseGreeting, renderGreeting, type GreetingChoice } from '../lib/session/greeting.js';
+import { chooseGreeting, renderGreeting, shortDropRuleApplies, type GreetingChoice } from '../lib/session/greeting.js';
 import { lastTopic, recordWithTurn } from '../lib/session/history.js';
 import { arrivalLanguage, type ArrivalLanguage } from '../lib/session/language.js';
 import type { SessionPolicy } from '../lib/session/policy.js';
@@ -34,7 +34,6 @@ import type { JobMetrics } from './metrics.js';
 import { StoreWriteQueue, type WriteHold } from './write_queue.js';
 
 /** Reasons after which a call is over, not dropped: a return is greeted however soon it comes. */
-const CALL_ENDED: ReadonlySet<DisconnectReason> = new Set<DisconnectReason>(['client_initiated', 'ended', 'idle']);
 
 /** How long a claim holds without renewal; renewed every third of it. @default 30 000 ms */
 export const DEFAULT_LEASE_MS = 30_000;
@@ -253,12 +252,8 @@ export class ParticipantSession {
     }
 
     const storedWithTopic = stored && { ...stored, lastTopic: lastTopic(stored.history) ?? stored.lastTopic };
-    // A participant whose call ended (they hung up or closed the tab, or the agent hung up on a
-    // silence) and who calls again is a new arrival, greeted however soon they come back; only a
-    // drop they did not choose (the network, a worker that went away) goes unannounced within
-    // the re-greet gap.
-    const callEnded = stored !== null && stored.disconnectReason !== null && CALL_ENDED.has(stored.disconnectReason);
-    const greeting = chooseGreeting(decision, storedWithTopic, profile, nowMs, callEnded ? { minRegreetGapMs: 0 } : this.greetingOpts());
+    // Only a drop the participant did not choose goes unannounced within the re-greet gap.
+    const greeting = chooseGreeting(decision, storedWithTopic, profile, nowMs, this.greetingOpts(stored?.disconnectReason ?? null, false));
     let record: SessionRecord;
     if (decision.kind === 'resume' && storedWithTopic) {
       record = resumedRecord(storedWithTopic, nowMs, decision.why === 'within_session_ttl');
@@ -336,12 +331,10 @@ export class ParticipantSession {
     if (this.lifecycle.name !== 'Connected') return undefined;
     const nowMs = this.o.clock.nowMs();
     const decision = decideResume({ record: before, profile: null, policy: this.o.policy, reason: before.disconnectReason, nowMs, storeAvailable: true });
-    // A new connection of the same identity (a page reload, a reopened tab: the leave is
-    // client-initiated, or the new connection replaced the old one before its leave arrived)
-    // is a new arrival and is greeted once. Only a network drop within the re-greet gap goes
-    // unannounced (short blips never even reach here: the client resumes its connection).
-    const opts = before.disconnectReason === 'network' ? this.greetingOpts() : { minRegreetGapMs: 0 };
-    const greeting = chooseGreeting(decision, before, null, nowMs, opts);
+    // A new connection of the same identity (a page reload, a reopened tab) is a new arrival
+    // and is greeted once; only a network drop within the re-greet gap goes unannounced (short
+    // blips never even reach here: the client resumes its connection).
+    const greeting = chooseGreeting(decision, before, null, nowMs, this.greetingOpts(before.disconnectReason, true));
     this.o.metrics.inc('pva_reconnects_total');
     this.o.metrics.inc('pva_resume_decisions_total', { kind: decision.kind, why: decision.why });
     if (greeting.kind !== 'none') this.o.metrics.inc('pva_sessions_started_total', { greeting: greeting.kind });
@@ -511,7 +504,9 @@ export class ParticipantSession {
     await this.writes.drain();
   }
 
-  private greetingOpts(): { minRegreetGapMs?: number } {
+  /** The greeting options for a return after a leave recorded as `reason` (see {@link shortDropRuleApplies}). */
+  private greetingOpts(reason: DisconnectReason | null, withinJob: boolean): { minRegreetGapMs?: number } {
+    if (!shortDropRuleApplies(reason, withinJob)) return { minRegreetGapMs: 0 };
     return this.o.minRegreetGapMs === undefined ? {} : { minRegreetGapMs: this.o.minRegreetGapMs };
   }
 

@@ -1,10 +1,10 @@
 import type { ResumeDecision } from './resume_policy.js';
 import { greetingLanguageOf, type GreetingLanguage } from './language.js';
-import type { Profile, SessionRecord } from './record.js';
+import type { DisconnectReason, Profile, SessionRecord } from './record.js';
 
 /**
- * Greetings (DESIGN §3): a pure choice from the resume decision, a pure rendering, and a small
- * per-job de-duplicator so exactly one greeting is given per arrival.
+ * Greetings (DESIGN §3): a pure choice from the resume decision and a pure rendering. One
+ * greeting per arrival is the job's part: it chooses once, when the participant links or rejoins.
  */
 
 /**
@@ -25,6 +25,31 @@ export type GreetingChoice =
 export interface GreetingOptions {
   /** @default DEFAULT_MIN_REGREET_GAP_MS (5 000 ms) */
   minRegreetGapMs?: number;
+}
+
+/** Leaves that ended the call on purpose: whoever calls again is a new arrival, greeted however soon. */
+const CALL_ENDED: ReadonlySet<DisconnectReason> = new Set<DisconnectReason>(['client_initiated', 'ended', 'idle']);
+
+/**
+ * Whether the short-drop rule (no greeting for a return within `minRegreetGapMs`) applies to a
+ * return after a leave recorded as `reason`; where it does not, the return is a new arrival,
+ * greeted once however soon it comes. `withinJob`: the participant came back to the job that
+ * is still serving the conversation (a rejoin), not to a new job (an arrival).
+ *
+ * | reason                                    | arrival (new job) | rejoin (same job) |
+ * |-------------------------------------------|-------------------|-------------------|
+ * | `network`                                 | applies           | applies           |
+ * | `client_initiated`, `ended`, `idle`       | —                 | —                 |
+ * | anything else, or none recorded           | applies           | —                 |
+ *
+ * At an arrival, "anything else" is a drop the participant did not choose (a worker that went
+ * away, a room closed under them). Within a job it is a new connection of the same identity
+ * (a page reload, a reopened tab) that replaced the old one before its leave was known.
+ */
+export function shortDropRuleApplies(reason: DisconnectReason | null, withinJob: boolean): boolean {
+  if (reason === 'network') return true;
+  if (withinJob) return false;
+  return reason === null || !CALL_ENDED.has(reason);
 }
 
 /**
@@ -156,56 +181,5 @@ export function renderGreeting(choice: GreetingChoice, name: string | null = nul
       return t.returning(who, describeAgo(choice.agoMs, language), choice.visitCount, choice.lastTopic);
     case 'known_fresh':
       return t.knownFresh(who, describeAgo(choice.agoMs, language));
-  }
-}
-
-/** Options of {@link ArrivalGreeter}. */
-export interface ArrivalGreeterOptions {
-  /** @default DEFAULT_MIN_REGREET_GAP_MS (5 000 ms) */
-  minRegreetGapMs?: number;
-  /**
-   * Arrivals remembered (oldest forgotten first).
-   * @default 1024
-   */
-  maxRemembered?: number;
-}
-
-/**
- * Per-job de-duplicator: {@link shouldGreet} returns true once per arrival id, and false for a
- * second arrival of the same identity within `minRegreetGapMs` of its last greeting.
- */
-export class ArrivalGreeter {
-  private readonly arrivals = new Map<string, number>();
-  private readonly lastGreetedAtMs = new Map<string, number>();
-  private readonly minGapMs: number;
-  private readonly maxRemembered: number;
-
-  constructor(opts: ArrivalGreeterOptions = {}) {
-    this.minGapMs = opts.minRegreetGapMs ?? DEFAULT_MIN_REGREET_GAP_MS;
-    this.maxRemembered = Math.max(1, opts.maxRemembered ?? 1024);
-  }
-
-  /**
-   * Claims the greeting of one arrival. `arrivalId` identifies the arrival (participant sid or
-   * join counter); `identity` the person. Returns true exactly once per arrival.
-   */
-  shouldGreet(identity: string, arrivalId: string, nowMs: number): boolean {
-    const arrivalKey = `${identity}\u0000${arrivalId}`;
-    if (this.arrivals.has(arrivalKey)) return false;
-    this.remember(this.arrivals, arrivalKey, nowMs);
-    const last = this.lastGreetedAtMs.get(identity);
-    if (last !== undefined && nowMs - last < this.minGapMs) return false;
-    this.remember(this.lastGreetedAtMs, identity, nowMs);
-    return true;
-  }
-
-  private remember(map: Map<string, number>, key: string, nowMs: number): void {
-    map.delete(key);
-    map.set(key, nowMs);
-    while (map.size > this.maxRemembered) {
-      const oldest = map.keys().next();
-      if (oldest.done === true) break;
-      map.delete(oldest.value);
-    }
   }
 }

@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../../lib/clock.js';
-import { ArrivalGreeter, chooseGreeting, describeAgo, renderGreeting } from '../../../lib/session/greeting.js';
+import { chooseGreeting, describeAgo, renderGreeting, shortDropRuleApplies } from '../../../lib/session/greeting.js';
 import type { GreetingChoice } from '../../../lib/session/greeting.js';
 import { ReconnectPolicies } from '../../../lib/session/policy.js';
 import { decideResume } from '../../../lib/session/resume_policy.js';
-import type { DisconnectReason } from '../../../lib/session/record.js';
+import { DISCONNECT_REASONS, type DisconnectReason } from '../../../lib/session/record.js';
 import { leftRecord, profileOf } from './fixtures.js';
 
 const NOW = 1_700_000_000_000;
@@ -56,6 +55,34 @@ describe('chooseGreeting', () => {
   });
 });
 
+describe('shortDropRuleApplies', () => {
+  // Every recorded reason, at an arrival and at a rejoin: a quick return after a drop the
+  // participant did not choose goes unannounced; after a call they ended, it is greeted.
+  const expected: Record<DisconnectReason | 'none', [arrival: boolean, rejoin: boolean]> = {
+    network: [true, true],
+    client_initiated: [false, false],
+    ended: [false, false],
+    idle: [false, false],
+    room_closed: [true, false],
+    agent_shutdown: [true, false],
+    taken_over: [true, false],
+    unknown: [true, false],
+    none: [true, false],
+  };
+
+  it('has a row for every disconnect reason', () => {
+    expect(Object.keys(expected).sort()).toEqual([...DISCONNECT_REASONS, 'none'].sort());
+  });
+
+  for (const [reason, [arrival, rejoin]] of Object.entries(expected)) {
+    it(`${reason}: arrival ${arrival ? 'applies' : 'greets'}, rejoin ${rejoin ? 'applies' : 'greets'}`, () => {
+      const r = reason === 'none' ? null : (reason as DisconnectReason);
+      expect(shortDropRuleApplies(r, false)).toBe(arrival);
+      expect(shortDropRuleApplies(r, true)).toBe(rejoin);
+    });
+  }
+});
+
 describe('renderGreeting', () => {
   it('renders each kind, none as null', () => {
     expect(renderGreeting({ kind: 'first_time' }, 'Alice')).toBe("Hello, Alice! I'm glad you're here. How can I help you today?");
@@ -66,33 +93,5 @@ describe('renderGreeting', () => {
     expect(renderGreeting({ kind: 'known_fresh', agoMs: 3 * 86_400_000, visitCount: 4 })).toContain('3 days');
     expect(renderGreeting({ kind: 'none', why: 'short_drop' })).toBeNull();
     expect(describeAgo(90 * 60_000)).toBe('2 hours');
-  });
-});
-
-describe('ArrivalGreeter', () => {
-  it('greets exactly once per arrival, even when asked twice', () => {
-    const clock = new ManualClock(NOW);
-    const g = new ArrivalGreeter();
-    expect(g.shouldGreet('alice', 'PA_1', clock.nowMs())).toBe(true);
-    expect(g.shouldGreet('alice', 'PA_1', clock.nowMs())).toBe(false);
-    clock.advance(60_000);
-    expect(g.shouldGreet('alice', 'PA_1', clock.nowMs())).toBe(false);
-  });
-
-  it('does not greet a new arrival of the same identity within minRegreetGapMs, but does later', () => {
-    const clock = new ManualClock(NOW);
-    const g = new ArrivalGreeter({ minRegreetGapMs: 5_000 });
-    expect(g.shouldGreet('alice', 'PA_1', clock.nowMs())).toBe(true);
-    clock.advance(3_000);
-    expect(g.shouldGreet('alice', 'PA_2', clock.nowMs())).toBe(false);
-    expect(g.shouldGreet('bob', 'PA_3', clock.nowMs())).toBe(true);
-    clock.advance(10_000);
-    expect(g.shouldGreet('alice', 'PA_4', clock.nowMs())).toBe(true);
-  });
-
-  it('stays bounded', () => {
-    const g = new ArrivalGreeter({ maxRemembered: 10, minRegreetGapMs: 0 });
-    for (let i = 0; i < 1000; i++) g.shouldGreet(`u${i}`, 'a', i);
-    expect(g.shouldGreet('u999', 'a', 2000)).toBe(false);
   });
 });
