@@ -29,7 +29,7 @@ import type { JobMetrics } from './metrics.js';
 import { IdleWatch } from './idle_watch.js';
 import { buildModels, type Models } from './models.js';
 import { ParticipantSession, type Arrival } from './participant_session.js';
-import { RoomMessenger, bridgeRoom } from './room_bridge.js';
+import { RoomMessenger, bridgeRoom, endCallFor } from './room_bridge.js';
 import type { JobStores } from './store.js';
 
 /** Session key agent name when the worker has none (automatic dispatch). */
@@ -254,9 +254,12 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
         await ps.suspend(reason === 'rejoin_expired' ? 'network' : reason);
       }
       await agentSession?.close().catch(() => undefined);
-      // The call is over for everyone in the room: deleting it disconnects the participant
-      // (ROOM_DELETED) instead of leaving them in a room with no agent.
-      if (reason === 'idle') await ctx.deleteRoom();
+      // The call is over: the participant is disconnected instead of left in a room with no
+      // agent (the room is deleted when nobody else is in it; other people stay).
+      if (reason === 'idle') {
+        const ended = await endCallFor({ room: ctx.room, livekit: config.livekit, logger: log }, identity);
+        log.info({ ended }, 'idle call ended on the server');
+      }
       ctx.shutdown(reason);
     })();
     return finishing;

@@ -3,10 +3,11 @@
  * session, data messages to the dynamic-context receiver, and sends the agent's replies
  * (context acknowledgements, session status) back as data messages.
  */
-import { DisconnectReason as RtcDisconnectReason, RoomEvent, type RemoteParticipant, type Room } from '@livekit/rtc-node';
+import { DisconnectReason as RtcDisconnectReason, ParticipantKind, RoomEvent, type RemoteParticipant, type Room } from '@livekit/rtc-node';
+import { RoomServiceClient } from 'livekit-server-sdk';
 import { CONTEXT_TOPIC, SESSION_TOPIC } from '../lib/attributes.js';
 import type { ContextReceiver, ContextReplyTransport } from '../lib/context/receiver.js';
-import type { Logger } from '../lib/logger.js';
+import { pii, type Logger } from '../lib/logger.js';
 import type { DisconnectReason } from '../lib/session/record.js';
 import { encodeSessionStatus, type SessionStatusMessage } from '../lib/session_messages.js';
 import type { JobMetrics } from './metrics.js';
@@ -30,6 +31,43 @@ export function mapDisconnectReason(reason: RtcDisconnectReason | undefined): Di
     default:
       // SIGNAL_CLOSE, CONNECTION_TIMEOUT, MIGRATION, JOIN_FAILURE, …
       return 'network';
+  }
+}
+
+/** Participants who are people: a browser or app (standard), a phone caller (SIP). Agents, recorders and ingress streams are not. */
+const PEOPLE: ReadonlySet<ParticipantKind> = new Set([ParticipantKind.STANDARD, ParticipantKind.SIP]);
+
+/** What {@link endCallFor} needs: the room, and the server's address and credentials. */
+export interface CallEnder {
+  room: Room;
+  livekit: { url: string; apiKey: string; apiSecret: string };
+  logger: Logger;
+}
+
+/**
+ * Ends the call of `identity` for them, and only them. Alone with the agent, the room is deleted
+ * (they are disconnected with `ROOM_DELETED`, and the room does not linger); with other people
+ * in it (a colleague, a supervisor listening in), only `identity` is removed
+ * (`PARTICIPANT_REMOVED`) and the others stay. Returns what was done; failures are logged (the
+ * job ends either way, and the room's departure timeout then closes an empty room).
+ */
+export async function endCallFor(e: CallEnder, identity: string): Promise<'room_deleted' | 'participant_removed' | 'failed'> {
+  const roomName = e.room.name;
+  if (roomName === undefined || roomName === '') return 'failed';
+  const others = [...e.room.remoteParticipants.values()].filter((p) => p.identity !== identity && PEOPLE.has(p.kind));
+  const client = new RoomServiceClient(e.livekit.url, e.livekit.apiKey, e.livekit.apiSecret);
+  try {
+    if (others.length === 0) {
+      await client.deleteRoom(roomName);
+      return 'room_deleted';
+    }
+    await client.removeParticipant(roomName, identity);
+    return 'participant_removed';
+  } catch (err) {
+    // The server's message may name the room or the participant: it goes under the PII key.
+    const status = (err as { status?: unknown }).status;
+    e.logger.warn({ status: typeof status === 'number' ? status : null, ...pii({ identity, room: roomName, err: err instanceof Error ? err.message : String(err) }) }, 'could not end the call on the server');
+    return 'failed';
   }
 }
 

@@ -483,6 +483,28 @@ describe('one worker, idle calls', () => {
     expect(input).toContain('I am choosing between two laptops.');
     await p2.leave();
   });
+  it('with someone else in the room (a colleague, a supervisor), only the silent participant is removed: the others stay and the room is kept', async () => {
+    const identity = uid('irene');
+    const room = uid('room');
+    const p1 = await join({ identity, room, agentName, rejoinTtlMs });
+    await p1.statusMatching((m) => m.greeting === 'first_time');
+    // A second person joins the same room without dispatching an agent (the agent serves p1).
+    const colleague = await TestParticipant.join(server, { identity: uid('colleague'), room });
+    participants.push(colleague);
+    await waitFor('the colleague to see the agent', () => colleague.agent());
+    const checkIn = await p1.textMatching(literally(idleCheckInText(null)));
+    await p1.textMatching(literally(idleGoodbyeText(null, true)), { from: p1.texts.indexOf(checkIn) + 1 });
+    await waitFor('the participant to be removed', () => p1.disconnectReason === DisconnectReason.PARTICIPANT_REMOVED, { timeoutMs: 15_000 });
+    await waitFor('the agent to leave', () => agentGone(room), { timeoutMs: 15_000 });
+    // The colleague is still connected, alone in the room, which still exists.
+    const rooms = new RoomServiceClient(server.url, server.apiKey, server.apiSecret);
+    expect((await rooms.listParticipants(room)).map((p) => p.identity)).toEqual([colleague.identity]);
+    expect(colleague.disconnectReason).toBeUndefined();
+    expect(colleague.room.isConnected).toBe(true);
+    const stored = await inspect.readRecord({ agentName, identity });
+    expect(stored.status === 'found' && stored.record).toMatchObject({ state: 'Disconnected', owner: null, disconnectReason: 'idle' });
+    await colleague.leave();
+  });
 });
 
 describe('two workers', () => {

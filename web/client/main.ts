@@ -331,15 +331,16 @@ room.on(RoomEvent.Disconnected, (reason?: DisconnectReason) => {
   currentRoomName = null;
   if (reason === DisconnectReason.CLIENT_INITIATED) {
     dispatch({ type: 'closed' });
-  } else if (reason === DisconnectReason.ROOM_DELETED) {
-    // The agent hung up (its status message, if it arrived, already ended the call) or an
-    // operator deleted the room: there is nothing to rejoin.
+  } else if (reason === DisconnectReason.ROOM_DELETED || reason === DisconnectReason.PARTICIPANT_REMOVED) {
+    // The agent hung up (its status message, if it arrived, already ended the call; it deletes
+    // the room, or removes only us when other people are in it) or an operator did: there is
+    // nothing to rejoin.
     if (isActive(machine.state)) notice('The call ended. Press Connect to call again.');
     dispatch({ type: 'ended' });
-  } else if (reason === DisconnectReason.DUPLICATE_IDENTITY || reason === DisconnectReason.PARTICIPANT_REMOVED) {
+  } else if (reason === DisconnectReason.DUPLICATE_IDENTITY) {
     dispatch({
       type: 'fatal',
-      error: { code: 'replaced', message: 'This identity connected from another tab or device, or was removed from the room.' },
+      error: { code: 'replaced', message: 'This identity connected from another tab or device.' },
     });
   } else {
     dispatch({ type: 'connectionLost', reason: `disconnected (${reason ?? 'unknown'})` });

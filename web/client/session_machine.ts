@@ -92,13 +92,14 @@ export type ClientEvent =
   | { type: 'transportReconnected' }
   /**
    * An unrecoverable error while live: the agent could not resume under `AlwaysResume`, or the
-   * server removed us (the same identity joined from another tab: reconnecting would only
-   * take the session back and forth).
+   * same identity joined from another tab (reconnecting would only take the session back and
+   * forth).
    */
   | { type: 'fatal'; error: ClientError }
   /**
-   * The agent ended the call (it hung up after a silence) or the room was deleted: the room is
-   * gone, so the page neither reconnects nor rejoins it; the next Connect asks for a new room.
+   * The agent ended the call (it hung up after a silence) or the room was deleted or we were
+   * removed from it: the page neither reconnects nor rejoins it; the next Connect asks for a new
+   * room.
    */
   | { type: 'ended' }
   /** Still connected: refresh `lastRoom.seenAtMs` (heartbeat, page hide). */
