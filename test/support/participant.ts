@@ -145,6 +145,14 @@ export class TestParticipant {
     return p;
   }
 
+  /** Joins with a token someone else minted (the token service), as `identity`. */
+  static async joinWithToken(url: string, token: string, identity: string): Promise<TestParticipant> {
+    const room = new Room();
+    const p = new TestParticipant(room, identity);
+    await room.connect(url, token, { autoSubscribe: true, dynacast: false });
+    return p;
+  }
+
   /** The agent participant, once present. */
   agent(): RemoteParticipant | undefined {
     return [...this.room.remoteParticipants.values()].find((p) => p.identity.startsWith('agent-'));
