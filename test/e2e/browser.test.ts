@@ -507,6 +507,39 @@ describe('web client in headless Chromium', () => {
     }
   });
 
+  it('no worker was there when the room was created: the page asks the service for the agent, which then arrives and greets, once', async () => {
+    // A token service for an agent name with no worker yet: the room's dispatch finds none, and
+    // livekit-server drops it for good.
+    const lateAgent = `${agentName}-late`;
+    const lateService = await startTokenService({ livekitUrl: livekit.url, apiKey: livekit.apiKey, apiSecret: livekit.apiSecret, port: 0, agentName: lateAgent, redisUrl, redisKeyPrefix: prefix });
+    let lateWorker: WorkerProcess | undefined;
+    try {
+      const page = await newVisitor(lateService.url);
+      await connect(page);
+      const room = await text(page, 'room');
+      // The worker registers after the room was created: nothing sends it there by itself.
+      lateWorker = await startWorker({ env: { LIVEKIT_URL: livekit.url, LIVEKIT_API_KEY: livekit.apiKey, LIVEKIT_API_SECRET: livekit.apiSecret, LIVEKIT_AGENT_NAME: lateAgent, REDIS_URL: redisUrl, REDIS_KEY_PREFIX: prefix } });
+      const events = () => page.$$eval('#events li', (els) => els.map((el) => el.textContent ?? ''));
+      await waitFor('the page to ask for the agent', async () => (await events()).some((e) => e.includes('no agent yet: asking the service for one')), { timeoutMs: 30_000 });
+      await waitForLine(page, 'agent', FIRST_TIME, { timeoutMs: 30_000 });
+      expect((await events()).filter((e) => e.includes('agent request:'))).toEqual([expect.stringContaining('agent request: dispatched')]);
+      // One agent in the room, and one greeting.
+      const rooms = new RoomServiceClient(livekit.url, livekit.apiKey, livekit.apiSecret);
+      expect((await rooms.listParticipants(room)).filter((p) => p.identity.startsWith('agent-'))).toHaveLength(1);
+      expect((await lines(page)).filter((l) => l.role === 'agent' && FIRST_TIME.test(l.text))).toHaveLength(1);
+      // Asked again now, the service sends no second agent.
+      const creds = await credentials(page);
+      const again = await fetch(`${lateService.url}/api/agent`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...creds, room }) });
+      expect(await again.json()).toEqual({ agent: 'present' });
+      // Nobody can ask for an agent in a room that was not issued to them.
+      const other = await fetch(`${lateService.url}/api/agent`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...creds, room: 'web-room-not-theirs' }) });
+      expect(other.status).toBe(403);
+      expect(await other.json()).toMatchObject({ reason: 'room_not_issued' });
+    } finally {
+      await Promise.allSettled([lateService.close(), lateWorker?.stop()]);
+    }
+  });
+
   it('an unreachable LiveKit server: the reconnect policy gives up after 3 attempts, Error with Retry', async () => {
     const deadPort = await freeTcpPort();
     const dead = await startTokenService({

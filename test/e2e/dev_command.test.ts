@@ -104,7 +104,8 @@ describe('npm run dev', () => {
       );
       expect(page).toMatch(/<html/i);
       // As someone at the terminal would, wait until the worker says it is registered: a room
-      // created before that gets no automatic dispatch.
+      // created before that gets no automatic dispatch (the web client would ask for the agent
+      // after 12 s, `POST /api/agent`; this visitor is a plain participant).
       await waitFor('the worker to register', () => output.join('').includes('registered worker'), { timeoutMs: 90_000, intervalMs: 200 });
 
       // A visitor: an identity, then a token for a new room on the development server.

@@ -244,6 +244,22 @@ describe('one worker, long rejoin window', () => {
     expect(await inspect.readProfile({ agentName, identity: named })).toBeNull();
   });
 
+  it('asking for the agent again while it is on its way sends no second one; once it is there, none either', async () => {
+    const identity = uid('twice');
+    const room = uid('room');
+    // No dispatch of this agent in the token: the room's only one is the one below.
+    const p = await TestParticipant.join(server, { identity, room, rejoinTtlMs });
+    participants.push(p);
+    expect(await ensureAgentDispatched(server, room, agentName, { identity })).toBe('dispatched');
+    // At once again (a second tab's request, an impatient client): on its way, or already there.
+    expect(await ensureAgentDispatched(server, room, agentName, { identity })).toMatch(/^(pending|present)$/);
+    expect(await p.statusMatching((m) => m.greeting !== undefined, { timeoutMs: 30_000 })).toMatchObject({ greeting: 'first_time' });
+    expect(await ensureAgentDispatched(server, room, agentName, { identity })).toBe('present');
+    const rooms = new RoomServiceClient(server.url, server.apiKey, server.apiSecret);
+    expect((await rooms.listParticipants(room)).filter((x) => x.identity.startsWith('agent-'))).toHaveLength(1);
+    expect(p.statuses.filter((m) => m.greeting !== undefined)).toHaveLength(1);
+  });
+
   it('a dispatch hint naming someone in a live conversation elsewhere takes nothing from it', async () => {
     const busy = uid('busy');
     const p1 = await join({ identity: busy, room: uid('room'), agentName, rejoinTtlMs });

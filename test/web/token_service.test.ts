@@ -197,6 +197,26 @@ describe.each(stores)('token service (%s device store)', (_name, makeStore) => {
     expect(late.body.reason).toBe('room_not_issued');
   });
 
+  it('sends the agent into an issued room on request, with the participant as its hint; never into a room not issued to them', async () => {
+    const a = await newDevice();
+    const b = await newDevice();
+    const room = (await post('/api/token', a)).body.room as string;
+    const asked = await post('/api/agent', { ...a, room });
+    expect(asked).toEqual({ status: 200, body: { agent: 'dispatched' } });
+    expect(spawnHints).toContainEqual({ room, identity: a.identity });
+    const before = spawnedInto.length;
+    const theirs = await post('/api/agent', { ...b, room });
+    expect(theirs.status).toBe(403);
+    expect(theirs.body.reason).toBe('room_not_issued');
+    const forged = await post('/api/agent', { ...a, deviceSecret: 'wrong', room });
+    expect(forged.status).toBe(403);
+    expect(forged.body.reason).toBe('invalid_credentials');
+    const bad = await post('/api/agent', { ...a, room: '../x' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.reason).toBe('room_invalid');
+    expect(spawnedInto.length).toBe(before); // refused requests dispatched nothing
+  });
+
   it('honours only the policies it allows', async () => {
     const d = await newDevice();
     const r = await post('/api/token', { ...d, policy: 'AlwaysResume' });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { hashSecret, newDeviceSecret, newIdentity, newRoomName, secretMatches } from '../../web/server/credentials.js';
 import {
   decidePolicy,
+  parseAgentRequest,
   parseCredentials,
   parseIdentityRequest,
   parseJsonBody,
@@ -60,6 +61,26 @@ describe('request validation', () => {
     expect(decidePolicy('AlwaysResume', ['ResumeIfPossible'], undefined)).toEqual({ ok: false, reason: 'policy_not_allowed' });
     expect(decidePolicy(undefined, [], 'AlwaysFresh')).toEqual({ ok: true, policy: 'AlwaysFresh', why: 'service_default' });
     expect(decidePolicy(undefined, all, undefined)).toEqual({ ok: true, policy: undefined, why: 'worker_default' });
+  });
+});
+
+describe('agent request validation', () => {
+  it('accepts credentials and a room', () => {
+    expect(parseAgentRequest({ identity: 'web-a', deviceSecret: 's', room: 'web-room-x_1' })).toEqual({ ok: true, value: { identity: 'web-a', deviceSecret: 's', room: 'web-room-x_1' } });
+  });
+
+  it.each([
+    [{ identity: 'a', deviceSecret: 's' }, 'room_invalid'],
+    [{ identity: 'a', deviceSecret: 's', room: '' }, 'room_invalid'],
+    [{ identity: 'a', deviceSecret: 's', room: '../x' }, 'room_invalid'],
+    [{ identity: 'a', deviceSecret: 's', room: 7 }, 'room_invalid'],
+    [{ deviceSecret: 's', room: 'r' }, 'identity_missing'],
+    [{ identity: 'a', room: 'r' }, 'secret_missing'],
+    [{ identity: 'a', deviceSecret: 's', room: 'r', agentName: 'other' }, 'unknown_field'],
+  ])('refuses %j with %s', (body, reason) => {
+    const r = parseAgentRequest(body);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.reason).toBe(reason);
   });
 });
 

@@ -86,6 +86,14 @@ export function requestToken(
   return call('POST', '/api/token', req, signal);
 }
 
+/**
+ * Asks the service to send the agent into `room` (issued to this identity) when it has not
+ * arrived: `dispatched`, `present`, `pending` (one is on its way) or `no_room`.
+ */
+export function requestAgent(req: { identity: string; deviceSecret: string; room: string }): Promise<{ agent: 'dispatched' | 'present' | 'pending' | 'no_room' }> {
+  return call('POST', '/api/agent', req);
+}
+
 /** Erases the identity's sessions and its device credential. */
 export function forgetIdentity(req: { identity: string; deviceSecret: string }): Promise<{ forgotten: boolean; sessionKeysErased: number; roomsClosed: number }> {
   return call('POST', '/api/forget', req);

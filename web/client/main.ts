@@ -21,7 +21,7 @@ import { CONTEXT_TOPIC, SESSION_TOPIC } from '../../lib/attributes.js';
 import { decodeAgentMessage } from '../../lib/context/messages.js';
 import type { TrackerResult } from '../../lib/context/tracker.js';
 import { decodeSessionStatus, type SessionStatusMessage } from '../../lib/session_messages.js';
-import { ApiError, createIdentity, exportIdentity, fetchConfig, forgetIdentity, pageLanguage, requestToken } from './api.js';
+import { ApiError, createIdentity, exportIdentity, fetchConfig, forgetIdentity, pageLanguage, requestAgent, requestToken } from './api.js';
 import { RoomContextPublisher } from './context_publisher.js';
 import {
   DEFAULT_RECONNECT_POLICY,
@@ -304,6 +304,7 @@ async function runAttempt(attemptId: number, reuseRoom: string | null): Promise<
     clearStartTimer();
     currentRoomName = tok.room;
     dispatch({ type: 'connected', attemptId, room: tok.room });
+    watchAgentArrival(d, tok.room);
     if (ui.mic.checked) setTimeout(() => void setMic(true), AUTO_MIC_START_DELAY_MS);
   } catch (err) {
     if (stale()) return;
@@ -323,6 +324,37 @@ async function setMic(on: boolean): Promise<void> {
     ui.mic.checked = false;
     notice(`Microphone unavailable: ${err instanceof Error ? err.message : String(err)}`);
   }
+}
+
+/** How long the page waits for the agent after connecting before asking the service for it, ms. */
+const AGENT_ARRIVAL_MS = 12_000;
+/** How many times it asks before telling the participant that no agent came. */
+const AGENT_REQUESTS = 3;
+let agentWatch: ReturnType<typeof setTimeout> | undefined;
+
+const agentPresent = (): boolean => [...room.remoteParticipants.values()].some((p) => p.isAgent);
+
+/**
+ * When no agent has joined `roomName` within {@link AGENT_ARRIVAL_MS} (no worker was registered
+ * when the room was created, or its job died before joining), asks the service to send one
+ * (`POST /api/agent`; it sends none while one is there or on its way), up to
+ * {@link AGENT_REQUESTS} times, then says so.
+ */
+function watchAgentArrival(dev: StoredDevice, roomName: string, asked = 0): void {
+  clearTimeout(agentWatch);
+  agentWatch = setTimeout(() => {
+    agentWatch = undefined;
+    if (machine.state !== 'Connected' || currentRoomName !== roomName || agentPresent()) return;
+    if (asked >= AGENT_REQUESTS) {
+      notice('No agent has joined this call: none may be available right now. Disconnect and try again later.');
+      return;
+    }
+    event('no agent yet: asking the service for one');
+    void requestAgent({ identity: dev.identity, deviceSecret: dev.deviceSecret, room: roomName })
+      .then((r) => event(`agent request: ${r.agent}`))
+      .catch((err: unknown) => event(`agent request failed: ${err instanceof Error ? err.message : String(err)}`))
+      .finally(() => watchAgentArrival(dev, roomName, asked + 1));
+  }, AGENT_ARRIVAL_MS);
 }
 
 // ---------------------------------------------------------------- room events

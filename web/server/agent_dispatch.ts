@@ -1,6 +1,8 @@
 /**
  * Seed 000 `SpawnAgentOnRejoin`: when a participant rejoins a room that still exists but has
- * no agent in it (its job ended or its worker crashed), dispatch the agent again. Self-hosted
+ * no agent in it (its job ended or its worker crashed), dispatch the agent again; and when a
+ * participant's agent never arrived (no worker was registered when the room was created), the
+ * web client asks for it (`POST /api/agent`). Self-hosted
  * LiveKit does not restart failed jobs (job restart policies are cloud only), and token
  * dispatch applies only when the join creates the room.
  */
@@ -18,17 +20,44 @@ export interface DispatchServer {
 }
 
 /**
- * Dispatches `agentName` into `room` unless an agent participant is already there, with the
- * dispatch hint of the rejoining participant when given (`lib/dispatch_hint.ts`). Returns
- * `'dispatched'`, `'present'` (nothing to do) or `'no_room'` (the room is gone: the join will
- * create it and the token's own dispatch applies).
+ * How long a dispatch is on its way once a worker took it: its agent joins within this unless
+ * the job failed or its worker died. Within it no second agent is sent.
  */
-export async function ensureAgentDispatched(server: DispatchServer, room: string, agentName: string, hint?: Omit<DispatchHint, 'v'>): Promise<'dispatched' | 'present' | 'no_room'> {
+export const DISPATCH_ARRIVAL_GRACE_MS = 10_000;
+/** How long a dispatch may wait for a worker to take it before it counts as dropped (none was available). */
+export const DISPATCH_TAKE_MS = 2_000;
+
+/**
+ * Dispatches `agentName` (`''`: the workers registered with no name, as automatic dispatch does)
+ * into `room` unless an agent participant is already there or one is on its way, with the
+ * dispatch hint of the participant when given (`lib/dispatch_hint.ts`). Returns `'dispatched'`,
+ * `'present'` (an agent is in the room), `'pending'` (a dispatch of `agentName` made within
+ * {@link DISPATCH_ARRIVAL_GRACE_MS} that a worker took, or one younger than
+ * {@link DISPATCH_TAKE_MS}: sending another would put two agents in the room) or `'no_room'`
+ * (the room is gone: the join will create it and the token's own dispatch applies).
+ *
+ * A dispatch that no worker took (none was registered when the room was created: livekit-server
+ * drops it, it never retries) or whose agent has left (a crashed worker) is replaced.
+ */
+export async function ensureAgentDispatched(
+  server: DispatchServer,
+  room: string,
+  agentName: string,
+  hint?: Omit<DispatchHint, 'v'>,
+  nowMs: number = Date.now(),
+): Promise<'dispatched' | 'present' | 'pending' | 'no_room'> {
   const rooms = new RoomServiceClient(server.url, server.apiKey, server.apiSecret);
   const existing = await rooms.listRooms([room]);
   if (existing.length === 0) return 'no_room';
   const participants = await rooms.listParticipants(room);
   if (participants.some((p) => (p.kind as number) === PARTICIPANT_KIND_AGENT)) return 'present';
-  await new AgentDispatchClient(server.url, server.apiKey, server.apiSecret).createDispatch(room, agentName, hint ? { metadata: encodeDispatchHint(hint) } : {});
+  const dispatches = new AgentDispatchClient(server.url, server.apiKey, server.apiSecret);
+  const onItsWay = (await dispatches.listDispatch(room)).some((d) => {
+    if (d.agentName !== agentName) return false;
+    const ageMs = nowMs - Number((d.state?.createdAt ?? 0n) / 1_000_000n);
+    return ageMs < DISPATCH_TAKE_MS || (ageMs < DISPATCH_ARRIVAL_GRACE_MS && (d.state?.jobs.length ?? 0) > 0);
+  });
+  if (onItsWay) return 'pending';
+  await dispatches.createDispatch(room, agentName, hint ? { metadata: encodeDispatchHint(hint) } : {});
   return 'dispatched';
 }

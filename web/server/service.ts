@@ -6,6 +6,7 @@
  * |---------------------|-----------------------------------------------|------------------------------------------------------------|
  * | `POST /api/identity`| none or `{}`                                  | `201 {identity, deviceSecret}`                              |
  * | `POST /api/token`   | `{identity, deviceSecret, room?, policy?, language?, languageChosen?}` | `200 {url, token, room, reused, policy, rejoinTtlMs}` |
+ * | `POST /api/agent`   | `{identity, deviceSecret, room}`              | `200 {agent}`: dispatched / present / pending / no_room     |
  * | `POST /api/forget`  | `{identity, deviceSecret}`                    | `200 {forgotten, sessionKeysErased, roomsClosed}`           |
  * | `POST /api/export`  | `{identity, deviceSecret}`                    | `200` everything kept about the identity (`identity_export.ts`) |
  * | `GET /api/config`   |                                               | `200 {rejoinTtlMs, policies, defaultPolicy}`                |
@@ -14,7 +15,7 @@
  *
  * Refusals are JSON `{error, reason, message}`: `400` (malformed body; see `validation.ts`),
  * `403 invalid_credentials` (unknown identity or wrong secret: the same answer for both),
- * `403 room_not_issued`, `403 policy_not_allowed`, `404`, `405`, `413 body_too_large`,
+ * `403 room_not_issued`, `403 policy_not_allowed`, `503 dispatch_failed`, `404`, `405`, `413 body_too_large`,
  * `415 unsupported_media_type` (POST bodies must be `application/json`, which also keeps
  * cross-site form posts out), `429 rate_limited` (new identities per client address, new rooms per
  * identity: `WEB_IDENTITIES_PER_MIN`, `WEB_NEW_ROOMS_PER_MIN`; exports per identity:
@@ -54,6 +55,7 @@ import type { SessionSnapshot } from '../../lib/store/session_store.js';
 import { mintParticipantToken } from './tokens.js';
 import {
   decidePolicy,
+  parseAgentRequest,
   parseCredentials,
   parseIdentityRequest,
   parseJsonBody,
@@ -71,8 +73,8 @@ export const EXPORTS_PER_MIN = 6;
 
 export type { SessionEraser, SessionExporter } from './service_stores.js';
 
-/** Seed 000 `SpawnAgentOnRejoin`: dispatches the agent into a reused room that has none left. */
-export type AgentSpawner = (room: string, hint: Omit<DispatchHint, 'v'>) => Promise<'dispatched' | 'present' | 'no_room'>;
+/** Seed 000 `SpawnAgentOnRejoin`: dispatches the agent into a reused room that has none left (or whose agent never arrived). */
+export type AgentSpawner = (room: string, hint: Omit<DispatchHint, 'v'>) => Promise<'dispatched' | 'present' | 'pending' | 'no_room'>;
 
 /** Closes LiveKit rooms (ends their agent jobs). */
 export interface RoomCloser {
@@ -92,7 +94,7 @@ export interface TokenServiceOptions extends Pick<WebConfig, 'livekitUrl' | 'api
   sessionExporter?: SessionExporter | null;
   /** @default RoomServiceClient on `livekitUrl` */
   roomCloser?: RoomCloser;
-  /** @default `ensureAgentDispatched` on `livekitUrl` when `agentName` is set, else none */
+  /** @default `ensureAgentDispatched` on `livekitUrl`, for `agentName` (or the workers with no name); null = never dispatch */
   agentSpawner?: AgentSpawner | null;
   /** @default silentLogger */
   logger?: Logger;
@@ -214,13 +216,12 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
 
   const roomService = new RoomServiceClient(config.livekitUrl.replace(/^ws/, 'http'), config.apiKey, config.apiSecret);
   const rooms: RoomCloser = opts.roomCloser ?? { deleteRoom: (room) => roomService.deleteRoom(room) };
-  const agentName = config.agentName;
+  // No agent name: the workers registered with none, which automatic dispatch sends.
+  const agentName = config.agentName ?? '';
   const spawner: AgentSpawner | null =
     opts.agentSpawner !== undefined
       ? opts.agentSpawner
-      : agentName
-        ? (room, hint) => ensureAgentDispatched({ url: config.livekitUrl, apiKey: config.apiKey, apiSecret: config.apiSecret }, room, agentName, hint)
-        : null;
+      : (room, hint) => ensureAgentDispatched({ url: config.livekitUrl, apiKey: config.apiKey, apiSecret: config.apiSecret }, room, agentName, hint);
   /** A per-minute limit (null = none). */
   const perMinute = (name: string, n: number): RateLimiter | null => (n > 0 ? stores.limiter(name, n, 60_000) : null);
   const identityLimiter = perMinute('identity', config.identitiesPerMin);
@@ -322,6 +323,28 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
       return [200, { url: config.publicLivekitUrl, token, room, reused, policy: policy.policy ?? null, rejoinTtlMs: config.rejoinTtlMs }];
     },
 
+    /**
+     * The agent did not arrive in a room issued to this identity (no worker was registered when
+     * the room was created, or its job died before joining): dispatch it again, unless one is
+     * there or on its way (`ensureAgentDispatched`).
+     */
+    async agent(req: IncomingMessage): Promise<[number, Json]> {
+      const body = badRequest(parseAgentRequest(badRequest(parseJsonBody(await readBody(req)))));
+      await verify(body);
+      const issued = await storeCall('hasRoom', () => devices.hasRoom(body.identity, body.room, nowMs()));
+      if (!issued) throw new HttpError(403, 'forbidden', 'room_not_issued', 'this room was not issued to this identity (or its reuse window passed); ask for a new room');
+      if (spawner === null) throw new HttpError(503, 'service_unavailable', 'dispatch_unavailable', 'this service does not dispatch agents');
+      let agent: Awaited<ReturnType<AgentSpawner>>;
+      try {
+        agent = await spawner(body.room, { identity: body.identity });
+      } catch (err) {
+        log.warn({ err: err instanceof Error ? err.message : String(err) }, 'agent dispatch on request failed');
+        throw new HttpError(503, 'service_unavailable', 'dispatch_failed', 'the agent could not be dispatched; try again');
+      }
+      log.info({ room: body.room, agent }, 'agent requested');
+      return [200, { agent }];
+    },
+
     async forget(req: IncomingMessage): Promise<[number, Json]> {
       const creds = badRequest(parseCredentials(badRequest(parseJsonBody(await readBody(req)))));
       await verify(creds);
@@ -371,6 +394,7 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
   const apiRoutes: Record<string, (req: IncomingMessage) => Promise<[number, Json]>> = {
     '/api/identity': api.identity,
     '/api/token': api.token,
+    '/api/agent': api.agent,
     '/api/forget': api.forget,
     '/api/export': api.export,
   };

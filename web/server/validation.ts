@@ -97,6 +97,22 @@ export function parseCredentials(body: unknown): Validated<DeviceCredentials> {
   return obj.ok ? credentials(obj.value) : obj;
 }
 
+/** Body of `POST /api/agent`: ask for the agent in a room issued to this identity. */
+export interface AgentRequest extends DeviceCredentials {
+  room: string;
+}
+
+/** Validates the body of `POST /api/agent`. */
+export function parseAgentRequest(body: unknown): Validated<AgentRequest> {
+  const obj = asObject(body, ['identity', 'deviceSecret', 'room']);
+  if (!obj.ok) return obj;
+  const creds = credentials(obj.value);
+  if (!creds.ok) return creds;
+  const room = obj.value.room;
+  if (typeof room !== 'string' || !ROOM_NAME_PATTERN.test(room)) return bad('room_invalid', 'room must be 1-64 characters of A-Z a-z 0-9 _ -');
+  return { ok: true, value: { ...creds.value, room } };
+}
+
 /** Validates the body of `POST /api/token`. */
 export function parseTokenRequest(body: unknown): Validated<TokenRequest> {
   const obj = asObject(body, ['identity', 'deviceSecret', 'room', 'policy', 'language', 'languageChosen']);
