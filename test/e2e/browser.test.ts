@@ -540,6 +540,44 @@ describe('web client in headless Chromium', () => {
     }
   });
 
+  it('the worker serving the page is SIGKILLed: the page stays in its call, asks for the agent, and another worker resumes the conversation', async () => {
+    const crashAgent = `${agentName}-crash`;
+    const env = { LIVEKIT_URL: livekit.url, LIVEKIT_API_KEY: livekit.apiKey, LIVEKIT_API_SECRET: livekit.apiSecret, LIVEKIT_AGENT_NAME: crashAgent, REDIS_URL: redisUrl, REDIS_KEY_PREFIX: prefix };
+    const [first, crashService] = await Promise.all([
+      startWorker({ env }),
+      startTokenService({ livekitUrl: livekit.url, apiKey: livekit.apiKey, apiSecret: livekit.apiSecret, port: 0, agentName: crashAgent, redisUrl, redisKeyPrefix: prefix }),
+    ]);
+    let second: WorkerProcess | undefined;
+    try {
+      const page = await newVisitor(crashService.url);
+      await connect(page);
+      await waitForLine(page, 'agent', FIRST_TIME);
+      const before = (await lines(page)).length;
+      await say(page, 'My parcel number is 8812.');
+      await waitForLine(page, 'agent', /8812/, { after: before });
+      // Every state the badge shows from here on.
+      await page.evaluate(() => {
+        const badge = document.getElementById('session-state')!;
+        const shown: string[] = [];
+        (window as unknown as { shownStates: string[] }).shownStates = shown;
+        new MutationObserver(() => shown.push(badge.textContent ?? '')).observe(badge, { childList: true, characterData: true, subtree: true });
+      });
+      second = await startWorker({ env });
+      await first.kill(); // SIGKILL, the whole process group: no goodbye, no leave
+      const events = () => page.$$eval('#events li', (els) => els.map((el) => el.textContent ?? ''));
+      // The dead agent is dropped after the server's ping timeout; 12 s later the page asks.
+      await waitFor('the page to ask for an agent', async () => (await events()).some((e) => e.includes('agent request: dispatched')), { timeoutMs: 60_000 });
+      const back = await waitForLine(page, 'agent', /^Welcome back/, { after: before, timeoutMs: 30_000 });
+      expect(back.text).toBe(renderGreeting({ kind: 'welcome_back_brief', agoMs: 0 }, null, 'en-US'));
+      await waitFor('the resumed session reported on pva.session', async () => (await data(page, 'greeting-kind', 'kind')) === 'welcome_back_brief', { timeoutMs: 15_000 });
+      // The page never left its call.
+      expect((await page.evaluate(() => (window as unknown as { shownStates: string[] }).shownStates)).filter((st) => st !== 'Connected')).toEqual([]);
+      expect(await text(page, 'session-state')).toBe('Connected');
+    } finally {
+      await Promise.allSettled([crashService.close(), first.stop(), second?.stop()]);
+    }
+  });
+
   it('an unreachable LiveKit server: the reconnect policy gives up after 3 attempts, Error with Retry', async () => {
     const deadPort = await freeTcpPort();
     const dead = await startTokenService({

@@ -335,8 +335,9 @@ let agentWatch: ReturnType<typeof setTimeout> | undefined;
 const agentPresent = (): boolean => [...room.remoteParticipants.values()].some((p) => p.isAgent);
 
 /**
- * When no agent has joined `roomName` within {@link AGENT_ARRIVAL_MS} (no worker was registered
- * when the room was created, or its job died before joining), asks the service to send one
+ * When no agent is in `roomName` {@link AGENT_ARRIVAL_MS} after connecting or after the agent
+ * left (no worker was registered when the room was created; its job or worker died), asks the
+ * service to send one
  * (`POST /api/agent`; it sends none while one is there or on its way), up to
  * {@link AGENT_REQUESTS} times, then says so.
  */
@@ -384,7 +385,11 @@ room.on(RoomEvent.ParticipantConnected, (p: RemoteParticipant) => {
   if (p.isAgent) event('agent joined');
 });
 room.on(RoomEvent.ParticipantDisconnected, (p: RemoteParticipant) => {
-  if (p.isAgent) event('agent left');
+  if (!p.isAgent) return;
+  event('agent left');
+  // An agent that leaves a live call without ending it (its worker crashed or shut down) is
+  // replaced: the next one resumes the conversation from the store.
+  if (machine.state === 'Connected' && currentRoomName !== null && device !== null) watchAgentArrival(device, currentRoomName);
 });
 room.on(RoomEvent.TrackSubscribed, (track: RemoteTrack) => {
   if (track.kind === Track.Kind.Audio) ui.audio.append(track.attach());
