@@ -337,9 +337,8 @@ const agentPresent = (): boolean => [...room.remoteParticipants.values()].some((
 /**
  * When no agent is in `roomName` {@link AGENT_ARRIVAL_MS} after connecting or after the agent
  * left (no worker was registered when the room was created; its job or worker died), asks the
- * service to send one
- * (`POST /api/agent`; it sends none while one is there or on its way), up to
- * {@link AGENT_REQUESTS} times, then says so.
+ * service to send one (`POST /api/agent`; it sends none while one is there or on its way), up
+ * to {@link AGENT_REQUESTS} times, then says so.
  */
 function watchAgentArrival(dev: StoredDevice, roomName: string, asked = 0): void {
   clearTimeout(agentWatch);
