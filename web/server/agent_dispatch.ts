@@ -20,24 +20,25 @@ export interface DispatchServer {
 }
 
 /**
- * How long a dispatch is on its way once a worker took it: its agent joins within this unless
- * the job failed or its worker died. Within it no second agent is sent.
+ * How long a dispatch counts as on its way, ms: a job's agent usually joins 1-3 s after the
+ * dispatch. Within it no second agent is sent. livekit-server's dispatch list cannot say more:
+ * it shows a dispatch's job only late (often after its agent has joined, sometimes not until
+ * it has left), and a job whose worker was SIGKILLed still shows as running.
  */
 export const DISPATCH_ARRIVAL_GRACE_MS = 10_000;
-/** How long a dispatch may wait for a worker to take it before it counts as dropped (none was available). */
-export const DISPATCH_TAKE_MS = 2_000;
 
 /**
  * Dispatches `agentName` (`''`: the workers registered with no name, as automatic dispatch does)
  * into `room` unless an agent participant is already there or one is on its way, with the
  * dispatch hint of the participant when given (`lib/dispatch_hint.ts`). Returns `'dispatched'`,
  * `'present'` (an agent is in the room), `'pending'` (a dispatch of `agentName` made within
- * {@link DISPATCH_ARRIVAL_GRACE_MS} that a worker took, or one younger than
- * {@link DISPATCH_TAKE_MS}: sending another would put two agents in the room) or `'no_room'`
- * (the room is gone: the join will create it and the token's own dispatch applies).
+ * {@link DISPATCH_ARRIVAL_GRACE_MS}: sending another would put two agents in the room) or
+ * `'no_room'` (the room is gone: the join will create it and the token's own dispatch applies).
  *
- * A dispatch that no worker took (none was registered when the room was created: livekit-server
- * drops it, it never retries) or whose agent has left (a crashed worker) is replaced.
+ * An older dispatch with no agent in the room is replaced: no worker took it (none was
+ * registered when the room was created: livekit-server drops it and never retries), or its
+ * agent left (a crashed worker), or its job is slower than the grace (then two agents start,
+ * and the later one's claim takes the session over).
  */
 export async function ensureAgentDispatched(
   server: DispatchServer,
@@ -52,11 +53,9 @@ export async function ensureAgentDispatched(
   const participants = await rooms.listParticipants(room);
   if (participants.some((p) => (p.kind as number) === PARTICIPANT_KIND_AGENT)) return 'present';
   const dispatches = new AgentDispatchClient(server.url, server.apiKey, server.apiSecret);
-  const onItsWay = (await dispatches.listDispatch(room)).some((d) => {
-    if (d.agentName !== agentName) return false;
-    const ageMs = nowMs - Number((d.state?.createdAt ?? 0n) / 1_000_000n);
-    return ageMs < DISPATCH_TAKE_MS || (ageMs < DISPATCH_ARRIVAL_GRACE_MS && (d.state?.jobs.length ?? 0) > 0);
-  });
+  const onItsWay = (await dispatches.listDispatch(room)).some(
+    (d) => d.agentName === agentName && nowMs - Number((d.state?.createdAt ?? 0n) / 1_000_000n) < DISPATCH_ARRIVAL_GRACE_MS,
+  );
   if (onItsWay) return 'pending';
   await dispatches.createDispatch(room, agentName, hint ? { metadata: encodeDispatchHint(hint) } : {});
   return 'dispatched';
