@@ -33,8 +33,6 @@ import type { ClaimMode, LeaseToken, SessionStore } from '../lib/store/session_s
 import type { JobMetrics } from './metrics.js';
 import { StoreWriteQueue, type WriteHold } from './write_queue.js';
 
-/** Reasons after which a call is over, not dropped: a return is greeted however soon it comes. */
-
 /** How long a claim holds without renewal; renewed every third of it. @default 30 000 ms */
 export const DEFAULT_LEASE_MS = 30_000;
 

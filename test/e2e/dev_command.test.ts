@@ -90,7 +90,6 @@ describe('npm run dev', () => {
     dev = spawn('npm', ['run', 'dev'], { cwd: checkout, env: devEnv(webPort), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     dev.stdout?.on('data', (b: Buffer) => output.push(b.toString()));
     dev.stderr?.on('data', (b: Buffer) => output.push(b.toString()));
-    const exited = new Promise<number | null>((resolve) => dev?.once('exit', (code, signal) => resolve(code ?? (signal === null ? null : -1))));
 
     try {
       // The web client's page, served by the token service.
@@ -134,7 +133,6 @@ describe('npm run dev', () => {
       // Ctrl-C in the terminal: the whole process group gets SIGINT.
       process.kill(-(dev.pid as number), 'SIGINT');
       await waitFor('npm run dev to exit', () => dev?.exitCode !== null || dev?.signalCode !== null, { timeoutMs: 30_000 });
-      await exited;
       // Nothing it started is left: the process group is empty.
       await waitFor('every process npm run dev started to exit', () => !groupAlive(dev?.pid as number), { timeoutMs: 15_000 });
       for (const port of [...DEV_TCP_PORTS, webPort]) {

@@ -45,7 +45,6 @@ export async function ensureAgentDispatched(
   room: string,
   agentName: string,
   hint?: Omit<DispatchHint, 'v'>,
-  nowMs: number = Date.now(),
 ): Promise<'dispatched' | 'present' | 'pending' | 'no_room'> {
   const rooms = new RoomServiceClient(server.url, server.apiKey, server.apiSecret);
   const existing = await rooms.listRooms([room]);
@@ -54,7 +53,7 @@ export async function ensureAgentDispatched(
   if (participants.some((p) => (p.kind as number) === PARTICIPANT_KIND_AGENT)) return 'present';
   const dispatches = new AgentDispatchClient(server.url, server.apiKey, server.apiSecret);
   const onItsWay = (await dispatches.listDispatch(room)).some(
-    (d) => d.agentName === agentName && nowMs - Number((d.state?.createdAt ?? 0n) / 1_000_000n) < DISPATCH_ARRIVAL_GRACE_MS,
+    (d) => d.agentName === agentName && Date.now() - Number((d.state?.createdAt ?? 0n) / 1_000_000n) < DISPATCH_ARRIVAL_GRACE_MS,
   );
   if (onItsWay) return 'pending';
   await dispatches.createDispatch(room, agentName, hint ? { metadata: encodeDispatchHint(hint) } : {});

@@ -245,6 +245,12 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
     if (!ok) throw new HttpError(403, 'forbidden', 'invalid_credentials', 'unknown identity or wrong device secret');
   };
 
+  /** Refuses (403 `room_not_issued`) a room not issued to `identity`, or whose reuse window passed. */
+  const requireIssuedRoom = async (identity: string, room: string, atMs: number): Promise<void> => {
+    const issued = await storeCall('hasRoom', () => devices.hasRoom(identity, room, atMs));
+    if (!issued) throw new HttpError(403, 'forbidden', 'room_not_issued', 'this room was not issued to this identity (or its reuse window passed); ask for a new room');
+  };
+
   const api = {
     async identity(req: IncomingMessage): Promise<[number, Json]> {
       badRequest(parseIdentityRequest(badRequest(parseJsonBody(await readBody(req)))));
@@ -280,8 +286,7 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
       let room: string;
       let reused = false;
       if (body.room !== undefined) {
-        const issued = await storeCall('hasRoom', () => devices.hasRoom(body.identity, body.room as string, now));
-        if (!issued) throw new HttpError(403, 'forbidden', 'room_not_issued', 'this room was not issued to this identity (or its reuse window passed); ask for a new room');
+        await requireIssuedRoom(body.identity, body.room, now);
         room = body.room;
         reused = true;
       } else {
@@ -331,8 +336,7 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
     async agent(req: IncomingMessage): Promise<[number, Json]> {
       const body = badRequest(parseAgentRequest(badRequest(parseJsonBody(await readBody(req)))));
       await verify(body);
-      const issued = await storeCall('hasRoom', () => devices.hasRoom(body.identity, body.room, nowMs()));
-      if (!issued) throw new HttpError(403, 'forbidden', 'room_not_issued', 'this room was not issued to this identity (or its reuse window passed); ask for a new room');
+      await requireIssuedRoom(body.identity, body.room, nowMs());
       if (spawner === null) throw new HttpError(503, 'service_unavailable', 'dispatch_unavailable', 'this service does not dispatch agents');
       let agent: Awaited<ReturnType<AgentSpawner>>;
       try {
