@@ -29,7 +29,7 @@ import type { JobMetrics } from './metrics.js';
 import { IdleWatch } from './idle_watch.js';
 import { buildModels, type Models } from './models.js';
 import { ParticipantSession, type Arrival } from './participant_session.js';
-import { RoomMessenger, bridgeRoom, endCallFor } from './room_bridge.js';
+import { RoomMessenger, bridgeRoom, endCallFor, markLeavingOnPurpose } from './room_bridge.js';
 import type { JobStores } from './store.js';
 
 /** Session key agent name when the worker has none (automatic dispatch). */
@@ -260,6 +260,9 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
         const ended = await endCallFor({ room: ctx.room, livekit: config.livekit, logger: log }, identity);
         log.info({ ended }, 'idle call ended on the server');
       }
+      // A job stopped with its call still going (a worker shut down) leaves unmarked: the token
+      // service then sends another agent to whoever is still in the room.
+      if (reason !== 'agent_shutdown') await markLeavingOnPurpose(ctx.room, reason, log);
       ctx.shutdown(reason);
     })();
     return finishing;
@@ -497,6 +500,7 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
       // and nothing was reset. The job then leaves; a retry dispatches a new one.
       await handle?.waitForPlayout().catch(() => undefined);
       await session.close().catch(() => undefined);
+      await markLeavingOnPurpose(ctx.room, 'resume_failed', log);
       ctx.shutdown('resume_failed');
     }
   }

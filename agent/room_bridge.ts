@@ -5,7 +5,7 @@
  */
 import { DisconnectReason as RtcDisconnectReason, ParticipantKind, RoomEvent, type RemoteParticipant, type Room } from '@livekit/rtc-node';
 import { RoomServiceClient } from 'livekit-server-sdk';
-import { CONTEXT_TOPIC, SESSION_TOPIC } from '../lib/attributes.js';
+import { ATTR_AGENT_LEFT, CONTEXT_TOPIC, SESSION_TOPIC } from '../lib/attributes.js';
 import type { ContextReceiver, ContextReplyTransport } from '../lib/context/receiver.js';
 import { pii, type Logger } from '../lib/logger.js';
 import type { DisconnectReason } from '../lib/session/record.js';
@@ -68,6 +68,30 @@ export async function endCallFor(e: CallEnder, identity: string): Promise<'room_
     const status = (err as { status?: unknown }).status;
     e.logger.warn({ status: typeof status === 'number' ? status : null, ...pii({ identity, room: roomName, err: err instanceof Error ? err.message : String(err) }) }, 'could not end the call on the server');
     return 'failed';
+  }
+}
+
+/** Longest wait for the server to take the agent's leaving mark, ms: the job leaves either way. */
+export const LEAVING_MARK_MAX_MS = 2_000;
+
+/**
+ * Marks the agent as leaving `room` on purpose (`reason`: the call ended, was taken over, the
+ * resume was refused) before the job leaves, so that the token service does not send a new
+ * agent to replace it ({@link ATTR_AGENT_LEFT}). At most {@link LEAVING_MARK_MAX_MS}; a failure
+ * is logged (the worst case is an agent sent in again, whose claim then decides what to say).
+ */
+export async function markLeavingOnPurpose(room: Room, reason: string, logger: Logger): Promise<void> {
+  const local = room.localParticipant;
+  if (local === undefined || !room.isConnected) return;
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), LEAVING_MARK_MAX_MS)));
+  try {
+    const r = await Promise.race([local.setAttributes({ [ATTR_AGENT_LEFT]: reason }).then(() => 'set' as const), timedOut]);
+    if (r === 'timeout') logger.warn({ reason, ms: LEAVING_MARK_MAX_MS }, 'the leaving mark was not confirmed in time');
+  } catch (err) {
+    logger.warn({ reason, err: err instanceof Error ? err.message : String(err) }, 'could not mark the agent as leaving on purpose');
+  } finally {
+    clearTimeout(timer);
   }
 }
 

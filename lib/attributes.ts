@@ -21,3 +21,11 @@ export const CONTEXT_TOPIC = 'pva.context';
 
 /** Data-message topic on which the agent tells a client about its session (state, greeting, errors). */
 export const SESSION_TOPIC = 'pva.session';
+
+/**
+ * Agent attribute: set by the agent just before it leaves a room on purpose (the call ended, the
+ * conversation was taken over elsewhere, a resume was refused), to the reason. An agent that
+ * leaves without it (its worker crashed, or was stopped before the call ended) is replaced by
+ * the token service when someone is still in the room (`web/server/agent_webhooks.ts`).
+ */
+export const ATTR_AGENT_LEFT = 'pva.agent_left';

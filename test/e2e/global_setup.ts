@@ -15,6 +15,8 @@ declare module 'vitest' {
     livekitApiKey: string;
     livekitApiSecret: string;
     redisUrl: string;
+    /** The livekit-server binary, for a test that needs a server of its own (another configuration). */
+    livekitServerBin: string;
   }
 }
 
@@ -37,6 +39,7 @@ export async function setup(project: TestProject): Promise<void> {
   project.provide('livekitApiKey', server.apiKey);
   project.provide('livekitApiSecret', server.apiSecret);
   project.provide('redisUrl', redisUrl);
+  project.provide('livekitServerBin', bin);
 }
 
 export async function teardown(): Promise<void> {

@@ -24,8 +24,11 @@ export interface LiveKitServer {
 export const TEST_API_KEY = 'testkey';
 export const TEST_API_SECRET = 'test-secret-for-e2e-runs-only-0123456789abcdef';
 
-/** Starts livekit-server; `departureTimeoutS` is the default room departure timeout. */
-export async function startLiveKitServer(bin: string, { departureTimeoutS = 60 } = {}): Promise<LiveKitServer> {
+/**
+ * Starts livekit-server; `departureTimeoutS` is the default room departure timeout; `webhookUrls`
+ * receive its webhooks, signed with the test key.
+ */
+export async function startLiveKitServer(bin: string, { departureTimeoutS = 60, webhookUrls = [] as string[] } = {}): Promise<LiveKitServer> {
   const port = await freeTcpPort();
   const tcpPort = await freeTcpPort();
   const udpPort = await freeUdpPort();
@@ -50,6 +53,7 @@ export async function startLiveKitServer(bin: string, { departureTimeoutS = 60 }
       `  departure_timeout: ${departureTimeoutS}`,
       'logging:',
       '  level: info',
+      ...(webhookUrls.length > 0 ? ['webhook:', `  api_key: ${TEST_API_KEY}`, '  urls:', ...webhookUrls.map((u) => `    - ${u}`)] : []),
       '',
     ].join('\n'),
   );

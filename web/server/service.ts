@@ -10,6 +10,7 @@
  * | `POST /api/forget`  | `{identity, deviceSecret}`                    | `200 {forgotten, sessionKeysErased, roomsClosed}`           |
  * | `POST /api/export`  | `{identity, deviceSecret}`                    | `200` everything kept about the identity (`identity_export.ts`) |
  * | `GET /api/config`   |                                               | `200 {rejoinTtlMs, policies, defaultPolicy}`                |
+ * | `POST /livekit/webhook` | a LiveKit webhook event, signed with the API key (`Authorization`) | `200 {action}` (`agent_webhooks.ts`); `401 invalid_signature` |
  * | `GET /healthz`      |                                               | `200 {ok, store}` or `503`                                  |
  * | `GET /`, `/app.js`… |                                               | the static page from `web/public/`                          |
  *
@@ -28,12 +29,13 @@ import { createReadStream, existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join, normalize } from 'node:path';
-import { RoomServiceClient } from 'livekit-server-sdk';
+import { RoomServiceClient, WebhookReceiver } from 'livekit-server-sdk';
 import type { Logger } from '../../lib/logger.js';
 import { pii, silentLogger } from '../../lib/logger.js';
 import { DEFAULT_POLICY_CHECK_MS, DEFAULT_REPLICA_ACK_TIMEOUT_MS } from '../../lib/store/redis_env.js';
 import { watchRedis } from '../../lib/store/redis_watch.js';
 import { ensureAgentDispatched } from './agent_dispatch.js';
+import { AgentWebhooks, REPLACEMENT_WINDOW_MS, REPLACEMENTS_PER_ROOM } from './agent_webhooks.js';
 import type { DispatchHint } from '../../lib/dispatch_hint.js';
 import { buildClient, PUBLIC_DIR } from './build_client.js';
 import { clientAddress, rateLimitKey } from './client_address.js';
@@ -68,13 +70,16 @@ import {
 /** Largest request body accepted, bytes. Every valid body is far below it. */
 export const MAX_BODY_BYTES = 4096;
 
+/** Largest webhook body accepted, bytes: an event carries a participant's tracks and attributes. */
+export const MAX_WEBHOOK_BODY_BYTES = 256 * 1024;
+
 /** Exports one identity may ask for per minute: each reads every conversation it has. */
 export const EXPORTS_PER_MIN = 6;
 
 export type { SessionEraser, SessionExporter } from './service_stores.js';
 
 /** Seed 000 `SpawnAgentOnRejoin`: dispatches the agent into a reused room that has none left (or whose agent never arrived). */
-export type AgentSpawner = (room: string, hint: Omit<DispatchHint, 'v'>) => Promise<'dispatched' | 'present' | 'pending' | 'no_room'>;
+export type AgentSpawner = (room: string, hint: Omit<DispatchHint, 'v'>) => ReturnType<typeof ensureAgentDispatched>;
 
 /** Closes LiveKit rooms (ends their agent jobs). */
 export interface RoomCloser {
@@ -98,6 +103,8 @@ export interface TokenServiceOptions extends Pick<WebConfig, 'livekitUrl' | 'api
   agentSpawner?: AgentSpawner | null;
   /** @default silentLogger */
   logger?: Logger;
+  /** After a person joins, when a webhook checks that their agent arrived, ms. @default JOIN_RECHECK_MS (agent_webhooks.ts) */
+  webhookJoinRecheckMs?: number;
   /** Static files. @default web/public */
   publicDir?: string;
   /** Bundle the page before listening. @default false */
@@ -187,14 +194,15 @@ function badRequest<T>(v: Validated<T>): T {
   throw new HttpError(400, 'bad_request', v.reason, v.detail);
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
+async function readBody(req: IncomingMessage, maxBytes = MAX_BODY_BYTES): Promise<string> {
+  const tooLarge = () => new HttpError(413, 'payload_too_large', 'body_too_large', `bodies are limited to ${maxBytes} bytes`);
   const declared = Number(req.headers['content-length'] ?? '0');
-  if (declared > MAX_BODY_BYTES) throw new HttpError(413, 'payload_too_large', 'body_too_large', `bodies are limited to ${MAX_BODY_BYTES} bytes`);
+  if (declared > maxBytes) throw tooLarge();
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, 'payload_too_large', 'body_too_large', `bodies are limited to ${MAX_BODY_BYTES} bytes`);
+    if (size > maxBytes) throw tooLarge();
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');
@@ -218,10 +226,23 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
   const rooms: RoomCloser = opts.roomCloser ?? { deleteRoom: (room) => roomService.deleteRoom(room) };
   // No agent name: the workers registered with none, which automatic dispatch sends.
   const agentName = config.agentName ?? '';
+  const livekitServer = { url: config.livekitUrl, apiKey: config.apiKey, apiSecret: config.apiSecret };
   const spawner: AgentSpawner | null =
+    opts.agentSpawner !== undefined ? opts.agentSpawner : (room, hint) => ensureAgentDispatched(livekitServer, room, agentName, hint, { gate: stores.dispatchGate });
+  // LiveKit webhooks replace an agent that crashed or never arrived, for any client (not with an
+  // injected spawner or none: the service then does not dispatch by itself).
+  const webhooks =
     opts.agentSpawner !== undefined
-      ? opts.agentSpawner
-      : (room, hint) => ensureAgentDispatched({ url: config.livekitUrl, apiKey: config.apiKey, apiSecret: config.apiSecret }, room, agentName, hint);
+      ? null
+      : new AgentWebhooks({
+          agentName,
+          dispatch: (room, forWhom, onlyWhereDispatched) => ensureAgentDispatched(livekitServer, room, agentName, forWhom, { gate: stores.dispatchGate, onlyWhereDispatched }),
+          limiter: stores.limiter('replace', REPLACEMENTS_PER_ROOM, REPLACEMENT_WINDOW_MS),
+          logger: log,
+          nowMs,
+          ...(opts.webhookJoinRecheckMs !== undefined ? { joinRecheckMs: opts.webhookJoinRecheckMs } : {}),
+        });
+  const webhookReceiver = new WebhookReceiver(config.apiKey, config.apiSecret);
   /** A per-minute limit (null = none). */
   const perMinute = (name: string, n: number): RateLimiter | null => (n > 0 ? stores.limiter(name, n, 60_000) : null);
   const identityLimiter = perMinute('identity', config.identitiesPerMin);
@@ -435,6 +456,16 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
         const [s, body] = await route(req);
         status = s;
         sendJson(res, s, body);
+      } else if (path === '/livekit/webhook') {
+        if (req.method !== 'POST') throw new HttpError(405, 'method_not_allowed', 'method_not_allowed', 'use POST', { allow: 'POST' });
+        const body = await readBody(req, MAX_WEBHOOK_BODY_BYTES);
+        // The signature covers the body's SHA-256; a bad one changes nothing.
+        const event = await webhookReceiver.receive(body, req.headers.authorization).catch(() => {
+          throw new HttpError(401, 'unauthorized', 'invalid_signature', 'the webhook is not signed with this service\'s LiveKit API key');
+        });
+        const action = webhooks?.handle(event) ?? 'ignored';
+        log.debug({ event: event.event, room: event.room?.name ?? null, action }, 'webhook');
+        sendJson(res, 200, { action });
       } else if (path === '/api/config') {
         if (req.method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'method_not_allowed', 'use GET', { allow: 'GET' });
         sendJson(res, 200, { rejoinTtlMs: config.rejoinTtlMs, policies: config.allowedPolicies, defaultPolicy: config.defaultPolicy ?? null });
@@ -458,7 +489,7 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
       if (err instanceof HttpError) {
         status = err.status;
         sendJson(res, err.status, { error: err.error, reason: err.reason, message: err.message }, err.headers);
-        if (err.status === 403 || err.status === 429) log.warn({ path, status: err.status, reason: err.reason }, 'request refused');
+        if (err.status === 401 || err.status === 403 || err.status === 429) log.warn({ path, status: err.status, reason: err.reason }, 'request refused');
         if (err.status === 413) req.resume(); // drain; the connection closes after the answer
       } else {
         status = 500;
@@ -497,6 +528,7 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
     config: { ...config, port },
     close: async () => {
       evictionWatch?.stop();
+      await webhooks?.close();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
       await stores.close();

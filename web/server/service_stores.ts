@@ -15,6 +15,8 @@ import type { SessionSnapshot } from '../../lib/store/session_store.js';
 import { SessionNotices, forgetIdentity } from '../../lib/store/session_notices.js';
 import type { WebConfig } from './config.js';
 import { MemoryDeviceStore, RedisDeviceStore, type DeviceStore } from './device_store.js';
+import type { DispatchGate } from './agent_dispatch.js';
+import { MemoryDispatchGate, RedisDispatchGate } from './dispatch_gate.js';
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './rate_limiter.js';
 
 /** Per-command bound of the session store used to forget an identity, ms (a forget scans every agent's keys). */
@@ -42,6 +44,8 @@ export interface ServiceStores {
    * Redis when it has one, so every service process shares the count; else in this process.
    */
   limiter(name: string, perWindow: number, windowMs: number): RateLimiter;
+  /** One agent dispatch decision per room at a time: in the device store's Redis when it has one, else in this process. */
+  dispatchGate: DispatchGate;
   /** True when devices are shared (Redis, or a store handed in), false when in this process's memory. */
   isShared: boolean;
   /** How the created Redis clients reach Redis; `null` without a Redis configured. */
@@ -117,6 +121,7 @@ export function createServiceStores(
     exporter,
     limiter: (name, perWindow, windowMs) =>
       devices instanceof RedisDeviceStore ? new RedisRateLimiter(devices.client, devices.keys.prefix, name, perWindow, windowMs) : new MemoryRateLimiter(perWindow, windowMs),
+    dispatchGate: devices instanceof RedisDeviceStore ? new RedisDispatchGate(devices.client, devices.keys.prefix) : new MemoryDispatchGate(),
     isShared: target !== undefined || injected.deviceStore !== undefined,
     redis: target === undefined ? null : target.cluster !== undefined ? 'cluster' : target.sentinel !== undefined ? 'sentinel' : 'url',
     close: async () => {

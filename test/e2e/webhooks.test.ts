@@ -1,0 +1,189 @@
+/**
+ * LiveKit webhooks replace a missing agent for any client (`web/server/agent_webhooks.ts`): a
+ * livekit-server of its own (its configuration names the token service's webhook URL), the token
+ * service, real worker processes, and participants joined with @livekit/rtc-node, which, like
+ * the Agents Playground, never ask for an agent themselves.
+ */
+import { Redis } from 'ioredis';
+import { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { RecordingLogger } from '../../lib/logger.js';
+import { KeyBuilder } from '../../lib/store/keys.js';
+import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
+import { ensureAgentDispatched } from '../../web/server/agent_dispatch.js';
+import { JOIN_RECHECK_MS } from '../../web/server/agent_webhooks.js';
+import { RedisDispatchGate } from '../../web/server/dispatch_gate.js';
+import { startTokenService, type TokenService } from '../../web/server/service.js';
+import { unlinkPrefix } from '../lib/store/redis_support.js';
+import { startLiveKitServer, type LiveKitServer } from '../support/livekit_server.js';
+import { startOpenAIStub, stubModelEnv, stubReply, type OpenAIStub } from '../support/openai_stub.js';
+import { literally, TestParticipant, type ServerInfo } from '../support/participant.js';
+import { freeTcpPort } from '../support/ports.js';
+import { waitFor } from '../support/wait.js';
+import { livekitEnv, startWorker, type WorkerProcess } from '../support/worker.js';
+
+const redisUrl = inject('redisUrl');
+const run = Math.random().toString(36).slice(2, 8);
+const prefix = `pva-e2e-hook-${run}:`;
+const uid = (tag: string) => `${tag}-${run}-${Math.random().toString(36).slice(2, 6)}`;
+const rejoinTtlMs = 30_000;
+
+let livekit: LiveKitServer;
+let server: ServerInfo;
+let service: TokenService;
+let stub: OpenAIStub;
+let inspect: RedisSessionStore;
+let redis: Redis;
+const serviceLog = new RecordingLogger();
+const workers: WorkerProcess[] = [];
+const participants: TestParticipant[] = [];
+
+async function worker(agentName: string): Promise<WorkerProcess> {
+  const w = await startWorker({
+    env: { ...livekitEnv(server, agentName), REDIS_URL: redisUrl, REDIS_KEY_PREFIX: prefix, ...stubModelEnv(stub), AGENT_IO: 'text', REJOIN_TTL_MS: String(rejoinTtlMs) },
+  });
+  workers.push(w);
+  return w;
+}
+
+async function join(identity: string, room: string, agentName: string): Promise<TestParticipant> {
+  const p = await TestParticipant.join(server, { identity, room, agentName, rejoinTtlMs });
+  participants.push(p);
+  return p;
+}
+
+async function converse(p: TestParticipant, text: string): Promise<void> {
+  const from = p.texts.length;
+  await p.say(text);
+  await p.textMatching(literally(stubReply(text)), { from });
+}
+
+/** The service's log lines with message `msg` about `room`. */
+function serviceSaid(msg: string, room: string): Array<Record<string, unknown>> {
+  return serviceLog.lines.filter((l) => l.msg === msg && l.fields.room === room).map((l) => l.fields);
+}
+
+/** A service for agent `agentName` on the port the server sends its webhooks to. */
+async function serviceFor(agentName: string, port: number): Promise<TokenService> {
+  return startTokenService({ livekitUrl: server.url, apiKey: server.apiKey, apiSecret: server.apiSecret, port, agentName, redisUrl, redisKeyPrefix: prefix, logger: serviceLog });
+}
+
+const agentName = uid('hooked');
+
+beforeAll(async () => {
+  const port = await freeTcpPort();
+  livekit = await startLiveKitServer(inject('livekitServerBin'), { webhookUrls: [`http://127.0.0.1:${port}/livekit/webhook`] });
+  server = { url: livekit.url, apiKey: livekit.apiKey, apiSecret: livekit.apiSecret };
+  [stub, service] = await Promise.all([startOpenAIStub(), serviceFor(agentName, port)]);
+  inspect = new RedisSessionStore({ url: redisUrl, prefix });
+  redis = new Redis(redisUrl);
+});
+
+afterAll(async () => {
+  for (const p of participants) await p.leave().catch(() => undefined);
+  await Promise.all(workers.map((w) => w.stop()));
+  await service?.close();
+  await stub?.close();
+  await inspect?.dispose();
+  await livekit?.stop();
+  if (redis) {
+    await unlinkPrefix(redis, new KeyBuilder(prefix).allKeysPattern());
+    redis.disconnect();
+  }
+});
+
+describe('LiveKit webhooks to the token service', () => {
+  it('the worker serving a call is SIGKILLed: another worker joins the same room by itself and resumes the conversation, the participant doing nothing', async () => {
+    const a = await worker(agentName);
+    const identity = uid('ines');
+    const room = uid('room');
+    const p = await join(identity, room, agentName);
+    const s1 = await p.statusMatching((m) => m.greeting === 'first_time');
+    await converse(p, 'My parcel number is 7781.');
+    await worker(agentName); // b, registered and idle
+    const statusesBefore = p.statuses.length;
+    await a.kill(); // SIGKILL, the whole process group
+
+    // The server drops the dead agent after its ping timeout, sends participant_left, and the
+    // service dispatches a new agent for the participant still in the room.
+    const s2 = await p.statusMatching((m) => m.greeting !== undefined, { from: statusesBefore, timeoutMs: 90_000 });
+    expect(s2).toMatchObject({ sessionId: s1.sessionId, decision: { kind: 'resume' } });
+    expect(s2.restoredTurns).toBeGreaterThanOrEqual(3); // greeting, the question, its answer
+    expect(p.disconnectReason).toBeUndefined(); // never left the room
+    expect(serviceSaid('agent dispatched to replace a missing one', room)).toEqual([expect.objectContaining({ why: 'agent_left', result: 'dispatched' })]);
+    await converse(p, 'Where is it now?');
+    const input = stub.requests.find((msgs) => msgs.at(-1)?.content === 'Where is it now?')?.map((m) => m.content) ?? [];
+    expect(input).toEqual(expect.arrayContaining(['My parcel number is 7781.', stubReply('My parcel number is 7781.')]));
+  });
+
+  it('an agent that leaves on purpose (its conversation taken over from another room) is not replaced, so the two rooms do not take the conversation back and forth', async () => {
+    await worker(agentName);
+    const identity = uid('jon');
+    const roomA = uid('room');
+    const roomB = uid('room');
+    const first = await join(identity, roomA, agentName);
+    await first.statusMatching((m) => m.greeting === 'first_time');
+    const second = await join(identity, roomB, agentName);
+    await second.statusMatching((m) => m.greeting !== undefined);
+    await first.statusMatching((m) => m.error?.code === 'taken_over');
+
+    // The participant in room A stays (a Playground tab left open); its agent left, marked.
+    const left = await waitFor('the service to hear that room A\'s agent left', () => serviceSaid('agent left on purpose: not replaced', roomA)[0]);
+    expect(left).toMatchObject({ reason: 'taken_over' });
+    expect(first.disconnectReason).toBeUndefined();
+    const rooms = new RoomServiceClient(server.url, server.apiKey, server.apiSecret);
+    expect((await rooms.listParticipants(roomA)).filter((x) => x.identity.startsWith('agent-'))).toEqual([]);
+    expect(await new AgentDispatchClient(server.url, server.apiKey, server.apiSecret).listDispatch(roomA)).toHaveLength(1); // the token's own
+    // Nor later, when the check for an agent that never arrived would have run (its agent came).
+    await waitFor('the time of the join check to pass', () => Date.now() - first.joinedAtMs > JOIN_RECHECK_MS + 2_000, { timeoutMs: JOIN_RECHECK_MS + 10_000 });
+    expect(serviceSaid('agent dispatched to replace a missing one', roomA)).toEqual([]);
+    expect((await rooms.listParticipants(roomA)).filter((x) => x.identity.startsWith('agent-'))).toEqual([]);
+    // Room B keeps the conversation.
+    await converse(second, 'Still here in the new tab.');
+    expect(second.statuses.some((m) => m.error?.code === 'taken_over')).toBe(false);
+  });
+
+  it('no worker was registered when the room was created (its dispatch was dropped): once one is, an agent is sent and greets the participant', async () => {
+    const lateName = uid('late');
+    const port = await freeTcpPort();
+    // A server whose webhooks go to a service of this agent name.
+    const lk = await startLiveKitServer(inject('livekitServerBin'), { webhookUrls: [`http://127.0.0.1:${port}/livekit/webhook`] });
+    const own: ServerInfo = { url: lk.url, apiKey: lk.apiKey, apiSecret: lk.apiSecret };
+    const svc = await startTokenService({ livekitUrl: own.url, apiKey: own.apiKey, apiSecret: own.apiSecret, port, agentName: lateName, redisUrl, redisKeyPrefix: prefix, logger: serviceLog });
+    try {
+      const identity = uid('kai');
+      const room = uid('room');
+      const p = await TestParticipant.join(own, { identity, room, agentName: lateName, rejoinTtlMs });
+      participants.push(p);
+      await waitFor('livekit-server to drop the dispatch', () => lk.logs.join('').includes('not dispatching agent job since no worker is available') || undefined);
+      const w = await startWorker({ env: { ...livekitEnv(own, lateName), REDIS_URL: redisUrl, REDIS_KEY_PREFIX: prefix, ...stubModelEnv(stub), AGENT_IO: 'text' } });
+      workers.push(w);
+      const s = await p.statusMatching((m) => m.greeting !== undefined, { timeoutMs: 60_000 });
+      expect(s).toMatchObject({ greeting: 'first_time' });
+      expect(serviceSaid('agent dispatched to replace a missing one', room)).toEqual([expect.objectContaining({ why: 'agent_missing', result: 'dispatched' })]);
+      await converse(p, 'Hello at last.');
+      expect(p.statuses.filter((m) => m.greeting !== undefined)).toHaveLength(1); // one agent, one greeting
+    } finally {
+      await svc.close();
+      await lk.stop();
+    }
+  });
+
+  it('two dispatch requests for one room at the same moment send one agent (the gate), not two; and a room that was never meant for our agent gets none', async () => {
+    const room = uid('room');
+    // A room with someone in it and no agent: its token asks for an agent no worker serves.
+    const p = await join(uid('lea'), room, uid('nobody'));
+    expect(p.agent()).toBeUndefined();
+    const gate = new RedisDispatchGate(redis, prefix);
+    const both = await Promise.all([ensureAgentDispatched(server, room, 'gated', undefined, { gate }), ensureAgentDispatched(server, room, 'gated', undefined, { gate })]);
+    expect(both.sort()).toEqual(['dispatched', 'pending']);
+    const dispatches = await new AgentDispatchClient(server.url, server.apiKey, server.apiSecret).listDispatch(room);
+    expect(dispatches.filter((d) => d.agentName === 'gated')).toHaveLength(1);
+    // The service's check after the join finds no agent in the room, but none of ours was ever
+    // dispatched there: it sends none.
+    const checked = await waitFor('the service to check the room', () => serviceSaid('no agent dispatched', room)[0], { timeoutMs: JOIN_RECHECK_MS + 20_000 });
+    expect(checked).toMatchObject({ why: 'agent_missing', result: 'not_ours' });
+    const after = await new AgentDispatchClient(server.url, server.apiKey, server.apiSecret).listDispatch(room);
+    expect(after.filter((d) => d.agentName === agentName)).toEqual([]);
+  });
+});

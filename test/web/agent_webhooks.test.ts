@@ -1,0 +1,239 @@
+/**
+ * The token service's webhook handling (`agent_webhooks.ts`), its dispatch gates
+ * (`dispatch_gate.ts`) and its `POST /livekit/webhook` route. The dispatch into livekit-server is
+ * recorded here; the e2e test `test/e2e/webhooks.test.ts` runs it against a real server.
+ */
+import { createHash } from 'node:crypto';
+import { AccessToken, ParticipantInfo, Room, WebhookEvent } from 'livekit-server-sdk';
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { ATTR_AGENT_LEFT, ATTR_LANGUAGE, ATTR_RESUME_POLICY } from '../../lib/attributes.js';
+import { RecordingLogger } from '../../lib/logger.js';
+import { PARTICIPANT_KIND, type DispatchFor } from '../../web/server/agent_dispatch.js';
+import { AgentWebhooks, ATTR_AGENT_NAME, JOIN_RECHECK_MS, REPLACEMENT_WINDOW_MS, REPLACEMENTS_PER_ROOM, type RoomDispatch } from '../../web/server/agent_webhooks.js';
+import { GATE_HOLD_MS, MemoryDispatchGate, RedisDispatchGate, gateKey } from '../../web/server/dispatch_gate.js';
+import { MemoryRateLimiter } from '../../web/server/rate_limiter.js';
+import { startTokenService } from '../../web/server/service.js';
+import { randomPrefix } from '../support/env.js';
+import { connectTestRedis, unlinkPrefix } from '../lib/store/redis_support.js';
+
+const AGENT = 'helper';
+
+function person(identity: string, joinedAtMs: number, attributes: Record<string, string> = {}): ParticipantInfo {
+  return new ParticipantInfo({ identity, name: identity.toUpperCase(), kind: PARTICIPANT_KIND.standard, joinedAtMs: BigInt(joinedAtMs), attributes });
+}
+
+function agent(attributes: Record<string, string>): ParticipantInfo {
+  return new ParticipantInfo({ identity: 'agent-AJ_1', kind: PARTICIPANT_KIND.agent, attributes });
+}
+
+function event(name: 'participant_left' | 'participant_joined' | 'room_finished', room: string, participant?: ParticipantInfo): WebhookEvent {
+  // The SDK's WebhookEvent resets `event` after its constructor: set the fields afterwards.
+  const e = new WebhookEvent();
+  e.event = name;
+  e.room = new Room({ name: room });
+  if (participant) e.participant = participant;
+  return e;
+}
+
+/** A dispatch that answers `answer` and records whom each call chose among `people` (null: nobody). */
+function recordingDispatch(people: ParticipantInfo[], answer: Awaited<ReturnType<RoomDispatch>> = 'dispatched') {
+  const calls: Array<{ room: string; chose: string | null; hint: unknown; onlyWhereDispatched: boolean }> = [];
+  const dispatch: RoomDispatch = async (room: string, forWhom: DispatchFor, onlyWhereDispatched: boolean) => {
+    const hint = typeof forWhom === 'function' ? forWhom(people) : forWhom;
+    calls.push({ room, chose: hint?.identity ?? null, hint, onlyWhereDispatched });
+    return hint === null ? 'nobody' : answer;
+  };
+  return { calls, dispatch };
+}
+
+describe('AgentWebhooks', () => {
+  let hooks: AgentWebhooks | undefined;
+  afterEach(async () => {
+    await hooks?.close();
+    vi.useRealTimers();
+  });
+
+  function make(dispatch: RoomDispatch, limiter = new MemoryRateLimiter(REPLACEMENTS_PER_ROOM, REPLACEMENT_WINDOW_MS), log = new RecordingLogger()) {
+    hooks = new AgentWebhooks({ agentName: AGENT, dispatch, limiter, logger: log, nowMs: Date.now });
+    return hooks;
+  }
+
+  it('our agent left with no mark (its worker died): a new one is sent at once, hinted for the person there longest, with their token attributes', async () => {
+    const { calls, dispatch } = recordingDispatch([
+      person('later', 2_000),
+      person('first', 1_000, { [ATTR_RESUME_POLICY]: 'AlwaysResume', [ATTR_LANGUAGE]: 'de' }),
+    ]);
+    const h = make(dispatch);
+    expect(h.handle(event('participant_left', 'r1', agent({ [ATTR_AGENT_NAME]: AGENT })))).toBe('replacing');
+    await h.idle();
+    // The room was ours (our agent was in it): no need for an earlier dispatch of it.
+    expect(calls).toEqual([{ room: 'r1', chose: 'first', hint: { identity: 'first', name: 'FIRST', resumePolicy: 'AlwaysResume', language: 'de' }, onlyWhereDispatched: false }]);
+  });
+
+  it('an agent that left on purpose, another agent name, or a person leaving sends nobody', async () => {
+    const { calls, dispatch } = recordingDispatch([person('p', 1)]);
+    const log = new RecordingLogger();
+    const h = make(dispatch, undefined, log);
+    expect(h.handle(event('participant_left', 'r1', agent({ [ATTR_AGENT_NAME]: AGENT, [ATTR_AGENT_LEFT]: 'taken_over' })))).toBe('left_on_purpose');
+    expect(h.handle(event('participant_left', 'r1', agent({ [ATTR_AGENT_NAME]: 'someone-else' })))).toBe('ignored');
+    expect(h.handle(event('participant_left', 'r1', person('p', 1)))).toBe('ignored');
+    expect(h.handle(event('participant_left', '', agent({ [ATTR_AGENT_NAME]: AGENT })))).toBe('ignored');
+    await h.idle();
+    expect(calls).toEqual([]);
+    expect(log.lines.find((l) => l.msg === 'agent left on purpose: not replaced')?.fields).toMatchObject({ room: 'r1', reason: 'taken_over' });
+  });
+
+  it('nobody left in the room: nothing is dispatched, and it does not count against the room', async () => {
+    const { calls, dispatch } = recordingDispatch([]);
+    const limiter = new MemoryRateLimiter(1, REPLACEMENT_WINDOW_MS);
+    const h = make(dispatch, limiter);
+    h.handle(event('participant_left', 'r1', agent({ [ATTR_AGENT_NAME]: AGENT })));
+    await h.idle();
+    expect(calls).toMatchObject([{ room: 'r1', chose: null }]);
+    expect(await limiter.allow('r1', Date.now())).toBe(true); // refunded: the one allowed is still there
+  });
+
+  it(`at most ${REPLACEMENTS_PER_ROOM} agents are sent into one room in ${REPLACEMENT_WINDOW_MS / 60_000} minutes (an agent that crashes every time is not sent forever); other rooms are not affected`, async () => {
+    const { calls, dispatch } = recordingDispatch([person('p', 1)]);
+    const log = new RecordingLogger();
+    const h = make(dispatch, undefined, log);
+    for (let i = 0; i < REPLACEMENTS_PER_ROOM + 2; i++) {
+      h.handle(event('participant_left', 'r1', agent({ [ATTR_AGENT_NAME]: AGENT })));
+      await h.idle();
+    }
+    h.handle(event('participant_left', 'r2', agent({ [ATTR_AGENT_NAME]: AGENT })));
+    await h.idle();
+    expect(calls.filter((c) => c.room === 'r1')).toHaveLength(REPLACEMENTS_PER_ROOM);
+    expect(calls.filter((c) => c.room === 'r2')).toHaveLength(1);
+    expect(log.lines.filter((l) => l.msg === 'agent not replaced: too many dispatches into this room')).toHaveLength(2);
+  });
+
+  it('answers that are not a dispatch (present, pending) do not count against the room', async () => {
+    const { calls, dispatch } = recordingDispatch([person('p', 1)], 'pending');
+    const h = make(dispatch);
+    for (let i = 0; i < REPLACEMENTS_PER_ROOM + 2; i++) {
+      h.handle(event('participant_left', 'r1', agent({ [ATTR_AGENT_NAME]: AGENT })));
+      await h.idle();
+    }
+    expect(calls).toHaveLength(REPLACEMENTS_PER_ROOM + 2);
+  });
+
+  describe('a person joins', () => {
+    beforeEach(() => vi.useFakeTimers());
+
+    it(`the room is checked ${JOIN_RECHECK_MS} ms later (once, however many joins), not before`, async () => {
+      const { calls, dispatch } = recordingDispatch([person('p', 1)]);
+      const h = make(dispatch);
+      expect(h.handle(event('participant_joined', 'r1', person('p', 1)))).toBe('recheck_scheduled');
+      await vi.advanceTimersByTimeAsync(JOIN_RECHECK_MS - 1_000);
+      expect(h.handle(event('participant_joined', 'r1', person('q', 2)))).toBe('recheck_scheduled'); // restarts the wait
+      await vi.advanceTimersByTimeAsync(JOIN_RECHECK_MS - 1);
+      expect(calls).toEqual([]);
+      await vi.advanceTimersByTimeAsync(1);
+      await h.idle();
+      // Only into a room that had a dispatch of our agent (not another application's room).
+      expect(calls).toMatchObject([{ room: 'r1', chose: 'p', onlyWhereDispatched: true }]);
+      await vi.advanceTimersByTimeAsync(JOIN_RECHECK_MS * 3);
+      expect(calls).toHaveLength(1);
+    });
+
+    it('our agent arriving, or the room finishing, cancels the check; so does closing the service', async () => {
+      const { calls, dispatch } = recordingDispatch([person('p', 1)]);
+      const h = make(dispatch);
+      h.handle(event('participant_joined', 'r1', person('p', 1)));
+      expect(h.handle(event('participant_joined', 'r1', agent({ [ATTR_AGENT_NAME]: AGENT })))).toBe('recheck_dropped');
+      h.handle(event('participant_joined', 'r2', person('p', 1)));
+      expect(h.handle(event('room_finished', 'r2'))).toBe('recheck_dropped');
+      h.handle(event('participant_joined', 'r3', person('p', 1)));
+      // Another agent name arriving does not count as ours.
+      expect(h.handle(event('participant_joined', 'r3', agent({ [ATTR_AGENT_NAME]: 'someone-else' })))).toBe('ignored');
+      await h.close();
+      expect(h.handle(event('participant_joined', 'r4', person('p', 1)))).toBe('ignored');
+      await vi.advanceTimersByTimeAsync(JOIN_RECHECK_MS * 2);
+      expect(calls).toEqual([]);
+      expect(vi.getTimerCount()).toBe(0);
+    });
+  });
+});
+
+describe('dispatch gates', () => {
+  const prefix = randomPrefix('gate');
+  const redisP = connectTestRedis();
+  afterAll(async () => {
+    const redis = await redisP;
+    await unlinkPrefix(redis, `${prefix}*`);
+    redis.disconnect();
+  });
+
+  const gates: Array<[string, () => Promise<MemoryDispatchGate | RedisDispatchGate>]> = [
+    ['memory', async () => new MemoryDispatchGate()],
+    ['redis', async () => new RedisDispatchGate(await redisP, prefix)],
+  ];
+  for (const [name, make] of gates) {
+    it(`${name}: one decision per room at a time; other rooms are free; released, the room is free again`, async () => {
+      const gate = await make();
+      const release = await gate.tryEnter('room-a');
+      expect(release).not.toBeNull();
+      expect(await gate.tryEnter('room-a')).toBeNull();
+      const other = await gate.tryEnter('room-b');
+      expect(other).not.toBeNull();
+      await release!();
+      const again = await gate.tryEnter('room-a');
+      expect(again).not.toBeNull();
+      await again!();
+      await other!();
+    });
+  }
+
+  it('redis: a gate held by a process that died expires on its own, and a late release never frees a gate someone else holds', async () => {
+    const redis = await redisP;
+    const gate = new RedisDispatchGate(redis, prefix);
+    const release = await gate.tryEnter('room-c');
+    const key = gateKey(prefix, 'room-c');
+    const ttl = await redis.pttl(key);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(GATE_HOLD_MS);
+    expect(key).not.toContain('room-c'); // no room name in key names
+    // It expired and another decision took it: the first one's release must not free it.
+    await redis.set(key, 'someone-else', 'PX', GATE_HOLD_MS);
+    await release!();
+    expect(await redis.get(key)).toBe('someone-else');
+  });
+});
+
+describe('POST /livekit/webhook', () => {
+  const API_KEY = 'unit-key';
+  const API_SECRET = 'unit-secret-unit-secret-unit-secret-0123';
+
+  async function signed(body: string, secret = API_SECRET): Promise<string> {
+    const at = new AccessToken(API_KEY, secret);
+    at.sha256 = createHash('sha256').update(body).digest('base64');
+    return at.toJwt();
+  }
+
+  it('acts only on events signed with the service\'s API key: anything else is 401 and changes nothing', async () => {
+    const log = new RecordingLogger();
+    // Port 1: nothing answers there, so a dispatch attempt would fail loudly in the log.
+    const svc = await startTokenService({ livekitUrl: 'ws://127.0.0.1:1', apiKey: API_KEY, apiSecret: API_SECRET, port: 0, agentName: AGENT, roomCloser: { deleteRoom: async () => {} }, logger: log });
+    try {
+      const body = JSON.stringify(event('participant_left', 'r1', agent({ [ATTR_AGENT_NAME]: AGENT, [ATTR_AGENT_LEFT]: 'idle' })).toJson());
+      const post = (auth: string | undefined, b = body) =>
+        fetch(`${svc.url}/livekit/webhook`, { method: 'POST', headers: { 'content-type': 'application/webhook+json', ...(auth ? { authorization: auth } : {}) }, body: b });
+
+      for (const auth of [undefined, 'not-a-jwt', await signed(body, 'another-secret-another-secret-0123456789'), await signed(`${body} `)]) {
+        const res = await post(auth);
+        expect(res.status).toBe(401);
+        expect(await res.json()).toMatchObject({ error: 'unauthorized', reason: 'invalid_signature' });
+      }
+      expect(log.lines.filter((l) => l.msg === 'agent left on purpose: not replaced')).toEqual([]);
+
+      const ok = await post(await signed(body));
+      expect(ok.status).toBe(200);
+      expect(await ok.json()).toEqual({ action: 'left_on_purpose' });
+      expect(log.lines.filter((l) => l.msg === 'agent left on purpose: not replaced')).toHaveLength(1);
+      expect((await fetch(`${svc.url}/livekit/webhook`)).status).toBe(405);
+    } finally {
+      await svc.close();
+    }
+  });
+});

@@ -1,0 +1,163 @@
+/**
+ * LiveKit webhooks (livekit-server's `webhook.urls` → `POST /livekit/webhook`, signed with the API
+ * key): the server side of seed 000 `SpawnAgentOnRejoin`, for every client, without waiting for a
+ * rejoin. The web client watches for its agent itself; a participant of the Agents Playground, a
+ * phone caller or any other client does not, and before this a crashed worker left them alone in
+ * the room until they rejoined.
+ *
+ * - `participant_left` of our agent (its `lk.agent.name`) with no leaving mark
+ *   ({@link ATTR_AGENT_LEFT}: the agent sets it whenever it leaves on purpose): its worker died,
+ *   or was stopped before the call ended. A new agent is dispatched at once if someone is still
+ *   in the room, for the person who has been there longest (their dispatch hint, so the new job
+ *   claims their conversation while it connects, and resumes it).
+ * - `participant_joined` of a person: {@link JOIN_RECHECK_MS} later, if no agent is in the room
+ *   and none is on its way, one is dispatched (no worker was registered when the room was
+ *   created: livekit-server dropped its dispatch for good), but only into a room that had a
+ *   dispatch of our agent (a named agent; see `DispatchOptions.onlyWhereDispatched`).
+ * - `participant_joined` of our agent, and `room_finished`: a recheck still waiting for the room is dropped.
+ *
+ * Every dispatch goes through {@link ensureAgentDispatched} and the service's dispatch gate, so a
+ * webhook, a page asking and a rejoin never send two agents; and at most
+ * {@link REPLACEMENTS_PER_ROOM} per room in {@link REPLACEMENT_WINDOW_MS}, so an agent that fails
+ * the same way every time is not sent in forever.
+ */
+import type { ParticipantInfo, WebhookEvent } from 'livekit-server-sdk';
+import { ATTR_AGENT_LEFT } from '../../lib/attributes.js';
+import type { Logger } from '../../lib/logger.js';
+import { DISPATCH_ARRIVAL_GRACE_MS, PARTICIPANT_KIND, hintFor, isPerson, type DispatchFor, type ensureAgentDispatched } from './agent_dispatch.js';
+import type { RateLimiter } from './rate_limiter.js';
+
+/** agents-js stamps every agent participant with its worker's agent name (`''` for none). */
+export const ATTR_AGENT_NAME = 'lk.agent.name';
+
+/** How long after a person joins the room is checked for its agent, ms: past the dispatch grace, so a dispatch that no worker took counts as lost. */
+export const JOIN_RECHECK_MS = DISPATCH_ARRIVAL_GRACE_MS + 2_000;
+
+/** At most this many agents dispatched into one room by webhooks in {@link REPLACEMENT_WINDOW_MS}. */
+export const REPLACEMENTS_PER_ROOM = 3;
+export const REPLACEMENT_WINDOW_MS = 10 * 60_000;
+
+/**
+ * A dispatch into a room ({@link ensureAgentDispatched} with the service's server, agent name and
+ * gate); `onlyWhereDispatched` for a room whose agent never came (see `DispatchOptions`).
+ */
+export type RoomDispatch = (room: string, forWhom: DispatchFor, onlyWhereDispatched: boolean) => ReturnType<typeof ensureAgentDispatched>;
+
+/** What {@link AgentWebhooks.handle} did with an event. */
+export type WebhookAction = 'replacing' | 'recheck_scheduled' | 'left_on_purpose' | 'recheck_dropped' | 'ignored';
+
+export interface AgentWebhooksOptions {
+  /** The agent name the service dispatches (`''`: the workers registered with none). */
+  agentName: string;
+  dispatch: RoomDispatch;
+  /** Counts dispatches per room ({@link REPLACEMENTS_PER_ROOM} per {@link REPLACEMENT_WINDOW_MS}). */
+  limiter: RateLimiter;
+  logger: Logger;
+  nowMs: () => number;
+  /** @default JOIN_RECHECK_MS */
+  joinRecheckMs?: number;
+}
+
+/** The person who has been in the room longest (their agent was the one that left), or null when nobody is. */
+export function longestPresent(people: ParticipantInfo[]): ParticipantInfo | null {
+  let first: ParticipantInfo | null = null;
+  for (const p of people) if (first === null || p.joinedAtMs < first.joinedAtMs) first = p;
+  return first;
+}
+
+/** Acts on verified LiveKit webhook events (see the module comment). */
+export class AgentWebhooks {
+  private readonly rechecks = new Map<string, NodeJS.Timeout>();
+  private readonly running = new Set<Promise<void>>();
+  private closed = false;
+
+  constructor(private readonly o: AgentWebhooksOptions) {}
+
+  /** Handles one verified event: what needs the server runs in the background (see {@link idle}). */
+  handle(event: WebhookEvent): WebhookAction {
+    if (this.closed) return 'ignored';
+    const room = event.room?.name ?? '';
+    const p = event.participant;
+    if (room === '') return 'ignored';
+    if (event.event === 'room_finished') return this.dropRecheck(room) ? 'recheck_dropped' : 'ignored';
+    if (p === undefined) return 'ignored';
+    const ours = (p.kind as number) === PARTICIPANT_KIND.agent && (p.attributes[ATTR_AGENT_NAME] ?? '') === this.o.agentName;
+    // The agent arrived: no check for a missing one (it may leave on purpose before the check).
+    if (event.event === 'participant_joined' && ours) return this.dropRecheck(room) ? 'recheck_dropped' : 'ignored';
+    if (event.event === 'participant_left' && ours) {
+      this.dropRecheck(room);
+      const onPurpose = p.attributes[ATTR_AGENT_LEFT];
+      if (onPurpose !== undefined && onPurpose !== '') {
+        this.o.logger.info({ room, reason: onPurpose }, 'agent left on purpose: not replaced');
+        return 'left_on_purpose';
+      }
+      this.run(room, 'agent_left');
+      return 'replacing';
+    }
+    if (event.event === 'participant_joined' && isPerson(p)) {
+      this.dropRecheck(room);
+      const timer = setTimeout(() => {
+        this.rechecks.delete(room);
+        this.run(room, 'agent_missing');
+      }, this.o.joinRecheckMs ?? JOIN_RECHECK_MS);
+      timer.unref();
+      this.rechecks.set(room, timer);
+      return 'recheck_scheduled';
+    }
+    return 'ignored';
+  }
+
+  /** Resolves once every dispatch started so far has finished. */
+  async idle(): Promise<void> {
+    while (this.running.size > 0) await Promise.all([...this.running]);
+  }
+
+  /** Drops waiting rechecks and waits for dispatches in flight. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.rechecks.values()) clearTimeout(t);
+    this.rechecks.clear();
+    await this.idle();
+  }
+
+  private dropRecheck(room: string): boolean {
+    const t = this.rechecks.get(room);
+    if (t === undefined) return false;
+    clearTimeout(t);
+    this.rechecks.delete(room);
+    return true;
+  }
+
+  private run(room: string, why: 'agent_left' | 'agent_missing'): void {
+    const job = this.replace(room, why).catch((err: unknown) => {
+      this.o.logger.warn({ room, why, err: err instanceof Error ? err.message : String(err) }, 'agent replacement failed');
+    });
+    this.running.add(job);
+    void job.finally(() => this.running.delete(job));
+  }
+
+  private async replace(room: string, why: 'agent_left' | 'agent_missing'): Promise<void> {
+    const countedAtMs = this.o.nowMs();
+    if (!(await this.o.limiter.allow(room, countedAtMs))) {
+      this.o.logger.warn({ room, why, limit: REPLACEMENTS_PER_ROOM, windowMs: REPLACEMENT_WINDOW_MS }, 'agent not replaced: too many dispatches into this room');
+      return;
+    }
+    let result: Awaited<ReturnType<RoomDispatch>> | undefined;
+    try {
+      // A room our agent was never dispatched into is not ours to fill (another application's,
+      // or a call with no agent); one our agent left certainly is.
+      result = await this.o.dispatch(
+        room,
+        (people) => {
+          const first = longestPresent(people);
+          return first === null ? null : hintFor(first);
+        },
+        why === 'agent_missing',
+      );
+    } finally {
+      // Only an agent actually sent counts against the room's limit.
+      if (result !== 'dispatched') await this.o.limiter.refund(room, countedAtMs);
+    }
+    this.o.logger.info({ room, why, result }, result === 'dispatched' ? 'agent dispatched to replace a missing one' : 'no agent dispatched');
+  }
+}
