@@ -25,7 +25,8 @@ if ! configured LIVEKIT_URL; then
   else
     bin="$(bash scripts/ensure_livekit_server.sh | tail -n 1)"
     mkdir -p .tools
-    "$bin" --config livekit.yaml > .tools/livekit-server.log 2>&1 &
+    # livekit.yaml sends webhooks to the token service on 8080: to WEB_PORT when it is another.
+    "$bin" --config-body "$(sed "s#127.0.0.1:8080/livekit/webhook#127.0.0.1:${WEB_PORT:-8080}/livekit/webhook#" livekit.yaml)" > .tools/livekit-server.log 2>&1 &
     pids+=("$!")
     for _ in $(seq 1 200); do curl -fsS "http://127.0.0.1:7880" >/dev/null 2>&1 && break; sleep 0.05; done
     curl -fsS "http://127.0.0.1:7880" >/dev/null || { echo "dev: livekit-server did not start (see .tools/livekit-server.log)" >&2; exit 1; }

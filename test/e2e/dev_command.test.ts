@@ -123,6 +123,8 @@ describe('npm run dev', () => {
       const greeted = await visitor.statusMatching((m) => m.greeting !== undefined, { timeoutMs: 90_000 });
       expect(greeted).toMatchObject({ greeting: 'first_time', decision: { kind: 'fresh', why: 'new_identity' } });
       await visitor.nthText(1);
+      // livekit-server's webhooks reach the token service on its port (WEB_PORT, not 8080).
+      await waitFor('the token service to get webhooks', () => output.join('').includes('LiveKit webhooks arriving'), { timeoutMs: 30_000, intervalMs: 200 });
       const before = visitor.texts.length;
       await visitor.say('Hello from the dev command test.');
       const answer = await visitor.textMatching(/Hello from the dev command test/, { from: before });

@@ -243,6 +243,8 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
           ...(opts.webhookJoinRecheckMs !== undefined ? { joinRecheckMs: opts.webhookJoinRecheckMs } : {}),
         });
   const webhookReceiver = new WebhookReceiver(config.apiKey, config.apiSecret);
+  /** Logged once: a deployment can see that livekit-server's webhooks reach this service. */
+  let webhooksArriving = false;
   /** A per-minute limit (null = none). */
   const perMinute = (name: string, n: number): RateLimiter | null => (n > 0 ? stores.limiter(name, n, 60_000) : null);
   const identityLimiter = perMinute('identity', config.identitiesPerMin);
@@ -463,6 +465,10 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
         const event = await webhookReceiver.receive(body, req.headers.authorization).catch(() => {
           throw new HttpError(401, 'unauthorized', 'invalid_signature', 'the webhook is not signed with this service\'s LiveKit API key');
         });
+        if (!webhooksArriving) {
+          webhooksArriving = true;
+          log.info({ event: event.event }, 'LiveKit webhooks arriving');
+        }
         const action = webhooks?.handle(event) ?? 'ignored';
         log.debug({ event: event.event, room: event.room?.name ?? null, action }, 'webhook');
         sendJson(res, 200, { action });
