@@ -254,15 +254,16 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
         await ps.suspend(reason === 'rejoin_expired' ? 'network' : reason);
       }
       await agentSession?.close().catch(() => undefined);
+      // Marked before the room can go away under it. A job stopped with its call still going (a
+      // worker shut down) leaves unmarked: the token service then sends another agent to whoever
+      // is still in the room.
+      if (reason !== 'agent_shutdown') await markLeavingOnPurpose(ctx.room, reason, log);
       // The call is over: the participant is disconnected instead of left in a room with no
       // agent (the room is deleted when nobody else is in it; other people stay).
       if (reason === 'idle') {
         const ended = await endCallFor({ room: ctx.room, livekit: config.livekit, logger: log }, identity);
         log.info({ ended }, 'idle call ended on the server');
       }
-      // A job stopped with its call still going (a worker shut down) leaves unmarked: the token
-      // service then sends another agent to whoever is still in the room.
-      if (reason !== 'agent_shutdown') await markLeavingOnPurpose(ctx.room, reason, log);
       ctx.shutdown(reason);
     })();
     return finishing;

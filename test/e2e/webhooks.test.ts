@@ -31,16 +31,19 @@ const rejoinTtlMs = 30_000;
 let livekit: LiveKitServer;
 let server: ServerInfo;
 let service: TokenService;
+/** A second service on the same server's webhooks, for the agent of the idle test. */
+let idleService: TokenService;
 let stub: OpenAIStub;
 let inspect: RedisSessionStore;
 let redis: Redis;
 const serviceLog = new RecordingLogger();
+const idleServiceLog = new RecordingLogger();
 const workers: WorkerProcess[] = [];
 const participants: TestParticipant[] = [];
 
-async function worker(agentName: string): Promise<WorkerProcess> {
+async function worker(agentName: string, extra: Record<string, string> = {}): Promise<WorkerProcess> {
   const w = await startWorker({
-    env: { ...livekitEnv(server, agentName), REDIS_URL: redisUrl, REDIS_KEY_PREFIX: prefix, ...stubModelEnv(stub), AGENT_IO: 'text', REJOIN_TTL_MS: String(rejoinTtlMs) },
+    env: { ...livekitEnv(server, agentName), REDIS_URL: redisUrl, REDIS_KEY_PREFIX: prefix, ...stubModelEnv(stub), AGENT_IO: 'text', REJOIN_TTL_MS: String(rejoinTtlMs), ...extra },
   });
   workers.push(w);
   return w;
@@ -59,22 +62,23 @@ async function converse(p: TestParticipant, text: string): Promise<void> {
 }
 
 /** The service's log lines with message `msg` about `room`. */
-function serviceSaid(msg: string, room: string): Array<Record<string, unknown>> {
-  return serviceLog.lines.filter((l) => l.msg === msg && l.fields.room === room).map((l) => l.fields);
+function serviceSaid(msg: string, room: string, log = serviceLog): Array<Record<string, unknown>> {
+  return log.lines.filter((l) => l.msg === msg && l.fields.room === room).map((l) => l.fields);
 }
 
 /** A service for agent `agentName` on the port the server sends its webhooks to. */
-async function serviceFor(agentName: string, port: number): Promise<TokenService> {
-  return startTokenService({ livekitUrl: server.url, apiKey: server.apiKey, apiSecret: server.apiSecret, port, agentName, redisUrl, redisKeyPrefix: prefix, logger: serviceLog });
+async function serviceFor(agentName: string, port: number, logger: RecordingLogger): Promise<TokenService> {
+  return startTokenService({ livekitUrl: server.url, apiKey: server.apiKey, apiSecret: server.apiSecret, port, agentName, redisUrl, redisKeyPrefix: prefix, logger });
 }
 
 const agentName = uid('hooked');
+const idleAgentName = uid('idle');
 
 beforeAll(async () => {
-  const port = await freeTcpPort();
-  livekit = await startLiveKitServer(inject('livekitServerBin'), { webhookUrls: [`http://127.0.0.1:${port}/livekit/webhook`] });
+  const [port, idlePort] = [await freeTcpPort(), await freeTcpPort()];
+  livekit = await startLiveKitServer(inject('livekitServerBin'), { webhookUrls: [port, idlePort].map((p) => `http://127.0.0.1:${p}/livekit/webhook`) });
   server = { url: livekit.url, apiKey: livekit.apiKey, apiSecret: livekit.apiSecret };
-  [stub, service] = await Promise.all([startOpenAIStub(), serviceFor(agentName, port)]);
+  [stub, service, idleService] = await Promise.all([startOpenAIStub(), serviceFor(agentName, port, serviceLog), serviceFor(idleAgentName, idlePort, idleServiceLog)]);
   inspect = new RedisSessionStore({ url: redisUrl, prefix });
   redis = new Redis(redisUrl);
 });
@@ -83,6 +87,7 @@ afterAll(async () => {
   for (const p of participants) await p.leave().catch(() => undefined);
   await Promise.all(workers.map((w) => w.stop()));
   await service?.close();
+  await idleService?.close();
   await stub?.close();
   await inspect?.dispose();
   await livekit?.stop();
@@ -141,6 +146,25 @@ describe('LiveKit webhooks to the token service', () => {
     // Room B keeps the conversation.
     await converse(second, 'Still here in the new tab.');
     expect(second.statuses.some((m) => m.error?.code === 'taken_over')).toBe(false);
+  });
+
+  it('an idle hang-up with a colleague in the room: the agent leaves marked, and the colleague is not sent a new one', async () => {
+    await worker(idleAgentName, { IDLE_CHECK_IN_MS: '3000', IDLE_HANG_UP_MS: '3000' });
+    const room = uid('room');
+    const p = await join(uid('mia'), room, idleAgentName);
+    await p.statusMatching((m) => m.greeting === 'first_time');
+    const colleague = await TestParticipant.join(server, { identity: uid('colleague'), room });
+    participants.push(colleague);
+    const colleagueJoinedAt = Date.now();
+    await waitFor('the colleague to see the agent', () => colleague.agent());
+    await p.statusMatching((m) => m.ended !== undefined);
+    const left = await waitFor('the service to hear that the agent left', () => serviceSaid('agent left on purpose: not replaced', room, idleServiceLog)[0]);
+    expect(left).toMatchObject({ reason: 'idle' });
+    // Past the time of the check after the colleague joined: still no agent for them.
+    await waitFor('the time of the join check to pass', () => Date.now() - colleagueJoinedAt > JOIN_RECHECK_MS + 2_000, { timeoutMs: JOIN_RECHECK_MS + 10_000 });
+    expect(serviceSaid('agent dispatched to replace a missing one', room, idleServiceLog)).toEqual([]);
+    expect(colleague.agent()).toBeUndefined();
+    expect(colleague.room.isConnected).toBe(true);
   });
 
   it('no worker was registered when the room was created (its dispatch was dropped): once one is, an agent is sent and greets the participant', async () => {

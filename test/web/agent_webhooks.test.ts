@@ -170,26 +170,29 @@ describe('dispatch gates', () => {
     ['redis', async () => new RedisDispatchGate(await redisP, prefix)],
   ];
   for (const [name, make] of gates) {
-    it(`${name}: one decision per room at a time; other rooms are free; released, the room is free again`, async () => {
+    it(`${name}: one decision per room and agent at a time; other rooms and other agents are free; released, the room is free again`, async () => {
       const gate = await make();
-      const release = await gate.tryEnter('room-a');
+      const release = await gate.tryEnter('room-a', AGENT);
       expect(release).not.toBeNull();
-      expect(await gate.tryEnter('room-a')).toBeNull();
-      const other = await gate.tryEnter('room-b');
+      expect(await gate.tryEnter('room-a', AGENT)).toBeNull();
+      const other = await gate.tryEnter('room-b', AGENT);
       expect(other).not.toBeNull();
+      const otherAgent = await gate.tryEnter('room-a', 'another-agent');
+      expect(otherAgent).not.toBeNull();
       await release!();
-      const again = await gate.tryEnter('room-a');
+      const again = await gate.tryEnter('room-a', AGENT);
       expect(again).not.toBeNull();
       await again!();
       await other!();
+      await otherAgent!();
     });
   }
 
   it('redis: a gate held by a process that died expires on its own, and a late release never frees a gate someone else holds', async () => {
     const redis = await redisP;
     const gate = new RedisDispatchGate(redis, prefix);
-    const release = await gate.tryEnter('room-c');
-    const key = gateKey(prefix, 'room-c');
+    const release = await gate.tryEnter('room-c', AGENT);
+    const key = gateKey(prefix, 'room-c', AGENT);
     const ttl = await redis.pttl(key);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(GATE_HOLD_MS);

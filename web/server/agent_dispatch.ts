@@ -32,12 +32,13 @@ export function hintFor(p: Pick<ParticipantInfo, 'identity' | 'name' | 'attribut
 }
 
 /**
- * Serialises dispatch decisions per room across every service process (a look at the room
- * followed by a dispatch is not atomic on the server): `tryEnter` returns a release, or null
- * while another decision for the room is being made (which then answers for both).
+ * Serialises dispatch decisions per room and agent name across every service process (a look at
+ * the room followed by a dispatch is not atomic on the server): `tryEnter` returns a release, or
+ * null while another decision for the same agent in the room is being made (which then answers
+ * for both).
  */
 export interface DispatchGate {
-  tryEnter(room: string): Promise<(() => Promise<void>) | null>;
+  tryEnter(room: string, agentName: string): Promise<(() => Promise<void>) | null>;
 }
 
 /** Server connection for the dispatch. */
@@ -96,7 +97,7 @@ export async function ensureAgentDispatched(
   forWhom?: DispatchFor,
   { gate, onlyWhereDispatched = false }: DispatchOptions = {},
 ): Promise<'dispatched' | 'present' | 'pending' | 'nobody' | 'not_ours' | 'no_room'> {
-  const release = gate === undefined ? async () => {} : await gate.tryEnter(room);
+  const release = gate === undefined ? async () => {} : await gate.tryEnter(room, agentName);
   if (release === null) return 'pending';
   try {
     const rooms = new RoomServiceClient(server.url, server.apiKey, server.apiSecret);

@@ -5,8 +5,9 @@
  * ({@link MemoryDispatchGate}), or in Redis ({@link RedisDispatchGate}), shared by every service
  * process.
  *
- * Redis schema (`P` = the configurable prefix, `H` = the first 128 bits of the SHA-256 of the room
- * name, base64url; the `{g.…}` hash tag matches none of the other stores' SCAN patterns):
+ * Redis schema (`P` = the configurable prefix, `H` = the first 128 bits of the SHA-256 of the agent
+ * name and the room name, base64url; the `{g.…}` hash tag matches none of the other stores' SCAN
+ * patterns):
  *
  * | key        | type   | holds                                    | TTL                 |
  * |------------|--------|------------------------------------------|---------------------|
@@ -26,11 +27,12 @@ export const GATE_HOLD_MS = 10_000;
 export class MemoryDispatchGate implements DispatchGate {
   private readonly held = new Set<string>();
 
-  tryEnter(room: string): Promise<(() => Promise<void>) | null> {
-    if (this.held.has(room)) return Promise.resolve(null);
-    this.held.add(room);
+  tryEnter(room: string, agentName: string): Promise<(() => Promise<void>) | null> {
+    const key = JSON.stringify([agentName, room]);
+    if (this.held.has(key)) return Promise.resolve(null);
+    this.held.add(key);
     return Promise.resolve(() => {
-      this.held.delete(room);
+      this.held.delete(key);
       return Promise.resolve();
     });
   }
@@ -41,9 +43,9 @@ const RELEASE_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.
 
 type GateClient = (Redis | Cluster) & { pvaGate_release(key: string, token: string): Promise<number> };
 
-/** The gate key of `room` (see the module comment). */
-export function gateKey(prefix: string, room: string): string {
-  return `${prefix}{g.${createHash('sha256').update(room).digest('base64url').slice(0, 22)}}`;
+/** The gate key of `agentName` in `room` (see the module comment). */
+export function gateKey(prefix: string, room: string, agentName: string): string {
+  return `${prefix}{g.${createHash('sha256').update(JSON.stringify([agentName, room])).digest('base64url').slice(0, 22)}}`;
 }
 
 /** {@link DispatchGate} in Redis, shared by every service process (see the module comment). */
@@ -61,8 +63,8 @@ export class RedisDispatchGate implements DispatchGate {
     this.client = c;
   }
 
-  async tryEnter(room: string): Promise<(() => Promise<void>) | null> {
-    const key = gateKey(this.prefix, room);
+  async tryEnter(room: string, agentName: string): Promise<(() => Promise<void>) | null> {
+    const key = gateKey(this.prefix, room, agentName);
     const token = randomUUID();
     const set = await this.client.set(key, token, 'PX', GATE_HOLD_MS, 'NX');
     if (set !== 'OK') return null;
