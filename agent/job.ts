@@ -29,7 +29,7 @@ import type { JobMetrics } from './metrics.js';
 import { IdleWatch } from './idle_watch.js';
 import { buildModels, type Models } from './models.js';
 import { ParticipantSession, type Arrival } from './participant_session.js';
-import { RoomMessenger, bridgeRoom, endCallFor, markLeavingOnPurpose } from './room_bridge.js';
+import { RoomMessenger, agentAlreadyServing, bridgeRoom, endCallFor, markLeavingOnPurpose } from './room_bridge.js';
 import type { JobStores } from './store.js';
 
 /** Session key agent name when the worker has none (automatic dispatch). */
@@ -146,6 +146,18 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
   });
   if (hint !== null) current = openConversation(job, hint, true);
   await connected;
+  // A second dispatch into a room our agent already serves: the first one stays (the
+  // participant hears one greeting and no takeover), this one leaves marked, so that no new
+  // agent is sent to replace it. A hint's speculative claim took nothing from the live one.
+  const serving = agentAlreadyServing(ctx.room, config.agentName);
+  if (serving !== undefined) {
+    logger.info({ serving: serving.identity }, 'another agent of ours is already in the room: leaving it to that one');
+    await current?.abandon();
+    current = undefined;
+    await markLeavingOnPurpose(ctx.room, 'duplicate', logger);
+    ctx.shutdown('duplicate');
+    return;
+  }
   const participant = await ctx.waitForParticipant();
   if (hint !== null && current !== undefined) {
     // The hint was a speculation. When it did not come true (another participant, or the same

@@ -71,6 +71,18 @@ export async function endCallFor(e: CallEnder, identity: string): Promise<'room_
   }
 }
 
+/** agents-js stamps every agent participant with its worker's agent name (`''` for none). */
+const ATTR_AGENT_NAME = 'lk.agent.name';
+
+/**
+ * Another agent of `agentName` already in `room` when this job joined it, if any: this job's
+ * dispatch was a second one (a job slower to join than the dispatch grace, two requests for the
+ * room): the agent that came first serves, and this job leaves without a word.
+ */
+export function agentAlreadyServing(room: Room, agentName: string): RemoteParticipant | undefined {
+  return [...room.remoteParticipants.values()].find((p) => p.kind === ParticipantKind.AGENT && (p.attributes[ATTR_AGENT_NAME] ?? '') === agentName);
+}
+
 /** Longest wait for the server to take the agent's leaving mark, ms: the job leaves either way. */
 export const LEAVING_MARK_MAX_MS = 2_000;
 

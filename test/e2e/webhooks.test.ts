@@ -7,7 +7,9 @@
 import { Redis } from 'ioredis';
 import { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { encodeDispatchHint } from '../../lib/dispatch_hint.js';
 import { RecordingLogger } from '../../lib/logger.js';
+import { takenOverMessage } from '../../lib/session/greeting.js';
 import { KeyBuilder } from '../../lib/store/keys.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { ensureAgentDispatched } from '../../web/server/agent_dispatch.js';
@@ -146,6 +148,25 @@ describe('LiveKit webhooks to the token service', () => {
     // Room B keeps the conversation.
     await converse(second, 'Still here in the new tab.');
     expect(second.statuses.some((m) => m.error?.code === 'taken_over')).toBe(false);
+  });
+
+  it('a second dispatch into a room our agent already serves (a job slower to join than the grace, two requests): the newcomer leaves without a word; one greeting, no takeover, and it is not replaced', async () => {
+    await worker(agentName);
+    const identity = uid('nora');
+    const room = uid('room');
+    const p = await join(identity, room, agentName);
+    await p.statusMatching((m) => m.greeting === 'first_time');
+    await converse(p, 'First question: is the shop open on Sunday?');
+    const serving = p.agent()!.identity;
+    await new AgentDispatchClient(server.url, server.apiKey, server.apiSecret).createDispatch(room, agentName, { metadata: encodeDispatchHint({ identity }) });
+    const left = await waitFor('the second agent to leave', () => serviceSaid('agent left on purpose: not replaced', room)[0]);
+    expect(left).toMatchObject({ reason: 'duplicate' });
+    await converse(p, 'Second question: and on Monday?');
+    expect(p.agent()?.identity).toBe(serving);
+    expect(p.statuses.filter((m) => m.greeting !== undefined)).toHaveLength(1);
+    expect(p.statuses.filter((m) => m.error !== undefined)).toEqual([]);
+    expect(p.texts.map((t) => t.text)).not.toContain(takenOverMessage(null));
+    expect(serviceSaid('agent dispatched to replace a missing one', room)).toEqual([]);
   });
 
   it('an idle hang-up with a colleague in the room: the agent leaves marked, and the colleague is not sent a new one', async () => {

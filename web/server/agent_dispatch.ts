@@ -87,8 +87,8 @@ export interface DispatchOptions {
  *
  * An older dispatch with no agent in the room is replaced: no worker took it (none was
  * registered when the room was created: livekit-server drops it and never retries), or its
- * agent left (a crashed worker), or its job is slower than the grace (then two agents start,
- * and the later one's claim takes the session over).
+ * agent left (a crashed worker), or its job is slower than the grace (then two jobs start, and
+ * the one that joins the room second leaves at once without a word: `agent/job.ts`).
  */
 export async function ensureAgentDispatched(
   server: DispatchServer,
