@@ -15,8 +15,22 @@ bash scripts/ensure_deps.sh
 configured() { [ -n "${!1:-}" ] || { [ -f .env ] && grep -Eq "^$1=.+" .env; }; }
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
+worker=""
+# Ctrl-C reaches every child by itself (one process group), and the worker then tells its jobs to
+# save and leave: a TERM on top would cut that short (agents-js exits at once on a TERM while a
+# close is under way, orphaning its job processes for 15 s). So after an INT the worker gets up
+# to 15 s to stop on its own; then whatever is left (and everything at a TERM or an exit) gets TERM.
+cleanup() {
+  trap - EXIT INT TERM
+  if [ "$1" = INT ] && [ -n "$worker" ]; then
+    for _ in $(seq 1 150); do kill -0 "$worker" 2>/dev/null || break; sleep 0.1; done
+  fi
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap 'cleanup INT' INT
+trap 'cleanup TERM' TERM
+trap 'cleanup EXIT' EXIT
 
 if ! configured LIVEKIT_URL; then
   set -a; . ./.env.development; set +a
@@ -44,5 +58,6 @@ node_modules/.bin/tsx web/server/main.ts &
 pids+=("$!")
 echo "dev: web client on http://127.0.0.1:${WEB_PORT:-8080}; or join with a token from: npm run token -- --identity <you> --room <room>" >&2
 node_modules/.bin/tsx agent/main.ts dev &
-pids+=("$!")
+worker="$!"
+pids+=("$worker")
 wait "${pids[-1]}"
