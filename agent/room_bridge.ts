@@ -5,7 +5,7 @@
  */
 import { DisconnectReason as RtcDisconnectReason, ParticipantKind, RoomEvent, type RemoteParticipant, type Room } from '@livekit/rtc-node';
 import { RoomServiceClient } from 'livekit-server-sdk';
-import { ATTR_AGENT_LEFT, CONTEXT_TOPIC, SESSION_TOPIC } from '../lib/attributes.js';
+import { ATTR_AGENT_LEFT, ATTR_AGENT_NAME, CONTEXT_TOPIC, SESSION_TOPIC } from '../lib/attributes.js';
 import type { ContextReceiver, ContextReplyTransport } from '../lib/context/receiver.js';
 import { pii, type Logger } from '../lib/logger.js';
 import type { DisconnectReason } from '../lib/session/record.js';
@@ -70,9 +70,6 @@ export async function endCallFor(e: CallEnder, identity: string): Promise<'room_
     return 'failed';
   }
 }
-
-/** agents-js stamps every agent participant with its worker's agent name (`''` for none). */
-const ATTR_AGENT_NAME = 'lk.agent.name';
 
 /**
  * Another agent of `agentName` already in `room` when this job joined it, if any: this job's

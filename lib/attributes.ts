@@ -22,6 +22,9 @@ export const CONTEXT_TOPIC = 'pva.context';
 /** Data-message topic on which the agent tells a client about its session (state, greeting, errors). */
 export const SESSION_TOPIC = 'pva.session';
 
+/** Agent attribute set by agents-js on every agent participant: its worker's agent name (`''` for none). */
+export const ATTR_AGENT_NAME = 'lk.agent.name';
+
 /**
  * Agent attribute: set by the agent just before it leaves a room on purpose (the call ended, the
  * conversation was taken over elsewhere, a resume was refused), to the reason. An agent that

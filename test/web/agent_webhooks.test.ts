@@ -6,10 +6,10 @@
 import { createHash } from 'node:crypto';
 import { AccessToken, ParticipantInfo, Room, WebhookEvent } from 'livekit-server-sdk';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ATTR_AGENT_LEFT, ATTR_LANGUAGE, ATTR_RESUME_POLICY } from '../../lib/attributes.js';
+import { ATTR_AGENT_LEFT, ATTR_AGENT_NAME, ATTR_LANGUAGE, ATTR_RESUME_POLICY } from '../../lib/attributes.js';
 import { RecordingLogger } from '../../lib/logger.js';
 import { PARTICIPANT_KIND, type DispatchFor } from '../../web/server/agent_dispatch.js';
-import { AgentWebhooks, ATTR_AGENT_NAME, JOIN_RECHECK_MS, REPLACEMENT_WINDOW_MS, REPLACEMENTS_PER_ROOM, type RoomDispatch } from '../../web/server/agent_webhooks.js';
+import { AgentWebhooks, JOIN_RECHECK_MS, REPLACEMENT_WINDOW_MS, REPLACEMENTS_PER_ROOM, type RoomDispatch } from '../../web/server/agent_webhooks.js';
 import { GATE_HOLD_MS, MemoryDispatchGate, RedisDispatchGate, gateKey } from '../../web/server/dispatch_gate.js';
 import { MemoryRateLimiter } from '../../web/server/rate_limiter.js';
 import { startTokenService } from '../../web/server/service.js';

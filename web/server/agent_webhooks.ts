@@ -22,13 +22,10 @@
  * the same way every time is not sent in forever.
  */
 import type { ParticipantInfo, WebhookEvent } from 'livekit-server-sdk';
-import { ATTR_AGENT_LEFT } from '../../lib/attributes.js';
+import { ATTR_AGENT_LEFT, ATTR_AGENT_NAME } from '../../lib/attributes.js';
 import type { Logger } from '../../lib/logger.js';
 import { DISPATCH_ARRIVAL_GRACE_MS, PARTICIPANT_KIND, hintFor, isPerson, type DispatchFor, type ensureAgentDispatched } from './agent_dispatch.js';
 import type { RateLimiter } from './rate_limiter.js';
-
-/** agents-js stamps every agent participant with its worker's agent name (`''` for none). */
-export const ATTR_AGENT_NAME = 'lk.agent.name';
 
 /** How long after a person joins the room is checked for its agent, ms: past the dispatch grace, so a dispatch that no worker took counts as lost. */
 export const JOIN_RECHECK_MS = DISPATCH_ARRIVAL_GRACE_MS + 2_000;

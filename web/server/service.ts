@@ -34,7 +34,7 @@ import type { Logger } from '../../lib/logger.js';
 import { pii, silentLogger } from '../../lib/logger.js';
 import { DEFAULT_POLICY_CHECK_MS, DEFAULT_REPLICA_ACK_TIMEOUT_MS } from '../../lib/store/redis_env.js';
 import { watchRedis } from '../../lib/store/redis_watch.js';
-import { ensureAgentDispatched } from './agent_dispatch.js';
+import { ensureAgentDispatched, type DispatchFor } from './agent_dispatch.js';
 import { AgentWebhooks, REPLACEMENT_WINDOW_MS, REPLACEMENTS_PER_ROOM } from './agent_webhooks.js';
 import type { DispatchHint } from '../../lib/dispatch_hint.js';
 import { buildClient, PUBLIC_DIR } from './build_client.js';
@@ -227,8 +227,9 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
   // No agent name: the workers registered with none, which automatic dispatch sends.
   const agentName = config.agentName ?? '';
   const livekitServer = { url: config.livekitUrl, apiKey: config.apiKey, apiSecret: config.apiSecret };
-  const spawner: AgentSpawner | null =
-    opts.agentSpawner !== undefined ? opts.agentSpawner : (room, hint) => ensureAgentDispatched(livekitServer, room, agentName, hint, { gate: stores.dispatchGate });
+  const dispatch = (room: string, forWhom: DispatchFor, onlyWhereDispatched = false) =>
+    ensureAgentDispatched(livekitServer, room, agentName, forWhom, { gate: stores.dispatchGate, onlyWhereDispatched });
+  const spawner: AgentSpawner | null = opts.agentSpawner !== undefined ? opts.agentSpawner : dispatch;
   // LiveKit webhooks replace an agent that crashed or never arrived, for any client (not with an
   // injected spawner or none: the service then does not dispatch by itself).
   const webhooks =
@@ -236,7 +237,7 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
       ? null
       : new AgentWebhooks({
           agentName,
-          dispatch: (room, forWhom, onlyWhereDispatched) => ensureAgentDispatched(livekitServer, room, agentName, forWhom, { gate: stores.dispatchGate, onlyWhereDispatched }),
+          dispatch,
           limiter: stores.limiter('replace', REPLACEMENTS_PER_ROOM, REPLACEMENT_WINDOW_MS),
           logger: log,
           nowMs,
