@@ -10,6 +10,7 @@ import { ConfigError } from '../lib/errors.js';
 import { DEFAULT_CONDENSE_OPTIONS, MAX_CONDENSE_AT_CHARS, MIN_CONDENSE_AT_CHARS } from '../lib/session/condense.js';
 import { DEFAULT_IDLE_LIMITS, type IdleLimits } from '../lib/session/idle.js';
 import { loadPolicyFromEnv, type SessionPolicy } from '../lib/session/policy.js';
+import { DEFAULT_LIVENESS_TTL_MS } from '../lib/store/agent_liveness.js';
 import { archiveOptionsFromEnv, type ArchiveOptions } from '../lib/store/archive_env.js';
 import { parseKeyring, type Keyring } from '../lib/store/crypto.js';
 import type { RedisTarget } from '../lib/store/redis_connection.js';
@@ -51,6 +52,9 @@ const optionalNonNegativeInt = () =>
       }
       return n;
     });
+
+/** Shortest liveness beat TTL, ms: a job beats every quarter of it, and a shorter one would let a busy moment look like a death. */
+export const MIN_LIVENESS_TTL_MS = 2_000;
 
 const envSchema = z.object({
   LIVEKIT_URL: z
@@ -98,6 +102,9 @@ const envSchema = z.object({
   MIN_REGREET_GAP_MS: positiveInt(5_000).optional(),
   IDLE_CHECK_IN_MS: optionalNonNegativeInt(),
   IDLE_HANG_UP_MS: optionalNonNegativeInt(),
+  AGENT_LIVENESS_TTL_MS: optionalNonNegativeInt().refine((v) => v === undefined || v === 0 || v >= MIN_LIVENESS_TTL_MS, {
+    message: `must be 0 (off) or at least ${MIN_LIVENESS_TTL_MS}`,
+  }),
   HISTORY_CONDENSE_AT_CHARS: optionalNonNegativeInt().refine((v) => v === undefined || v === 0 || (v >= MIN_CONDENSE_AT_CHARS && v <= MAX_CONDENSE_AT_CHARS), {
     message: `must be 0 (off) or between ${MIN_CONDENSE_AT_CHARS} and ${MAX_CONDENSE_AT_CHARS}`,
   }),
@@ -158,6 +165,12 @@ export interface Config {
    * turns a step off. @default 120 000 / 30 000 ms
    */
   idle: IdleLimits;
+  /**
+   * How long each liveness beat of a job serving a room holds, ms (`lib/store/agent_liveness.ts`:
+   * the token service replaces an agent whose beats stopped); 0 = no beats. Only with a Redis.
+   * @default 4 000
+   */
+  livenessTtlMs: number;
   /**
    * The summary of older turns is condensed by the model once it is this long, characters;
    * 0 = never (always 0 offline: there is no model). @default 3 000
@@ -251,6 +264,7 @@ export function parseConfig(env: Env): Config {
     greetingBoundMs: e.STORE_GREETING_BOUND_MS ?? 500,
     minRegreetGapMs: e.MIN_REGREET_GAP_MS ?? 5_000,
     idle: { checkInAfterMs: e.IDLE_CHECK_IN_MS ?? DEFAULT_IDLE_LIMITS.checkInAfterMs, hangUpAfterMs: e.IDLE_HANG_UP_MS ?? DEFAULT_IDLE_LIMITS.hangUpAfterMs },
+    livenessTtlMs: e.AGENT_LIVENESS_TTL_MS ?? DEFAULT_LIVENESS_TTL_MS,
     condenseAtChars: modelMode === 'offline' ? 0 : (e.HISTORY_CONDENSE_AT_CHARS ?? DEFAULT_CONDENSE_OPTIONS.condenseAtChars),
   };
 }

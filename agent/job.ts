@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { AutoSubscribe, llm, voice, type JobContext } from '@livekit/agents';
 import type { RemoteParticipant } from '@livekit/rtc-node';
-import { ATTR_LANGUAGE, ATTR_LANGUAGE_CHOSEN, ATTR_RESUME_POLICY } from '../lib/attributes.js';
+import { ATTR_AGENT_ALIVE, ATTR_LANGUAGE, ATTR_LANGUAGE_CHOSEN, ATTR_RESUME_POLICY } from '../lib/attributes.js';
 import { systemClock } from '../lib/clock.js';
 import { hintMatches, parseDispatchHint, type HintedParticipant } from '../lib/dispatch_hint.js';
 import { ContextReceiver } from '../lib/context/receiver.js';
@@ -19,6 +19,7 @@ import { detectTextLanguage } from '../lib/session/text_language.js';
 import { policyForParticipant } from '../lib/session/policy.js';
 import type { DisconnectReason } from '../lib/session/record.js';
 import type { SessionStatusMessage } from '../lib/session_messages.js';
+import type { KeptAlive } from '../lib/store/agent_liveness.js';
 import type { SessionKey } from '../lib/store/keys.js';
 import { Assistant } from './assistant.js';
 import { chatMessageToTurn, historyToChatContext } from './chat_history.js';
@@ -101,6 +102,8 @@ interface JobParts {
   models: Models;
   /** Condenses the summary of older turns with the model, and when; undefined when that is off. */
   condense: { condense: Condenser; condenseOptions: CondenseOptions } | undefined;
+  /** The job's liveness beats, from when it knows it serves the room; undefined without them. */
+  alive: KeptAlive | undefined;
 }
 
 /** One arrival's conversation, claimed before or after its participant linked. */
@@ -134,13 +137,16 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
     models.backgroundLlm !== undefined && config.condenseAtChars > 0
       ? { condense: llmCondenser(models.backgroundLlm, { condense: condenseOptions }), condenseOptions }
       : undefined;
-  const job: JobParts = { ctx, config, logger, stores, metrics, models, condense };
+  const job: JobParts = { ctx, config, logger, stores, metrics, models, condense, alive: undefined };
   let current: Conversation | undefined;
   // One callback for the job: the conversation ends first, then what its writes go through.
   ctx.addShutdownCallback(async () => {
     await current?.shutdown();
+    // Left to lapse: a job stopped with its call going (or still waiting for it) is replaced.
+    await job.alive?.stop({ lapse: true });
     metrics.gauge('pva_active_sessions', 0);
     await stores.notices?.close();
+    await stores.liveness?.close();
     await stores.store.dispose();
     await metrics.close();
   });
@@ -158,6 +164,12 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
     ctx.shutdown('duplicate');
     return;
   }
+  // While the job serves the room, it beats in Redis: the token service replaces an agent whose
+  // beats stop (a crashed worker) long before livekit-server drops its participant.
+  // Cut off from Redis, it says so on its participant instead, so it is not taken for dead.
+  job.alive = stores.liveness?.keepAlive(config.agentName, ctx.room.name ?? '', ctx.room.localParticipant?.identity ?? '', config.livenessTtlMs, (failing) => {
+    ctx.room.localParticipant?.setAttributes({ [ATTR_AGENT_ALIVE]: failing ? String(Date.now()) : '' }).catch(() => undefined);
+  });
   const participant = await ctx.waitForParticipant();
   if (hint !== null && current !== undefined) {
     // The hint was a speculation. When it did not come true (another participant, or the same
@@ -270,6 +282,7 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
       // worker shut down) leaves unmarked: the token service then sends another agent to whoever
       // is still in the room.
       if (reason !== 'agent_shutdown') await markLeavingOnPurpose(ctx.room, reason, log);
+      await job.alive?.stop({ lapse: reason === 'agent_shutdown' });
       // The call is over: the participant is disconnected instead of left in a room with no
       // agent (the room is deleted when nobody else is in it; other people stay).
       if (reason === 'idle') {
@@ -514,6 +527,7 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
       await handle?.waitForPlayout().catch(() => undefined);
       await session.close().catch(() => undefined);
       await markLeavingOnPurpose(ctx.room, 'resume_failed', log);
+      await job.alive?.stop();
       ctx.shutdown('resume_failed');
     }
   }

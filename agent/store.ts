@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { systemClock } from '../lib/clock.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import type { SessionPolicy } from '../lib/session/policy.js';
+import { AgentLiveness } from '../lib/store/agent_liveness.js';
 import { PayloadCipher } from '../lib/store/crypto.js';
 import { MemorySessionStore } from '../lib/store/memory_session_store.js';
 import { redisTarget, type RedisTarget } from '../lib/store/redis_connection.js';
@@ -23,6 +24,8 @@ export interface JobStores {
   store: TieredSessionStore;
   /** Takeover / forget notices; undefined in memory-only mode (no other job can hold the session). */
   notices: SessionNotices | undefined;
+  /** The job's liveness beats (`lib/store/agent_liveness.ts`); undefined in memory-only mode or with beats off. */
+  liveness: AgentLiveness | undefined;
 }
 
 /** Creates the job's stores (no I/O yet; see {@link warmUp}). */
@@ -42,7 +45,8 @@ export function createJobStores(config: Config, logger: Logger): JobStores {
     logger,
   });
   const notices = target ? new SessionNotices({ ...target, prefix, logger }) : undefined;
-  return { store, notices };
+  const liveness = target && config.livenessTtlMs > 0 ? new AgentLiveness({ target, prefix, logger }) : undefined;
+  return { store, notices, liveness };
 }
 
 /**

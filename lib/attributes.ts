@@ -32,3 +32,11 @@ export const ATTR_AGENT_NAME = 'lk.agent.name';
  * the token service when someone is still in the room (`web/server/agent_webhooks.ts`).
  */
 export const ATTR_AGENT_LEFT = 'pva.agent_left';
+
+/**
+ * Agent attribute: set by an agent whose liveness beats cannot reach Redis
+ * (`lib/store/agent_liveness.ts`), to the epoch ms of its latest try, every beat while that lasts,
+ * and emptied once they reach it again. The token service does not take an agent showing a recent
+ * one for dead (its job is alive, cut off from Redis, and still holding turns it could not save).
+ */
+export const ATTR_AGENT_ALIVE = 'pva.agent_alive';

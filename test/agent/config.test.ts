@@ -39,6 +39,14 @@ describe('parseConfig', () => {
     expect(() => parseConfig({ ...base, IDLE_HANG_UP_MS: '2m' })).toThrow(/IDLE_HANG_UP_MS must be a non-negative integer, got "2m"/);
   });
 
+  it('AGENT_LIVENESS_TTL_MS sets how long each liveness beat holds (4 s; 0 = no beats); shorter than 2 s or not a number is refused by name', () => {
+    expect(parseConfig(base).livenessTtlMs).toBe(4_000);
+    expect(parseConfig({ ...base, AGENT_LIVENESS_TTL_MS: '0' }).livenessTtlMs).toBe(0);
+    expect(parseConfig({ ...base, AGENT_LIVENESS_TTL_MS: '10000' }).livenessTtlMs).toBe(10_000);
+    expect(() => parseConfig({ ...base, AGENT_LIVENESS_TTL_MS: '500' })).toThrow(/AGENT_LIVENESS_TTL_MS must be 0 \(off\) or at least 2000/);
+    expect(() => parseConfig({ ...base, AGENT_LIVENESS_TTL_MS: '4s' })).toThrow(/AGENT_LIVENESS_TTL_MS must be a non-negative integer, got "4s"/);
+  });
+
   it('uses explicit dispatch when LIVEKIT_AGENT_NAME is set', () => {
     expect(parseConfig({ ...base, LIVEKIT_AGENT_NAME: 'concierge' }).agentName).toBe('concierge');
     expect(parseConfig({ ...base, LIVEKIT_AGENT_NAME: '  ' }).agentName).toBe('');

@@ -542,7 +542,9 @@ describe('web client in headless Chromium', () => {
 
   it('the worker serving the page is SIGKILLed: the page stays in its call, asks for the agent, and another worker resumes the conversation', async () => {
     const crashAgent = `${agentName}-crash`;
-    const env = { LIVEKIT_URL: livekit.url, LIVEKIT_API_KEY: livekit.apiKey, LIVEKIT_API_SECRET: livekit.apiSecret, LIVEKIT_AGENT_NAME: crashAgent, REDIS_URL: redisUrl, REDIS_KEY_PREFIX: prefix };
+    // No liveness beats: the page's own watch is what is tested here (with beats, the service
+    // replaces the agent before the page asks: test/e2e/webhooks.test.ts).
+    const env = { LIVEKIT_URL: livekit.url, LIVEKIT_API_KEY: livekit.apiKey, LIVEKIT_API_SECRET: livekit.apiSecret, LIVEKIT_AGENT_NAME: crashAgent, REDIS_URL: redisUrl, REDIS_KEY_PREFIX: prefix, AGENT_LIVENESS_TTL_MS: '0' };
     const [first, crashService] = await Promise.all([
       startWorker({ env }),
       startTokenService({ livekitUrl: livekit.url, apiKey: livekit.apiKey, apiSecret: livekit.apiSecret, port: 0, agentName: crashAgent, redisUrl, redisKeyPrefix: prefix }),

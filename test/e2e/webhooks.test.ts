@@ -100,8 +100,40 @@ afterAll(async () => {
 });
 
 describe('LiveKit webhooks to the token service', () => {
-  it('the worker serving a call is SIGKILLed: another worker joins the same room by itself and resumes the conversation, the participant doing nothing', async () => {
+  it('the worker serving a call is SIGKILLed: its job stopped beating, so the service removes the dead agent and another worker resumes the conversation in seconds, the participant doing nothing', async () => {
     const a = await worker(agentName);
+    const identity = uid('olga');
+    const room = uid('room');
+    const p = await join(identity, room, agentName);
+    const s1 = await p.statusMatching((m) => m.greeting === 'first_time');
+    await converse(p, 'My ticket number is 5120.');
+    const deadAgent = p.agent()?.identity;
+    await worker(agentName); // b, registered and idle
+    const statusesBefore = p.statuses.length;
+    const killedAt = Date.now();
+    await a.kill(); // SIGKILL, the whole process group
+
+    const s2 = await p.statusMatching((m) => m.greeting !== undefined, { from: statusesBefore, timeoutMs: 60_000 });
+    const backAfterMs = Date.now() - killedAt;
+    expect(s2).toMatchObject({ sessionId: s1.sessionId, decision: { kind: 'resume' } });
+    expect(s2.restoredTurns).toBeGreaterThanOrEqual(3);
+    expect(p.disconnectReason).toBeUndefined();
+    // The watch found it, not livekit-server's timeout: the dead agent was removed by the service,
+    // and the one agent sent was sent for that.
+    expect(serviceSaid('agent stopped beating', room)).toEqual([expect.objectContaining({ removed: 'removed' })]);
+    expect(serviceSaid('agent dispatched to replace a missing one', room)).toEqual([expect.objectContaining({ why: 'agent_lapsed', result: 'dispatched' })]);
+    expect(p.agent()?.identity).not.toBe(deadAgent);
+    console.info(`liveness watch: SIGKILL -> greeted back in ${backAfterMs} ms`);
+    await converse(p, 'Is it still open?');
+    const input = stub.requests.find((msgs) => msgs.at(-1)?.content === 'Is it still open?')?.map((m) => m.content) ?? [];
+    expect(input).toEqual(expect.arrayContaining(['My ticket number is 5120.', stubReply('My ticket number is 5120.')]));
+    await p.leave();
+  });
+
+  it('with no liveness beats (AGENT_LIVENESS_TTL_MS=0), the SIGKILLed worker\'s agent is replaced once livekit-server drops it and its webhook arrives', async () => {
+    // Only this worker serves the call (so the one killed is the one serving).
+    await Promise.all(workers.splice(0).map((w) => w.stop()));
+    const a = await worker(agentName, { AGENT_LIVENESS_TTL_MS: '0' });
     const identity = uid('ines');
     const room = uid('room');
     const p = await join(identity, room, agentName);

@@ -9,11 +9,13 @@ import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vites
 import { ATTR_AGENT_LEFT, ATTR_AGENT_NAME, ATTR_LANGUAGE, ATTR_RESUME_POLICY } from '../../lib/attributes.js';
 import { RecordingLogger } from '../../lib/logger.js';
 import { PARTICIPANT_KIND, type DispatchFor } from '../../web/server/agent_dispatch.js';
-import { AgentWebhooks, JOIN_RECHECK_MS, REPLACEMENT_WINDOW_MS, REPLACEMENTS_PER_ROOM, type RoomDispatch } from '../../web/server/agent_webhooks.js';
+import { AgentWebhooks, JOIN_RECHECK_MS, REPLACEMENT_WINDOW_MS, REPLACEMENTS_PER_ROOM, type LivenessWatch, type RoomDispatch } from '../../web/server/agent_webhooks.js';
+import type { LapsedAgent } from '../../lib/store/agent_liveness.js';
 import { GATE_HOLD_MS, MemoryDispatchGate, RedisDispatchGate, gateKey } from '../../web/server/dispatch_gate.js';
 import { MemoryRateLimiter } from '../../web/server/rate_limiter.js';
 import { startTokenService } from '../../web/server/service.js';
 import { randomPrefix } from '../support/env.js';
+import { waitFor } from '../support/wait.js';
 import { connectTestRedis, unlinkPrefix } from '../lib/store/redis_support.js';
 
 const AGENT = 'helper';
@@ -152,6 +154,73 @@ describe('AgentWebhooks', () => {
       await vi.advanceTimersByTimeAsync(JOIN_RECHECK_MS * 2);
       expect(calls).toEqual([]);
       expect(vi.getTimerCount()).toBe(0);
+    });
+  });
+
+  describe('the liveness watch', () => {
+    /** A watch whose reaps report `batches` in turn (an Error: the reap fails), and whose removals answer `removal`. */
+    function watch(batches: Array<LapsedAgent[] | Error>, removal: Awaited<ReturnType<LivenessWatch['remove']>>) {
+      const removed: LapsedAgent[] = [];
+      const w: LivenessWatch = {
+        reap: async () => {
+          const next = batches.shift() ?? [];
+          if (next instanceof Error) throw next;
+          return next;
+        },
+        remove: async (a) => {
+          removed.push(a);
+          return removal;
+        },
+      };
+      return { w, removed, reapsLeft: () => batches.length };
+    }
+
+    function makeWatching(dispatch: RoomDispatch, w: LivenessWatch, log = new RecordingLogger()) {
+      hooks = new AgentWebhooks({ agentName: AGENT, dispatch, limiter: new MemoryRateLimiter(REPLACEMENTS_PER_ROOM, REPLACEMENT_WINDOW_MS), logger: log, nowMs: Date.now, liveness: w, livenessEveryMs: 10 });
+      return hooks;
+    }
+
+    it('an agent that stopped beating is removed from its room, then a new one is sent for the person there longest (no webhook needed)', async () => {
+      const { calls, dispatch } = recordingDispatch([person('later', 2_000), person('first', 1_000)]);
+      const { w, removed } = watch([[{ room: 'r1', identity: 'agent-1' }]], 'removed');
+      const h = makeWatching(dispatch, w);
+      await waitFor('the replacement', () => calls.length > 0);
+      await h.idle();
+      expect(removed).toEqual([{ room: 'r1', identity: 'agent-1' }]);
+      expect(calls).toEqual([{ room: 'r1', chose: 'first', hint: { identity: 'first', name: 'FIRST' }, onlyWhereDispatched: false }]);
+    });
+
+    it('a lapsed agent already gone from the room is replaced all the same; one on its way out on purpose (marked), or alive and only cut off from Redis, is not', async () => {
+      const gone = recordingDispatch([person('p', 1)]);
+      const g = watch([[{ room: 'r-gone', identity: 'agent-1' }]], 'gone');
+      makeWatching(gone.dispatch, g.w);
+      await waitFor('the replacement', () => gone.calls.length > 0);
+      await hooks?.close();
+
+      for (const answer of ['left_on_purpose', 'alive'] as const) {
+        const kept = recordingDispatch([person('p', 1)]);
+        const m = watch([[{ room: `r-${answer}`, identity: 'agent-2' }]], answer);
+        const log = new RecordingLogger();
+        const h = makeWatching(kept.dispatch, m.w, log);
+        await waitFor('the removal attempt', () => m.removed.length > 0);
+        await waitFor('its log line', () => log.lines.some((l) => l.msg === 'agent stopped beating'));
+        await h.idle();
+        expect(kept.calls).toEqual([]);
+        expect(log.lines.find((l) => l.msg === 'agent stopped beating')?.fields).toMatchObject({ room: `r-${answer}`, removed: answer });
+        await h.close();
+      }
+    });
+
+    it('a watch that cannot read Redis says so once, goes on trying, and says when it reads again', async () => {
+      const { calls, dispatch } = recordingDispatch([person('p', 1)]);
+      const down = new Error('Connection is closed.');
+      const { w, reapsLeft } = watch([down, down, down, [{ room: 'r1', identity: 'agent-1' }]], 'removed');
+      const log = new RecordingLogger();
+      const h = makeWatching(dispatch, w, log);
+      await waitFor('every reap to run', () => reapsLeft() === 0 && calls.length > 0);
+      await h.idle();
+      expect(log.lines.filter((l) => l.msg.startsWith('agent liveness watch cannot read Redis'))).toHaveLength(1);
+      expect(log.lines.filter((l) => l.msg === 'agent liveness watch reads Redis again')).toHaveLength(1);
     });
   });
 });

@@ -7,7 +7,7 @@
  * dispatch applies only when the join creates the room.
  */
 import { AgentDispatchClient, RoomServiceClient, type ParticipantInfo } from 'livekit-server-sdk';
-import { ATTR_LANGUAGE, ATTR_LANGUAGE_CHOSEN, ATTR_RESUME_POLICY } from '../../lib/attributes.js';
+import { ATTR_AGENT_ALIVE, ATTR_AGENT_LEFT, ATTR_AGENT_NAME, ATTR_LANGUAGE, ATTR_LANGUAGE_CHOSEN, ATTR_RESUME_POLICY } from '../../lib/attributes.js';
 import { encodeDispatchHint, type DispatchHint } from '../../lib/dispatch_hint.js';
 
 /** `ParticipantInfo.Kind` values in livekit_models.proto (the SDK does not re-export the enum). */
@@ -117,4 +117,38 @@ export async function ensureAgentDispatched(
   } finally {
     await release();
   }
+}
+
+/**
+ * An agent whose {@link ATTR_AGENT_ALIVE} is within this of now (either way: the two machines'
+ * clocks may differ a little), ms, is alive though its beats lapsed. It updates it every beat.
+ */
+export const CUT_OFF_ALIVE_MS = 15_000;
+
+/**
+ * Removes from `room` our agent participant `identity` (agent `agentName`) whose job stopped
+ * beating (`lib/store/agent_liveness.ts`): livekit-server would keep it until its ICE timeout,
+ * and while it is there no other agent is sent. Returns `'removed'`, `'gone'` (not in the room,
+ * or the room is gone), `'left_on_purpose'` (it carries the leaving mark: it is on its way out
+ * by itself, and not to be replaced) or `'alive'` (it says, through {@link ATTR_AGENT_ALIVE},
+ * that its job is alive and only cut off from Redis: left where it is).
+ */
+export async function removeLapsedAgent(server: DispatchServer, room: string, identity: string, agentName: string): Promise<'removed' | 'gone' | 'left_on_purpose' | 'alive'> {
+  const rooms = new RoomServiceClient(server.url, server.apiKey, server.apiSecret);
+  if ((await rooms.listRooms([room])).length === 0) return 'gone';
+  const agent = (await rooms.listParticipants(room)).find(
+    (p) => p.identity === identity && (p.kind as number) === PARTICIPANT_KIND.agent && (p.attributes[ATTR_AGENT_NAME] ?? '') === agentName,
+  );
+  if (agent === undefined) return 'gone';
+  if ((agent.attributes[ATTR_AGENT_LEFT] ?? '') !== '') return 'left_on_purpose';
+  const aliveAtMs = Number(agent.attributes[ATTR_AGENT_ALIVE] || Number.NaN);
+  if (Math.abs(Date.now() - aliveAtMs) <= CUT_OFF_ALIVE_MS) return 'alive';
+  try {
+    await rooms.removeParticipant(room, identity);
+  } catch (err) {
+    // It left (or the room closed) between the two calls.
+    if (err instanceof Error && /not.?found/i.test(err.message)) return 'gone';
+    throw err;
+  }
+  return 'removed';
 }

@@ -16,6 +16,12 @@
  *   dispatch of our agent (a named agent; see `DispatchOptions.onlyWhereDispatched`).
  * - `participant_joined` of our agent, and `room_finished`: a recheck still waiting for the room is dropped.
  *
+ * And, with no webhook at all, the liveness watch ({@link AgentWebhooksOptions.liveness}): every
+ * {@link LIVENESS_REAP_EVERY_MS} it takes the agents whose jobs stopped beating in Redis
+ * (`lib/store/agent_liveness.ts`), removes each from its room (livekit-server would keep a dead
+ * agent until its ICE timeout, about 20 s) and sends a new one as for `participant_left`: the
+ * participant of a crashed worker waits a few seconds instead of twenty.
+ *
  * Every dispatch goes through {@link ensureAgentDispatched} and the service's dispatch gate, so a
  * webhook, a page asking and a rejoin never send two agents; and at most
  * {@link REPLACEMENTS_PER_ROOM} per room in {@link REPLACEMENT_WINDOW_MS}, so an agent that fails
@@ -24,11 +30,15 @@
 import type { ParticipantInfo, WebhookEvent } from 'livekit-server-sdk';
 import { ATTR_AGENT_LEFT, ATTR_AGENT_NAME } from '../../lib/attributes.js';
 import type { Logger } from '../../lib/logger.js';
+import type { LapsedAgent } from '../../lib/store/agent_liveness.js';
 import { DISPATCH_ARRIVAL_GRACE_MS, PARTICIPANT_KIND, hintFor, isPerson, type DispatchFor, type ensureAgentDispatched } from './agent_dispatch.js';
 import type { RateLimiter } from './rate_limiter.js';
 
 /** How long after a person joins the room is checked for its agent, ms: past the dispatch grace, so a dispatch that no worker took counts as lost. */
 export const JOIN_RECHECK_MS = DISPATCH_ARRIVAL_GRACE_MS + 2_000;
+
+/** How often the liveness watch looks for agents whose beats stopped, ms. */
+export const LIVENESS_REAP_EVERY_MS = 1_000;
 
 /** At most this many agents dispatched into one room by webhooks in {@link REPLACEMENT_WINDOW_MS}. */
 export const REPLACEMENTS_PER_ROOM = 3;
@@ -39,6 +49,17 @@ export const REPLACEMENT_WINDOW_MS = 10 * 60_000;
  * gate); `onlyWhereDispatched` for a room whose agent never came (see `DispatchOptions`).
  */
 export type RoomDispatch = (room: string, forWhom: DispatchFor, onlyWhereDispatched: boolean) => ReturnType<typeof ensureAgentDispatched>;
+
+/** Why a new agent is sent: its agent left unmarked, never came, or stopped beating. */
+type ReplaceReason = 'agent_left' | 'agent_missing' | 'agent_lapsed';
+
+/** The liveness watch's two sides: the agents whose beats stopped, and their removal from the room. */
+export interface LivenessWatch {
+  /** The lapsed agents of the service's agent name, each returned to one service process only. */
+  reap(): Promise<LapsedAgent[]>;
+  /** Removes the lapsed agent from its room (`removeLapsedAgent` in agent_dispatch.ts). */
+  remove(agent: LapsedAgent): Promise<'removed' | 'gone' | 'left_on_purpose' | 'alive'>;
+}
 
 /** What {@link AgentWebhooks.handle} did with an event. */
 export type WebhookAction = 'replacing' | 'recheck_scheduled' | 'left_on_purpose' | 'recheck_dropped' | 'ignored';
@@ -53,6 +74,10 @@ export interface AgentWebhooksOptions {
   nowMs: () => number;
   /** @default JOIN_RECHECK_MS */
   joinRecheckMs?: number;
+  /** The liveness watch (a Redis): off when undefined. */
+  liveness?: LivenessWatch;
+  /** @default LIVENESS_REAP_EVERY_MS */
+  livenessEveryMs?: number;
 }
 
 /** The person who has been in the room longest (their agent was the one that left), or null when nobody is. */
@@ -67,8 +92,23 @@ export class AgentWebhooks {
   private readonly rechecks = new Map<string, NodeJS.Timeout>();
   private readonly running = new Set<Promise<void>>();
   private closed = false;
+  private reaper: NodeJS.Timeout | undefined;
+  /** True while a stretch of failing reaps is going on (logged once). */
+  private reapFailing = false;
 
-  constructor(private readonly o: AgentWebhooksOptions) {}
+  constructor(private readonly o: AgentWebhooksOptions) {
+    const liveness = o.liveness;
+    if (liveness === undefined) return;
+    let reaping = false;
+    this.reaper = setInterval(() => {
+      if (reaping || this.closed) return;
+      reaping = true;
+      void this.reap(liveness).finally(() => {
+        reaping = false;
+      });
+    }, o.livenessEveryMs ?? LIVENESS_REAP_EVERY_MS);
+    this.reaper.unref();
+  }
 
   /** Handles one verified event: what needs the server runs in the background (see {@link idle}). */
   handle(event: WebhookEvent): WebhookAction {
@@ -109,9 +149,10 @@ export class AgentWebhooks {
     while (this.running.size > 0) await Promise.all([...this.running]);
   }
 
-  /** Drops waiting rechecks and waits for dispatches in flight. */
+  /** Stops the liveness watch, drops waiting rechecks and waits for dispatches in flight. */
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.reaper);
     for (const t of this.rechecks.values()) clearTimeout(t);
     this.rechecks.clear();
     await this.idle();
@@ -125,15 +166,43 @@ export class AgentWebhooks {
     return true;
   }
 
-  private run(room: string, why: 'agent_left' | 'agent_missing'): void {
-    const job = this.replace(room, why).catch((err: unknown) => {
+  /** One look for lapsed agents: each found is removed from its room and replaced. */
+  private async reap(liveness: LivenessWatch): Promise<void> {
+    let lapsed: LapsedAgent[];
+    try {
+      lapsed = await liveness.reap();
+    } catch (err) {
+      if (!this.reapFailing) this.o.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'agent liveness watch cannot read Redis: retrying');
+      this.reapFailing = true;
+      return;
+    }
+    if (this.reapFailing) this.o.logger.info({}, 'agent liveness watch reads Redis again');
+    this.reapFailing = false;
+    for (const agent of lapsed) {
+      if (this.closed) return;
+      this.dropRecheck(agent.room);
+      this.run(agent.room, 'agent_lapsed', async () => {
+        const removed = await liveness.remove(agent);
+        this.o.logger.info({ room: agent.room, removed }, 'agent stopped beating');
+        // Gone already: replaced all the same (no webhook may have told anyone); the dispatch
+        // finds any agent present or on its way. Alive (cut off from Redis only): left serving.
+        return removed === 'removed' || removed === 'gone';
+      });
+    }
+  }
+
+  private run(room: string, why: ReplaceReason, first?: () => Promise<boolean>): void {
+    const job = (async () => {
+      if (first !== undefined && !(await first())) return;
+      await this.replace(room, why);
+    })().catch((err: unknown) => {
       this.o.logger.warn({ room, why, err: err instanceof Error ? err.message : String(err) }, 'agent replacement failed');
     });
     this.running.add(job);
     void job.finally(() => this.running.delete(job));
   }
 
-  private async replace(room: string, why: 'agent_left' | 'agent_missing'): Promise<void> {
+  private async replace(room: string, why: ReplaceReason): Promise<void> {
     const countedAtMs = this.o.nowMs();
     if (!(await this.o.limiter.allow(room, countedAtMs))) {
       this.o.logger.warn({ room, why, limit: REPLACEMENTS_PER_ROOM, windowMs: REPLACEMENT_WINDOW_MS }, 'agent not replaced: too many dispatches into this room');

@@ -34,8 +34,9 @@ import type { Logger } from '../../lib/logger.js';
 import { pii, silentLogger } from '../../lib/logger.js';
 import { DEFAULT_POLICY_CHECK_MS, DEFAULT_REPLICA_ACK_TIMEOUT_MS } from '../../lib/store/redis_env.js';
 import { watchRedis } from '../../lib/store/redis_watch.js';
-import { ensureAgentDispatched, type DispatchFor } from './agent_dispatch.js';
-import { AgentWebhooks, REPLACEMENT_WINDOW_MS, REPLACEMENTS_PER_ROOM } from './agent_webhooks.js';
+import { ensureAgentDispatched, removeLapsedAgent, type DispatchFor, type DispatchServer } from './agent_dispatch.js';
+import { AgentWebhooks, REPLACEMENT_WINDOW_MS, REPLACEMENTS_PER_ROOM, type LivenessWatch } from './agent_webhooks.js';
+import type { AgentLiveness } from '../../lib/store/agent_liveness.js';
 import type { DispatchHint } from '../../lib/dispatch_hint.js';
 import { buildClient, PUBLIC_DIR } from './build_client.js';
 import { clientAddress, rateLimitKey } from './client_address.js';
@@ -208,6 +209,14 @@ async function readBody(req: IncomingMessage, maxBytes = MAX_BODY_BYTES): Promis
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** The liveness watch of `agentName`'s jobs: their beats in `liveness`, their removal on `server`. */
+function livenessWatch(liveness: AgentLiveness, server: DispatchServer, agentName: string): LivenessWatch {
+  return {
+    reap: () => liveness.reap(agentName),
+    remove: (agent) => removeLapsedAgent(server, agent.room, agent.identity, agentName),
+  };
+}
+
 /** Starts the service; `port: 0` picks a free port. */
 export async function startTokenService(opts: TokenServiceOptions): Promise<TokenService> {
   const config = resolveConfig(opts);
@@ -242,6 +251,8 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
           logger: log,
           nowMs,
           ...(opts.webhookJoinRecheckMs !== undefined ? { joinRecheckMs: opts.webhookJoinRecheckMs } : {}),
+          // The jobs' liveness beats, in the same Redis: a crashed agent is replaced in seconds.
+          ...(stores.liveness !== null ? { liveness: livenessWatch(stores.liveness, livekitServer, agentName) } : {}),
         });
   const webhookReceiver = new WebhookReceiver(config.apiKey, config.apiSecret);
   /** Logged once: a deployment can see that livekit-server's webhooks reach this service. */

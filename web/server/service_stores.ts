@@ -8,6 +8,7 @@
  */
 import { ConfigError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
+import { AgentLiveness } from '../../lib/store/agent_liveness.js';
 import type { RedisTarget } from '../../lib/store/redis_connection.js';
 import { PayloadCipher } from '../../lib/store/crypto.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
@@ -46,6 +47,8 @@ export interface ServiceStores {
   limiter(name: string, perWindow: number, windowMs: number): RateLimiter;
   /** One agent dispatch decision per room at a time: in the device store's Redis when it has one, else in this process. */
   dispatchGate: DispatchGate;
+  /** The jobs' liveness beats, in the device store's Redis (the workers' Redis); null without one. */
+  liveness: AgentLiveness | null;
   /** True when devices are shared (Redis, or a store handed in), false when in this process's memory. */
   isShared: boolean;
   /** How the created Redis clients reach Redis; `null` without a Redis configured. */
@@ -122,6 +125,7 @@ export function createServiceStores(
     limiter: (name, perWindow, windowMs) =>
       devices instanceof RedisDeviceStore ? new RedisRateLimiter(devices.client, devices.keys.prefix, name, perWindow, windowMs) : new MemoryRateLimiter(perWindow, windowMs),
     dispatchGate: devices instanceof RedisDeviceStore ? new RedisDispatchGate(devices.client, devices.keys.prefix) : new MemoryDispatchGate(),
+    liveness: devices instanceof RedisDeviceStore ? new AgentLiveness({ client: devices.client, prefix: devices.keys.prefix, logger: log }) : null,
     isShared: target !== undefined || injected.deviceStore !== undefined,
     redis: target === undefined ? null : target.cluster !== undefined ? 'cluster' : target.sentinel !== undefined ? 'sentinel' : 'url',
     close: async () => {

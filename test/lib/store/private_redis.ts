@@ -109,6 +109,15 @@ export class PrivateRedis {
     this.proc?.kill('SIGCONT');
   }
 
+  /**
+   * Stops (`SIGSTOP`) or resumes (`SIGCONT`) the server process: while stopped it keeps its data
+   * and its connections but answers nothing, as a Redis out of reach.
+   */
+  freeze(frozen: boolean): void {
+    if (!this.isRunning) throw new Error('the server is not running');
+    this.proc!.kill(frozen ? 'SIGSTOP' : 'SIGCONT');
+  }
+
   /** SIGKILLs the server and waits for the process to exit. */
   async kill(): Promise<void> {
     const p = this.proc;

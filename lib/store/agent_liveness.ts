@@ -1,0 +1,217 @@
+/**
+ * Agent liveness: while a job serves a room, it says so in Redis every second
+ * ({@link AgentLiveness.keepAlive}); the token service finds the agents whose beats stopped
+ * ({@link AgentLiveness.reap}): a worker SIGKILLed, a machine gone. livekit-server itself keeps a
+ * dead agent participant in the room until its ICE timeout (about 20 s, not configurable), so a
+ * participant whose worker crashed would sit in silence that long; with the beats the service
+ * removes the dead agent and sends a new one within a few seconds.
+ *
+ * A lapsed beat is only a suspicion: an agent is reported dead once it has stayed lapsed for
+ * `confirmMs` after a reaper first saw it lapsed. So a Redis that was out of reach for everyone
+ * (the beats could not be written either) reports nobody when it comes back: every live job
+ * beats again within a second and clears its suspicion. Times are Redis's own (`TIME`), so the
+ * machines' clocks do not matter.
+ *
+ * Redis schema (`P` = the configurable prefix, `H` = the first 128 bits of the SHA-256 of the agent
+ * name, base64url; both keys share the `{l.H}` hash tag, one Cluster slot, which matches none of
+ * the other stores' SCAN patterns):
+ *
+ * | key            | type | holds                                                                 | TTL |
+ * |----------------|------|-----------------------------------------------------------------------|-----|
+ * | `P{l.H}`       | zset | member `JSON [room, agent participant identity]`, score = the beat's deadline (Redis ms) | {@link LIVENESS_KEEP_MS} from the last beat |
+ * | `P{l.H}:susp`  | hash | member → when a reaper first saw it lapsed (Redis ms)                  | the same |
+ */
+import { createHash } from 'node:crypto';
+import type { Cluster, Redis } from 'ioredis';
+import type { Logger } from '../logger.js';
+import { createBoundedClient, type ClientTarget } from './redis_connection.js';
+
+/** How long a beat holds by default, ms; a job beats every quarter of it. */
+export const DEFAULT_LIVENESS_TTL_MS = 4_000;
+/** How long a lapsed agent stays suspected before it counts as dead, ms (see the module comment). */
+export const DEFAULT_LIVENESS_CONFIRM_MS = 3_000;
+/** The keys live this long after the last beat of any agent of the name, ms. */
+export const LIVENESS_KEEP_MS = 10 * 60_000;
+/** At most this many lapsed agents taken per reap. */
+const REAP_LIMIT = 100;
+
+/** Redis's clock, ms, in a script (effects replication: Redis ≥ 5 replicates the writes, not the script). */
+const NOW_LUA = `local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+
+/** KEYS[1] beats, KEYS[2] suspects; ARGV[1] member, ARGV[2] beat TTL (ms), ARGV[3] keys' TTL (ms). */
+const BEAT_LUA = `${NOW_LUA}
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 1`;
+
+/** KEYS[1] beats, KEYS[2] suspects; ARGV[1] member. */
+const LEAVE_LUA = `redis.call('HDEL', KEYS[2], ARGV[1]) return redis.call('ZREM', KEYS[1], ARGV[1])`;
+
+/**
+ * KEYS[1] beats, KEYS[2] suspects; ARGV[1] confirm (ms), ARGV[2] limit. Marks newly lapsed
+ * members suspected (keeping the first time), then takes and returns the suspects lapsed for at
+ * least ARGV[1] that no beat has cleared: only one caller gets each.
+ */
+const REAP_LUA = `${NOW_LUA}
+local confirm = tonumber(ARGV[1])
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))) do
+  redis.call('HSETNX', KEYS[2], m, now)
+end
+local dead = {}
+local s = redis.call('HGETALL', KEYS[2])
+for i = 1, #s, 2 do
+  if now - tonumber(s[i + 1]) >= confirm then
+    redis.call('HDEL', KEYS[2], s[i])
+    local score = redis.call('ZSCORE', KEYS[1], s[i])
+    if score and tonumber(score) <= now then
+      redis.call('ZREM', KEYS[1], s[i])
+      dead[#dead + 1] = s[i]
+    end
+  end
+end
+return dead`;
+
+type LivenessClient = (Redis | Cluster) & {
+  pvaLive_beat(beats: string, suspects: string, member: string, ttlMs: string, keepMs: string): Promise<number>;
+  pvaLive_leave(beats: string, suspects: string, member: string): Promise<number>;
+  pvaLive_reap(beats: string, suspects: string, confirmMs: string, limit: string): Promise<string[]>;
+};
+
+/** The two keys of `agentName`'s beats (see the module comment). */
+export function livenessKeys(prefix: string, agentName: string): { beats: string; suspects: string } {
+  const tag = `${prefix}{l.${createHash('sha256').update(agentName).digest('base64url').slice(0, 22)}}`;
+  return { beats: tag, suspects: `${tag}:susp` };
+}
+
+/** An agent participant whose job stopped beating. */
+export interface LapsedAgent {
+  room: string;
+  /** The agent's participant identity in the room. */
+  identity: string;
+}
+
+/** A job's beats for one room, until {@link KeptAlive.stop}. */
+export interface KeptAlive {
+  /**
+   * Stops beating and takes the agent off the list: it leaves on purpose, so there is nothing to
+   * find. With `lapse` the entry is left to lapse instead, so that a reaper then looks at the
+   * room: for an agent that leaves with its call still going (its worker shutting down), which
+   * should be replaced even where no LiveKit webhook reports it.
+   */
+  stop(opts?: { lapse?: boolean }): Promise<void>;
+}
+
+export interface AgentLivenessOptions {
+  /** A client to use (not closed here); else one is created for `target`. */
+  client?: Redis | Cluster;
+  target?: ClientTarget;
+  /** @default 'pva:' */
+  prefix?: string;
+  logger?: Logger;
+}
+
+/** Agent beats in Redis, written by the jobs and reaped by the token service (see the module comment). */
+export class AgentLiveness {
+  private readonly client: LivenessClient;
+  private readonly ownsClient: boolean;
+  private readonly prefix: string;
+
+  constructor(private readonly o: AgentLivenessOptions) {
+    const prefix = o.prefix ?? 'pva:';
+    if (/[{}]/.test(prefix)) throw new Error('key prefix must not contain { or }');
+    if (o.client === undefined && o.target === undefined) throw new Error('AgentLiveness needs a client or a target');
+    this.prefix = prefix;
+    const client = o.client ?? createBoundedClient(o.target!, {}, { lazyConnect: true });
+    this.ownsClient = o.client === undefined;
+    if (this.ownsClient) client.on('error', () => {}); // surfaced per command as a rejection
+    const c = client as LivenessClient;
+    if (typeof c.pvaLive_beat !== 'function') {
+      client.defineCommand('pvaLive_beat', { numberOfKeys: 2, lua: BEAT_LUA });
+      client.defineCommand('pvaLive_leave', { numberOfKeys: 2, lua: LEAVE_LUA });
+      client.defineCommand('pvaLive_reap', { numberOfKeys: 2, lua: REAP_LUA });
+    }
+    this.client = c;
+  }
+
+  /** Says that `identity` serves `room` for `agentName` for the next `ttlMs`. */
+  async beat(agentName: string, room: string, identity: string, ttlMs: number): Promise<void> {
+    if (!(Number.isInteger(ttlMs) && ttlMs > 0)) throw new RangeError('ttlMs must be a positive integer');
+    const { beats, suspects } = livenessKeys(this.prefix, agentName);
+    await this.client.pvaLive_beat(beats, suspects, JSON.stringify([room, identity]), String(ttlMs), String(Math.max(LIVENESS_KEEP_MS, ttlMs * 10)));
+  }
+
+  /** Takes `identity` in `room` off the list: it leaves on purpose, or was replaced. */
+  async leave(agentName: string, room: string, identity: string): Promise<void> {
+    const { beats, suspects } = livenessKeys(this.prefix, agentName);
+    await this.client.pvaLive_leave(beats, suspects, JSON.stringify([room, identity]));
+  }
+
+  /**
+   * Beats now and every `ttlMs / 4` until stopped. A beat that fails is logged once per failing
+   * stretch and tried again at the next tick (a Redis out of reach for a while is not a death:
+   * see the module comment); `onFailing(true)` after each failed beat, `onFailing(false)` once
+   * one succeeds again (the agent says it is alive another way: `ATTR_AGENT_ALIVE`).
+   */
+  keepAlive(agentName: string, room: string, identity: string, ttlMs: number, onFailing?: (failing: boolean) => void): KeptAlive {
+    let failing = false;
+    let stopped = false;
+    const tick = () => {
+      if (stopped) return;
+      this.beat(agentName, room, identity, ttlMs).then(
+        () => {
+          if (failing) {
+            this.o.logger?.info({}, 'agent liveness beats written again');
+            onFailing?.(false);
+          }
+          failing = false;
+        },
+        (err: unknown) => {
+          if (!failing) this.o.logger?.warn({ err: err instanceof Error ? err.message : String(err) }, 'agent liveness beat failed: retrying every beat');
+          failing = true;
+          if (!stopped) onFailing?.(true);
+        },
+      );
+    };
+    tick();
+    const timer = setInterval(tick, Math.max(100, Math.floor(ttlMs / 4)));
+    timer.unref();
+    return {
+      stop: async ({ lapse = false } = {}) => {
+        if (stopped) return;
+        stopped = true;
+        clearInterval(timer);
+        if (lapse) return;
+        await this.leave(agentName, room, identity).catch((err: unknown) => {
+          // The entry lapses on its own; a reaper then finds the agent gone from the room.
+          this.o.logger?.warn({ err: err instanceof Error ? err.message : String(err) }, 'agent liveness entry not removed');
+        });
+      },
+    };
+  }
+
+  /**
+   * The agents of `agentName` whose beats lapsed at least `confirmMs` ago, each returned to one
+   * caller only (see the module comment). Entries that are not `[room, identity]` are dropped.
+   */
+  async reap(agentName: string, confirmMs: number = DEFAULT_LIVENESS_CONFIRM_MS): Promise<LapsedAgent[]> {
+    const { beats, suspects } = livenessKeys(this.prefix, agentName);
+    const members = await this.client.pvaLive_reap(beats, suspects, String(confirmMs), String(REAP_LIMIT));
+    const lapsed: LapsedAgent[] = [];
+    for (const m of members) {
+      try {
+        const v: unknown = JSON.parse(m);
+        if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string') lapsed.push({ room: v[0], identity: v[1] });
+      } catch {
+        // not one of ours: dropped (the script already removed it)
+      }
+    }
+    return lapsed;
+  }
+
+  /** Closes the client if it was created here. */
+  async close(): Promise<void> {
+    if (this.ownsClient) await this.client.quit().catch(() => this.client.disconnect());
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * Agent liveness beats (`lib/store/agent_liveness.ts`) on a real Redis: the shared test Redis, and
+ * a private redis-server stopped with SIGSTOP for the "out of reach for everyone" case.
+ */
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RecordingLogger } from '../../../lib/logger.js';
+import { AgentLiveness, livenessKeys, type LapsedAgent } from '../../../lib/store/agent_liveness.js';
+import { randomPrefix } from '../../support/env.js';
+import { waitFor } from '../../support/wait.js';
+import { PrivateRedis, freePort } from './private_redis.js';
+import { connectTestRedis, unlinkPrefix } from './redis_support.js';
+
+const TTL_MS = 400;
+const CONFIRM_MS = 300;
+
+describe('AgentLiveness on Redis', () => {
+  const prefix = randomPrefix('live');
+  let redis: Redis;
+  const open: AgentLiveness[] = [];
+  const liveness = () => {
+    const l = new AgentLiveness({ client: redis, prefix });
+    open.push(l);
+    return l;
+  };
+
+  beforeAll(async () => {
+    redis = await connectTestRedis();
+  });
+  afterAll(async () => {
+    for (const l of open) await l.close();
+    await unlinkPrefix(redis, `${prefix}*`);
+    redis.disconnect();
+  });
+
+  it('an agent that beats is never reported; once its beats stop it is reported once, to one of two service processes, room and identity intact', async () => {
+    const agentName = `a}:{b-${Math.random()}`;
+    const room = `room \u{1F3A4} a}:{b *${'x'.repeat(10_000)}`;
+    const identity = 'agent-\u0000-AJ_1';
+    const job = liveness();
+    const [serviceA, serviceB] = [liveness(), liveness()];
+    const reported: LapsedAgent[] = [];
+    const reapBoth = async () => {
+      for (const found of await Promise.all([serviceA.reap(agentName, CONFIRM_MS), serviceB.reap(agentName, CONFIRM_MS)])) reported.push(...found);
+      return reported.length > 0;
+    };
+
+    const alive = job.keepAlive(agentName, room, identity, TTL_MS);
+    // Alive for more than TTL + confirmation, reaped all along: never reported.
+    const until = Date.now() + 3 * (TTL_MS + CONFIRM_MS);
+    await waitFor('the beats to hold past three lapse times', async () => (await reapBoth()) || Date.now() > until, { timeoutMs: 10_000 });
+    expect(reported).toEqual([]);
+
+    await alive.stop({ lapse: true }); // the job died: beats stop, the entry stays
+    await waitFor('the lapsed agent to be reported', reapBoth, { timeoutMs: 10_000 });
+    expect(reported).toEqual([{ room, identity }]);
+    // Taken: no other reap reports it again.
+    expect([...(await serviceA.reap(agentName, 0)), ...(await serviceB.reap(agentName, 0))]).toEqual([]);
+    const { beats, suspects } = livenessKeys(prefix, agentName);
+    expect(await redis.zcard(beats)).toBe(0);
+    expect(await redis.hlen(suspects)).toBe(0);
+  });
+
+  it('a lapsed agent is only suspected: one that beats again within the confirmation time (its Redis was out of reach, its process stalled) is not reported', async () => {
+    const agentName = `suspect-${Math.random()}`;
+    const [job, service] = [liveness(), liveness()];
+    const member = JSON.stringify(['r', 'agent-1']);
+    const { beats, suspects } = livenessKeys(prefix, agentName);
+    const redisNowMs = async () => {
+      const [s, us] = await redis.time();
+      return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+    };
+    await job.beat(agentName, 'r', 'agent-1', TTL_MS);
+    await waitFor('the beat to lapse', async () => Number(await redis.zscore(beats, member)) <= (await redisNowMs()));
+    expect(await service.reap(agentName, CONFIRM_MS)).toEqual([]); // suspected
+    expect(await redis.hexists(suspects, member)).toBe(1);
+    await job.beat(agentName, 'r', 'agent-1', 60_000); // back
+    expect(await redis.hexists(suspects, member)).toBe(0);
+    const until = (await redisNowMs()) + 2 * CONFIRM_MS;
+    const reported: LapsedAgent[] = [];
+    await waitFor('two confirmation times', async () => {
+      reported.push(...(await service.reap(agentName, CONFIRM_MS)));
+      return (await redisNowMs()) > until;
+    });
+    expect(reported).toEqual([]);
+    expect(await redis.zscore(beats, member)).not.toBeNull();
+  });
+
+  it('an agent that stops on purpose is taken off the list at once: never reported', async () => {
+    const agentName = `named-${Math.random()}`;
+    const job = liveness();
+    const alive = job.keepAlive(agentName, 'r', 'agent-1', TTL_MS);
+    const { beats } = livenessKeys(prefix, agentName);
+    await waitFor('the first beat', async () => (await redis.zscore(beats, JSON.stringify(['r', 'agent-1']))) !== null);
+    await alive.stop();
+    expect(await redis.zscore(beats, JSON.stringify(['r', 'agent-1']))).toBeNull();
+    expect(await liveness().reap(agentName, 0)).toEqual([]);
+  });
+
+  it('keys: one hash tag per agent name, and no agent name, room or identity in any key name', () => {
+    const { beats, suspects } = livenessKeys('pva:', 'helper');
+    const tag = (k: string) => k.slice(k.indexOf('{'), k.indexOf('}') + 1);
+    expect(tag(beats)).toBe(tag(suspects));
+    expect(tag(beats)).toMatch(/^\{l\.[A-Za-z0-9_-]{22}\}$/);
+    expect(beats + suspects).not.toContain('helper');
+    expect(livenessKeys('pva:', 'helper2').beats).not.toBe(beats);
+    expect(() => new AgentLiveness({ client: redis, prefix: 'a{b' })).toThrow(/prefix/);
+  });
+
+  it('bad beat TTLs are refused and write nothing', async () => {
+    const agentName = `bad-${Math.random()}`;
+    for (const ttl of [0, -1, 1.5, Number.NaN]) await expect(liveness().beat(agentName, 'r', 'a', ttl)).rejects.toThrow(/ttlMs/);
+    expect(await redis.exists(livenessKeys(prefix, agentName).beats)).toBe(0);
+  });
+});
+
+describe('AgentLiveness with Redis paused', () => {
+  let server: PrivateRedis;
+  beforeAll(async () => {
+    server = new PrivateRedis(await freePort());
+    await server.start();
+  });
+  afterAll(async () => {
+    await server?.kill();
+  });
+
+  it('paused (SIGSTOP) for three beat lifetimes: when it answers again, the live agent is not reported, the dead one is', async () => {
+    const target = { url: server.url };
+    const log = new RecordingLogger();
+    const job = new AgentLiveness({ target, logger: log });
+    const service = new AgentLiveness({ target });
+    const deadJob = new AgentLiveness({ target });
+    try {
+      const alive = job.keepAlive('helper', 'room-live', 'agent-live', TTL_MS);
+      const dead = deadJob.keepAlive('helper', 'room-dead', 'agent-dead', TTL_MS);
+      await Promise.all([job.beat('helper', 'room-live', 'agent-live', TTL_MS), deadJob.beat('helper', 'room-dead', 'agent-dead', TTL_MS)]);
+      await dead.stop({ lapse: true });
+
+      // Out of reach for three beat lifetimes: every beat of the live job fails meanwhile.
+      server.freeze(true);
+      const frozenUntil = Date.now() + 3 * TTL_MS;
+      await waitFor('the outage to last', () => Date.now() > frozenUntil, { timeoutMs: 10_000 });
+      await waitFor('the live job to log its failing beats', () => log.lines.some((l) => l.msg.startsWith('agent liveness beat failed')));
+      server.freeze(false);
+
+      const reported: LapsedAgent[] = [];
+      await waitFor('the dead agent to be reported', async () => {
+        reported.push(...(await service.reap('helper', CONFIRM_MS).catch(() => [])));
+        return reported.length > 0;
+      });
+      // Reaped on for one more confirmation time: the live one, suspected at first, beat again.
+      const until = Date.now() + 2 * CONFIRM_MS;
+      await waitFor('one more confirmation time', async () => {
+        reported.push(...(await service.reap('helper', CONFIRM_MS)));
+        return Date.now() > until;
+      });
+      expect(reported).toEqual([{ room: 'room-dead', identity: 'agent-dead' }]);
+      await waitFor('the live job to say its beats are written again', () => log.lines.some((l) => l.msg === 'agent liveness beats written again'));
+      await alive.stop();
+    } finally {
+      server.freeze(false);
+      await Promise.all([job.close(), service.close(), deadJob.close()]);
+    }
+  });
+});
