@@ -5,14 +5,16 @@
  * the Agents Playground, never ask for an agent themselves.
  */
 import { Redis } from 'ioredis';
-import { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
+import { Room } from '@livekit/rtc-node';
+import { AccessToken, AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
+import { ATTR_AGENT_ALIVE, ATTR_AGENT_LEFT, ATTR_AGENT_NAME } from '../../lib/attributes.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { encodeDispatchHint } from '../../lib/dispatch_hint.js';
 import { RecordingLogger } from '../../lib/logger.js';
 import { takenOverMessage } from '../../lib/session/greeting.js';
 import { KeyBuilder } from '../../lib/store/keys.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
-import { ensureAgentDispatched } from '../../web/server/agent_dispatch.js';
+import { ensureAgentDispatched, removeLapsedAgent } from '../../web/server/agent_dispatch.js';
 import { JOIN_RECHECK_MS } from '../../web/server/agent_webhooks.js';
 import { RedisDispatchGate } from '../../web/server/dispatch_gate.js';
 import { startTokenService, type TokenService } from '../../web/server/service.js';
@@ -262,5 +264,40 @@ describe('LiveKit webhooks to the token service', () => {
     expect(checked).toMatchObject({ why: 'agent_missing', result: 'not_ours' });
     const after = await new AgentDispatchClient(server.url, server.apiKey, server.apiSecret).listDispatch(room);
     expect(after.filter((d) => d.agentName === agentName)).toEqual([]);
+  });
+
+  it('removing a lapsed agent on the server: a dead one is removed; one marked as leaving, one saying it is alive (cut off from Redis), another agent name\'s or one not there are left alone', async () => {
+    const room = uid('room');
+    const person = await join(uid('mia'), room, uid('nobody')); // creates the room
+    const name = uid('lapsing');
+    const rooms = new RoomServiceClient(server.url, server.apiKey, server.apiSecret);
+    const joined: Room[] = [];
+    // Agent participants as a job joins them (agent kind, the worker's agent name attribute).
+    const asAgent = async (identity: string, attributes: Record<string, string> = {}) => {
+      const at = new AccessToken(server.apiKey, server.apiSecret, { identity, attributes: { [ATTR_AGENT_NAME]: name, ...attributes } });
+      at.kind = 'agent';
+      at.addGrant({ roomJoin: true, room });
+      const r = new Room();
+      joined.push(r);
+      await r.connect(server.url, await at.toJwt(), { autoSubscribe: false, dynacast: false });
+      return r;
+    };
+    try {
+      const dead = await asAgent('agent-dead');
+      await asAgent('agent-stale', { [ATTR_AGENT_ALIVE]: String(Date.now() - 60_000) }); // said it long ago
+      await asAgent('agent-leaving', { [ATTR_AGENT_LEFT]: 'ended' });
+      await asAgent('agent-cut-off', { [ATTR_AGENT_ALIVE]: String(Date.now()) });
+      expect(await removeLapsedAgent(server, room, 'agent-dead', name)).toBe('removed');
+      expect(await removeLapsedAgent(server, room, 'agent-stale', name)).toBe('removed');
+      expect(await removeLapsedAgent(server, room, 'agent-leaving', name)).toBe('left_on_purpose');
+      expect(await removeLapsedAgent(server, room, 'agent-cut-off', name)).toBe('alive');
+      expect(await removeLapsedAgent(server, room, 'agent-cut-off', 'another-agent')).toBe('gone');
+      expect(await removeLapsedAgent(server, room, 'agent-dead', name)).toBe('gone'); // removed already
+      expect(await removeLapsedAgent(server, uid('no-room'), 'agent-dead', name)).toBe('gone');
+      await waitFor('the removed agent to be disconnected', () => !dead.isConnected);
+      expect((await rooms.listParticipants(room)).map((x) => x.identity).sort()).toEqual([person.identity, 'agent-cut-off', 'agent-leaving'].sort());
+    } finally {
+      await Promise.all(joined.map((r) => r.disconnect().catch(() => undefined)));
+    }
   });
 });
