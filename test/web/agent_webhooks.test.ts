@@ -4,6 +4,7 @@
  * recorded here; the e2e test `test/e2e/webhooks.test.ts` runs it against a real server.
  */
 import { createHash } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { AccessToken, ParticipantInfo, Room, WebhookEvent } from 'livekit-server-sdk';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ATTR_AGENT_LEFT, ATTR_AGENT_NAME, ATTR_LANGUAGE, ATTR_RESUME_POLICY } from '../../lib/attributes.js';
@@ -13,6 +14,7 @@ import { AgentWebhooks, JOIN_RECHECK_MS, REPLACEMENT_WINDOW_MS, REPLACEMENTS_PER
 import type { LapsedAgent } from '../../lib/store/agent_liveness.js';
 import { GATE_HOLD_MS, MemoryDispatchGate, RedisDispatchGate, gateKey } from '../../web/server/dispatch_gate.js';
 import { MemoryRateLimiter } from '../../web/server/rate_limiter.js';
+import { MemorySeenEvents, RedisSeenEvents, SEEN_EVENT_MS, seenEventKey } from '../../web/server/seen_events.js';
 import { startTokenService } from '../../web/server/service.js';
 import { randomPrefix } from '../support/env.js';
 import { waitFor } from '../support/wait.js';
@@ -273,6 +275,41 @@ describe('dispatch gates', () => {
   });
 });
 
+describe('webhook events seen before', () => {
+  it('memory: an id is new once in its window, new again after it; the oldest ids go first past the bound', async () => {
+    let now = 1_000_000;
+    const seen = new MemorySeenEvents(() => now, 3);
+    expect(await seen.firstTime('a')).toBe(true);
+    expect(await seen.firstTime('a')).toBe(false);
+    now += SEEN_EVENT_MS;
+    expect(await seen.firstTime('a')).toBe(true); // the window passed
+    for (const id of ['b', 'c', 'd']) expect(await seen.firstTime(id)).toBe(true);
+    expect(await seen.firstTime('a')).toBe(true); // forgotten: the oldest, past 3 ids
+    expect(await seen.firstTime('d')).toBe(false);
+  });
+
+  it('redis: every service process shares them, under a key that does not hold the id; a Redis that does not answer lets the event through', async () => {
+    const redis = await connectTestRedis();
+    const prefix = randomPrefix('seen');
+    try {
+      const [a, b] = [new RedisSeenEvents(redis, prefix), new RedisSeenEvents(redis, prefix)];
+      const both = await Promise.all([a.firstTime('EV_1'), b.firstTime('EV_1')]);
+      expect(both.sort()).toEqual([false, true]);
+      expect(seenEventKey(prefix, 'EV_1')).not.toContain('EV_1');
+      const ttl = await redis.pttl(seenEventKey(prefix, 'EV_1'));
+      expect(ttl).toBeGreaterThan(SEEN_EVENT_MS - 60_000);
+      expect(ttl).toBeLessThanOrEqual(SEEN_EVENT_MS);
+      const down = new Redis('redis://127.0.0.1:1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+      down.on('error', () => {});
+      expect(await new RedisSeenEvents(down, prefix).firstTime('EV_1')).toBe(true);
+      down.disconnect();
+    } finally {
+      await unlinkPrefix(redis, `${prefix}*`);
+      redis.disconnect();
+    }
+  });
+});
+
 describe('POST /livekit/webhook', () => {
   const API_KEY = 'unit-key';
   const API_SECRET = 'unit-secret-unit-secret-unit-secret-0123';
@@ -288,7 +325,9 @@ describe('POST /livekit/webhook', () => {
     // Port 1: nothing answers there, so a dispatch attempt would fail loudly in the log.
     const svc = await startTokenService({ livekitUrl: 'ws://127.0.0.1:1', apiKey: API_KEY, apiSecret: API_SECRET, port: 0, agentName: AGENT, roomCloser: { deleteRoom: async () => {} }, logger: log });
     try {
-      const body = JSON.stringify(event('participant_left', 'r1', agent({ [ATTR_AGENT_NAME]: AGENT, [ATTR_AGENT_LEFT]: 'idle' })).toJson());
+      const left = event('participant_left', 'r1', agent({ [ATTR_AGENT_NAME]: AGENT, [ATTR_AGENT_LEFT]: 'idle' }));
+      left.id = 'EV_unit_1';
+      const body = JSON.stringify(left.toJson());
       const post = (auth: string | undefined, b = body) =>
         fetch(`${svc.url}/livekit/webhook`, { method: 'POST', headers: { 'content-type': 'application/webhook+json', ...(auth ? { authorization: auth } : {}) }, body: b });
 
@@ -302,6 +341,11 @@ describe('POST /livekit/webhook', () => {
       const ok = await post(await signed(body));
       expect(ok.status).toBe(200);
       expect(await ok.json()).toEqual({ action: 'left_on_purpose' });
+      expect(log.lines.filter((l) => l.msg === 'agent left on purpose: not replaced')).toHaveLength(1);
+      // The same event again (a retried delivery, a replay within the signature's lifetime): acted on once.
+      const again = await post(await signed(body));
+      expect(again.status).toBe(200);
+      expect(await again.json()).toEqual({ action: 'duplicate' });
       expect(log.lines.filter((l) => l.msg === 'agent left on purpose: not replaced')).toHaveLength(1);
       expect((await fetch(`${svc.url}/livekit/webhook`)).status).toBe(405);
     } finally {

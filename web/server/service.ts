@@ -10,7 +10,7 @@
  * | `POST /api/forget`  | `{identity, deviceSecret}`                    | `200 {forgotten, sessionKeysErased, roomsClosed}`           |
  * | `POST /api/export`  | `{identity, deviceSecret}`                    | `200` everything kept about the identity (`identity_export.ts`) |
  * | `GET /api/config`   |                                               | `200 {rejoinTtlMs, policies, defaultPolicy}`                |
- * | `POST /livekit/webhook` | a LiveKit webhook event, signed with the API key (`Authorization`) | `200 {action}` (`agent_webhooks.ts`); `401 invalid_signature` |
+ * | `POST /livekit/webhook` | a LiveKit webhook event, signed with the API key (`Authorization`) | `200 {action}` (`agent_webhooks.ts`; `duplicate`: an event id seen before, not acted on again); `401 invalid_signature` |
  * | `GET /healthz`      |                                               | `200 {ok, store}` or `503`                                  |
  * | `GET /`, `/app.js`… |                                               | the static page from `web/public/`                          |
  *
@@ -481,7 +481,8 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
           webhooksArriving = true;
           log.info({ event: event.event }, 'LiveKit webhooks arriving');
         }
-        const action = webhooks?.handle(event) ?? 'ignored';
+        // An event sent again (a retried delivery, a replay) is acted on once.
+        const action = event.id !== '' && !(await stores.seenEvents.firstTime(event.id)) ? 'duplicate' : (webhooks?.handle(event) ?? 'ignored');
         log.debug({ event: event.event, room: event.room?.name ?? null, action }, 'webhook');
         sendJson(res, 200, { action });
       } else if (path === '/api/config') {
