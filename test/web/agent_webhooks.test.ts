@@ -10,7 +10,8 @@ import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vites
 import { ATTR_AGENT_LEFT, ATTR_AGENT_NAME, ATTR_LANGUAGE, ATTR_RESUME_POLICY } from '../../lib/attributes.js';
 import { RecordingLogger } from '../../lib/logger.js';
 import { PARTICIPANT_KIND, type DispatchFor } from '../../web/server/agent_dispatch.js';
-import { AgentWebhooks, JOIN_RECHECK_MS, REPLACEMENT_WINDOW_MS, REPLACEMENTS_PER_ROOM, type LivenessWatch, type RoomDispatch } from '../../web/server/agent_webhooks.js';
+import { AgentWebhooks, JOIN_RECHECK_MS, REPLACEMENT_WINDOW_MS, REPLACEMENTS_PER_ROOM, WEBHOOK_TICK_MS, type LivenessWatch, type RoomDispatch } from '../../web/server/agent_webhooks.js';
+import { RedisRoomRechecks, recheckKey } from '../../web/server/room_rechecks.js';
 import type { LapsedAgent } from '../../lib/store/agent_liveness.js';
 import { GATE_HOLD_MS, MemoryDispatchGate, RedisDispatchGate, gateKey } from '../../web/server/dispatch_gate.js';
 import { MemoryRateLimiter } from '../../web/server/rate_limiter.js';
@@ -68,7 +69,7 @@ describe('AgentWebhooks', () => {
       person('first', 1_000, { [ATTR_RESUME_POLICY]: 'AlwaysResume', [ATTR_LANGUAGE]: 'de' }),
     ]);
     const h = make(dispatch);
-    expect(h.handle(event('participant_left', 'r1', agent({ [ATTR_AGENT_NAME]: AGENT })))).toBe('replacing');
+    expect(await h.handle(event('participant_left', 'r1', agent({ [ATTR_AGENT_NAME]: AGENT })))).toBe('replacing');
     await h.idle();
     // The room was ours (our agent was in it): no need for an earlier dispatch of it.
     expect(calls).toEqual([{ room: 'r1', chose: 'first', hint: { identity: 'first', name: 'FIRST', resumePolicy: 'AlwaysResume', language: 'de' }, onlyWhereDispatched: false }]);
@@ -78,10 +79,10 @@ describe('AgentWebhooks', () => {
     const { calls, dispatch } = recordingDispatch([person('p', 1)]);
     const log = new RecordingLogger();
     const h = make(dispatch, undefined, log);
-    expect(h.handle(event('participant_left', 'r1', agent({ [ATTR_AGENT_NAME]: AGENT, [ATTR_AGENT_LEFT]: 'taken_over' })))).toBe('left_on_purpose');
-    expect(h.handle(event('participant_left', 'r1', agent({ [ATTR_AGENT_NAME]: 'someone-else' })))).toBe('ignored');
-    expect(h.handle(event('participant_left', 'r1', person('p', 1)))).toBe('ignored');
-    expect(h.handle(event('participant_left', '', agent({ [ATTR_AGENT_NAME]: AGENT })))).toBe('ignored');
+    expect(await h.handle(event('participant_left', 'r1', agent({ [ATTR_AGENT_NAME]: AGENT, [ATTR_AGENT_LEFT]: 'taken_over' })))).toBe('left_on_purpose');
+    expect(await h.handle(event('participant_left', 'r1', agent({ [ATTR_AGENT_NAME]: 'someone-else' })))).toBe('ignored');
+    expect(await h.handle(event('participant_left', 'r1', person('p', 1)))).toBe('ignored');
+    expect(await h.handle(event('participant_left', '', agent({ [ATTR_AGENT_NAME]: AGENT })))).toBe('ignored');
     await h.idle();
     expect(calls).toEqual([]);
     expect(log.lines.find((l) => l.msg === 'agent left on purpose: not replaced')?.fields).toMatchObject({ room: 'r1', reason: 'taken_over' });
@@ -91,7 +92,7 @@ describe('AgentWebhooks', () => {
     const { calls, dispatch } = recordingDispatch([]);
     const limiter = new MemoryRateLimiter(1, REPLACEMENT_WINDOW_MS);
     const h = make(dispatch, limiter);
-    h.handle(event('participant_left', 'r1', agent({ [ATTR_AGENT_NAME]: AGENT })));
+    await h.handle(event('participant_left', 'r1', agent({ [ATTR_AGENT_NAME]: AGENT })));
     await h.idle();
     expect(calls).toMatchObject([{ room: 'r1', chose: null }]);
     expect(await limiter.allow('r1', Date.now())).toBe(true); // refunded: the one allowed is still there
@@ -102,10 +103,10 @@ describe('AgentWebhooks', () => {
     const log = new RecordingLogger();
     const h = make(dispatch, undefined, log);
     for (let i = 0; i < REPLACEMENTS_PER_ROOM + 2; i++) {
-      h.handle(event('participant_left', 'r1', agent({ [ATTR_AGENT_NAME]: AGENT })));
+      await h.handle(event('participant_left', 'r1', agent({ [ATTR_AGENT_NAME]: AGENT })));
       await h.idle();
     }
-    h.handle(event('participant_left', 'r2', agent({ [ATTR_AGENT_NAME]: AGENT })));
+    await h.handle(event('participant_left', 'r2', agent({ [ATTR_AGENT_NAME]: AGENT })));
     await h.idle();
     expect(calls.filter((c) => c.room === 'r1')).toHaveLength(REPLACEMENTS_PER_ROOM);
     expect(calls.filter((c) => c.room === 'r2')).toHaveLength(1);
@@ -116,7 +117,7 @@ describe('AgentWebhooks', () => {
     const { calls, dispatch } = recordingDispatch([person('p', 1)], 'pending');
     const h = make(dispatch);
     for (let i = 0; i < REPLACEMENTS_PER_ROOM + 2; i++) {
-      h.handle(event('participant_left', 'r1', agent({ [ATTR_AGENT_NAME]: AGENT })));
+      await h.handle(event('participant_left', 'r1', agent({ [ATTR_AGENT_NAME]: AGENT })));
       await h.idle();
     }
     expect(calls).toHaveLength(REPLACEMENTS_PER_ROOM + 2);
@@ -125,15 +126,15 @@ describe('AgentWebhooks', () => {
   describe('a person joins', () => {
     beforeEach(() => vi.useFakeTimers());
 
-    it(`the room is checked ${JOIN_RECHECK_MS} ms later (once, however many joins), not before`, async () => {
+    it(`the room is checked ${JOIN_RECHECK_MS} ms later (at the next tick; once, however many joins), not before`, async () => {
       const { calls, dispatch } = recordingDispatch([person('p', 1)]);
       const h = make(dispatch);
-      expect(h.handle(event('participant_joined', 'r1', person('p', 1)))).toBe('recheck_scheduled');
+      expect(await h.handle(event('participant_joined', 'r1', person('p', 1)))).toBe('recheck_scheduled');
       await vi.advanceTimersByTimeAsync(JOIN_RECHECK_MS - 1_000);
-      expect(h.handle(event('participant_joined', 'r1', person('q', 2)))).toBe('recheck_scheduled'); // restarts the wait
+      expect(await h.handle(event('participant_joined', 'r1', person('q', 2)))).toBe('recheck_scheduled'); // restarts the wait
       await vi.advanceTimersByTimeAsync(JOIN_RECHECK_MS - 1);
       expect(calls).toEqual([]);
-      await vi.advanceTimersByTimeAsync(1);
+      await vi.advanceTimersByTimeAsync(WEBHOOK_TICK_MS + 1);
       await h.idle();
       // Only into a room that had a dispatch of our agent (not another application's room).
       expect(calls).toMatchObject([{ room: 'r1', chose: 'p', onlyWhereDispatched: true }]);
@@ -144,15 +145,15 @@ describe('AgentWebhooks', () => {
     it('our agent arriving, or the room finishing, cancels the check; so does closing the service', async () => {
       const { calls, dispatch } = recordingDispatch([person('p', 1)]);
       const h = make(dispatch);
-      h.handle(event('participant_joined', 'r1', person('p', 1)));
-      expect(h.handle(event('participant_joined', 'r1', agent({ [ATTR_AGENT_NAME]: AGENT })))).toBe('recheck_dropped');
-      h.handle(event('participant_joined', 'r2', person('p', 1)));
-      expect(h.handle(event('room_finished', 'r2'))).toBe('recheck_dropped');
-      h.handle(event('participant_joined', 'r3', person('p', 1)));
+      await h.handle(event('participant_joined', 'r1', person('p', 1)));
+      expect(await h.handle(event('participant_joined', 'r1', agent({ [ATTR_AGENT_NAME]: AGENT })))).toBe('recheck_dropped');
+      await h.handle(event('participant_joined', 'r2', person('p', 1)));
+      expect(await h.handle(event('room_finished', 'r2'))).toBe('recheck_dropped');
+      await h.handle(event('participant_joined', 'r3', person('p', 1)));
       // Another agent name arriving does not count as ours.
-      expect(h.handle(event('participant_joined', 'r3', agent({ [ATTR_AGENT_NAME]: 'someone-else' })))).toBe('ignored');
+      expect(await h.handle(event('participant_joined', 'r3', agent({ [ATTR_AGENT_NAME]: 'someone-else' })))).toBe('ignored');
       await h.close();
-      expect(h.handle(event('participant_joined', 'r4', person('p', 1)))).toBe('ignored');
+      expect(await h.handle(event('participant_joined', 'r4', person('p', 1)))).toBe('ignored');
       await vi.advanceTimersByTimeAsync(JOIN_RECHECK_MS * 2);
       expect(calls).toEqual([]);
       expect(vi.getTimerCount()).toBe(0);
@@ -178,7 +179,7 @@ describe('AgentWebhooks', () => {
     }
 
     function makeWatching(dispatch: RoomDispatch, w: LivenessWatch, log = new RecordingLogger()) {
-      hooks = new AgentWebhooks({ agentName: AGENT, dispatch, limiter: new MemoryRateLimiter(REPLACEMENTS_PER_ROOM, REPLACEMENT_WINDOW_MS), logger: log, nowMs: Date.now, liveness: w, livenessEveryMs: 10 });
+      hooks = new AgentWebhooks({ agentName: AGENT, dispatch, limiter: new MemoryRateLimiter(REPLACEMENTS_PER_ROOM, REPLACEMENT_WINDOW_MS), logger: log, nowMs: Date.now, liveness: w, tickMs: 10 });
       return hooks;
     }
 
@@ -275,6 +276,42 @@ describe('dispatch gates', () => {
   });
 });
 
+describe('join checks in Redis', () => {
+  it('outlive the service process that scheduled them, are dropped by any other, and each due one goes to one process only', async () => {
+    const redis = await connectTestRedis();
+    const prefix = randomPrefix('recheck');
+    const opened: AgentWebhooks[] = [];
+    const open = (dispatch: RoomDispatch, log = new RecordingLogger()) => {
+      const h = new AgentWebhooks({ agentName: AGENT, dispatch, limiter: new MemoryRateLimiter(REPLACEMENTS_PER_ROOM, REPLACEMENT_WINDOW_MS), logger: log, nowMs: Date.now, rechecks: new RedisRoomRechecks(redis, prefix, AGENT), joinRecheckMs: 200, tickMs: 20 });
+      opened.push(h);
+      return h;
+    };
+    try {
+      // Scheduled by a process that then stops (a restart): the others run the check.
+      const first = recordingDispatch([person('p', 1)]);
+      const gone = open(first.dispatch);
+      expect(await gone.handle(event('participant_joined', 'r-restart', person('p', 1)))).toBe('recheck_scheduled');
+      expect(await gone.handle(event('participant_joined', 'r-dropped', person('p', 1)))).toBe('recheck_scheduled');
+      await gone.close();
+      // Our agent arrived in one room, the webhook reaching another process: it drops the check.
+      const [a, b] = [recordingDispatch([person('p', 1)]), recordingDispatch([person('p', 1)])];
+      const [ha, hb] = [open(a.dispatch), open(b.dispatch)];
+      expect(await hb.handle(event('participant_joined', 'r-dropped', agent({ [ATTR_AGENT_NAME]: AGENT })))).toBe('recheck_dropped');
+      await waitFor('the check of the restarted process to run', () => a.calls.length + b.calls.length > 0);
+      await Promise.all([ha.idle(), hb.idle()]);
+      const calls = [...a.calls, ...b.calls];
+      expect(calls).toEqual([expect.objectContaining({ room: 'r-restart', chose: 'p', onlyWhereDispatched: true })]);
+      expect(first.calls).toEqual([]);
+      expect(await redis.zcard(recheckKey(prefix, AGENT))).toBe(0);
+      expect(recheckKey(prefix, AGENT)).not.toContain(AGENT);
+    } finally {
+      for (const h of opened) await h.close();
+      await unlinkPrefix(redis, `${prefix}*`);
+      redis.disconnect();
+    }
+  });
+});
+
 describe('webhook events seen before', () => {
   it('memory: an id is new once in its window, new again after it; the oldest ids go first past the bound', async () => {
     let now = 1_000_000;
@@ -288,20 +325,21 @@ describe('webhook events seen before', () => {
     expect(await seen.firstTime('d')).toBe(false);
   });
 
-  it('redis: every service process shares them, under a key that does not hold the id; a Redis that does not answer lets the event through', async () => {
+  it('redis: every service process of an agent shares them (another agent\'s service acts on the same event), under a key that holds neither; a Redis that does not answer lets the event through', async () => {
     const redis = await connectTestRedis();
     const prefix = randomPrefix('seen');
     try {
-      const [a, b] = [new RedisSeenEvents(redis, prefix), new RedisSeenEvents(redis, prefix)];
+      const [a, b] = [new RedisSeenEvents(redis, prefix, AGENT), new RedisSeenEvents(redis, prefix, AGENT)];
       const both = await Promise.all([a.firstTime('EV_1'), b.firstTime('EV_1')]);
       expect(both.sort()).toEqual([false, true]);
-      expect(seenEventKey(prefix, 'EV_1')).not.toContain('EV_1');
-      const ttl = await redis.pttl(seenEventKey(prefix, 'EV_1'));
+      expect(await new RedisSeenEvents(redis, prefix, 'another-agent').firstTime('EV_1')).toBe(true);
+      expect(seenEventKey(prefix, AGENT, 'EV_1')).not.toMatch(/EV_1|helper/);
+      const ttl = await redis.pttl(seenEventKey(prefix, AGENT, 'EV_1'));
       expect(ttl).toBeGreaterThan(SEEN_EVENT_MS - 60_000);
       expect(ttl).toBeLessThanOrEqual(SEEN_EVENT_MS);
       const down = new Redis('redis://127.0.0.1:1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
       down.on('error', () => {});
-      expect(await new RedisSeenEvents(down, prefix).firstTime('EV_1')).toBe(true);
+      expect(await new RedisSeenEvents(down, prefix, AGENT).firstTime('EV_1')).toBe(true);
       down.disconnect();
     } finally {
       await unlinkPrefix(redis, `${prefix}*`);

@@ -16,8 +16,12 @@
  *   dispatch of our agent (a named agent; see `DispatchOptions.onlyWhereDispatched`).
  * - `participant_joined` of our agent, and `room_finished`: a recheck still waiting for the room is dropped.
  *
+ * The join checks wait in {@link AgentWebhooksOptions.rechecks} (in Redis when there is one: they
+ * outlive a restart, and every service process sees the same ones) and are taken when due, every
+ * {@link WEBHOOK_TICK_MS}.
+ *
  * And, with no webhook at all, the liveness watch ({@link AgentWebhooksOptions.liveness}): every
- * {@link LIVENESS_REAP_EVERY_MS} it takes the agents whose jobs stopped beating in Redis
+ * {@link WEBHOOK_TICK_MS} it takes the agents whose jobs stopped beating in Redis
  * (`lib/store/agent_liveness.ts`), removes each from its room (livekit-server would keep a dead
  * agent until its ICE timeout, about 20 s) and sends a new one as for `participant_left`: the
  * participant of a crashed worker waits a few seconds instead of twenty.
@@ -33,12 +37,13 @@ import type { Logger } from '../../lib/logger.js';
 import type { LapsedAgent } from '../../lib/store/agent_liveness.js';
 import { DISPATCH_ARRIVAL_GRACE_MS, PARTICIPANT_KIND, hintFor, isPerson, type DispatchFor, type ensureAgentDispatched } from './agent_dispatch.js';
 import type { RateLimiter } from './rate_limiter.js';
+import { MemoryRoomRechecks, type RoomRechecks } from './room_rechecks.js';
 
 /** How long after a person joins the room is checked for its agent, ms: past the dispatch grace, so a dispatch that no worker took counts as lost. */
 export const JOIN_RECHECK_MS = DISPATCH_ARRIVAL_GRACE_MS + 2_000;
 
-/** How often the liveness watch looks for agents whose beats stopped, ms. */
-export const LIVENESS_REAP_EVERY_MS = 1_000;
+/** How often due join checks are taken and the liveness watch looks for agents whose beats stopped, ms. */
+export const WEBHOOK_TICK_MS = 1_000;
 
 /** At most this many agents dispatched into one room by webhooks in {@link REPLACEMENT_WINDOW_MS}. */
 export const REPLACEMENTS_PER_ROOM = 3;
@@ -74,10 +79,12 @@ export interface AgentWebhooksOptions {
   nowMs: () => number;
   /** @default JOIN_RECHECK_MS */
   joinRecheckMs?: number;
+  /** Where the join checks wait (Redis: shared, and kept across restarts). @default in this process's memory */
+  rechecks?: RoomRechecks;
   /** The liveness watch (a Redis): off when undefined. */
   liveness?: LivenessWatch;
-  /** @default LIVENESS_REAP_EVERY_MS */
-  livenessEveryMs?: number;
+  /** @default WEBHOOK_TICK_MS */
+  tickMs?: number;
 }
 
 /** The person who has been in the room longest (their agent was the one that left), or null when nobody is. */
@@ -89,40 +96,41 @@ export function longestPresent(people: ParticipantInfo[]): ParticipantInfo | nul
 
 /** Acts on verified LiveKit webhook events (see the module comment). */
 export class AgentWebhooks {
-  private readonly rechecks = new Map<string, NodeJS.Timeout>();
+  private readonly rechecks: RoomRechecks;
   private readonly running = new Set<Promise<void>>();
   private closed = false;
-  private reaper: NodeJS.Timeout | undefined;
-  /** True while a stretch of failing reaps is going on (logged once). */
-  private reapFailing = false;
+  private readonly ticker: NodeJS.Timeout;
+  /** The periodic reads in a stretch of failures (each logged once). */
+  private readonly failing = new Set<'rechecks' | 'reap'>();
 
   constructor(private readonly o: AgentWebhooksOptions) {
+    this.rechecks = o.rechecks ?? new MemoryRoomRechecks(o.nowMs);
     const liveness = o.liveness;
-    if (liveness === undefined) return;
-    let reaping = false;
-    this.reaper = setInterval(() => {
-      if (reaping || this.closed) return;
-      reaping = true;
-      void this.reap(liveness).finally(() => {
-        reaping = false;
+    let busy = false;
+    // One tick for both: the due join checks, and the agents whose beats stopped.
+    this.ticker = setInterval(() => {
+      if (busy || this.closed) return;
+      busy = true;
+      void Promise.all([this.takeDueRechecks(), liveness === undefined ? undefined : this.reap(liveness)]).finally(() => {
+        busy = false;
       });
-    }, o.livenessEveryMs ?? LIVENESS_REAP_EVERY_MS);
-    this.reaper.unref();
+    }, o.tickMs ?? WEBHOOK_TICK_MS);
+    this.ticker.unref();
   }
 
   /** Handles one verified event: what needs the server runs in the background (see {@link idle}). */
-  handle(event: WebhookEvent): WebhookAction {
+  async handle(event: WebhookEvent): Promise<WebhookAction> {
     if (this.closed) return 'ignored';
     const room = event.room?.name ?? '';
     const p = event.participant;
     if (room === '') return 'ignored';
-    if (event.event === 'room_finished') return this.dropRecheck(room) ? 'recheck_dropped' : 'ignored';
+    if (event.event === 'room_finished') return (await this.dropRecheck(room)) ? 'recheck_dropped' : 'ignored';
     if (p === undefined) return 'ignored';
     const ours = (p.kind as number) === PARTICIPANT_KIND.agent && (p.attributes[ATTR_AGENT_NAME] ?? '') === this.o.agentName;
     // The agent arrived: no check for a missing one (it may leave on purpose before the check).
-    if (event.event === 'participant_joined' && ours) return this.dropRecheck(room) ? 'recheck_dropped' : 'ignored';
+    if (event.event === 'participant_joined' && ours) return (await this.dropRecheck(room)) ? 'recheck_dropped' : 'ignored';
     if (event.event === 'participant_left' && ours) {
-      this.dropRecheck(room);
+      await this.dropRecheck(room);
       const onPurpose = p.attributes[ATTR_AGENT_LEFT];
       if (onPurpose !== undefined && onPurpose !== '') {
         this.o.logger.info({ room, reason: onPurpose }, 'agent left on purpose: not replaced');
@@ -132,13 +140,13 @@ export class AgentWebhooks {
       return 'replacing';
     }
     if (event.event === 'participant_joined' && isPerson(p)) {
-      this.dropRecheck(room);
-      const timer = setTimeout(() => {
-        this.rechecks.delete(room);
-        this.run(room, 'agent_missing');
-      }, this.o.joinRecheckMs ?? JOIN_RECHECK_MS);
-      timer.unref();
-      this.rechecks.set(room, timer);
+      try {
+        await this.rechecks.schedule(room, this.o.joinRecheckMs ?? JOIN_RECHECK_MS);
+      } catch (err) {
+        // The web client's own watch still asks for its agent; other clients wait for a rejoin.
+        this.o.logger.warn({ room, err: err instanceof Error ? err.message : String(err) }, 'join check not scheduled: the store does not answer');
+        return 'ignored';
+      }
       return 'recheck_scheduled';
     }
     return 'ignored';
@@ -149,38 +157,50 @@ export class AgentWebhooks {
     while (this.running.size > 0) await Promise.all([...this.running]);
   }
 
-  /** Stops the liveness watch, drops waiting rechecks and waits for dispatches in flight. */
+  /**
+   * Stops the ticks (the liveness watch, the due checks; checks kept in Redis stay for the other
+   * service processes) and waits for dispatches in flight.
+   */
   async close(): Promise<void> {
     this.closed = true;
-    clearInterval(this.reaper);
-    for (const t of this.rechecks.values()) clearTimeout(t);
-    this.rechecks.clear();
+    clearInterval(this.ticker);
+    this.rechecks.close();
     await this.idle();
   }
 
-  private dropRecheck(room: string): boolean {
-    const t = this.rechecks.get(room);
-    if (t === undefined) return false;
-    clearTimeout(t);
-    this.rechecks.delete(room);
-    return true;
+  private async dropRecheck(room: string): Promise<boolean> {
+    // A check that could not be dropped only finds the agent there (or sends one to nobody).
+    return this.rechecks.drop(room).catch(() => false);
+  }
+
+  /**
+   * `read()`, or undefined when it fails: the first failure of a stretch is logged as `failed`,
+   * the first success after one as `back`.
+   */
+  private async readLogged<T>(read: () => Promise<T>, which: 'rechecks' | 'reap', failed: string, back: string): Promise<T | undefined> {
+    try {
+      const value = await read();
+      if (this.failing.delete(which)) this.o.logger.info({}, back);
+      return value;
+    } catch (err) {
+      if (!this.failing.has(which)) this.o.logger.warn({ err: err instanceof Error ? err.message : String(err) }, failed);
+      this.failing.add(which);
+      return undefined;
+    }
+  }
+
+  /** The join checks now due: each room with no agent and none on its way gets one. */
+  private async takeDueRechecks(): Promise<void> {
+    const due = await this.readLogged(() => this.rechecks.takeDue(), 'rechecks', 'join checks cannot be read: retrying', 'join checks read again');
+    for (const room of due ?? []) if (!this.closed) this.run(room, 'agent_missing');
   }
 
   /** One look for lapsed agents: each found is removed from its room and replaced. */
   private async reap(liveness: LivenessWatch): Promise<void> {
-    let lapsed: LapsedAgent[];
-    try {
-      lapsed = await liveness.reap();
-    } catch (err) {
-      if (!this.reapFailing) this.o.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'agent liveness watch cannot read Redis: retrying');
-      this.reapFailing = true;
-      return;
-    }
-    if (this.reapFailing) this.o.logger.info({}, 'agent liveness watch reads Redis again');
-    this.reapFailing = false;
+    const lapsed = (await this.readLogged(() => liveness.reap(), 'reap', 'agent liveness watch cannot read Redis: retrying', 'agent liveness watch reads Redis again')) ?? [];
     for (const agent of lapsed) {
       if (this.closed) return;
-      this.dropRecheck(agent.room);
+      void this.dropRecheck(agent.room);
       this.run(agent.room, 'agent_lapsed', async () => {
         const removed = await liveness.remove(agent);
         this.o.logger.info({ room: agent.room, removed }, 'agent stopped beating');

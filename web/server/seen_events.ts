@@ -4,8 +4,12 @@
  * answered without being acted on twice. In this process's memory ({@link MemorySeenEvents}), or
  * in Redis ({@link RedisSeenEvents}), shared by every service process behind a load balancer.
  *
- * Redis schema (`P` = the configurable prefix, `H` = the first 128 bits of the SHA-256 of the
- * event id, base64url; the `{h.…}` hash tag matches none of the other stores' SCAN patterns):
+ * Per agent name: the services of two agents sharing one Redis and one LiveKit server are each
+ * sent every event, and each acts on it for its own agent.
+ *
+ * Redis schema (`P` = the configurable prefix, `H` = the first 128 bits of the SHA-256 of the agent
+ * name and the event id, base64url; the `{h.…}` hash tag matches none of the other stores' SCAN
+ * patterns):
  *
  * | key      | type   | holds | TTL                  |
  * |----------|--------|-------|----------------------|
@@ -55,9 +59,9 @@ export class MemorySeenEvents implements SeenEvents {
   }
 }
 
-/** The key of event `id` (see the module comment). */
-export function seenEventKey(prefix: string, id: string): string {
-  return `${prefix}{h.${createHash('sha256').update(id).digest('base64url').slice(0, 22)}}`;
+/** The key of event `id` for `agentName`'s service (see the module comment). */
+export function seenEventKey(prefix: string, agentName: string, id: string): string {
+  return `${prefix}{h.${createHash('sha256').update(JSON.stringify([agentName, id])).digest('base64url').slice(0, 22)}}`;
 }
 
 /** {@link SeenEvents} in Redis, shared by every service process (see the module comment). */
@@ -66,13 +70,14 @@ export class RedisSeenEvents implements SeenEvents {
   constructor(
     private readonly client: Redis | Cluster,
     private readonly prefix: string,
+    private readonly agentName: string,
   ) {
     if (/[{}]/.test(prefix)) throw new Error('key prefix must not contain { or }');
   }
 
   async firstTime(id: string): Promise<boolean> {
     try {
-      return (await this.client.set(seenEventKey(this.prefix, id), '1', 'PX', SEEN_EVENT_MS, 'NX')) === 'OK';
+      return (await this.client.set(seenEventKey(this.prefix, this.agentName, id), '1', 'PX', SEEN_EVENT_MS, 'NX')) === 'OK';
     } catch {
       return true;
     }

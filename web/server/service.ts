@@ -251,10 +251,12 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
           logger: log,
           nowMs,
           ...(opts.webhookJoinRecheckMs !== undefined ? { joinRecheckMs: opts.webhookJoinRecheckMs } : {}),
+          rechecks: stores.roomRechecks(agentName),
           // The jobs' liveness beats, in the same Redis: a crashed agent is replaced in seconds.
           ...(stores.liveness !== null ? { liveness: livenessWatch(stores.liveness, livekitServer, agentName) } : {}),
         });
   const webhookReceiver = new WebhookReceiver(config.apiKey, config.apiSecret);
+  const seenEvents = stores.seenEvents(agentName);
   /** Logged once: a deployment can see that livekit-server's webhooks reach this service. */
   let webhooksArriving = false;
   /** A per-minute limit (null = none). */
@@ -482,7 +484,7 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
           log.info({ event: event.event }, 'LiveKit webhooks arriving');
         }
         // An event sent again (a retried delivery, a replay) is acted on once.
-        const action = event.id !== '' && !(await stores.seenEvents.firstTime(event.id)) ? 'duplicate' : (webhooks?.handle(event) ?? 'ignored');
+        const action = event.id !== '' && !(await seenEvents.firstTime(event.id)) ? 'duplicate' : ((await webhooks?.handle(event)) ?? 'ignored');
         log.debug({ event: event.event, room: event.room?.name ?? null, action }, 'webhook');
         sendJson(res, 200, { action });
       } else if (path === '/api/config') {

@@ -20,6 +20,7 @@ import type { DispatchGate } from './agent_dispatch.js';
 import { MemoryDispatchGate, RedisDispatchGate } from './dispatch_gate.js';
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './rate_limiter.js';
 import { MemorySeenEvents, RedisSeenEvents, type SeenEvents } from './seen_events.js';
+import { MemoryRoomRechecks, RedisRoomRechecks, type RoomRechecks } from './room_rechecks.js';
 
 /** Per-command bound of the session store used to forget an identity, ms (a forget scans every agent's keys). */
 export const ERASER_COMMAND_TIMEOUT_MS = 2_000;
@@ -50,8 +51,10 @@ export interface ServiceStores {
   dispatchGate: DispatchGate;
   /** The jobs' liveness beats, in the device store's Redis (the workers' Redis); null without one. */
   liveness: AgentLiveness | null;
-  /** LiveKit webhook events already acted on: in the device store's Redis when it has one, else in this process. */
-  seenEvents: SeenEvents;
+  /** LiveKit webhook events `agentName`'s service already acted on: in the device store's Redis when it has one, else in this process. */
+  seenEvents(agentName: string): SeenEvents;
+  /** The join checks of `agentName`'s rooms: in the device store's Redis when it has one (shared, kept across restarts), else in this process. */
+  roomRechecks(agentName: string): RoomRechecks;
   /** True when devices are shared (Redis, or a store handed in), false when in this process's memory. */
   isShared: boolean;
   /** How the created Redis clients reach Redis; `null` without a Redis configured. */
@@ -129,7 +132,8 @@ export function createServiceStores(
       devices instanceof RedisDeviceStore ? new RedisRateLimiter(devices.client, devices.keys.prefix, name, perWindow, windowMs) : new MemoryRateLimiter(perWindow, windowMs),
     dispatchGate: devices instanceof RedisDeviceStore ? new RedisDispatchGate(devices.client, devices.keys.prefix) : new MemoryDispatchGate(),
     liveness: devices instanceof RedisDeviceStore ? new AgentLiveness({ client: devices.client, prefix: devices.keys.prefix, logger: log }) : null,
-    seenEvents: devices instanceof RedisDeviceStore ? new RedisSeenEvents(devices.client, devices.keys.prefix) : new MemorySeenEvents(nowMs),
+    seenEvents: (agentName) => (devices instanceof RedisDeviceStore ? new RedisSeenEvents(devices.client, devices.keys.prefix, agentName) : new MemorySeenEvents(nowMs)),
+    roomRechecks: (agentName) => (devices instanceof RedisDeviceStore ? new RedisRoomRechecks(devices.client, devices.keys.prefix, agentName) : new MemoryRoomRechecks(nowMs)),
     isShared: target !== undefined || injected.deviceStore !== undefined,
     redis: target === undefined ? null : target.cluster !== undefined ? 'cluster' : target.sentinel !== undefined ? 'sentinel' : 'url',
     close: async () => {
