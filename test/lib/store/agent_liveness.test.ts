@@ -131,7 +131,8 @@ describe('AgentLiveness with Redis paused', () => {
     const service = new AgentLiveness({ target });
     const deadJob = new AgentLiveness({ target });
     try {
-      const alive = job.keepAlive('helper', 'room-live', 'agent-live', TTL_MS);
+      const told: boolean[] = []; // what the job would put on its participant (pva.agent_alive)
+      const alive = job.keepAlive('helper', 'room-live', 'agent-live', TTL_MS, (failing) => told.push(failing));
       const dead = deadJob.keepAlive('helper', 'room-dead', 'agent-dead', TTL_MS);
       await Promise.all([job.beat('helper', 'room-live', 'agent-live', TTL_MS), deadJob.beat('helper', 'room-dead', 'agent-dead', TTL_MS)]);
       await dead.stop({ lapse: true });
@@ -156,6 +157,10 @@ describe('AgentLiveness with Redis paused', () => {
       });
       expect(reported).toEqual([{ room: 'room-dead', identity: 'agent-dead' }]);
       await waitFor('the live job to say its beats are written again', () => log.lines.some((l) => l.msg === 'agent liveness beats written again'));
+      // Told it was failing at each failed beat, then once that it is not any more.
+      expect(told.length).toBeGreaterThanOrEqual(2);
+      expect(told.at(-1)).toBe(false);
+      expect(told.slice(0, -1).every((f) => f)).toBe(true);
       await alive.stop();
     } finally {
       server.freeze(false);
