@@ -130,7 +130,7 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
   const connected = ctx.connect(undefined, AutoSubscribe.AUDIO_ONLY);
   connected.catch(() => undefined); // awaited below
   const models = buildModels(config);
-  logger.info({ models: models.label, store: config.redis ? 'redis' : 'memory' }, 'job started');
+  logger.info({ models: models.label, store: config.redis ? 'redis' : 'memory', livenessBeats: stores.liveness !== undefined }, 'job started');
   if (!config.redis) logger.info({}, 'REDIS_URL is not set: sessions live in this job only (memory)');
   const condenseOptions: CondenseOptions = { ...DEFAULT_CONDENSE_OPTIONS, condenseAtChars: config.condenseAtChars };
   const condense =

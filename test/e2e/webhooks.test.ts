@@ -125,6 +125,7 @@ describe('LiveKit webhooks to the token service', () => {
     expect(serviceSaid('agent stopped beating', room)).toEqual([expect.objectContaining({ removed: 'removed' })]);
     expect(serviceSaid('agent dispatched to replace a missing one', room)).toEqual([expect.objectContaining({ why: 'agent_lapsed', result: 'dispatched' })]);
     expect(p.agent()?.identity).not.toBe(deadAgent);
+    expect(serviceLog.lines.find((l) => l.msg === 'token service listening')?.fields).toMatchObject({ livenessWatch: true });
     console.info(`liveness watch: SIGKILL -> greeted back in ${backAfterMs} ms`);
     await converse(p, 'Is it still open?');
     const input = stub.requests.find((msgs) => msgs.at(-1)?.content === 'Is it still open?')?.map((m) => m.content) ?? [];

@@ -376,6 +376,8 @@ describe('POST /livekit/webhook', () => {
       }
       expect(log.lines.filter((l) => l.msg === 'agent left on purpose: not replaced')).toEqual([]);
 
+      // No Redis: no liveness watch (jobs beat only into a shared Redis).
+      expect(log.lines.find((l) => l.msg === 'token service listening')?.fields).toMatchObject({ livenessWatch: false });
       const ok = await post(await signed(body));
       expect(ok.status).toBe(200);
       expect(await ok.json()).toEqual({ action: 'left_on_purpose' });

@@ -538,7 +538,7 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
   });
   const port = (server.address() as AddressInfo).port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  log.info({ url, store: stores.redis === null ? 'memory' : 'redis', redis: stores.redis, agentName: config.agentName ?? null, rejoinTtlMs: config.rejoinTtlMs }, 'token service listening');
+  log.info({ url, store: stores.redis === null ? 'memory' : 'redis', redis: stores.redis, agentName: config.agentName ?? null, rejoinTtlMs: config.rejoinTtlMs, livenessWatch: webhooks !== null && stores.liveness !== null }, 'token service listening');
   // A Redis that evicts keys when full would lose issued identities and conversations without an error.
   const redisTarget = serviceRedisTarget(config);
   const evictionWatch = redisTarget === undefined ? undefined : watchRedis(redisTarget, log, { recheckMs: config.redisPolicyCheckMs });
