@@ -21,10 +21,11 @@
  * | `P{l.H}`       | zset | member `JSON [room, agent participant identity]`, score = the beat's deadline (Redis ms) | {@link LIVENESS_KEEP_MS} from the last beat |
  * | `P{l.H}:susp`  | hash | member → when a reaper first saw it lapsed (Redis ms)                  | the same |
  */
-import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
+import { hashedKey } from './keys.js';
 import { createBoundedClient, type ClientTarget } from './redis_connection.js';
+import { REDIS_NOW_LUA } from './redis_scripts.js';
 
 /** How long a beat holds by default, ms; a job beats every quarter of it. */
 export const DEFAULT_LIVENESS_TTL_MS = 4_000;
@@ -35,11 +36,8 @@ export const LIVENESS_KEEP_MS = 10 * 60_000;
 /** At most this many lapsed agents taken per reap. */
 const REAP_LIMIT = 100;
 
-/** Redis's clock, ms, in a script (effects replication: Redis ≥ 5 replicates the writes, not the script). */
-const NOW_LUA = `local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
-
 /** KEYS[1] beats, KEYS[2] suspects; ARGV[1] member, ARGV[2] beat TTL (ms), ARGV[3] keys' TTL (ms). */
-const BEAT_LUA = `${NOW_LUA}
+const BEAT_LUA = `${REDIS_NOW_LUA}
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -54,7 +52,7 @@ const LEAVE_LUA = `redis.call('HDEL', KEYS[2], ARGV[1]) return redis.call('ZREM'
  * members suspected (keeping the first time), then takes and returns the suspects lapsed for at
  * least ARGV[1] that no beat has cleared: only one caller gets each.
  */
-const REAP_LUA = `${NOW_LUA}
+const REAP_LUA = `${REDIS_NOW_LUA}
 local confirm = tonumber(ARGV[1])
 for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))) do
   redis.call('HSETNX', KEYS[2], m, now)
@@ -81,7 +79,7 @@ type LivenessClient = (Redis | Cluster) & {
 
 /** The two keys of `agentName`'s beats (see the module comment). */
 export function livenessKeys(prefix: string, agentName: string): { beats: string; suspects: string } {
-  const tag = `${prefix}{l.${createHash('sha256').update(agentName).digest('base64url').slice(0, 22)}}`;
+  const tag = hashedKey(prefix, 'l', agentName);
   return { beats: tag, suspects: `${tag}:susp` };
 }
 
@@ -120,7 +118,7 @@ export class AgentLiveness {
 
   constructor(private readonly o: AgentLivenessOptions) {
     const prefix = o.prefix ?? 'pva:';
-    if (/[{}]/.test(prefix)) throw new Error('key prefix must not contain { or }');
+    hashedKey(prefix, 'l', ''); // checks the prefix
     if (o.client === undefined && o.target === undefined) throw new Error('AgentLiveness needs a client or a target');
     this.prefix = prefix;
     const client = o.client ?? createBoundedClient(o.target!, {}, { lazyConnect: true });

@@ -22,6 +22,7 @@
  * prefix contains braces (the prefix is checked not to).
  */
 
+import { createHash } from 'node:crypto';
 import { InvalidInputError } from '../errors.js';
 
 /** A session's natural key. */
@@ -145,6 +146,18 @@ export class KeyBuilder {
     if (m === null) return null;
     return { agentName: decodeKeyPart(m[1] ?? ''), identity: decodeKeyPart(m[2] ?? '') };
   }
+}
+
+/**
+ * A coordination key outside the session store (liveness, join checks, dispatch gate, seen
+ * webhook events, rate limits): `P{kind.H}`, `H` the first 128 bits of the SHA-256 of `value`,
+ * base64url, so no address, identity, room or agent name appears in the key name, and the hash
+ * tag matches none of the session store's SCAN patterns.
+ * @throws InvalidInputError when `prefix` contains `{` or `}`
+ */
+export function hashedKey(prefix: string, kind: string, value: string): string {
+  if (/[{}]/.test(prefix)) throw new InvalidInputError('key prefix must not contain { or }');
+  return `${prefix}{${kind}.${createHash('sha256').update(value).digest('base64url').slice(0, 22)}}`;
 }
 
 /** Escapes Redis glob metacharacters (`*?[]\`) so a prefix matches literally. */

@@ -11,6 +11,13 @@ import { ConflictError, SessionError, StoreUnavailableError } from '../errors.js
  * `defineCommand` and called through one typed function. Return codes become errors in {@link codeToError} only.
  */
 
+/**
+ * Lua that sets `now` to Redis's own clock, epoch ms, for the inline scripts of the coordination
+ * keys (liveness, join checks), so the machines' clocks do not matter. Redis ≥ 5 replicates such a
+ * script's writes, not the script (effects replication).
+ */
+export const REDIS_NOW_LUA = `local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+
 /** The scripts and their key counts. */
 export const SCRIPTS = {
   claim: { file: 'claim-6.lua', numberOfKeys: 6, readOnly: false },

@@ -13,8 +13,9 @@
  * |------------|--------|------------------------------------------|---------------------|
  * | `P{g.H}`   | string | a random token of the decision holding it | {@link GATE_HOLD_MS} |
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
+import { hashedKey } from '../../lib/store/keys.js';
 import type { DispatchGate } from './agent_dispatch.js';
 
 /**
@@ -45,7 +46,7 @@ type GateClient = (Redis | Cluster) & { pvaGate_release(key: string, token: stri
 
 /** The gate key of `agentName` in `room` (see the module comment). */
 export function gateKey(prefix: string, room: string, agentName: string): string {
-  return `${prefix}{g.${createHash('sha256').update(JSON.stringify([agentName, room])).digest('base64url').slice(0, 22)}}`;
+  return hashedKey(prefix, 'g', JSON.stringify([agentName, room]));
 }
 
 /** {@link DispatchGate} in Redis, shared by every service process (see the module comment). */
@@ -57,7 +58,7 @@ export class RedisDispatchGate implements DispatchGate {
     client: Redis | Cluster,
     private readonly prefix: string,
   ) {
-    if (/[{}]/.test(prefix)) throw new Error('key prefix must not contain { or }');
+    gateKey(prefix, '', ''); // checks the prefix
     const c = client as GateClient;
     if (typeof c.pvaGate_release !== 'function') client.defineCommand('pvaGate_release', { numberOfKeys: 1, lua: RELEASE_LUA });
     this.client = c;

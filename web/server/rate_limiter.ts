@@ -13,8 +13,8 @@
  * |------------------|------|------------------------------------------------------------|---------------------|
  * | `P{r.N.H}`       | hash | `start` (window start, epoch ms), `n` (events counted in it) | the window, from its start |
  */
-import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
+import { hashedKey } from '../../lib/store/keys.js';
 import { WindowLimiter } from './window_limiter.js';
 
 /** A rate limit. */
@@ -100,7 +100,7 @@ function withScripts(client: Redis | Cluster): RateClient {
 /** The counter key of `key` under the limit `name` (see the module comment). */
 export function rateKey(prefix: string, name: string, key: string): string {
   if (!/^[a-z_]+$/.test(name)) throw new Error('a rate limit name is lower-case letters and _');
-  return `${prefix}{r.${name}.${createHash('sha256').update(key).digest('base64url').slice(0, 22)}}`;
+  return hashedKey(prefix, `r.${name}`, key);
 }
 
 /** {@link RateLimiter} in Redis, shared by every service process (see the module comment). */
@@ -119,8 +119,7 @@ export class RedisRateLimiter implements RateLimiter {
     private readonly perWindow: number,
     private readonly windowMs: number,
   ) {
-    if (/[{}]/.test(prefix)) throw new Error('key prefix must not contain { or }');
-    rateKey(prefix, name, '');
+    rateKey(prefix, name, ''); // checks the name and the prefix
     this.client = withScripts(client);
   }
 

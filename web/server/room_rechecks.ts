@@ -13,8 +13,9 @@
  * |----------|------|---------------------------------------------------|-----|
  * | `P{j.H}` | zset | room name, score = when to check it (Redis ms)    | {@link RECHECKS_KEEP_MS} from the last scheduled |
  */
-import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
+import { hashedKey } from '../../lib/store/keys.js';
+import { REDIS_NOW_LUA } from '../../lib/store/redis_scripts.js';
 
 /** The checks of an agent name live this long after the last one was scheduled, ms. */
 export const RECHECKS_KEEP_MS = 60 * 60_000;
@@ -64,17 +65,14 @@ export class MemoryRoomRechecks implements RoomRechecks {
   }
 }
 
-/** Redis's clock, ms, in a script (effects replication: Redis ≥ 5 replicates the writes, not the script). */
-const NOW_LUA = `local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
-
 /** KEYS[1] the checks; ARGV[1] room, ARGV[2] delay (ms), ARGV[3] the key's TTL (ms). */
-const SCHEDULE_LUA = `${NOW_LUA}
+const SCHEDULE_LUA = `${REDIS_NOW_LUA}
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1`;
 
 /** KEYS[1] the checks; ARGV[1] limit. Takes and returns the due rooms. */
-const TAKE_LUA = `${NOW_LUA}
+const TAKE_LUA = `${REDIS_NOW_LUA}
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 for _, room in ipairs(due) do redis.call('ZREM', KEYS[1], room) end
 return due`;
@@ -86,7 +84,7 @@ type RecheckClient = (Redis | Cluster) & {
 
 /** The checks key of `agentName` (see the module comment). */
 export function recheckKey(prefix: string, agentName: string): string {
-  return `${prefix}{j.${createHash('sha256').update(agentName).digest('base64url').slice(0, 22)}}`;
+  return hashedKey(prefix, 'j', agentName);
 }
 
 /** {@link RoomRechecks} in Redis, shared by every service process (see the module comment). */
@@ -96,14 +94,13 @@ export class RedisRoomRechecks implements RoomRechecks {
 
   /** @param client a client of the service's Redis (not closed here) */
   constructor(client: Redis | Cluster, prefix: string, agentName: string) {
-    if (/[{}]/.test(prefix)) throw new Error('key prefix must not contain { or }');
+    this.key = recheckKey(prefix, agentName); // checks the prefix
     const c = client as RecheckClient;
     if (typeof c.pvaRecheck_schedule !== 'function') {
       client.defineCommand('pvaRecheck_schedule', { numberOfKeys: 1, lua: SCHEDULE_LUA });
       client.defineCommand('pvaRecheck_take', { numberOfKeys: 1, lua: TAKE_LUA });
     }
     this.client = c;
-    this.key = recheckKey(prefix, agentName);
   }
 
   async schedule(room: string, delayMs: number): Promise<void> {

@@ -15,8 +15,8 @@
  * |----------|--------|-------|----------------------|
  * | `P{h.H}` | string | `1`   | {@link SEEN_EVENT_MS} |
  */
-import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
+import { hashedKey } from '../../lib/store/keys.js';
 
 /**
  * How long an event id is remembered, ms: longer than a webhook's signature stays valid
@@ -61,7 +61,7 @@ export class MemorySeenEvents implements SeenEvents {
 
 /** The key of event `id` for `agentName`'s service (see the module comment). */
 export function seenEventKey(prefix: string, agentName: string, id: string): string {
-  return `${prefix}{h.${createHash('sha256').update(JSON.stringify([agentName, id])).digest('base64url').slice(0, 22)}}`;
+  return hashedKey(prefix, 'h', JSON.stringify([agentName, id]));
 }
 
 /** {@link SeenEvents} in Redis, shared by every service process (see the module comment). */
@@ -72,7 +72,7 @@ export class RedisSeenEvents implements SeenEvents {
     private readonly prefix: string,
     private readonly agentName: string,
   ) {
-    if (/[{}]/.test(prefix)) throw new Error('key prefix must not contain { or }');
+    seenEventKey(prefix, agentName, ''); // checks the prefix
   }
 
   async firstTime(id: string): Promise<boolean> {
