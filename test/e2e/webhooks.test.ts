@@ -23,6 +23,7 @@ import { startLiveKitServer, type LiveKitServer } from '../support/livekit_serve
 import { startOpenAIStub, stubModelEnv, stubReply, type OpenAIStub } from '../support/openai_stub.js';
 import { literally, TestParticipant, type ServerInfo } from '../support/participant.js';
 import { freeTcpPort } from '../support/ports.js';
+import { TcpRelay } from '../support/tcp_relay.js';
 import { waitFor } from '../support/wait.js';
 import { livekitEnv, startWorker, type WorkerProcess } from '../support/worker.js';
 
@@ -156,6 +157,54 @@ describe('LiveKit webhooks to the token service', () => {
     await converse(p, 'Where is it now?');
     const input = stub.requests.find((msgs) => msgs.at(-1)?.content === 'Where is it now?')?.map((m) => m.content) ?? [];
     expect(input).toEqual(expect.arrayContaining(['My parcel number is 7781.', stubReply('My parcel number is 7781.')]));
+  });
+
+  it('the job is cut off from Redis while the token service still reaches it: its beats stop, but it says it is alive, so it is neither removed nor replaced; the call goes on from memory, and once the link is back everything said meanwhile is in Redis', async () => {
+    await Promise.all(workers.splice(0).map((w) => w.stop()));
+    const direct = new URL(redisUrl);
+    const relay = await TcpRelay.start(direct.hostname, Number(direct.port || 6379));
+    const viaRelay = new URL(redisUrl);
+    viaRelay.port = String(relay.port);
+    try {
+      const a = await worker(agentName, { REDIS_URL: viaRelay.toString() });
+      const identity = uid('pia');
+      const room = uid('room');
+      const p = await join(identity, room, agentName);
+      await p.statusMatching((m) => m.greeting === 'first_time');
+      await converse(p, 'My booking is 4471.');
+      const serving = p.agent()!.identity;
+
+      relay.cut(); // the job's link to Redis, only
+      const lapse = await waitFor('the service to find its beats lapsed', () => serviceSaid('agent stopped beating', room)[0], { timeoutMs: 30_000 });
+      expect(lapse).toMatchObject({ removed: 'alive' }); // it told the service so on its participant:
+      expect(Math.abs(Date.now() - Number(p.agent()?.attributes[ATTR_AGENT_ALIVE]))).toBeLessThan(15_000);
+      // Still cut off: the call goes on, with the same agent.
+      await converse(p, 'Can I move it to Friday?');
+      expect(p.agent()?.identity).toBe(serving);
+
+      relay.heal();
+      await waitFor('the agent to stop saying it is cut off', () => !p.agent()?.attributes[ATTR_AGENT_ALIVE], { timeoutMs: 15_000 });
+      const rec = await waitFor(
+        'what was said while cut off to be in Redis',
+        async () => {
+          const r = await inspect.readRecord({ agentName, identity });
+          return r.status === 'found' && r.record.history.turns.some((t) => t.text === stubReply('Can I move it to Friday?')) ? r.record : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
+      expect(rec.history.turns.map((t) => t.text)).toEqual(expect.arrayContaining(['My booking is 4471.', 'Can I move it to Friday?']));
+      // One agent all along: never removed, never replaced, one greeting, no error.
+      expect(serviceSaid('agent dispatched to replace a missing one', room)).toEqual([]);
+      expect([...p.room.remoteParticipants.values()].filter((x) => x.identity.startsWith('agent-')).map((x) => x.identity)).toEqual([serving]);
+      expect(p.statuses.filter((m) => m.greeting !== undefined)).toHaveLength(1);
+      expect(p.statuses.filter((m) => m.error !== undefined)).toEqual([]);
+      expect(p.disconnectReason).toBeUndefined();
+      await converse(p, 'Thank you.');
+      await p.leave();
+      await a.stop();
+    } finally {
+      await relay.close();
+    }
   });
 
   it('an agent that leaves on purpose (its conversation taken over from another room) is not replaced, so the two rooms do not take the conversation back and forth', async () => {
