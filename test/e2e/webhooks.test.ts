@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { encodeDispatchHint } from '../../lib/dispatch_hint.js';
 import { RecordingLogger } from '../../lib/logger.js';
 import { takenOverMessage } from '../../lib/session/greeting.js';
+import { livenessKeys } from '../../lib/store/agent_liveness.js';
 import { KeyBuilder } from '../../lib/store/keys.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { ensureAgentDispatched, removeLapsedAgent } from '../../web/server/agent_dispatch.js';
@@ -161,12 +162,9 @@ describe('LiveKit webhooks to the token service', () => {
 
   it('the job is cut off from Redis while the token service still reaches it: its beats stop, but it says it is alive, so it is neither removed nor replaced; the call goes on from memory, and once the link is back everything said meanwhile is in Redis', async () => {
     await Promise.all(workers.splice(0).map((w) => w.stop()));
-    const direct = new URL(redisUrl);
-    const relay = await TcpRelay.start(direct.hostname, Number(direct.port || 6379));
-    const viaRelay = new URL(redisUrl);
-    viaRelay.port = String(relay.port);
+    const { relay, url: viaRelay } = await TcpRelay.inFrontOf(redisUrl);
     try {
-      const a = await worker(agentName, { REDIS_URL: viaRelay.toString() });
+      const a = await worker(agentName, { REDIS_URL: viaRelay });
       const identity = uid('pia');
       const room = uid('room');
       const p = await join(identity, room, agentName);
@@ -178,6 +176,8 @@ describe('LiveKit webhooks to the token service', () => {
       const lapse = await waitFor('the service to find its beats lapsed', () => serviceSaid('agent stopped beating', room)[0], { timeoutMs: 30_000 });
       expect(lapse).toMatchObject({ removed: 'alive' }); // it told the service so on its participant:
       expect(Math.abs(Date.now() - Number(p.agent()?.attributes[ATTR_AGENT_ALIVE]))).toBeLessThan(15_000);
+      // The service put it back on the list (its job cannot write there now), to look at it again.
+      await waitFor('the service to vouch for it', () => redis.zscore(livenessKeys(prefix, agentName).beats, JSON.stringify([room, serving])));
       // Still cut off: the call goes on, with the same agent.
       await converse(p, 'Can I move it to Friday?');
       expect(p.agent()?.identity).toBe(serving);
@@ -204,6 +204,41 @@ describe('LiveKit webhooks to the token service', () => {
       await a.stop();
     } finally {
       await relay.close();
+    }
+  });
+
+  it('no webhook: a job cut off from Redis is left serving and vouched for; when it then dies, still cut off, the vouched beat lapses and it is replaced from what Redis holds', async () => {
+    const name = uid('vouched');
+    const svcLog = new RecordingLogger();
+    const svc = await serviceFor(name, await freeTcpPort(), svcLog); // livekit-server sends it no webhook
+    const { relay, url: viaRelay } = await TcpRelay.inFrontOf(redisUrl);
+    try {
+      const a = await worker(name, { REDIS_URL: viaRelay });
+      const identity = uid('ruth');
+      const room = uid('room');
+      const p = await join(identity, room, name);
+      const s1 = await p.statusMatching((m) => m.greeting === 'first_time');
+      await converse(p, 'My order is 3302.');
+      await worker(name); // b, on Redis directly, registered and idle
+      relay.cut();
+      await waitFor('the service to find a live agent cut off', () => serviceSaid('agent stopped beating', room, svcLog)[0], { timeoutMs: 30_000 });
+      expect(serviceSaid('agent stopped beating', room, svcLog)).toEqual([expect.objectContaining({ removed: 'alive' })]);
+      const statusesBefore = p.statuses.length;
+      const killedAt = Date.now();
+      await a.kill(); // dies before it reaches Redis again
+
+      const s2 = await p.statusMatching((m) => m.greeting !== undefined, { from: statusesBefore, timeoutMs: 60_000 });
+      console.info(`vouched agent: SIGKILL while cut off -> greeted back in ${Date.now() - killedAt} ms`);
+      expect(s2).toMatchObject({ sessionId: s1.sessionId, decision: { kind: 'resume' } });
+      expect(serviceSaid('agent stopped beating', room, svcLog).map((f) => f.removed)).toEqual(['alive', expect.stringMatching(/^(removed|gone)$/)]);
+      expect(serviceSaid('agent dispatched to replace a missing one', room, svcLog)).toEqual([expect.objectContaining({ why: 'agent_lapsed', result: 'dispatched' })]);
+      await converse(p, 'Has it shipped?');
+      const input = stub.requests.find((msgs) => msgs.at(-1)?.content === 'Has it shipped?')?.map((m) => m.content) ?? [];
+      expect(input).toEqual(expect.arrayContaining(['My order is 3302.', stubReply('My order is 3302.')]));
+      await p.leave();
+    } finally {
+      await relay.close();
+      await svc.close();
     }
   });
 

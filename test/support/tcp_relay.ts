@@ -33,6 +33,14 @@ export class TcpRelay {
     return relay;
   }
 
+  /** A relay to the server of `url` (`redis://host:port/…`), and `url` with the relay's port in its place. */
+  static async inFrontOf(url: string): Promise<{ relay: TcpRelay; url: string }> {
+    const target = new URL(url);
+    const relay = await TcpRelay.start(target.hostname, Number(target.port || 6379));
+    target.port = String(relay.port);
+    return { relay, url: target.toString() };
+  }
+
   /** Whether bytes are held (between {@link cut} and {@link heal}). */
   get cutOff(): boolean {
     return this.isCut;

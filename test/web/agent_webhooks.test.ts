@@ -161,9 +161,17 @@ describe('AgentWebhooks', () => {
   });
 
   describe('the liveness watch', () => {
-    /** A watch whose reaps report `batches` in turn (an Error: the reap fails), and whose removals answer `removal`. */
-    function watch(batches: Array<LapsedAgent[] | Error>, removal: Awaited<ReturnType<LivenessWatch['remove']>>) {
+    type Removal = Awaited<ReturnType<LivenessWatch['remove']>>;
+    /**
+     * A watch whose reaps report `batches` in turn (an Error: the reap fails), and whose removals
+     * answer `removal` (a list: one answer per removal, the last one repeated). A vouched agent is
+     * reported again by the next reap, as its vouched beat lapses (`vouching: 'fails'`: the vouch
+     * throws).
+     */
+    function watch(batches: Array<LapsedAgent[] | Error>, removal: Removal | Removal[], vouching: 'works' | 'fails' = 'works') {
       const removed: LapsedAgent[] = [];
+      const vouched: LapsedAgent[] = [];
+      const answers = Array.isArray(removal) ? [...removal] : [removal];
       const w: LivenessWatch = {
         reap: async () => {
           const next = batches.shift() ?? [];
@@ -172,10 +180,15 @@ describe('AgentWebhooks', () => {
         },
         remove: async (a) => {
           removed.push(a);
-          return removal;
+          return answers.length > 1 ? answers.shift()! : answers[0]!;
+        },
+        vouch: async (a) => {
+          if (vouching === 'fails') throw new Error('Command timed out');
+          vouched.push(a);
+          batches.push([a]);
         },
       };
-      return { w, removed, reapsLeft: () => batches.length };
+      return { w, removed, vouched, reapsLeft: () => batches.length };
     }
 
     function makeWatching(dispatch: RoomDispatch, w: LivenessWatch, log = new RecordingLogger()) {
@@ -210,8 +223,36 @@ describe('AgentWebhooks', () => {
         await h.idle();
         expect(kept.calls).toEqual([]);
         expect(log.lines.find((l) => l.msg === 'agent stopped beating')?.fields).toMatchObject({ room: `r-${answer}`, removed: answer });
+        expect(m.vouched.length > 0).toBe(answer === 'alive'); // looked at again later: only the one alive
         await h.close();
       }
+    });
+
+    it('an agent cut off from Redis is left serving but put back on the list: if its job dies before it reaches Redis again, it is found and replaced', async () => {
+      const { calls, dispatch } = recordingDispatch([person('p', 1)]);
+      const agent = { room: 'r1', identity: 'agent-1' };
+      // Alive at the first look, still alive at the second, gone (its job died) at the third.
+      const m = watch([[agent]], ['alive', 'alive', 'gone']);
+      const log = new RecordingLogger();
+      const h = makeWatching(dispatch, m.w, log);
+      await waitFor('the replacement', () => calls.length > 0);
+      await h.idle();
+      expect(m.removed).toEqual([agent, agent, agent]);
+      expect(m.vouched).toEqual([agent, agent]); // not once it was found gone
+      expect(log.lines.filter((l) => l.msg === 'agent stopped beating').map((l) => l.fields.removed)).toEqual(['alive', 'alive', 'gone']);
+      expect(calls).toHaveLength(1);
+    });
+
+    it('a vouch Redis does not take is logged, and the live agent is still left serving', async () => {
+      const { calls, dispatch } = recordingDispatch([person('p', 1)]);
+      const m = watch([[{ room: 'r1', identity: 'agent-1' }]], 'alive', 'fails');
+      const log = new RecordingLogger();
+      const h = makeWatching(dispatch, m.w, log);
+      await waitFor('the failed vouch to be logged', () => log.lines.find((l) => l.msg === 'agent cut off from Redis not put back on the liveness list'));
+      await h.idle();
+      expect(log.lines.find((l) => l.msg === 'agent cut off from Redis not put back on the liveness list')?.fields).toMatchObject({ room: 'r1', err: 'Command timed out' });
+      expect(calls).toEqual([]);
+      expect(m.removed).toHaveLength(1);
     });
 
     it('a watch that cannot read Redis says so once, goes on trying, and says when it reads again', async () => {

@@ -24,7 +24,9 @@
  * {@link WEBHOOK_TICK_MS} it takes the agents whose jobs stopped beating in Redis
  * (`lib/store/agent_liveness.ts`), removes each from its room (livekit-server would keep a dead
  * agent until its ICE timeout, about 20 s) and sends a new one as for `participant_left`: the
- * participant of a crashed worker waits a few seconds instead of twenty.
+ * participant of a crashed worker waits a few seconds instead of twenty. An agent that says it
+ * is alive, cut off from Redis only, is left serving and put back on the list (the service beats
+ * for it), so that it is looked at again until its own beats come back.
  *
  * Every dispatch goes through {@link ensureAgentDispatched} and the service's dispatch gate, so a
  * webhook, a page asking and a rejoin never send two agents; and at most
@@ -64,6 +66,12 @@ export interface LivenessWatch {
   reap(): Promise<LapsedAgent[]>;
   /** Removes the lapsed agent from its room (`removeLapsedAgent` in agent_dispatch.ts). */
   remove(agent: LapsedAgent): Promise<'removed' | 'gone' | 'left_on_purpose' | 'alive'>;
+  /**
+   * Puts an agent that says it is alive (cut off from Redis only) back on the list for a while,
+   * as if it had beaten: it is looked at again then, so if its job dies before it reaches Redis
+   * again, it is still found (even where no webhook reports it).
+   */
+  vouch(agent: LapsedAgent): Promise<void>;
 }
 
 /** What {@link AgentWebhooks.handle} did with an event. */
@@ -204,8 +212,14 @@ export class AgentWebhooks {
       this.run(agent.room, 'agent_lapsed', async () => {
         const removed = await liveness.remove(agent);
         this.o.logger.info({ room: agent.room, removed }, 'agent stopped beating');
+        // Alive (cut off from Redis only): left serving, and looked at again later.
+        if (removed === 'alive') {
+          await liveness.vouch(agent).catch((err: unknown) => {
+            this.o.logger.warn({ room: agent.room, err: err instanceof Error ? err.message : String(err) }, 'agent cut off from Redis not put back on the liveness list');
+          });
+        }
         // Gone already: replaced all the same (no webhook may have told anyone); the dispatch
-        // finds any agent present or on its way. Alive (cut off from Redis only): left serving.
+        // finds any agent present or on its way.
         return removed === 'removed' || removed === 'gone';
       });
     }

@@ -34,7 +34,7 @@ import type { Logger } from '../../lib/logger.js';
 import { pii, silentLogger } from '../../lib/logger.js';
 import { DEFAULT_POLICY_CHECK_MS, DEFAULT_REPLICA_ACK_TIMEOUT_MS } from '../../lib/store/redis_env.js';
 import { watchRedis } from '../../lib/store/redis_watch.js';
-import { ensureAgentDispatched, removeLapsedAgent, type DispatchFor, type DispatchServer } from './agent_dispatch.js';
+import { CUT_OFF_ALIVE_MS, ensureAgentDispatched, removeLapsedAgent, type DispatchFor, type DispatchServer } from './agent_dispatch.js';
 import { AgentWebhooks, REPLACEMENT_WINDOW_MS, REPLACEMENTS_PER_ROOM, type LivenessWatch } from './agent_webhooks.js';
 import type { AgentLiveness } from '../../lib/store/agent_liveness.js';
 import type { DispatchHint } from '../../lib/dispatch_hint.js';
@@ -214,6 +214,8 @@ function livenessWatch(liveness: AgentLiveness, server: DispatchServer, agentNam
   return {
     reap: () => liveness.reap(agentName),
     remove: (agent) => removeLapsedAgent(server, agent.room, agent.identity, agentName),
+    // Looked at again once ATTR_AGENT_ALIVE would be stale, had the job stopped updating it.
+    vouch: (agent) => liveness.beat(agentName, agent.room, agent.identity, CUT_OFF_ALIVE_MS),
   };
 }
 
