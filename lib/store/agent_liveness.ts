@@ -18,7 +18,7 @@
  *
  * | key            | type | holds                                                                 | TTL |
  * |----------------|------|-----------------------------------------------------------------------|-----|
- * | `P{l.H}`       | zset | member `JSON [room, agent participant identity]`, score = the beat's deadline (Redis ms) | {@link LIVENESS_KEEP_MS} from the last beat |
+ * | `P{l.H}`       | zset | member `JSON [room, agent participant identity]`, score = the beat's deadline (Redis ms; once a reaper took it, when it is taken again) | {@link LIVENESS_KEEP_MS} from the last beat |
  * | `P{l.H}:susp`  | hash | member → when a reaper first saw it lapsed (Redis ms)                  | the same |
  */
 import type { Cluster, Redis } from 'ioredis';
@@ -31,6 +31,11 @@ import { REDIS_NOW_LUA } from './redis_scripts.js';
 export const DEFAULT_LIVENESS_TTL_MS = 4_000;
 /** How long a lapsed agent stays suspected before it counts as dead, ms (see the module comment). */
 export const DEFAULT_LIVENESS_CONFIRM_MS = 3_000;
+/**
+ * A lapsed agent taken by a reaper is taken again after this, ms, unless the reaper took it off
+ * the list (see {@link AgentLiveness.reap}).
+ */
+export const DEFAULT_LIVENESS_LOOK_AGAIN_MS = 15_000;
 /** The keys live this long after the last beat of any agent of the name, ms. */
 export const LIVENESS_KEEP_MS = 10 * 60_000;
 /** At most this many lapsed agents taken per reap. */
@@ -50,7 +55,9 @@ const LEAVE_LUA = `redis.call('HDEL', KEYS[2], ARGV[1]) return redis.call('ZREM'
 /**
  * KEYS[1] beats, KEYS[2] suspects; ARGV[1] confirm (ms), ARGV[2] limit. Marks newly lapsed
  * members suspected (keeping the first time), then takes and returns the suspects lapsed for at
- * least ARGV[1] that no beat has cleared: only one caller gets each.
+ * least ARGV[1] that no beat has cleared: only one caller gets each. A taken member stays on the
+ * list with its deadline moved ARGV[3] ms ahead, until the taker takes it off
+ * ({@link AgentLiveness.leave}): if the taker dies first, or leaves it there, it is taken again then.
  */
 const REAP_LUA = `${REDIS_NOW_LUA}
 local confirm = tonumber(ARGV[1])
@@ -64,7 +71,7 @@ for i = 1, #s, 2 do
     redis.call('HDEL', KEYS[2], s[i])
     local score = redis.call('ZSCORE', KEYS[1], s[i])
     if score and tonumber(score) <= now then
-      redis.call('ZREM', KEYS[1], s[i])
+      redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), s[i])
       dead[#dead + 1] = s[i]
     end
   end
@@ -74,13 +81,23 @@ return dead`;
 type LivenessClient = (Redis | Cluster) & {
   pvaLive_beat(beats: string, suspects: string, member: string, ttlMs: string, keepMs: string): Promise<number>;
   pvaLive_leave(beats: string, suspects: string, member: string): Promise<number>;
-  pvaLive_reap(beats: string, suspects: string, confirmMs: string, limit: string): Promise<string[]>;
+  pvaLive_reap(beats: string, suspects: string, confirmMs: string, limit: string, lookAgainMs: string): Promise<string[]>;
 };
 
 /** The two keys of `agentName`'s beats (see the module comment). */
 export function livenessKeys(prefix: string, agentName: string): { beats: string; suspects: string } {
   const tag = hashedKey(prefix, 'l', agentName);
   return { beats: tag, suspects: `${tag}:susp` };
+}
+
+/** `JSON [room, identity]`, or null for anything else. */
+function parseMember(m: string): LapsedAgent | null {
+  try {
+    const v: unknown = JSON.parse(m);
+    return Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string' ? { room: v[0], identity: v[1] } : null;
+  } catch {
+    return null;
+  }
 }
 
 /** An agent participant whose job stopped beating. */
@@ -191,19 +208,20 @@ export class AgentLiveness {
 
   /**
    * The agents of `agentName` whose beats lapsed at least `confirmMs` ago, each returned to one
-   * caller only (see the module comment). Entries that are not `[room, identity]` are dropped.
+   * caller only (see the module comment). Each stays on the list, taken for `lookAgainMs`: the
+   * caller takes it off with {@link leave} once it has dealt with it (removed, found gone), or
+   * leaves it there to be taken again then (an agent that says it is alive); a caller that dies
+   * first leaves it to another. Entries that are not `[room, identity]` are dropped.
    */
-  async reap(agentName: string, confirmMs: number = DEFAULT_LIVENESS_CONFIRM_MS): Promise<LapsedAgent[]> {
+  async reap(agentName: string, confirmMs: number = DEFAULT_LIVENESS_CONFIRM_MS, lookAgainMs: number = DEFAULT_LIVENESS_LOOK_AGAIN_MS): Promise<LapsedAgent[]> {
+    if (!(Number.isInteger(lookAgainMs) && lookAgainMs > 0)) throw new RangeError('lookAgainMs must be a positive integer');
     const { beats, suspects } = livenessKeys(this.prefix, agentName);
-    const members = await this.client.pvaLive_reap(beats, suspects, String(confirmMs), String(REAP_LIMIT));
+    const members = await this.client.pvaLive_reap(beats, suspects, String(confirmMs), String(REAP_LIMIT), String(lookAgainMs));
     const lapsed: LapsedAgent[] = [];
     for (const m of members) {
-      try {
-        const v: unknown = JSON.parse(m);
-        if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string') lapsed.push({ room: v[0], identity: v[1] });
-      } catch {
-        // not one of ours: dropped (the script already removed it)
-      }
+      const agent = parseMember(m);
+      if (agent !== null) lapsed.push(agent);
+      else await this.client.pvaLive_leave(beats, suspects, m); // not one of ours: dropped
     }
     return lapsed;
   }

@@ -164,31 +164,33 @@ describe('AgentWebhooks', () => {
     type Removal = Awaited<ReturnType<LivenessWatch['remove']>>;
     /**
      * A watch whose reaps report `batches` in turn (an Error: the reap fails), and whose removals
-     * answer `removal` (a list: one answer per removal, the last one repeated). A vouched agent is
-     * reported again by the next reap, as its vouched beat lapses (`vouching: 'fails'`: the vouch
-     * throws).
+     * answer `removal` (a list: one answer per removal, the last one repeated). As in Redis, a
+     * reported agent is reported again later (a batch of its own at the end) unless it is taken
+     * off the list first (`forgetting: 'fails'`: that throws).
      */
-    function watch(batches: Array<LapsedAgent[] | Error>, removal: Removal | Removal[], vouching: 'works' | 'fails' = 'works') {
+    function watch(batches: Array<LapsedAgent[] | Error>, removal: Removal | Removal[], forgetting: 'works' | 'fails' = 'works') {
       const removed: LapsedAgent[] = [];
-      const vouched: LapsedAgent[] = [];
+      const forgotten: LapsedAgent[] = [];
       const answers = Array.isArray(removal) ? [...removal] : [removal];
+      const same = (a: LapsedAgent) => (x: LapsedAgent) => x.room === a.room && x.identity === a.identity;
       const w: LivenessWatch = {
         reap: async () => {
           const next = batches.shift() ?? [];
           if (next instanceof Error) throw next;
+          for (const a of next) batches.push([a]);
           return next;
         },
         remove: async (a) => {
           removed.push(a);
           return answers.length > 1 ? answers.shift()! : answers[0]!;
         },
-        vouch: async (a) => {
-          if (vouching === 'fails') throw new Error('Command timed out');
-          vouched.push(a);
-          batches.push([a]);
+        forget: async (a) => {
+          if (forgetting === 'fails') throw new Error('Command timed out');
+          forgotten.push(a);
+          for (const b of batches) if (Array.isArray(b)) b.splice(0, b.length, ...b.filter((x) => !same(a)(x)));
         },
       };
-      return { w, removed, vouched, reapsLeft: () => batches.length };
+      return { w, removed, forgotten, reapsLeft: () => batches.filter((b) => !Array.isArray(b) || b.length > 0).length };
     }
 
     function makeWatching(dispatch: RoomDispatch, w: LivenessWatch, log = new RecordingLogger()) {
@@ -223,12 +225,12 @@ describe('AgentWebhooks', () => {
         await h.idle();
         expect(kept.calls).toEqual([]);
         expect(log.lines.find((l) => l.msg === 'agent stopped beating')?.fields).toMatchObject({ room: `r-${answer}`, removed: answer });
-        expect(m.vouched.length > 0).toBe(answer === 'alive'); // looked at again later: only the one alive
+        expect(m.forgotten.length > 0).toBe(answer !== 'alive'); // left on the list, to be looked at again: only the one alive
         await h.close();
       }
     });
 
-    it('an agent cut off from Redis is left serving but put back on the list: if its job dies before it reaches Redis again, it is found and replaced', async () => {
+    it('an agent cut off from Redis is left serving, and on the list: if its job dies before it reaches Redis again, it is found and replaced', async () => {
       const { calls, dispatch } = recordingDispatch([person('p', 1)]);
       const agent = { room: 'r1', identity: 'agent-1' };
       // Alive at the first look, still alive at the second, gone (its job died) at the third.
@@ -236,23 +238,52 @@ describe('AgentWebhooks', () => {
       const log = new RecordingLogger();
       const h = makeWatching(dispatch, m.w, log);
       await waitFor('the replacement', () => calls.length > 0);
+      await waitFor('the last reap', () => m.reapsLeft() === 0);
       await h.idle();
       expect(m.removed).toEqual([agent, agent, agent]);
-      expect(m.vouched).toEqual([agent, agent]); // not once it was found gone
+      expect(m.forgotten).toEqual([agent]); // once found gone
       expect(log.lines.filter((l) => l.msg === 'agent stopped beating').map((l) => l.fields.removed)).toEqual(['alive', 'alive', 'gone']);
       expect(calls).toHaveLength(1);
     });
 
-    it('a vouch Redis does not take is logged, and the live agent is still left serving', async () => {
+    it('a lapsed agent that cannot be taken off the list is logged, and looked at again later (where a dispatch finds the agent already sent)', async () => {
       const { calls, dispatch } = recordingDispatch([person('p', 1)]);
-      const m = watch([[{ room: 'r1', identity: 'agent-1' }]], 'alive', 'fails');
+      const m = watch([[{ room: 'r1', identity: 'agent-1' }]], 'removed', 'fails');
       const log = new RecordingLogger();
       const h = makeWatching(dispatch, m.w, log);
-      await waitFor('the failed vouch to be logged', () => log.lines.find((l) => l.msg === 'agent cut off from Redis not put back on the liveness list'));
+      await waitFor('a second look', () => m.removed.length >= 2);
+      await h.close();
+      expect(log.lines.find((l) => l.msg === 'agent not taken off the liveness list')?.fields).toMatchObject({ room: 'r1', err: 'Command timed out' });
+      expect(calls.length).toBeGreaterThan(0);
+    });
+
+    it('an agent that left on purpose but could not take itself off the list (its Redis out of reach then) is taken off by the webhook: its lapse brings no agent back into the room', async () => {
+      const { calls, dispatch } = recordingDispatch([person('colleague', 1)]);
+      const left = agent({ [ATTR_AGENT_NAME]: AGENT, [ATTR_AGENT_LEFT]: 'idle' });
+      const entry = { room: 'r1', identity: left.identity };
+      // Its entry would lapse a few reaps later.
+      const m = watch([[], [], [], [], [], [entry]], 'gone');
+      const h = makeWatching(dispatch, m.w);
+      expect(await h.handle(event('participant_left', 'r1', left))).toBe('left_on_purpose');
+      await waitFor('every reap to run', () => m.reapsLeft() === 0);
       await h.idle();
-      expect(log.lines.find((l) => l.msg === 'agent cut off from Redis not put back on the liveness list')?.fields).toMatchObject({ room: 'r1', err: 'Command timed out' });
+      expect(m.forgotten).toEqual([entry]);
+      expect(m.removed).toEqual([]);
       expect(calls).toEqual([]);
-      expect(m.removed).toHaveLength(1);
+    });
+
+    it('an agent that left unmarked is taken off the list too (the webhook replaces it); one that cannot be is logged and still replaced', async () => {
+      const { calls, dispatch } = recordingDispatch([person('p', 1)]);
+      const gone = agent({ [ATTR_AGENT_NAME]: AGENT });
+      const m = watch([], 'gone');
+      const log = new RecordingLogger();
+      const h = makeWatching(dispatch, { ...m.w, forget: async (a) => (a.room === 'r2' ? Promise.reject(new Error('Command timed out')) : m.w.forget(a)) }, log);
+      expect(await h.handle(event('participant_left', 'r1', gone))).toBe('replacing');
+      expect(await h.handle(event('participant_left', 'r2', gone))).toBe('replacing');
+      await h.idle();
+      expect(m.forgotten).toEqual([{ room: 'r1', identity: gone.identity }]);
+      expect(log.lines.find((l) => l.msg === 'agent not taken off the liveness list')?.fields).toMatchObject({ room: 'r2', err: 'Command timed out' });
+      expect(calls.map((c) => c.room).sort()).toEqual(['r1', 'r2']);
     });
 
     it('a watch that cannot read Redis says so once, goes on trying, and says when it reads again', async () => {

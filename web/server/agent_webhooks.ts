@@ -25,8 +25,8 @@
  * (`lib/store/agent_liveness.ts`), removes each from its room (livekit-server would keep a dead
  * agent until its ICE timeout, about 20 s) and sends a new one as for `participant_left`: the
  * participant of a crashed worker waits a few seconds instead of twenty. An agent that says it
- * is alive, cut off from Redis only, is left serving and put back on the list (the service beats
- * for it), so that it is looked at again until its own beats come back.
+ * is alive, cut off from Redis only, is left serving and left on the list, so that it is looked
+ * at again until its own beats come back.
  *
  * Every dispatch goes through {@link ensureAgentDispatched} and the service's dispatch gate, so a
  * webhook, a page asking and a rejoin never send two agents; and at most
@@ -62,16 +62,21 @@ type ReplaceReason = 'agent_left' | 'agent_missing' | 'agent_lapsed';
 
 /** The liveness watch's two sides: the agents whose beats stopped, and their removal from the room. */
 export interface LivenessWatch {
-  /** The lapsed agents of the service's agent name, each returned to one service process only. */
+  /**
+   * The lapsed agents of the service's agent name, each returned to one service process only, and
+   * returned again a while later unless {@link forget} took it off the list first (so one whose
+   * service process died on the way is not lost, and one that says it is alive is looked at again).
+   */
   reap(): Promise<LapsedAgent[]>;
   /** Removes the lapsed agent from its room (`removeLapsedAgent` in agent_dispatch.ts). */
   remove(agent: LapsedAgent): Promise<'removed' | 'gone' | 'left_on_purpose' | 'alive'>;
   /**
-   * Puts an agent that says it is alive (cut off from Redis only) back on the list for a while,
-   * as if it had beaten: it is looked at again then, so if its job dies before it reaches Redis
-   * again, it is still found (even where no webhook reports it).
+   * Takes an agent off the list: a lapsed one dealt with (removed, found gone or leaving), or
+   * one that left its room (a webhook said so), as its job does when it leaves on purpose. Should
+   * the job's own removal have failed (its Redis out of reach then), its lapsed entry would later
+   * look like a crash and bring an agent back into that room.
    */
-  vouch(agent: LapsedAgent): Promise<void>;
+  forget(agent: LapsedAgent): Promise<void>;
 }
 
 /** What {@link AgentWebhooks.handle} did with an event. */
@@ -138,7 +143,7 @@ export class AgentWebhooks {
     // The agent arrived: no check for a missing one (it may leave on purpose before the check).
     if (event.event === 'participant_joined' && ours) return (await this.dropRecheck(room)) ? 'recheck_dropped' : 'ignored';
     if (event.event === 'participant_left' && ours) {
-      await this.dropRecheck(room);
+      await Promise.all([this.dropRecheck(room), this.forgetLapsed(this.o.liveness, { room, identity: p.identity })]);
       const onPurpose = p.attributes[ATTR_AGENT_LEFT];
       if (onPurpose !== undefined && onPurpose !== '') {
         this.o.logger.info({ room, reason: onPurpose }, 'agent left on purpose: not replaced');
@@ -174,6 +179,13 @@ export class AgentWebhooks {
     clearInterval(this.ticker);
     this.rechecks.close();
     await this.idle();
+  }
+
+  private async forgetLapsed(liveness: LivenessWatch | undefined, agent: LapsedAgent): Promise<void> {
+    await liveness?.forget(agent).catch((err: unknown) => {
+      // Its entry is taken again later; the watch then finds it gone (a dispatch finds any agent already there).
+      this.o.logger.warn({ room: agent.room, err: err instanceof Error ? err.message : String(err) }, 'agent not taken off the liveness list');
+    });
   }
 
   private async dropRecheck(room: string): Promise<boolean> {
@@ -212,12 +224,9 @@ export class AgentWebhooks {
       this.run(agent.room, 'agent_lapsed', async () => {
         const removed = await liveness.remove(agent);
         this.o.logger.info({ room: agent.room, removed }, 'agent stopped beating');
-        // Alive (cut off from Redis only): left serving, and looked at again later.
-        if (removed === 'alive') {
-          await liveness.vouch(agent).catch((err: unknown) => {
-            this.o.logger.warn({ room: agent.room, err: err instanceof Error ? err.message : String(err) }, 'agent cut off from Redis not put back on the liveness list');
-          });
-        }
+        // Alive (cut off from Redis only): left serving, and left on the list to be looked at
+        // again (should its job die before it reaches Redis, it is still found). Else dealt with.
+        if (removed !== 'alive') await this.forgetLapsed(liveness, agent);
         // Gone already: replaced all the same (no webhook may have told anyone); the dispatch
         // finds any agent present or on its way.
         return removed === 'removed' || removed === 'gone';

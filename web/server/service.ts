@@ -36,7 +36,7 @@ import { DEFAULT_POLICY_CHECK_MS, DEFAULT_REPLICA_ACK_TIMEOUT_MS } from '../../l
 import { watchRedis } from '../../lib/store/redis_watch.js';
 import { CUT_OFF_ALIVE_MS, ensureAgentDispatched, removeLapsedAgent, type DispatchFor, type DispatchServer } from './agent_dispatch.js';
 import { AgentWebhooks, REPLACEMENT_WINDOW_MS, REPLACEMENTS_PER_ROOM, type LivenessWatch } from './agent_webhooks.js';
-import type { AgentLiveness } from '../../lib/store/agent_liveness.js';
+import { DEFAULT_LIVENESS_CONFIRM_MS, type AgentLiveness } from '../../lib/store/agent_liveness.js';
 import type { DispatchHint } from '../../lib/dispatch_hint.js';
 import { buildClient, PUBLIC_DIR } from './build_client.js';
 import { clientAddress, rateLimitKey } from './client_address.js';
@@ -212,10 +212,10 @@ async function readBody(req: IncomingMessage, maxBytes = MAX_BODY_BYTES): Promis
 /** The liveness watch of `agentName`'s jobs: their beats in `liveness`, their removal on `server`. */
 function livenessWatch(liveness: AgentLiveness, server: DispatchServer, agentName: string): LivenessWatch {
   return {
-    reap: () => liveness.reap(agentName),
+    // Taken again once ATTR_AGENT_ALIVE would be stale, had the job stopped updating it.
+    reap: () => liveness.reap(agentName, DEFAULT_LIVENESS_CONFIRM_MS, CUT_OFF_ALIVE_MS),
     remove: (agent) => removeLapsedAgent(server, agent.room, agent.identity, agentName),
-    // Looked at again once ATTR_AGENT_ALIVE would be stale, had the job stopped updating it.
-    vouch: (agent) => liveness.beat(agentName, agent.room, agent.identity, CUT_OFF_ALIVE_MS),
+    forget: (agent) => liveness.leave(agentName, agent.room, agent.identity),
   };
 }
 

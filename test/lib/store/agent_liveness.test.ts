@@ -54,11 +54,42 @@ describe('AgentLiveness on Redis', () => {
     await alive.stop({ lapse: true }); // the job died: beats stop, the entry stays
     await waitFor('the lapsed agent to be reported', reapBoth, { timeoutMs: 10_000 });
     expect(reported).toEqual([{ room, identity }]);
-    // Taken: no other reap reports it again.
+    // Taken: no other reap reports it again (within the look-again time, 15 s by default).
     expect([...(await serviceA.reap(agentName, 0)), ...(await serviceB.reap(agentName, 0))]).toEqual([]);
+    // Dealt with (removed from its room), the taker takes it off the list: nothing is left.
+    await serviceA.leave(agentName, room, identity);
     const { beats, suspects } = livenessKeys(prefix, agentName);
     expect(await redis.zcard(beats)).toBe(0);
     expect(await redis.hlen(suspects)).toBe(0);
+  });
+
+  it('a taken agent left on the list (it said it was alive, or its taker died on the way) is taken again after the look-again time, by any reaper; one taken off is not', async () => {
+    const agentName = `again-${Math.random()}`;
+    const LOOK_AGAIN_MS = 500;
+    const job = liveness();
+    const [serviceA, serviceB] = [liveness(), liveness()];
+    const takes: Array<{ by: 'A' | 'B'; agent: LapsedAgent; atMs: number }> = [];
+    const reapBoth = async () => {
+      const [a, b] = await Promise.all([serviceA.reap(agentName, CONFIRM_MS, LOOK_AGAIN_MS), serviceB.reap(agentName, CONFIRM_MS, LOOK_AGAIN_MS)]);
+      for (const agent of a) takes.push({ by: 'A', agent, atMs: Date.now() });
+      for (const agent of b) takes.push({ by: 'B', agent, atMs: Date.now() });
+    };
+    await job.beat(agentName, 'r', 'agent-kept', TTL_MS);
+    await job.beat(agentName, 'r', 'agent-dealt', TTL_MS);
+    await waitFor('both to be taken', async () => (await reapBoth(), takes.length >= 2), { timeoutMs: 10_000 });
+    expect(takes.map((t) => t.agent.identity).sort()).toEqual(['agent-dealt', 'agent-kept']);
+    await (takes[0]!.by === 'A' ? serviceA : serviceB).leave(agentName, 'r', 'agent-dealt'); // dealt with: off the list
+    const firstTakeMs = takes[0]!.atMs;
+    // agent-kept's taker leaves it there: taken again, once, no sooner than look-again + confirm.
+    await waitFor('agent-kept to be taken again', async () => (await reapBoth(), takes.length >= 3), { timeoutMs: 10_000 });
+    expect(takes[2]!.agent).toEqual({ room: 'r', identity: 'agent-kept' });
+    expect(takes[2]!.atMs - firstTakeMs).toBeGreaterThanOrEqual(LOOK_AGAIN_MS + CONFIRM_MS - 50); // Redis's clock vs this one: a little slack
+    // Beating again (its Redis back), it is not taken again.
+    await job.beat(agentName, 'r', 'agent-kept', 60_000);
+    const until = Date.now() + 2 * (LOOK_AGAIN_MS + CONFIRM_MS);
+    await waitFor('two look-again times', async () => (await reapBoth(), Date.now() > until), { timeoutMs: 10_000 });
+    expect(takes.map((t) => t.agent.identity)).toEqual([expect.any(String), expect.any(String), 'agent-kept']);
+    expect(takes.filter((t) => t.agent.identity === 'agent-dealt')).toHaveLength(1);
   });
 
   it('a lapsed agent is only suspected: one that beats again within the confirmation time (its Redis was out of reach, its process stalled) is not reported', async () => {
@@ -107,10 +138,16 @@ describe('AgentLiveness on Redis', () => {
     expect(() => new AgentLiveness({ client: redis, prefix: 'a{b' })).toThrow(/prefix/);
   });
 
-  it('bad beat TTLs are refused and write nothing', async () => {
+  it('bad beat TTLs and look-again times are refused and change nothing', async () => {
     const agentName = `bad-${Math.random()}`;
     for (const ttl of [0, -1, 1.5, Number.NaN]) await expect(liveness().beat(agentName, 'r', 'a', ttl)).rejects.toThrow(/ttlMs/);
     expect(await redis.exists(livenessKeys(prefix, agentName).beats)).toBe(0);
+    await liveness().beat(agentName, 'r', 'a', 1);
+    await waitFor('the beat to lapse', async () => (await liveness().reap(agentName, 60_000)).length === 0 && (await redis.hlen(livenessKeys(prefix, agentName).suspects)) === 1);
+    const before = await redis.zscore(livenessKeys(prefix, agentName).beats, JSON.stringify(['r', 'a']));
+    for (const again of [0, -1, 1.5, Number.NaN]) await expect(liveness().reap(agentName, 0, again)).rejects.toThrow(/lookAgainMs/);
+    expect(await redis.zscore(livenessKeys(prefix, agentName).beats, JSON.stringify(['r', 'a']))).toBe(before);
+    expect(await redis.hlen(livenessKeys(prefix, agentName).suspects)).toBe(1);
   });
 });
 
