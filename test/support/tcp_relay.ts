@@ -41,6 +41,11 @@ export class TcpRelay {
     return { relay, url: target.toString() };
   }
 
+  /** Whether bytes are held (between {@link cut} and {@link heal}). */
+  get cutOff(): boolean {
+    return this.isCut;
+  }
+
   /** Holds every byte, both ways, on every connection, old and new, until {@link heal}. */
   cut(): void {
     this.isCut = true;
@@ -85,7 +90,7 @@ class Link {
       [upstream, client],
     ] as const) {
       from.on('data', (b: Buffer) => {
-        if (this.isCut()) this.held.push([to, b]);
+        if (this.isCut() || this.held.length > 0) this.held.push([to, b]);
         else to.write(b);
       });
       from.on('error', end).on('close', end);
