@@ -50,15 +50,15 @@ export function createJobStores(config: Config, logger: Logger): JobStores {
 }
 
 /**
- * Runs in `prewarm`, before any job: opens the Redis connections (bounded; failure means
- * degraded, not fatal) and runs a whole arrival twice (first visit with turns, suspend, then a
- * resume) through `ParticipantSession` on a scratch memory-only tiered store, so the first
- * arrival in this process does not pay for compiling that code while its job connects, then
- * reads that scratch key from the shared tier once. Nothing is written to Redis and no metric is
- * reported.
+ * Runs in `prewarm`, before any job: opens the Redis connections (the store's, the notices', the
+ * liveness beats'; bounded; failure means degraded, not fatal) and runs a whole arrival twice
+ * (first visit with turns, suspend, then a resume) through `ParticipantSession` on a scratch
+ * memory-only tiered store, so the first arrival in this process does not pay for compiling that
+ * code while its job connects, then reads that scratch key from the shared tier once. Nothing is
+ * written to Redis and no metric is reported.
  */
 export async function warmUp(stores: JobStores, policy: SessionPolicy): Promise<void> {
-  await Promise.all([stores.store.ping().catch(() => undefined), stores.notices?.connect().catch(() => undefined)]);
+  await Promise.all([stores.store.ping(), stores.notices?.connect(), stores.liveness?.connect()].map((p) => p?.catch(() => undefined)));
   const scratch = new TieredSessionStore({ shared: null, memory: new MemorySessionStore() });
   const key = { agentName: '__warmup__', identity: '__warmup__' };
   const visit = () =>

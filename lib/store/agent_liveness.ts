@@ -150,6 +150,15 @@ export class AgentLiveness {
     this.client = c;
   }
 
+  /**
+   * Opens the connection now (in `prewarm`), so that a job's first beat is one round trip within
+   * the command bound, not a connection set up inside it: one that took longer would fail that
+   * beat, and the job would say it is cut off from Redis when it is only starting.
+   */
+  async connect(): Promise<void> {
+    if (this.client.status === 'wait') await this.client.connect();
+  }
+
   /** Says that `identity` serves `room` for `agentName` for the next `ttlMs`. */
   async beat(agentName: string, room: string, identity: string, ttlMs: number): Promise<void> {
     if (!(Number.isInteger(ttlMs) && ttlMs > 0)) throw new RangeError('ttlMs must be a positive integer');

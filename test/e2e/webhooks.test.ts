@@ -77,6 +77,29 @@ async function serviceFor(agentName: string, port: number, logger: RecordingLogg
   return startTokenService({ livekitUrl: server.url, apiKey: server.apiKey, apiSecret: server.apiSecret, port, agentName, redisUrl, redisKeyPrefix: prefix, logger });
 }
 
+/** Waits for the job serving `room` as `identity` to be on `name`'s liveness list (its beats landing). */
+async function beating(name: string, room: string, identity: string): Promise<void> {
+  await waitFor('the job to beat in Redis', async () => (await redis.zscore(livenessKeys(prefix, name).beats, JSON.stringify([room, identity]))) ?? undefined);
+}
+
+/**
+ * Waits for the service to log that the job serving `room` stopped beating; on a timeout the error
+ * says why it did not: the service's log, the job's liveness lines, and the list against Redis's clock.
+ */
+async function lapseFound(room: string, name: string, job: WorkerProcess, log = serviceLog): Promise<Record<string, unknown>> {
+  try {
+    return await waitFor('the service to find the job\'s beats lapsed', () => serviceSaid('agent stopped beating', room, log)[0], { timeoutMs: 30_000 });
+  } catch (err) {
+    const { beats, suspects } = livenessKeys(prefix, name);
+    const [[sec, usec], list, suspected] = await Promise.all([redis.time(), redis.zrange(beats, '0', '-1', 'WITHSCORES'), redis.hgetall(suspects)]);
+    const jobLines = job.output().split('\n').filter((l) => /liveness|beat|Redis|redis|alive/.test(l));
+    const serviceLines = log.lines.filter((l) => l.fields.room === room || l.level !== 'info').map((l) => `${l.level} ${l.msg} ${JSON.stringify(l.fields)}`);
+    throw new Error(
+      [`${(err as Error).message}`, `redis now: ${Number(sec) * 1000 + Math.floor(Number(usec) / 1000)}`, `beats: ${JSON.stringify(list)}`, `suspects: ${JSON.stringify(suspected)}`, 'service:', ...serviceLines, 'job:', ...jobLines.slice(-40)].join('\n'),
+    );
+  }
+}
+
 const agentName = uid('hooked');
 const idleAgentName = uid('idle');
 
@@ -171,9 +194,10 @@ describe('LiveKit webhooks to the token service', () => {
       await p.statusMatching((m) => m.greeting === 'first_time');
       await converse(p, 'My booking is 4471.');
       const serving = p.agent()!.identity;
+      await beating(agentName, room, serving); // its beats were going, before they stop
 
       relay.cut(); // the job's link to Redis, only
-      const lapse = await waitFor('the service to find its beats lapsed', () => serviceSaid('agent stopped beating', room)[0], { timeoutMs: 30_000 });
+      const lapse = await lapseFound(room, agentName, a);
       expect(lapse).toMatchObject({ removed: 'alive' }); // it told the service so on its participant:
       expect(Math.abs(Date.now() - Number(p.agent()?.attributes[ATTR_AGENT_ALIVE]))).toBeLessThan(15_000);
       // Still on the list (its job cannot write there now), to be looked at again.
@@ -201,9 +225,10 @@ describe('LiveKit webhooks to the token service', () => {
       expect(p.disconnectReason).toBeUndefined();
       await converse(p, 'Thank you.');
       await p.leave();
-      await a.stop();
     } finally {
+      // Passed or not, no worker behind this relay is left for the next test.
       await relay.close();
+      await Promise.all(workers.splice(0).map((w) => w.stop()));
     }
   });
 
@@ -220,8 +245,9 @@ describe('LiveKit webhooks to the token service', () => {
       const s1 = await p.statusMatching((m) => m.greeting === 'first_time');
       await converse(p, 'My order is 3302.');
       await worker(name); // b, on Redis directly, registered and idle
+      await beating(name, room, p.agent()!.identity);
       relay.cut();
-      await waitFor('the service to find a live agent cut off', () => serviceSaid('agent stopped beating', room, svcLog)[0], { timeoutMs: 30_000 });
+      await lapseFound(room, name, a, svcLog);
       expect(serviceSaid('agent stopped beating', room, svcLog)).toEqual([expect.objectContaining({ removed: 'alive' })]);
       const statusesBefore = p.statuses.length;
       const killedAt = Date.now();
@@ -238,6 +264,7 @@ describe('LiveKit webhooks to the token service', () => {
       await p.leave();
     } finally {
       await relay.close();
+      await Promise.all(workers.splice(0).map((w) => w.stop()));
       await svc.close();
     }
   });

@@ -10,6 +10,8 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 export class TcpRelay {
   private readonly links = new Set<Link>();
   private isCut = false;
+  /** How many client connections it has accepted so far. */
+  accepted = 0;
 
   private constructor(
     private readonly server: Server,
@@ -41,11 +43,6 @@ export class TcpRelay {
     return { relay, url: target.toString() };
   }
 
-  /** Whether bytes are held (between {@link cut} and {@link heal}). */
-  get cutOff(): boolean {
-    return this.isCut;
-  }
-
   /** Holds every byte, both ways, on every connection, old and new, until {@link heal}. */
   cut(): void {
     this.isCut = true;
@@ -65,6 +62,7 @@ export class TcpRelay {
   }
 
   private connect(client: Socket, upstream: Socket): void {
+    this.accepted++;
     const link = new Link(client, upstream, () => this.isCut);
     this.links.add(link);
     link.onEnd(() => this.links.delete(link));
@@ -90,7 +88,7 @@ class Link {
       [upstream, client],
     ] as const) {
       from.on('data', (b: Buffer) => {
-        if (this.isCut() || this.held.length > 0) this.held.push([to, b]);
+        if (this.isCut()) this.held.push([to, b]);
         else to.write(b);
       });
       from.on('error', end).on('close', end);

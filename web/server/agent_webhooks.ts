@@ -143,7 +143,7 @@ export class AgentWebhooks {
     // The agent arrived: no check for a missing one (it may leave on purpose before the check).
     if (event.event === 'participant_joined' && ours) return (await this.dropRecheck(room)) ? 'recheck_dropped' : 'ignored';
     if (event.event === 'participant_left' && ours) {
-      await Promise.all([this.dropRecheck(room), this.forgetLapsed(this.o.liveness, { room, identity: p.identity })]);
+      await Promise.all([this.dropRecheck(room), this.forget({ room, identity: p.identity })]);
       const onPurpose = p.attributes[ATTR_AGENT_LEFT];
       if (onPurpose !== undefined && onPurpose !== '') {
         this.o.logger.info({ room, reason: onPurpose }, 'agent left on purpose: not replaced');
@@ -181,8 +181,9 @@ export class AgentWebhooks {
     await this.idle();
   }
 
-  private async forgetLapsed(liveness: LivenessWatch | undefined, agent: LapsedAgent): Promise<void> {
-    await liveness?.forget(agent).catch((err: unknown) => {
+  /** Takes `agent` off the liveness list (see {@link LivenessWatch.forget}); a failure is logged. */
+  private async forget(agent: LapsedAgent): Promise<void> {
+    await this.o.liveness?.forget(agent).catch((err: unknown) => {
       // Its entry is taken again later; the watch then finds it gone (a dispatch finds any agent already there).
       this.o.logger.warn({ room: agent.room, err: err instanceof Error ? err.message : String(err) }, 'agent not taken off the liveness list');
     });
@@ -226,7 +227,7 @@ export class AgentWebhooks {
         this.o.logger.info({ room: agent.room, removed }, 'agent stopped beating');
         // Alive (cut off from Redis only): left serving, and left on the list to be looked at
         // again (should its job die before it reaches Redis, it is still found). Else dealt with.
-        if (removed !== 'alive') await this.forgetLapsed(liveness, agent);
+        if (removed !== 'alive') await this.forget(agent);
         // Gone already: replaced all the same (no webhook may have told anyone); the dispatch
         // finds any agent present or on its way.
         return removed === 'removed' || removed === 'gone';
