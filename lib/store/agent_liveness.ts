@@ -151,9 +151,9 @@ export class AgentLiveness {
   }
 
   /**
-   * Opens the connection now (in `prewarm`), so that a job's first beat is one round trip within
-   * the command bound, not a connection set up inside it: one that took longer would fail that
-   * beat, and the job would say it is cut off from Redis when it is only starting.
+   * Opens the connection now (in `prewarm`), so that a job's first beat does not set one up inside
+   * its command bound: one that took longer would fail that beat, and the job would say it is cut
+   * off from Redis when it is only starting.
    */
   async connect(): Promise<void> {
     if (this.client.status === 'wait') await this.client.connect();

@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vites
 import { ATTR_AGENT_LEFT, ATTR_AGENT_NAME, ATTR_LANGUAGE, ATTR_RESUME_POLICY } from '../../lib/attributes.js';
 import { RecordingLogger } from '../../lib/logger.js';
 import { PARTICIPANT_KIND, type DispatchFor } from '../../web/server/agent_dispatch.js';
-import { AgentWebhooks, JOIN_RECHECK_MS, REPLACEMENT_WINDOW_MS, REPLACEMENTS_PER_ROOM, WEBHOOK_TICK_MS, type LivenessWatch, type RoomDispatch } from '../../web/server/agent_webhooks.js';
+import { AgentWebhooks, JOIN_RECHECK_MS, REMOVAL_ATTEMPTS, REPLACEMENT_WINDOW_MS, REPLACEMENTS_PER_ROOM, WEBHOOK_TICK_MS, type LivenessWatch, type RoomDispatch } from '../../web/server/agent_webhooks.js';
 import { RedisRoomRechecks, recheckKey } from '../../web/server/room_rechecks.js';
 import type { LapsedAgent } from '../../lib/store/agent_liveness.js';
 import { GATE_HOLD_MS, MemoryDispatchGate, RedisDispatchGate, gateKey } from '../../web/server/dispatch_gate.js';
@@ -164,11 +164,12 @@ describe('AgentWebhooks', () => {
     type Removal = Awaited<ReturnType<LivenessWatch['remove']>>;
     /**
      * A watch whose reaps report `batches` in turn (an Error: the reap fails), and whose removals
-     * answer `removal` (a list: one answer per removal, the last one repeated). As in Redis, a
+     * answer `removal` (a list: one answer per removal, the last one repeated; an Error: it fails). As in Redis, a
      * reported agent is reported again later (a batch of its own at the end) unless it is taken
-     * off the list first (`forgetting: 'fails'`: that throws).
+     * off the list first (`forgetting: 'fails'`: that throws); with `again` false, never (the
+     * look-again time, 15 s, not reached).
      */
-    function watch(batches: Array<LapsedAgent[] | Error>, removal: Removal | Removal[], forgetting: 'works' | 'fails' = 'works') {
+    function watch(batches: Array<LapsedAgent[] | Error>, removal: Removal | Array<Removal | Error>, forgetting: 'works' | 'fails' = 'works', again = true) {
       const removed: LapsedAgent[] = [];
       const forgotten: LapsedAgent[] = [];
       const answers = Array.isArray(removal) ? [...removal] : [removal];
@@ -177,12 +178,14 @@ describe('AgentWebhooks', () => {
         reap: async () => {
           const next = batches.shift() ?? [];
           if (next instanceof Error) throw next;
-          for (const a of next) batches.push([a]);
+          if (again) for (const a of next) batches.push([a]);
           return next;
         },
         remove: async (a) => {
           removed.push(a);
-          return answers.length > 1 ? answers.shift()! : answers[0]!;
+          const answer = answers.length > 1 ? answers.shift()! : answers[0]!;
+          if (answer instanceof Error) throw answer;
+          return answer;
         },
         forget: async (a) => {
           if (forgetting === 'fails') throw new Error('Command timed out');
@@ -244,6 +247,34 @@ describe('AgentWebhooks', () => {
       expect(m.forgotten).toEqual([agent]); // once found gone
       expect(log.lines.filter((l) => l.msg === 'agent stopped beating').map((l) => l.fields.removed)).toEqual(['alive', 'alive', 'gone']);
       expect(calls).toHaveLength(1);
+    });
+
+    it(`a removal the LiveKit API fails is tried again a tick later (up to ${REMOVAL_ATTEMPTS} times), not left until the next look at the agent`, async () => {
+      const { calls, dispatch } = recordingDispatch([person('p', 1)]);
+      const agent = { room: 'r1', identity: 'agent-1' };
+      const m = watch([[agent]], [new Error('fetch failed'), 'removed'], 'works', false);
+      const log = new RecordingLogger();
+      const h = makeWatching(dispatch, m.w, log);
+      await waitFor('the replacement', () => calls.length > 0);
+      await h.idle();
+      expect(m.removed).toEqual([agent, agent]);
+      expect(log.lines.filter((l) => l.msg === 'lapsed agent not checked: the LiveKit API failed; trying again').map((l) => l.fields)).toEqual([{ room: 'r1', attempt: 1, err: 'fetch failed' }]);
+      expect(log.lines.filter((l) => l.msg === 'agent stopped beating').map((l) => l.fields.removed)).toEqual(['removed']);
+      expect(m.forgotten).toEqual([agent]);
+      expect(calls).toHaveLength(1);
+      await h.close();
+
+      // Failing every time: given up, logged, and left on the list (looked at again later); nobody sent.
+      const failing = recordingDispatch([person('p', 1)]);
+      const f = watch([[agent]], [new Error('fetch failed')], 'works', false);
+      const flog = new RecordingLogger();
+      const fh = makeWatching(failing.dispatch, f.w, flog);
+      await waitFor('the attempts to be given up', () => flog.lines.some((l) => l.msg === 'agent replacement failed'));
+      await fh.close();
+      expect(f.removed).toEqual(Array(REMOVAL_ATTEMPTS).fill(agent));
+      expect(flog.lines.find((l) => l.msg === 'agent replacement failed')?.fields).toMatchObject({ room: 'r1', why: 'agent_lapsed', err: 'fetch failed' });
+      expect(f.forgotten).toEqual([]);
+      expect(failing.calls).toEqual([]);
     });
 
     it('a lapsed agent that cannot be taken off the list is logged, and looked at again later (where a dispatch finds the agent already sent)', async () => {

@@ -24,7 +24,8 @@
  * {@link WEBHOOK_TICK_MS} it takes the agents whose jobs stopped beating in Redis
  * (`lib/store/agent_liveness.ts`), removes each from its room (livekit-server would keep a dead
  * agent until its ICE timeout, about 20 s) and sends a new one as for `participant_left`: the
- * participant of a crashed worker waits a few seconds instead of twenty. An agent that says it
+ * participant of a crashed worker waits a few seconds instead of twenty (a removal the LiveKit API
+ * fails is tried again a tick later, {@link REMOVAL_ATTEMPTS} times in all). An agent that says it
  * is alive, cut off from Redis only, is left serving and left on the list, so that it is looked
  * at again until its own beats come back.
  *
@@ -33,6 +34,7 @@
  * {@link REPLACEMENTS_PER_ROOM} per room in {@link REPLACEMENT_WINDOW_MS}, so an agent that fails
  * the same way every time is not sent in forever.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import type { ParticipantInfo, WebhookEvent } from 'livekit-server-sdk';
 import { ATTR_AGENT_LEFT, ATTR_AGENT_NAME } from '../../lib/attributes.js';
 import type { Logger } from '../../lib/logger.js';
@@ -46,6 +48,12 @@ export const JOIN_RECHECK_MS = DISPATCH_ARRIVAL_GRACE_MS + 2_000;
 
 /** How often due join checks are taken and the liveness watch looks for agents whose beats stopped, ms. */
 export const WEBHOOK_TICK_MS = 1_000;
+
+/**
+ * A lapsed agent's removal is tried this many times, a tick apart, when LiveKit's API fails (a
+ * moment out of reach): a crashed agent is not left in its room until the watch's next look at it.
+ */
+export const REMOVAL_ATTEMPTS = 3;
 
 /** At most this many agents dispatched into one room by webhooks in {@link REPLACEMENT_WINDOW_MS}. */
 export const REPLACEMENTS_PER_ROOM = 3;
@@ -223,7 +231,7 @@ export class AgentWebhooks {
       if (this.closed) return;
       void this.dropRecheck(agent.room);
       this.run(agent.room, 'agent_lapsed', async () => {
-        const removed = await liveness.remove(agent);
+        const removed = await this.removeLapsed(liveness, agent);
         this.o.logger.info({ room: agent.room, removed }, 'agent stopped beating');
         // Alive (cut off from Redis only): left serving, and left on the list to be looked at
         // again (should its job die before it reaches Redis, it is still found). Else dealt with.
@@ -232,6 +240,22 @@ export class AgentWebhooks {
         // finds any agent present or on its way.
         return removed === 'removed' || removed === 'gone';
       });
+    }
+  }
+
+  /**
+   * `liveness.remove(agent)`, tried again a tick later when it fails, up to {@link REMOVAL_ATTEMPTS}
+   * times; the last failure is thrown (the agent stays on the list, and is looked at again later).
+   */
+  private async removeLapsed(liveness: LivenessWatch, agent: LapsedAgent): ReturnType<LivenessWatch['remove']> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await liveness.remove(agent);
+      } catch (err) {
+        if (attempt >= REMOVAL_ATTEMPTS || this.closed) throw err;
+        this.o.logger.warn({ room: agent.room, attempt, err: err instanceof Error ? err.message : String(err) }, 'lapsed agent not checked: the LiveKit API failed; trying again');
+        await delay(this.o.tickMs ?? WEBHOOK_TICK_MS);
+      }
     }
   }
 
