@@ -21,6 +21,7 @@
  * | `P{l.H}`       | zset | member `JSON [room, agent participant identity]`, score = the beat's deadline (Redis ms; once a reaper took it, when it is taken again) | {@link LIVENESS_KEEP_MS} from the last beat |
  * | `P{l.H}:susp`  | hash | member → when a reaper first saw it lapsed (Redis ms)                  | the same |
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 import { hashedKey } from './keys.js';
@@ -40,6 +41,13 @@ export const DEFAULT_LIVENESS_LOOK_AGAIN_MS = 15_000;
 export const LIVENESS_KEEP_MS = 10 * 60_000;
 /** At most this many lapsed agents taken per reap. */
 const REAP_LIMIT = 100;
+/**
+ * A job leaving on purpose tries this many times, a beat apart, to take its entry off the list:
+ * an entry left there lapses, and a reaper would take the agent for a crashed one and send
+ * another into the room it left. All the tries end well within the beat's TTL and the
+ * confirmation time, before any reaper can take the entry.
+ */
+export const LEAVE_ATTEMPTS = 3;
 
 /** KEYS[1] beats, KEYS[2] suspects; ARGV[1] member, ARGV[2] beat TTL (ms), ARGV[3] keys' TTL (ms). */
 const BEAT_LUA = `${REDIS_NOW_LUA}
@@ -199,7 +207,8 @@ export class AgentLiveness {
       );
     };
     tick();
-    const timer = setInterval(tick, Math.max(100, Math.floor(ttlMs / 4)));
+    const beatEveryMs = Math.max(100, Math.floor(ttlMs / 4));
+    const timer = setInterval(tick, beatEveryMs);
     timer.unref();
     return {
       stop: async ({ lapse = false } = {}) => {
@@ -207,12 +216,30 @@ export class AgentLiveness {
         stopped = true;
         clearInterval(timer);
         if (lapse) return;
-        await this.leave(agentName, room, identity).catch((err: unknown) => {
-          // The entry lapses on its own; a reaper then finds the agent gone from the room.
-          this.o.logger?.warn({ err: err instanceof Error ? err.message : String(err) }, 'agent liveness entry not removed');
-        });
+        await this.leaveRetrying(agentName, room, identity, beatEveryMs);
       },
     };
+  }
+
+  /**
+   * {@link leave}, tried again `everyMs` later when it fails (a dropped connection, a Redis
+   * restarting), {@link LEAVE_ATTEMPTS} times in all; never throws. Should every try fail, the
+   * entry lapses and a reaper finds the agent gone from its room (and sends another to whoever is
+   * still there: the one case where leaving on purpose can bring an agent back).
+   */
+  private async leaveRetrying(agentName: string, room: string, identity: string, everyMs: number): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.leave(agentName, room, identity);
+        if (attempt > 1) this.o.logger?.info({ attempt }, 'agent liveness entry removed');
+        return;
+      } catch (err) {
+        const last = attempt >= LEAVE_ATTEMPTS;
+        this.o.logger?.warn({ attempt, err: err instanceof Error ? err.message : String(err) }, last ? 'agent liveness entry not removed' : 'agent liveness entry not removed: trying again');
+        if (last) return;
+        await delay(everyMs);
+      }
+    }
   }
 
   /**

@@ -54,6 +54,15 @@ export class TcpRelay {
     for (const link of this.links) link.flush();
   }
 
+  /**
+   * Resets every connection open now, as a network that drops them does: the bytes held by a
+   * {@link cut} are lost with them. The relay still accepts new connections.
+   */
+  reset(): void {
+    for (const link of this.links) link.destroy();
+    this.links.clear();
+  }
+
   /** Closes the relay and every connection through it. */
   async close(): Promise<void> {
     for (const link of this.links) link.destroy();

@@ -81,8 +81,8 @@ export interface LivenessWatch {
   /**
    * Takes an agent off the list: a lapsed one dealt with (removed, found gone or leaving), or
    * one that left its room (a webhook said so), as its job does when it leaves on purpose. Should
-   * the job's own removal have failed (its Redis out of reach then), its lapsed entry would later
-   * look like a crash and bring an agent back into that room.
+   * the job's own removal have failed (its Redis out of reach for all its tries), its lapsed entry
+   * would later look like a crash and bring an agent back into that room.
    */
   forget(agent: LapsedAgent): Promise<void>;
 }

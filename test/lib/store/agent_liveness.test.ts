@@ -3,10 +3,11 @@
  * a private redis-server stopped with SIGSTOP for the "out of reach for everyone" case.
  */
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RecordingLogger } from '../../../lib/logger.js';
 import { AgentLiveness, livenessKeys, type LapsedAgent } from '../../../lib/store/agent_liveness.js';
-import { randomPrefix } from '../../support/env.js';
+import { randomPrefix, testRedisUrl } from '../../support/env.js';
+import { TcpRelay } from '../../support/tcp_relay.js';
 import { waitFor } from '../../support/wait.js';
 import { PrivateRedis, freePort } from './private_redis.js';
 import { connectTestRedis, unlinkPrefix } from './redis_support.js';
@@ -148,6 +149,73 @@ describe('AgentLiveness on Redis', () => {
     for (const again of [0, -1, 1.5, Number.NaN]) await expect(liveness().reap(agentName, 0, again)).rejects.toThrow(/lookAgainMs/);
     expect(await redis.zscore(livenessKeys(prefix, agentName).beats, JSON.stringify(['r', 'a']))).toBe(before);
     expect(await redis.hlen(livenessKeys(prefix, agentName).suspects)).toBe(1);
+  });
+});
+
+describe('AgentLiveness: a job that leaves on purpose while its connection drops', () => {
+  let redis: Redis;
+  let prefix: string;
+  let relay: TcpRelay;
+  let log: RecordingLogger;
+  let job: AgentLiveness; // reaches Redis through the relay
+  let beats: string;
+  beforeEach(async () => {
+    redis = await connectTestRedis();
+    prefix = randomPrefix('leave');
+    const front = await TcpRelay.inFrontOf(testRedisUrl());
+    relay = front.relay;
+    log = new RecordingLogger();
+    job = new AgentLiveness({ target: { url: front.url }, prefix, logger: log });
+    beats = livenessKeys(prefix, 'helper').beats;
+  });
+  afterEach(async () => {
+    await relay.close();
+    await job.close();
+    await unlinkPrefix(redis, `${prefix}*`);
+    redis.disconnect();
+  });
+  const beating = async (ttlMs: number) => {
+    const alive = job.keepAlive('helper', 'room-1', 'agent-1', ttlMs);
+    await waitFor('the first beat', async () => (await redis.zcard(beats)) === 1);
+    return alive;
+  };
+
+  it('takes its entry off the list once the connection is back, so no reaper takes it for a crashed agent', async () => {
+    const ttlMs = 2_000; // tries a beat (500 ms) apart
+    const alive = await beating(ttlMs);
+    // The leave is sent into a cut connection, which is then dropped: it never reaches Redis.
+    relay.cut();
+    const stopped = alive.stop();
+    await waitFor('the first leave to fail', () => log.lines.some((l) => l.msg === 'agent liveness entry not removed: trying again'));
+    relay.reset();
+    relay.heal();
+    await stopped;
+
+    expect(await redis.zcard(beats)).toBe(0);
+    expect(log.lines.filter((l) => l.msg === 'agent liveness entry removed')).toHaveLength(1);
+    expect(log.lines.some((l) => l.msg === 'agent liveness entry not removed')).toBe(false);
+    // Past the beat's lifetime and the confirmation: nobody is reported.
+    const service = new AgentLiveness({ client: redis, prefix });
+    const until = Date.now() + ttlMs + CONFIRM_MS;
+    const reported: LapsedAgent[] = [];
+    await waitFor('a lapse time to pass', async () => {
+      reported.push(...(await service.reap('helper', CONFIRM_MS)));
+      return Date.now() > until;
+    });
+    expect(reported).toEqual([]);
+  });
+
+  it('tries three times, a beat apart, then leaves the entry to lapse (a reaper then finds the agent gone from its room)', async () => {
+    const alive = await beating(TTL_MS);
+    relay.cut();
+    await alive.stop();
+    expect(log.lines.map((l) => l.msg).filter((m) => m.startsWith('agent liveness entry'))).toEqual([
+      'agent liveness entry not removed: trying again',
+      'agent liveness entry not removed: trying again',
+      'agent liveness entry not removed',
+    ]);
+    relay.reset(); // the held leaves are lost
+    expect(await redis.zcard(beats)).toBe(1);
   });
 });
 
