@@ -9,8 +9,8 @@ import { AccessToken, ParticipantInfo, Room, WebhookEvent } from 'livekit-server
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ATTR_AGENT_LEFT, ATTR_AGENT_NAME, ATTR_LANGUAGE, ATTR_RESUME_POLICY } from '../../lib/attributes.js';
 import { RecordingLogger } from '../../lib/logger.js';
-import { PARTICIPANT_KIND, type DispatchFor } from '../../web/server/agent_dispatch.js';
-import { AgentWebhooks, JOIN_RECHECK_MS, REMOVAL_ATTEMPTS, REPLACEMENT_WINDOW_MS, REPLACEMENTS_PER_ROOM, WEBHOOK_TICK_MS, type LivenessWatch, type RoomDispatch } from '../../web/server/agent_webhooks.js';
+import { CUT_OFF_ALIVE_MS, PARTICIPANT_KIND, type DispatchFor } from '../../web/server/agent_dispatch.js';
+import { AgentWebhooks, JOIN_RECHECK_MS, REMOVAL_ATTEMPTS, REMOVAL_TIMEOUT_MS, REPLACEMENT_WINDOW_MS, REPLACEMENTS_PER_ROOM, WEBHOOK_TICK_MS, type LivenessWatch, type RoomDispatch } from '../../web/server/agent_webhooks.js';
 import { RedisRoomRechecks, recheckKey } from '../../web/server/room_rechecks.js';
 import type { LapsedAgent } from '../../lib/store/agent_liveness.js';
 import { GATE_HOLD_MS, MemoryDispatchGate, RedisDispatchGate, gateKey } from '../../web/server/dispatch_gate.js';
@@ -169,7 +169,9 @@ describe('AgentWebhooks', () => {
      * off the list first (`forgetting: 'fails'`: that throws); with `again` false, never (the
      * look-again time, 15 s, not reached).
      */
-    function watch(batches: Array<LapsedAgent[] | Error>, removal: Removal | Array<Removal | Error>, forgetting: 'works' | 'fails' = 'works', again = true) {
+    /** A removal answer: the LiveKit API never answers. */
+    const HANG = 'hang' as const;
+    function watch(batches: Array<LapsedAgent[] | Error>, removal: Removal | Array<Removal | Error | typeof HANG>, forgetting: 'works' | 'fails' = 'works', again = true) {
       const removed: LapsedAgent[] = [];
       const forgotten: LapsedAgent[] = [];
       const answers = Array.isArray(removal) ? [...removal] : [removal];
@@ -185,6 +187,7 @@ describe('AgentWebhooks', () => {
           removed.push(a);
           const answer = answers.length > 1 ? answers.shift()! : answers[0]!;
           if (answer instanceof Error) throw answer;
+          if (answer === HANG) return new Promise<never>(() => {});
           return answer;
         },
         forget: async (a) => {
@@ -196,8 +199,8 @@ describe('AgentWebhooks', () => {
       return { w, removed, forgotten, reapsLeft: () => batches.filter((b) => !Array.isArray(b) || b.length > 0).length };
     }
 
-    function makeWatching(dispatch: RoomDispatch, w: LivenessWatch, log = new RecordingLogger()) {
-      hooks = new AgentWebhooks({ agentName: AGENT, dispatch, limiter: new MemoryRateLimiter(REPLACEMENTS_PER_ROOM, REPLACEMENT_WINDOW_MS), logger: log, nowMs: Date.now, liveness: w, tickMs: 10 });
+    function makeWatching(dispatch: RoomDispatch, w: LivenessWatch, log = new RecordingLogger(), removalTimeoutMs?: number) {
+      hooks = new AgentWebhooks({ agentName: AGENT, dispatch, limiter: new MemoryRateLimiter(REPLACEMENTS_PER_ROOM, REPLACEMENT_WINDOW_MS), logger: log, nowMs: Date.now, liveness: w, tickMs: 10, removalTimeoutMs });
       return hooks;
     }
 
@@ -275,6 +278,23 @@ describe('AgentWebhooks', () => {
       expect(flog.lines.find((l) => l.msg === 'agent replacement failed')?.fields).toMatchObject({ room: 'r1', why: 'agent_lapsed', err: 'fetch failed' });
       expect(f.forgotten).toEqual([]);
       expect(failing.calls).toEqual([]);
+    });
+
+    it(`a removal the LiveKit API does not answer fails after ${REMOVAL_TIMEOUT_MS} ms and is tried again, all the attempts ending before the agent is looked at again`, async () => {
+      expect(REMOVAL_ATTEMPTS * REMOVAL_TIMEOUT_MS + (REMOVAL_ATTEMPTS - 1) * WEBHOOK_TICK_MS).toBeLessThan(CUT_OFF_ALIVE_MS);
+      const { calls, dispatch } = recordingDispatch([person('p', 1)]);
+      const agent = { room: 'r1', identity: 'agent-1' };
+      const m = watch([[agent]], [HANG, 'removed'], 'works', false);
+      const log = new RecordingLogger();
+      const h = makeWatching(dispatch, m.w, log, 50);
+      await waitFor('the replacement', () => calls.length > 0);
+      await h.idle();
+      expect(m.removed).toEqual([agent, agent]);
+      expect(log.lines.filter((l) => l.msg === 'lapsed agent not checked: the LiveKit API failed; trying again').map((l) => l.fields)).toEqual([
+        { room: 'r1', attempt: 1, err: 'the LiveKit API did not answer within 50 ms' },
+      ]);
+      expect(m.forgotten).toEqual([agent]);
+      expect(calls).toHaveLength(1);
     });
 
     it('a lapsed agent that cannot be taken off the list is logged, and looked at again later (where a dispatch finds the agent already sent)', async () => {

@@ -25,7 +25,8 @@
  * (`lib/store/agent_liveness.ts`), removes each from its room (livekit-server would keep a dead
  * agent until its ICE timeout, about 20 s) and sends a new one as for `participant_left`: the
  * participant of a crashed worker waits a few seconds instead of twenty (a removal the LiveKit API
- * fails is tried again a tick later, {@link REMOVAL_ATTEMPTS} times in all). An agent that says it
+ * fails, or does not answer within {@link REMOVAL_TIMEOUT_MS}, is tried again a tick later,
+ * {@link REMOVAL_ATTEMPTS} times in all). An agent that says it
  * is alive, cut off from Redis only, is left serving and left on the list, so that it is looked
  * at again until its own beats come back.
  *
@@ -54,6 +55,14 @@ export const WEBHOOK_TICK_MS = 1_000;
  * moment out of reach): a crashed agent is not left in its room until the watch's next look at it.
  */
 export const REMOVAL_ATTEMPTS = 3;
+
+/**
+ * How long one removal attempt may take, ms, before it counts as failed (a LiveKit API that
+ * hangs: the SDK's own timeout is 10 s per call, and a removal makes up to three calls). All the
+ * attempts then end before the lapsed agent is looked at again (`CUT_OFF_ALIVE_MS`, 15 s), so no
+ * other service process takes it up while this one is still on it.
+ */
+export const REMOVAL_TIMEOUT_MS = 4_000;
 
 /** At most this many agents dispatched into one room by webhooks in {@link REPLACEMENT_WINDOW_MS}. */
 export const REPLACEMENTS_PER_ROOM = 3;
@@ -106,6 +115,8 @@ export interface AgentWebhooksOptions {
   liveness?: LivenessWatch;
   /** @default WEBHOOK_TICK_MS */
   tickMs?: number;
+  /** @default REMOVAL_TIMEOUT_MS */
+  removalTimeoutMs?: number;
 }
 
 /** The person who has been in the room longest (their agent was the one that left), or null when nobody is. */
@@ -244,18 +255,37 @@ export class AgentWebhooks {
   }
 
   /**
-   * `liveness.remove(agent)`, tried again a tick later when it fails, up to {@link REMOVAL_ATTEMPTS}
-   * times; the last failure is thrown (the agent stays on the list, and is looked at again later).
+   * `liveness.remove(agent)`, tried again a tick later when it fails or takes longer than
+   * {@link REMOVAL_TIMEOUT_MS}, up to {@link REMOVAL_ATTEMPTS} times; the last failure is thrown
+   * (the agent stays on the list, and is looked at again later).
    */
   private async removeLapsed(liveness: LivenessWatch, agent: LapsedAgent): ReturnType<LivenessWatch['remove']> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await liveness.remove(agent);
+        return await this.bounded(liveness.remove(agent));
       } catch (err) {
         if (attempt >= REMOVAL_ATTEMPTS || this.closed) throw err;
         this.o.logger.warn({ room: agent.room, attempt, err: err instanceof Error ? err.message : String(err) }, 'lapsed agent not checked: the LiveKit API failed; trying again');
         await delay(this.o.tickMs ?? WEBHOOK_TICK_MS);
       }
+    }
+  }
+
+  /**
+   * `removal`, or a failure once {@link REMOVAL_TIMEOUT_MS} has passed without an answer. The call
+   * is left to end on its own: should it still remove the agent, the next attempt finds it gone.
+   */
+  private async bounded<T>(removal: Promise<T>): Promise<T> {
+    const ms = this.o.removalTimeoutMs ?? REMOVAL_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the LiveKit API did not answer within ${ms} ms`)), ms);
+    });
+    removal.catch(() => undefined); // a late failure of an abandoned attempt is not unhandled
+    try {
+      return await Promise.race([removal, timedOut]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
