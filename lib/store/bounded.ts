@@ -1,10 +1,13 @@
 import { SessionError, StoreUnavailableError } from '../errors.js';
 
-/** Rejects with `store_timeout` after `ms`; the late outcome of `p` is swallowed. */
-export function bounded<T>(p: Promise<T>, ms: number): Promise<T> {
+/**
+ * `p`, or a rejection after `ms` (`store_timeout`, or `timedOut()` when given); the late outcome
+ * of `p` is swallowed.
+ */
+export function bounded<T>(p: Promise<T>, ms: number, timedOut: () => Error = () => new StoreUnavailableError('shared store did not answer in time', undefined, 'store_timeout')): Promise<T> {
   p.catch(() => {});
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new StoreUnavailableError('shared store did not answer in time', undefined, 'store_timeout')), ms);
+    const timer = setTimeout(() => reject(timedOut()), ms);
     timer.unref();
     p.then(
       (v) => {

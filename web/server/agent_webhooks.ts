@@ -39,6 +39,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { ParticipantInfo, WebhookEvent } from 'livekit-server-sdk';
 import { ATTR_AGENT_LEFT, ATTR_AGENT_NAME } from '../../lib/attributes.js';
 import type { Logger } from '../../lib/logger.js';
+import { bounded } from '../../lib/store/bounded.js';
 import type { LapsedAgent } from '../../lib/store/agent_liveness.js';
 import { DISPATCH_ARRIVAL_GRACE_MS, PARTICIPANT_KIND, hintFor, isPerson, type DispatchFor, type ensureAgentDispatched } from './agent_dispatch.js';
 import type { RateLimiter } from './rate_limiter.js';
@@ -260,32 +261,16 @@ export class AgentWebhooks {
    * (the agent stays on the list, and is looked at again later).
    */
   private async removeLapsed(liveness: LivenessWatch, agent: LapsedAgent): ReturnType<LivenessWatch['remove']> {
+    const ms = this.o.removalTimeoutMs ?? REMOVAL_TIMEOUT_MS;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.bounded(liveness.remove(agent));
+        // A call abandoned at the bound ends on its own: should it still remove the agent, the next attempt finds it gone.
+        return await bounded(liveness.remove(agent), ms, () => new Error(`the LiveKit API did not answer within ${ms} ms`));
       } catch (err) {
         if (attempt >= REMOVAL_ATTEMPTS || this.closed) throw err;
         this.o.logger.warn({ room: agent.room, attempt, err: err instanceof Error ? err.message : String(err) }, 'lapsed agent not checked: the LiveKit API failed; trying again');
         await delay(this.o.tickMs ?? WEBHOOK_TICK_MS);
       }
-    }
-  }
-
-  /**
-   * `removal`, or a failure once {@link REMOVAL_TIMEOUT_MS} has passed without an answer. The call
-   * is left to end on its own: should it still remove the agent, the next attempt finds it gone.
-   */
-  private async bounded<T>(removal: Promise<T>): Promise<T> {
-    const ms = this.o.removalTimeoutMs ?? REMOVAL_TIMEOUT_MS;
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`the LiveKit API did not answer within ${ms} ms`)), ms);
-    });
-    removal.catch(() => undefined); // a late failure of an abandoned attempt is not unhandled
-    try {
-      return await Promise.race([removal, timedOut]);
-    } finally {
-      clearTimeout(timer);
     }
   }
 
