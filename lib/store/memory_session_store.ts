@@ -382,8 +382,8 @@ export class MemorySessionStore implements SessionStore {
     if (e.meta !== null) {
       const mine = writer !== '' && e.meta.owner === writer;
       const live = e.meta.owner !== null && e.meta.expMs > nowMs;
-      if (live && !mine && restoreYields(e.meta, { fence, claimedAtMs })) {
-        // The session stays the live owner's; the snapshot's conversations are kept in the archive.
+      if (!mine && restoreYields(e.meta, { fence, claimedAtMs }, live)) {
+        // The session stays the newer arrival's; the snapshot's conversations are kept in the archive.
         const refused = snapshot.record === null ? [] : [{ sessionId: forkArchiveId(snapshot.record.sessionId, writer), archivedAtMs: nowMs, record: snapshot.record }];
         this.mergeArchive(id, e, [...snapshot.archive, ...refused]);
         this.dropIfEmpty(id, e);

@@ -111,16 +111,19 @@ export interface LeaseOrder {
 }
 
 /**
- * True when a restore must leave the session to another owner's live lease `held` (see
- * {@link SessionStore.restore}): `held` was claimed at or after the snapshot's lease (the newest
- * arrival wins; a tie keeps the holder), or, when either claim time is unknown, its fence is ≥
- * the snapshot's. `restore-7.lua` applies the same rule. Arrival times come from the workers'
- * clocks, as lease expiry does: hosts must keep them synchronised (NTP); a skew larger than the
- * gap between two arrivals of one identity orders those two wrongly.
+ * True when a restore must leave the session to another owner's lease `held` (see
+ * {@link SessionStore.restore}). A live lease (`live`: not released, not lapsed) keeps the session
+ * when it was claimed at or after the snapshot's lease (the newest arrival wins; a tie keeps the
+ * holder); a released or lapsed one only when it was claimed strictly after it (a newer
+ * conversation that has ended or paused is still newer than the snapshot: a tie is the snapshot's
+ * own claim, released before the outage). When either claim time is unknown, fences compare the
+ * same way. `restore-7.lua` applies the same rule. Arrival times come from the workers' clocks, as
+ * lease expiry does: hosts must keep them synchronised (NTP); a skew larger than the gap between
+ * two arrivals of one identity orders those two wrongly.
  */
-export function restoreYields(held: LeaseOrder, snapshot: LeaseOrder): boolean {
-  if (held.claimedAtMs > 0 && snapshot.claimedAtMs > 0) return held.claimedAtMs >= snapshot.claimedAtMs;
-  return held.fence >= snapshot.fence;
+export function restoreYields(held: LeaseOrder, snapshot: LeaseOrder, live: boolean): boolean {
+  const [h, s] = held.claimedAtMs > 0 && snapshot.claimedAtMs > 0 ? [held.claimedAtMs, snapshot.claimedAtMs] : [held.fence, snapshot.fence];
+  return live ? h >= s : h > s;
 }
 
 /** The outcome of {@link SessionStore.restore}. */
@@ -181,10 +184,11 @@ export interface SessionStore {
   exportIdentity(identity: string): Promise<SessionSnapshot[]>;
   /**
    * Writes a snapshot (tier replay). The session and profile are skipped (`newer_arrival`) only
-   * when another owner holds a live lease (`exp > nowMs`) claimed at or after the snapshot's
-   * (`claimedAtMs`: the newest arrival wins, as in a takeover); when either claim time is unknown,
-   * when its fence is ≥ the snapshot's. Otherwise written (after a partition, the job whose
-   * participant arrived last wins). Claim times, not fences, order the two because fences are
+   * when another owner's lease orders after the snapshot's ({@link restoreYields}): a live lease
+   * (`exp > nowMs`) claimed at or after it, or a released or lapsed one claimed strictly after it
+   * (`claimedAtMs`: the newest arrival wins, as in a takeover, even once its conversation has
+   * paused or ended); when either claim time is unknown, by fence the same way. Otherwise written
+   * (after a partition, the job whose participant arrived last wins). Claim times, not fences, order the two because fences are
    * only comparable within one store's sequence: a Redis that restarted empty counts again from 1,
    * below the fences the replaying job's memory tier carried over. Archive entries are
    * merged either way (the newest copy of each wins), and a skipped record is archived as

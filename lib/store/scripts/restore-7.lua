@@ -27,8 +27,9 @@
 --
 -- The session (rec / meta / turns) and the profile are written unless another owner holds a
 -- live lease (exp > nowMs) claimed at or after the snapshot's lease (the newest arrival wins; a
--- tie keeps the holder), or, when either claim time is unknown, with a fence >= the snapshot's
--- (restoreYields in session_store.ts; fences of a Redis that restarted empty start again at 1,
+-- tie keeps the holder), or a released or lapsed lease claimed strictly after it (a newer
+-- conversation that paused or ended is still newer); when either claim time is unknown, fences
+-- compare the same way (restoreYields in session_store.ts; fences of a Redis that restarted empty start again at 1,
 -- so only claim times order its leases against the replaying job's). The stored version and
 -- fence never go backwards. Archive entries are merged either way (the newest copy of a member wins); a
 -- refused record is archived as forkId (scored nowMs), so the conversation it holds is kept.
@@ -36,7 +37,7 @@
 -- A written session's pending turns with no live record (a crashed owner's last turns) are kept
 -- with the newest archived session first (keepTail, include/keep_tail.lua), as claim-6.lua does.
 --
--- Returns: { 0, version, fence } restored | { -5 } another owner holds a live lease of a newer or equal arrival
+-- Returns: { 0, version, fence } restored | { -5 } another owner's lease orders after the snapshot's
 -- #include keep_tail.lua
 local m = redis.call('HMGET', KEYS[2], 'fence', 'version', 'owner', 'exp', 'at')
 local fence = tonumber(ARGV[1])
@@ -48,9 +49,9 @@ if m[1] then
   local mine = ARGV[11] ~= '' and m[3] == ARGV[11]
   local live = m[3] and m[3] ~= '' and tonumber(m[4] or '0') > tonumber(ARGV[12])
   local curAt = tonumber(m[5] or '0')
-  local yields
-  if curAt > 0 and claimedAt > 0 then yields = curAt >= claimedAt else yields = cur >= fence end
-  refused = live and not mine and yields
+  local h, s = cur, fence
+  if curAt > 0 and claimedAt > 0 then h, s = curAt, claimedAt end
+  refused = not mine and ((live and h >= s) or (not live and h > s))
   if cur > fence then fence = cur end
   local curVersion = tonumber(m[2] or '0')
   if curVersion >= version then version = curVersion + 1 end

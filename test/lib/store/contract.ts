@@ -461,6 +461,57 @@ export function sessionStoreContract(h: StoreHarness): void {
       expect(read.status === 'found' && read.record.sessionId).toBe('s-high');
     });
 
+    it('a restore leaves a newer arrival\'s conversation alone once it has paused or its job has died, turns said after its last save included', async () => {
+      const store = await h.make();
+      const text = async (k: SessionKey) => {
+        const r = await store.readRecord(k);
+        return r.status === 'found' ? [r.record.sessionId, r.record.history.turns.map((t) => t.text)] : r.status;
+      };
+      const nowMs = Date.now();
+      // The snapshot of a job cut off from the store: its participant arrived a minute before
+      // the conversations below, which other jobs held in the store meanwhile.
+      const cutOff = (key: SessionKey) => ({
+        key,
+        version: 7,
+        lease: { owner: 'job-cut-off', fence: 9, expiresAtMs: nowMs + LEASE_MS, claimedAtMs: nowMs - 60_000 },
+        record: recordWithTurn(newSessionRecord({ ...key, sessionId: 's-cut-off', nowMs: nowMs - 60_000, profile: null }), turn('said while cut off')),
+        profile: null,
+        archive: [],
+      });
+
+      // A newer conversation that paused (its participant left: the lease is released).
+      const paused = { agentName: 'agent', identity: 'paused-newer' };
+      const p = await start(store, paused, 'job-newer', 'the newer talk');
+      await store.suspend(suspendedRecord(p.record, nowMs, 'network'), p.version, p.lease, nowMs);
+      const profile = await store.readProfile(paused);
+      expect(await store.restore(cutOff(paused), 'job-cut-off', nowMs)).toEqual({ status: 'skipped', why: 'newer_arrival' });
+      expect(await text(paused)).toEqual([p.record.sessionId, ['the newer talk']]);
+      expect(await store.readProfile(paused)).toEqual(profile);
+      const archived = await store.readArchive(paused, Date.now());
+      expect(archived.find((a) => a.sessionId === forkArchiveId('s-cut-off', 'job-cut-off'))?.record?.history.turns.map((t) => t.text)).toEqual(['said while cut off']);
+
+      // A newer conversation whose job died with a turn not yet saved (its lease lapsed).
+      const died = { agentName: 'agent', identity: 'died-newer' };
+      const d = await store.resumeAndClaim(died, 'job-died', nowMs, 1);
+      if (d.status !== 'claimed') throw new Error('claim');
+      const v = await store.save(recordWithTurn(newSessionRecord({ ...died, sessionId: 's-died', nowMs, profile: null }), turn('saved')), d.version, d.lease);
+      await store.appendTurn(died, turn('not saved yet'), d.lease);
+      expect(v).toBeGreaterThan(0);
+      const later = Date.now() + 5;
+      expect(await store.restore(cutOff(died), 'job-cut-off', later)).toEqual({ status: 'skipped', why: 'newer_arrival' });
+      // The next claim finds that conversation whole, its last turn included.
+      const next = await store.resumeAndClaim(died, 'job-next', later, LEASE_MS);
+      expect(next.status === 'claimed' && next.record.status === 'found' && next.record.record.history.turns.map((t) => t.text)).toEqual(['saved', 'not saved yet']);
+
+      // The snapshot's own claim, released before the store was lost (a tie): restored.
+      const own = { agentName: 'agent', identity: 'own-release' };
+      const o = await store.resumeAndClaim(own, 'job-own', nowMs - 60_000, LEASE_MS);
+      if (o.status !== 'claimed') throw new Error('claim');
+      expect(await store.release(own, o.lease)).toBe(true);
+      expect(await store.restore(cutOff(own), '', nowMs)).toMatchObject({ status: 'restored' });
+      expect(await text(own)).toEqual(['s-cut-off', ['said while cut off']]);
+    });
+
     it('export + restore round-trips a session into another store', async () => {
       const a = await h.make();
       const b = await h.make();
