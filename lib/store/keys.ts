@@ -14,6 +14,8 @@
  * | `P{s.A.I}:archdata`         | hash   | session id → archived record payload              | archiveTtlMs   |
  * | `P{s.A.I}:archtail`         | hash   | session id → turns said after its last save (a    | archiveTtlMs   |
  * |                             |        | crashed owner's), a JSON array of turn payloads   |                |
+ * | `P{s.A.I}:gone`             | string | when identity `I` was erased (forget), ms: a      | sessionTtlMs   |
+ * |                             |        | replay of an earlier claim is refused             |                |
  * | `P{i.I}:agents`             | set    | `A` of every agent holding data for identity `I`  | profileTtlMs   |
  *
  * All keys of one session share the hash tag `{s.A.I}`, so every script touching them runs in
@@ -50,6 +52,7 @@ export interface SessionKeys {
   archive: string;
   archiveData: string;
   archiveTail: string;
+  gone: string;
 }
 
 /**
@@ -95,6 +98,7 @@ export class KeyBuilder {
       archive: `${base}:arch`,
       archiveData: `${base}:archdata`,
       archiveTail: `${base}:archtail`,
+      gone: `${base}:gone`,
     });
     if (key.agentName.length + key.identity.length <= SESSION_KEYS_MEMO_MAX_CHARS) {
       if (this.memoCount >= SESSION_KEYS_MEMO_SIZE) {

@@ -67,6 +67,11 @@ export class MemorySessionStore implements SessionStore {
   private readonly entries = new Map<string, Entry>();
   private readonly byIdentity = new Map<string, Set<string>>();
   private readonly queue = new ExpiryQueue<Slot>();
+  /**
+   * Session id → when its identity was erased and until when that is remembered (sessionTtlMs):
+   * a restore of an earlier claim is refused meanwhile, as `restore-8.lua` does.
+   */
+  private readonly gone = new Map<string, { atMs: number; untilMs: number }>();
   private readonly clock: Clock;
   private readonly opts: ResolvedStoreOptions;
   private readonly codec: PayloadCodec;
@@ -346,7 +351,12 @@ export class MemorySessionStore implements SessionStore {
   async forget(identity: string): Promise<{ sessionKeysErased: number }> {
     this.purgeExpired();
     const ids = [...(this.byIdentity.get(identity) ?? [])];
-    for (const id of ids) this.entries.delete(id);
+    const nowMs = this.clock.nowMs();
+    for (const [id, g] of this.gone) if (g.untilMs <= nowMs) this.gone.delete(id);
+    for (const id of ids) {
+      this.entries.delete(id);
+      this.gone.set(id, { atMs: nowMs, untilMs: nowMs + this.opts.sessionTtlMs });
+    }
     this.byIdentity.delete(identity);
     return { sessionKeysErased: ids.length };
   }
@@ -375,10 +385,12 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async restore(snapshot: SessionSnapshot, writer: string, nowMs: number): Promise<RestoreOutcome> {
+    const claimedAtMs = snapshot.lease?.claimedAtMs ?? 0;
+    const gone = this.gone.get(sessionKeyId(snapshot.key));
+    if (gone !== undefined && gone.untilMs > this.clock.nowMs() && claimedAtMs < gone.atMs) return { status: 'skipped', why: 'forgotten' };
     const [id, e] = this.getOrCreate(snapshot.key);
     let fence = snapshot.lease?.fence ?? 0;
     let version = snapshot.version;
-    const claimedAtMs = snapshot.lease?.claimedAtMs ?? 0;
     if (e.meta !== null) {
       const mine = writer !== '' && e.meta.owner === writer;
       const live = e.meta.owner !== null && e.meta.expMs > nowMs;

@@ -339,7 +339,8 @@ export class RedisSessionStore implements SessionStore {
    * the record). A session can appear on more than one page (one entry per page).
    */
   async listStoredSessions(opts: { cursor?: string | null; count?: number } = {}): Promise<SessionPage> {
-    return this.scanSessions(this.keys.sessionScanPattern(), (k) => this.keys.parseSessionKey(k), opts);
+    // An erasure's mark (`:gone`) is not something stored for the session.
+    return this.scanSessions(this.keys.sessionScanPattern(), (k) => (k.endsWith(':gone') ? null : this.keys.parseSessionKey(k)), opts);
   }
 
   /** One page of a SCAN of every master for `pattern`, each key mapped to its session by `parse`. */
@@ -446,8 +447,18 @@ export class RedisSessionStore implements SessionStore {
   async forget(identity: string): Promise<{ sessionKeysErased: number }> {
     const idx = this.keys.identityIndex(identity);
     const agents = await this.agentsOf(identity);
+    const atMs = String(Date.now());
     try {
-      await Promise.all(agents.map((agentName) => this.client.unlink(...this.sk({ agentName, identity }))));
+      // Each session's keys go with a mark of the erasure, so a job cut off from the store now
+      // cannot write them back when it replays (restore-8.lua); the mark holds nothing else.
+      await Promise.all(
+        agents.map(async (agentName) => {
+          const k = { agentName, identity };
+          const replies = await this.client.multi().unlink(...this.sk(k)).set(this.keys.session(k).gone, atMs, 'PX', this.opts.sessionTtlMs).exec();
+          const failed = replies?.find(([err]) => err !== null)?.[0];
+          if (failed) throw failed;
+        }),
+      );
       await this.client.unlink(idx);
     } catch (err) {
       throw toStoreError(err);
@@ -502,10 +513,12 @@ export class RedisSessionStore implements SessionStore {
       String(archive.length),
       ...archive.flatMap((a) => [String(a.archivedAtMs), a.sessionId, this.codec.encodeRecord(a.record as SessionRecord)]),
     ];
-    const reply = asArray(await callScript(this.client, 'restore', this.sk(key), args), 'restore');
-    const skipped = checkCode(reply, 'restore') === LUA_CODES.newerArrival;
+    const reply = asArray(await callScript(this.client, 'restore', [...this.sk(key), this.keys.session(key).gone], args), 'restore');
+    const code = checkCode(reply, 'restore');
+    if (code === LUA_CODES.forgotten) return { status: 'skipped', why: 'forgotten' };
+    const skipped = code === LUA_CODES.newerArrival;
     if (!skipped) await this.index(key);
-    // A skipped restore still wrote the archive (see restore-7.lua).
+    // A skipped restore still wrote the archive (see restore-8.lua).
     await this.replicated(this.keys.session(key).rec, ...(skipped ? [] : [this.keys.identityIndex(key.identity)]));
     return skipped ? { status: 'skipped', why: 'newer_arrival' } : { status: 'restored', version: num(reply, 1), fence: num(reply, 2) };
   }

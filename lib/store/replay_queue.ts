@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import { bounded } from './bounded.js';
-import { sessionKeyId } from './keys.js';
+import { encodeKeyPart, sessionKeyId } from './keys.js';
 import type { SessionKey } from './keys.js';
 import type { MemorySessionStore } from './memory_session_store.js';
 import type { LeaseToken, SessionStore } from './session_store.js';
@@ -10,7 +10,8 @@ import type { LeaseToken, SessionStore } from './session_store.js';
  * What a {@link TieredSessionStore} owes its shared tier while it is degraded: the keys whose
  * memory state the shared tier has not seen, and the forgets it has not received. Replay sends
  * the forgets first, then each key's full memory state (`exportSession` → `restore`), so a shared
- * store that restarted empty gets everything back.
+ * store that restarted empty gets everything back; a key whose identity the shared store erased
+ * after the job claimed it (`forgotten`) is dropped from memory instead of written back.
  */
 
 /** The shared tier's lease and version of one key, as the tiered store last saw them. */
@@ -71,11 +72,15 @@ export class ReplayQueue {
    */
   async replay(t: ReplayTiers): Promise<number> {
     let replayed = 0;
-    for (const identity of [...this.forgets]) {
-      await bounded(t.shared.forget(identity), t.writeBoundMs);
-      this.forgets.delete(identity);
-    }
-    while (this.dirty.size > 0) {
+    // A forget made while a key was being replayed is sent before the loop ends: it erases
+    // whatever that replay wrote.
+    while (this.dirty.size > 0 || this.forgets.size > 0) {
+      for (const identity of [...this.forgets]) {
+        await bounded(t.shared.forget(identity), t.writeBoundMs);
+        this.forgets.delete(identity);
+        const suffix = `.${encodeKeyPart(identity)}`;
+        for (const id of [...t.sharedState.keys()]) if (id.endsWith(suffix)) t.sharedState.delete(id);
+      }
       for (const [id, key] of [...this.dirty.entries()]) {
         this.dirty.delete(id);
         try {
@@ -84,6 +89,15 @@ export class ReplayQueue {
           const writer = t.sharedState.get(id)?.owner ?? snap.lease?.owner ?? '';
           const out = await bounded(t.shared.restore(snap, writer, t.clock.nowMs()), t.writeBoundMs);
           replayed++;
+          if (out.status === 'skipped' && out.why === 'forgotten') {
+            // Erased elsewhere (an admin or the participant) while this job held it: its memory
+            // copy goes too, and its writes fail from now on as after a takeover.
+            t.log.warn({ why: out.why }, 'replay skipped: the identity was erased meanwhile (the memory copy is dropped)');
+            await t.memory.forget(key.identity);
+            this.forget(key.identity);
+            t.sharedState.set(id, { owner: writer, lease: null, version: 0, lost: true });
+            continue;
+          }
           if (out.status === 'skipped') {
             t.log.warn({ why: out.why }, 'replay skipped: another owner holds the session (this conversation is kept in its archive)');
             t.sharedState.set(id, { owner: writer, lease: null, version: 0, lost: true });

@@ -512,6 +512,31 @@ export function sessionStoreContract(h: StoreHarness): void {
       expect(await text(own)).toEqual(['s-cut-off', ['said while cut off']]);
     });
 
+    it('an erased identity is not written back by a replay of a claim made before the erasure; a later claim is', async () => {
+      const store = await h.make();
+      const key = { agentName: 'agent', identity: 'erase-me' };
+      const s = await start(store, key, 'job-cut-off', 'something personal');
+      const snap = await store.exportSession(key);
+      if (snap === null) throw new Error('nothing exported');
+      await until(async () => Date.now() > (snap.lease?.claimedAtMs ?? 0));
+      expect(await store.forget('erase-me')).toEqual({ sessionKeysErased: 1 });
+      // The job that held it was cut off from the store and replays its memory copy now.
+      expect(await store.restore(snap, 'job-cut-off', Date.now())).toEqual({ status: 'skipped', why: 'forgotten' });
+      expect(await store.restore({ ...snap, lease: null }, 'job-cut-off', Date.now())).toEqual({ status: 'skipped', why: 'forgotten' });
+      expect((await store.readRecord(key)).status).toBe('missing');
+      expect(await store.readProfile(key)).toBeNull();
+      expect(await store.readArchive(key, Date.now())).toEqual([]);
+      expect(await store.exportIdentity('erase-me')).toEqual([]);
+      await expect(store.appendTurn(key, turn('after the erasure'), s.lease)).rejects.toMatchObject({ code: 'lease_lost' });
+      // The participant comes back after the erasure: that conversation is theirs to keep.
+      const nowMs = Date.now() + 1;
+      const fresh = recordWithTurn(newSessionRecord({ ...key, sessionId: 's-after', nowMs, profile: null }), turn('a new start'));
+      const out = await store.restore({ key, version: 1, lease: { owner: 'job-new', fence: 1, expiresAtMs: nowMs + LEASE_MS, claimedAtMs: nowMs }, record: fresh, profile: null, archive: [] }, 'job-new', nowMs);
+      expect(out.status).toBe('restored');
+      const read = await store.readRecord(key);
+      expect(read.status === 'found' && read.record.history.turns.map((t) => t.text)).toEqual(['a new start']);
+    });
+
     it('export + restore round-trips a session into another store', async () => {
       const a = await h.make();
       const b = await h.make();

@@ -104,7 +104,8 @@ async function resealAll(store: RedisSessionStore, dryRun = false): Promise<Reco
   let cursor: string | null = null;
   do {
     const page = await store.listStoredSessions({ cursor });
-    for (const key of page.items) out[key.identity] = await store.resealSession(key, dryRun);
+    // A session can be listed on more than one page (SCAN): resealed once, as the CLI does.
+    for (const key of page.items) if (!(key.identity in out)) out[key.identity] = await store.resealSession(key, dryRun);
     cursor = page.cursor;
   } while (cursor !== null);
   return out;

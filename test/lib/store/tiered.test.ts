@@ -1,10 +1,17 @@
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
+import { StoreUnavailableError } from '../../../lib/errors.js';
 import { newSessionRecord } from '../../../lib/session/record.js';
+import type { Turn } from '../../../lib/session/record.js';
+import { recordWithTurn } from '../../../lib/session/history.js';
 import { MemorySessionStore } from '../../../lib/store/memory_session_store.js';
 import { RedisSessionStore } from '../../../lib/store/redis_session_store.js';
 import { TieredSessionStore } from '../../../lib/store/tiered_session_store.js';
+import type { SessionStore } from '../../../lib/store/session_store.js';
+import { randomPrefix } from '../../support/env.js';
+import { until } from './contract.js';
+import { connectTestRedis, unlinkPrefix } from './redis_support.js';
 
 /** A TCP server that accepts connections and never answers: a Redis that hangs. */
 async function blackHole(): Promise<{ server: Server; port: number; sockets: Socket[] }> {
@@ -13,6 +20,25 @@ async function blackHole(): Promise<{ server: Server; port: number; sockets: Soc
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const addr = server.address();
   return { server, port: typeof addr === 'object' && addr !== null ? addr.port : 0, sockets };
+}
+
+function turn(text: string): Turn {
+  return { id: `t-${text}`, role: 'user', text, createdAtMs: Date.now() };
+}
+
+/**
+ * `store` with some calls replaced (the others delegate): a shared tier that fails or stalls
+ * where a test says so.
+ */
+function withOverrides(store: SessionStore, overrides: Partial<SessionStore>): SessionStore {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      const own = (overrides as Record<string | symbol, unknown>)[prop];
+      if (own !== undefined) return own;
+      const v: unknown = Reflect.get(target, prop, receiver);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
 }
 
 describe('TieredSessionStore', () => {
@@ -98,4 +124,81 @@ describe('TieredSessionStore', () => {
     expect((await solo.exportIdentity('both')).map((x) => x.record?.sessionId)).toEqual(['s-a']);
     await Promise.all([tiered.dispose(), solo.dispose()]);
   });
+
+  describe('and an identity erased in the shared store (Redis)', () => {
+    it('a job that still held it does not write it back when its next write finds the lease gone', async () => {
+      const redis = await connectTestRedis();
+      const prefix = randomPrefix('tier-forget');
+      const shared = new RedisSessionStore({ client: redis, prefix });
+      const tiered = new TieredSessionStore({ shared, probeIntervalMs: 60_000 });
+      cleanups.push(async () => {
+        await tiered.dispose();
+        await unlinkPrefix(redis, `${prefix}*`);
+        redis.disconnect();
+      });
+      const key = { agentName: 'a', identity: 'erased-elsewhere' };
+      const claimedAtMs = Date.now();
+      const c = await tiered.resumeAndClaim(key, 'job', claimedAtMs, 30_000);
+      if (c.status !== 'claimed') throw new Error('claim');
+      await tiered.save(recordWithTurn(newSessionRecord({ ...key, sessionId: 's', nowMs: Date.now(), profile: null }), turn('something personal')), c.version, c.lease);
+      await until(async () => Date.now() > claimedAtMs); // the erasure comes after the claim
+      // The participant's "Forget me" runs in another process; the notice to this job is lost.
+      await shared.forget('erased-elsewhere');
+      // The job's next write finds no lease in Redis: it cannot tell an erasure from a Redis that
+      // lost its data, so it degrades and replays, and the replay is refused.
+      await tiered.appendTurn(key, turn('one more thing'), c.lease);
+      expect(tiered.isDegraded).toBe(true);
+      await tiered.tryRecover();
+      expect(tiered.isDegraded).toBe(false);
+      expect(await shared.exportIdentity('erased-elsewhere')).toEqual([]);
+      expect(await redis.keys(`${prefix}*`)).toEqual([expect.stringMatching(/:gone$/)]);
+      expect(await tiered.memory.exportIdentity('erased-elsewhere')).toEqual([]);
+      await expect(tiered.appendTurn(key, turn('still there?'), c.lease)).rejects.toMatchObject({ code: 'lease_lost' });
+      expect(await shared.exportIdentity('erased-elsewhere')).toEqual([]);
+    });
+
+    it('a forget made while the replay is writing that identity erases what the replay wrote', async () => {
+      const redis = await connectTestRedis();
+      const prefix = randomPrefix('tier-forget-race');
+      const real = new RedisSessionStore({ client: redis, prefix });
+      let down = true;
+      let restoreStarted!: () => void;
+      const started = new Promise<void>((r) => (restoreStarted = r));
+      let letRestoreFinish!: () => void;
+      const gate = new Promise<void>((r) => (letRestoreFinish = r));
+      const shared = withOverrides(real, {
+        save: async (...args) => {
+          if (down) throw new StoreUnavailableError('redis unreachable (test)');
+          return real.save(...args);
+        },
+        restore: async (...args) => {
+          restoreStarted();
+          await gate;
+          return real.restore(...args);
+        },
+      });
+      const tiered = new TieredSessionStore({ shared, probeIntervalMs: 60_000 });
+      cleanups.push(async () => {
+        await tiered.dispose();
+        await unlinkPrefix(redis, `${prefix}*`);
+        redis.disconnect();
+      });
+      const key = { agentName: 'a', identity: 'forgotten-mid-replay' };
+      const c = await tiered.resumeAndClaim(key, 'job', Date.now(), 30_000);
+      if (c.status !== 'claimed') throw new Error('claim');
+      await tiered.save(recordWithTurn(newSessionRecord({ ...key, sessionId: 's', nowMs: Date.now(), profile: null }), turn('said during the outage')), c.version, c.lease);
+      expect(tiered.isDegraded).toBe(true);
+      down = false;
+      const recovering = tiered.tryRecover();
+      await started;
+      await tiered.forget('forgotten-mid-replay'); // still degraded: queued for the shared tier
+      letRestoreFinish();
+      await recovering;
+      expect(tiered.isDegraded).toBe(false);
+      expect(tiered.pendingReplayCount).toBe(0);
+      expect(await real.exportIdentity('forgotten-mid-replay')).toEqual([]);
+      expect(await real.readRecord(key)).toMatchObject({ status: 'missing' });
+    });
+  });
 });
+
