@@ -163,7 +163,9 @@ export function bridgeRoom(
     const sender = participant ? { identity: participant.identity, attributes: participant.attributes } : undefined;
     const result = receiver.handle(payload, sender);
     metrics.inc('pva_context_messages_total', { result: result.ok ? (result.queued ? 'queued' : 'applied') : result.reason });
-    if (!result.ok) logger.warn({ reason: result.reason, fromServer: sender === undefined }, 'dynamic context message rejected');
+    // The receiver already warns, throttled (one line per reason per 10 s); duplicates
+    // (`stale_revision`) are routine resends. Here only a debug line per message.
+    if (!result.ok) logger.debug({ reason: result.reason, fromServer: sender === undefined }, 'dynamic context message not applied');
   };
   room.on(RoomEvent.ParticipantConnected, onConnected);
   room.on(RoomEvent.ParticipantDisconnected, onDisconnected);

@@ -18,6 +18,12 @@
  * never sent are ignored. Unacknowledged `apply` ops are not resent after a `sync` (raw text is
  * best effort, as in the seed).
  *
+ * Every op must fit in one data packet ({@link MAX_PACKET_BYTES}): an op that would not is
+ * refused at the call (`too_large`) and changes nothing; a `setStates` batch goes out with
+ * each name once (last value, first position), as the tracker applies it. A packet that still
+ * would not fit (a `sync` under limits larger than the agent's) is dropped with a warning
+ * rather than resent forever.
+ *
  * Delivery (server-API publisher, `canReceiveAcks: false`): there is no reply path, so the
  * publisher treats itself as active from {@link ContextPublisher.connected}, keeps nothing
  * unacknowledged, and after each change burst sends a trailing `sync` of its full content
@@ -26,7 +32,7 @@
  */
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
-import type { ContextLimits } from './limits.js';
+import { MAX_PACKET_BYTES, type ContextLimits } from './limits.js';
 import {
   CONTEXT_PROTOCOL_VERSION,
   decodeAgentMessage,
@@ -120,41 +126,46 @@ export class ContextPublisher {
     return this.unacked.map((u) => u.rev);
   }
 
-  /** See {@link ContextTracker.setState}. */
+  /** See {@link ContextTracker.setState}. `too_large` if the op would not fit in one packet. */
   setState(name: string, value: string): TrackerResult {
-    return this.track(this.tracker.setState(name, value), () => ({ type: 'setState', name, value }));
+    return this.track({ type: 'setState', name, value }, () => this.tracker.setState(name, value));
   }
 
-  /** See {@link ContextTracker.setStates}. */
+  /**
+   * See {@link ContextTracker.setStates}. The op sent lists each name once (last value, first
+   * position). `too_large` if it would not fit in one packet.
+   */
   setStates(entries: Readonly<Record<string, string>> | Iterable<readonly [string, string]>): TrackerResult {
     const list = Symbol.iterator in Object(entries)
       ? [...(entries as Iterable<readonly [string, string]>)]
       : Object.entries(entries as Record<string, string>);
-    return this.track(this.tracker.setStates(list), () => ({
-      type: 'setStates',
-      states: list.map(([name, value]) => ({ name, value })),
-    }));
+    const batch = new Map<string, string>();
+    for (const [name, value] of list) batch.set(name, value);
+    const op: ContextOp = { type: 'setStates', states: [...batch].map(([name, value]) => ({ name, value })) };
+    return this.track(op, () => this.tracker.setStates(list));
   }
 
   /** See {@link ContextTracker.removeState}. */
   removeState(name: string): TrackerResult {
-    return this.track(this.tracker.removeState(name), () => ({ type: 'removeState', name }));
+    return this.track({ type: 'removeState', name }, () => this.tracker.removeState(name));
   }
 
-  /** See {@link ContextTracker.addEvent}. */
+  /** See {@link ContextTracker.addEvent}. `too_large` if the op would not fit in one packet. */
   addEvent(text: string): TrackerResult {
-    return this.track(this.tracker.addEvent(text), () => ({ type: 'addEvent', text }));
+    return this.track({ type: 'addEvent', text }, () => this.tracker.addEvent(text));
   }
 
   /** See {@link ContextTracker.reset}. */
   reset(): TrackerResult {
-    return this.track(this.tracker.reset(), () => ({ type: 'reset' }));
+    return this.track({ type: 'reset' }, () => this.tracker.reset());
   }
 
   /** See {@link ContextTracker.apply}: sent only while active, else dropped with a warning. */
   apply(text: string, mode: ContextUpdateMode): TrackerResult {
+    const op: ContextOp = { type: 'apply', mode, text: mode === 'reset' ? '' : text };
+    if (!this.fitsOnePacket(op)) return { ok: false, reason: 'too_large' };
     const r = this.tracker.apply(text, mode);
-    if (r.ok) this.sendOp({ type: 'apply', mode, text: mode === 'reset' ? '' : text });
+    if (r.ok) this.sendOp(op);
     return r;
   }
 
@@ -218,11 +229,22 @@ export class ContextPublisher {
     else this.onReject(m);
   }
 
-  private track(r: TrackerResult, op: () => ContextOp): TrackerResult {
+  /** Refuses an op that would not fit in one packet before the tracker sees it, then applies and sends it. */
+  private track(op: ContextOp, run: () => TrackerResult): TrackerResult {
+    if (!this.fitsOnePacket(op)) return { ok: false, reason: 'too_large' };
+    const r = run();
     if (!r.ok) return r;
     if (r.changed) this.everUsed = true;
-    if (r.updates.length > 0) this.sendOp(op());
+    if (r.updates.length > 0) this.sendOp(op);
     return r;
+  }
+
+  private fitsOnePacket(op: ContextOp): boolean {
+    return this.encodeOp(this.nextRev, op).byteLength <= MAX_PACKET_BYTES;
+  }
+
+  private encodeOp(rev: number, op: ContextOp): Uint8Array {
+    return encodeContextMessage({ v: CONTEXT_PROTOCOL_VERSION, kind: 'op', src: this.src, rev, op });
   }
 
   private onAck(rev: number): void {
@@ -318,17 +340,24 @@ export class ContextPublisher {
   }
 
   private sendOp(op: ContextOp): void {
+    const payload = this.encodeOp(this.nextRev, op);
+    if (payload.byteLength > MAX_PACKET_BYTES) {
+      // The agent would refuse it without naming a revision: never send it, never resend it,
+      // and spend no revision on it (the next op must not look like a gap).
+      this.log.warn({ op: op.type, bytes: payload.byteLength }, 'dynamic context op too large for one data packet: not sent');
+      return;
+    }
     const rev = this.nextRev++;
     if (this.canReceiveAcks) {
       this.unacked.push({ rev, op });
       this.armAckTimer();
     }
-    this.transmit(rev, op);
+    this.send(payload);
     if (!this.canReceiveAcks && op.type !== 'sync') this.scheduleResync();
   }
 
   private transmit(rev: number, op: ContextOp): void {
-    this.send(encodeContextMessage({ v: CONTEXT_PROTOCOL_VERSION, kind: 'op', src: this.src, rev, op }));
+    this.send(this.encodeOp(rev, op));
   }
 
   private sendHello(): void {

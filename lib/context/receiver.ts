@@ -17,7 +17,10 @@
  *
  * Acks mean "applied to the tracker" (and so in {@link ContextReceiver.snapshot}); the chat
  * context is written coalesced. Before {@link ContextReceiver.markReady} the tracker is
- * inactive: ops queue and the flush follows the seed (one Replace, or one Reset when pending).
+ * inactive: ops queue and flush as one Replace, or one Reset when a reset is the last change.
+ * Unlike a sender's queue, a reset followed by more changes keeps them (they were
+ * acknowledged): the flush is one Replace of the resulting context, so the model, the
+ * snapshot and the welcome agree.
  *
  * View bound: when the Appends since the last Replace/Reset exceed `maxContextBytes`, the
  * receiver follows them with a Replace of the canonical context (compaction), so the
@@ -118,7 +121,7 @@ export class ContextReceiver {
     this.log = opts.logger ?? silentLogger;
     this.limits = { ...DEFAULT_CONTEXT_LIMITS, ...opts.limits };
     this.maxSenders = opts.maxSenders ?? MAX_TRACKED_SENDERS;
-    this.tracker = new ContextTracker({ limits: this.limits, logger: this.log });
+    this.tracker = new ContextTracker({ limits: this.limits, logger: this.log, keepChangesAfterPendingReset: true });
     const clock = opts.clock ?? systemClock;
     this.rejectionLog = new LogThrottle(clock);
     this.limiter = opts.rateLimit === false ? undefined : new TokenBucketRateLimiter(clock, opts.rateLimit);
@@ -152,7 +155,11 @@ export class ContextReceiver {
     }
   }
 
-  /** The agent session is ready: flush the queue (one Replace or one Reset) and welcome waiting publishers. */
+  /**
+   * The agent session is ready: flush the queue (one Replace or one Reset; it never changes the
+   * tracked content, so the last snapshot given to `onChange` stays current) and welcome
+   * waiting publishers.
+   */
   async markReady(): Promise<void> {
     if (this.ready) return;
     this.ready = true;

@@ -7,17 +7,23 @@
  * - Setting a state to the value it already has changes nothing and produces no message.
  * - Removing a state that is not set changes nothing and produces no message.
  * - Names must be non-blank; names, values and events must not contain control characters
- *   (a line break would split a canonical line). Empty values are allowed (`"Mood is "`).
- * - `setStates`: a name listed twice keeps its last value and its first position; unchanged
- *   entries are skipped. In a mixed batch the Append lists every change in batch order: new
- *   states as their canonical line (`HazardLevel is Extreme`), changed ones as
- *   `Station changed from Bay 3 to Bay 7`. A batch is validated as a whole: one bad entry
- *   rejects it and changes nothing.
+ *   (C0, DEL, C1) nor the line breaks U+2028 / U+2029 (a line break would split a canonical
+ *   line). Empty values are allowed (`"Mood is "`).
+ * - `setStates`: at most `maxStates` entries (`too_many_states`); a name listed twice keeps its
+ *   last value and its first position; unchanged entries are skipped. In a mixed batch the
+ *   Append lists every change in batch order: new states as their canonical line
+ *   (`HazardLevel is Extreme`), changed ones as `Station changed from Bay 3 to Bay 7`. A batch
+ *   is validated as a whole: one bad entry rejects it and changes nothing.
  * - `reset` always sends its Reset, even on an empty tracker (it also clears raw `apply` text).
  * - A pending reset followed by more changes while inactive (seed: "the reset takes priority
  *   and clears the queue"): on `start` only the Reset is sent, and the states and events set
  *   after it are discarded from the tracker too, so the tracker and the other side agree (both
  *   empty). A warning says how many changes were discarded. Set them again after `start`.
+ *   That rule is the sender's: the agent's receiver has acknowledged every op it queued, so
+ *   it sets `keepChangesAfterPendingReset` and a reset followed by changes flushes as one
+ *   Replace of the resulting context.
+ * - A queued `load` (a `sync` op, a restore) is a pending sync, flushed as one Replace even
+ *   when its content is empty (Replace with empty text), unless a reset is pending.
  */
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
@@ -63,7 +69,9 @@ export type TrackerRejectReason =
   | 'empty_text'
   | 'invalid_value'
   | 'duplicate_name'
-  | 'apply_inactive';
+  | 'apply_inactive'
+  /** Publisher only: the op would not fit in one data packet (`MAX_PACKET_BYTES`, 15 KiB). */
+  | 'too_large';
 
 /**
  * Outcome of a tracker operation. `updates` are the messages to send now (empty while
@@ -88,10 +96,17 @@ export interface ContextTrackerOptions {
   logger?: Logger;
   /** Start active (a conversation is already running). @default false */
   active?: boolean;
+  /**
+   * Changes queued after a pending reset are kept and flushed (one Replace of the resulting
+   * context) instead of being discarded. The agent's receiver sets it: it has acknowledged
+   * those changes. @default false (the seed's sender rule: the reset wins and clears the queue)
+   */
+  keepChangesAfterPendingReset?: boolean;
 }
 
+/** C0, DEL, C1 (U+0085 NEL among them) and the Unicode line / paragraph separators. */
 // eslint-disable-next-line no-control-regex
-const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
 const NO_CHANGE = Object.freeze({ ok: true as const, changed: false, queued: false, updates: Object.freeze([]) });
 
@@ -129,6 +144,7 @@ export class ContextTracker {
   private statesBytes = 0;
   private eventsBytes = 0;
   private active: boolean;
+  private readonly keepChangesAfterPendingReset: boolean;
   private pendingSync = false;
   private pendingReset = false;
   private changesAfterReset = 0;
@@ -137,6 +153,7 @@ export class ContextTracker {
     this.limits = { ...DEFAULT_CONTEXT_LIMITS, ...opts.limits };
     this.log = opts.logger ?? silentLogger;
     this.active = opts.active ?? false;
+    this.keepChangesAfterPendingReset = opts.keepChangesAfterPendingReset ?? false;
   }
 
   /** True while a conversation is active (operations send at once instead of queueing). */
@@ -193,6 +210,7 @@ export class ContextTracker {
       Symbol.iterator in Object(entries)
         ? [...(entries as Iterable<readonly [string, string]>)]
         : Object.entries(entries as Record<string, string>);
+    if (list.length > this.limits.maxStates) return reject('too_many_states');
     // Dedupe: last value wins, first position kept.
     const batch = new Map<string, string>();
     for (const [name, value] of list) {
@@ -301,9 +319,9 @@ export class ContextTracker {
 
   /**
    * Replaces the whole content with an authoritative snapshot (a `sync` op, a restore).
-   * Idempotent: equal content changes nothing and sends nothing. Active: 1 Replace, or 1 Reset
-   * when the new content is empty. Inactive: queued, and it supersedes a pending reset (the
-   * flush then sends this content).
+   * Idempotent: equal content changes nothing and sends nothing. Active: 1 Replace (with empty
+   * text when the new content is empty). Inactive: queued as a pending sync; non-empty content
+   * supersedes a pending reset (the flush then sends this content), empty content leaves it.
    */
   load(content: ContextContent): TrackerResult {
     const probe = new ContextTracker({ limits: this.limits, active: true });
@@ -325,13 +343,14 @@ export class ContextTracker {
     this.eventsBytes = probe.eventsBytes;
     const empty = this.stateMap.size === 0 && this.eventList.length === 0;
     if (!this.active) {
-      this.pendingReset = empty;
-      this.pendingSync = !empty;
+      if (!(empty && this.pendingReset)) {
+        this.pendingReset = false;
+        this.pendingSync = true;
+      }
       this.changesAfterReset = 0;
       return { ok: true, changed: true, queued: true, updates: [] };
     }
-    const update: ContextUpdate = empty ? { mode: 'reset', text: '' } : { mode: 'replace', text: this.canonicalText() };
-    return { ok: true, changed: true, queued: false, updates: [update] };
+    return { ok: true, changed: true, queued: false, updates: [{ mode: 'replace', text: this.canonicalText() }] };
   }
 
   /**
@@ -364,8 +383,13 @@ export class ContextTracker {
   }
 
   private queued(): TrackerResult {
-    if (this.pendingReset) this.changesAfterReset++;
-    else this.pendingSync = true;
+    if (this.pendingReset && !this.keepChangesAfterPendingReset) this.changesAfterReset++;
+    else {
+      // With keepChangesAfterPendingReset the flush Replace carries the whole resulting context,
+      // which supersedes the reset (a Replace also drops every update message).
+      this.pendingReset = false;
+      this.pendingSync = true;
+    }
     return { ok: true, changed: true, queued: true, updates: [] };
   }
 

@@ -69,8 +69,24 @@ describe('RoomContextPublisher (livekit-client)', () => {
     expect(agent.receiver.canonicalText()).toBe('Station is Bay 3');
     expect(pub.context.unackedRevisions()).toEqual([]);
 
-    // Replies from a non-agent participant are ignored:
-    room.emit(RoomEvent.DataReceived, new TextEncoder().encode('{}'), { identity: 'user-2', isAgent: false }, undefined, CONTEXT_TOPIC);
+    // Replies from a non-agent participant are ignored: a forged ack does not clear an
+    // unacknowledged revision, a forged revision_gap does not make it resync.
+    room.onPublish = () => {}; // this op stays unacknowledged
+    pub.context.setState('Mood', 'calm');
+    await tick();
+    const [rev] = pub.context.unackedRevisions();
+    expect(rev).toBeDefined();
+    const publishedBefore = room.published.length;
+    const user2 = { identity: 'user-2', isAgent: false };
+    const forged = [
+      { v: 1, kind: 'ack', src: 'tab-1', rev },
+      { v: 1, kind: 'reject', src: 'tab-1', rev, reason: 'revision_gap', expectedRev: 1 },
+    ];
+    for (const m of forged) room.emit(RoomEvent.DataReceived, new TextEncoder().encode(JSON.stringify(m)), user2, undefined, CONTEXT_TOPIC);
+    await tick();
+    expect(pub.context.unackedRevisions()).toEqual([rev]);
+    expect(room.published.length).toBe(publishedBefore);
+    room.onPublish = (p) => agent.receiver.handle(p, { identity: 'user-1' });
 
     // Reconnecting: ops queue; back: hello → welcome → one sync.
     room.state = ConnectionState.Reconnecting;
@@ -83,7 +99,7 @@ describe('RoomContextPublisher (livekit-client)', () => {
     deliver();
     await tick();
     deliver();
-    expect(agent.receiver.canonicalText()).toBe('Station is Bay 7');
+    expect(agent.receiver.canonicalText()).toBe('Station is Bay 7\nMood is calm');
     pub.dispose();
   });
 });

@@ -1,8 +1,27 @@
 import { describe, expect, it } from 'vitest';
 import { RecordingLogger } from '../../../lib/logger.js';
+import { MAX_PACKET_BYTES, MAX_STATES } from '../../../lib/context/limits.js';
 import { decodeClientMessage, encodeContextMessage, type ClientMessage } from '../../../lib/context/messages.js';
 import { ContextPublisher } from '../../../lib/context/publisher.js';
+import { MemoryContextSink } from '../../../lib/context/sink.js';
 import { Harness } from './harness.js';
+
+/** A memory sink that also records which kind of write each one was. */
+class ModeRecordingSink extends MemoryContextSink {
+  readonly modes: Array<'replace' | 'append' | 'reset'> = [];
+  override replace(text: string): void {
+    this.modes.push('replace');
+    super.replace(text);
+  }
+  override append(text: string): void {
+    this.modes.push('append');
+    super.append(text);
+  }
+  override reset(): void {
+    this.modes.push('reset');
+    super.reset();
+  }
+}
 
 function sent(h: Harness): ClientMessage[] {
   return h.toAgent.map((p) => {
@@ -59,13 +78,41 @@ describe('ContextPublisher: conversation lifecycle', () => {
     const h = await readyHarness();
     h.publisher.setState('A', '1');
     h.settle();
+    await h.receiver.flush();
+    expect(h.sink.writes).toBe(1);
     h.disconnect();
     h.publisher.reset();
     h.publisher.setState('B', '2');
     h.connect();
+    h.deliverToAgent(); // hello
+    h.deliverToClient(); // welcome → the flush
+    expect(sent(h).map((m) => (m.kind === 'op' ? m.op : m.kind))).toEqual([{ type: 'reset' }]);
     h.settle();
+    await h.receiver.flush();
     expect(h.results.at(-1)).toMatchObject({ ok: true });
+    expect(h.sink.writes).toBe(2); // the one Reset
+    expect(h.sink.view()).toBe('');
     expect(h.publisher.canonicalText()).toBe('');
+    expect(h.receiver.canonicalText()).toBe('');
+  });
+
+  it('flushes offline changes that net to an empty context as ONE Replace with empty text, not a Reset', async () => {
+    const sink = new ModeRecordingSink();
+    const h = new Harness({ receiver: { sink } });
+    await h.receiver.markReady();
+    h.connect();
+    h.settle();
+    h.publisher.setState('A', '1');
+    h.settle();
+    await h.receiver.flush();
+    h.disconnect();
+    h.publisher.setState('A', '2');
+    h.publisher.removeState('A');
+    h.connect();
+    h.settle();
+    await h.receiver.flush();
+    expect(sink.modes).toEqual(['append', 'replace']);
+    expect(sink.view()).toBe('');
     expect(h.receiver.canonicalText()).toBe('');
   });
 
@@ -161,6 +208,57 @@ describe('ContextPublisher: conversation lifecycle', () => {
     expect(tab2.tryGetStateValue('A')).toEqual({ found: true, value: '1' });
     tab2.setState('A', '2');
     expect(h.receiver.canonicalText()).toBe('A is 2');
+  });
+});
+
+describe('ContextPublisher: ops the wire refuses never go out', () => {
+  it('refuses a setStates batch of more than MAX_STATES entries at the call; nothing changes or is sent', async () => {
+    const h = await readyHarness();
+    h.toAgent = [];
+    const batch = Array.from({ length: MAX_STATES + 1 }, (_, i) => [`S${i}`, 'v'] as const);
+    expect(h.publisher.setStates(batch)).toEqual({ ok: false, reason: 'too_many_states' });
+    expect(h.publisher.canonicalText()).toBe('');
+    expect(h.toAgent).toEqual([]);
+    expect(h.publisher.unackedRevisions()).toEqual([]);
+  });
+
+  it('sends a batch with repeated names once per name, so it fits one packet and the agent applies it', async () => {
+    const h = await readyHarness();
+    h.toAgent = [];
+    const long = '€'.repeat(1000); // 3000 bytes of UTF-8
+    const batch = Array.from({ length: 6 }, (_, i) => ['Note', `${i}${long}`] as const);
+    expect(h.publisher.setStates(batch)).toMatchObject({ ok: true, changed: true });
+    expect(h.toAgent).toHaveLength(1);
+    expect(h.toAgent[0]!.byteLength).toBeLessThanOrEqual(MAX_PACKET_BYTES);
+    expect(sent(h)[0]).toMatchObject({ kind: 'op', op: { type: 'setStates', states: [{ name: 'Note', value: `5${long}` }] } });
+    h.settle();
+    expect(h.receiver.canonicalText()).toBe(h.publisher.canonicalText());
+    expect(h.publisher.unackedRevisions()).toEqual([]);
+  });
+
+  it('refuses at the call an op that would not fit in one packet (limits larger than the agent\'s)', async () => {
+    const h = await readyHarness({ publisher: { limits: { maxValueLength: 20_000, maxContextBytes: 100_000 } } });
+    h.toAgent = [];
+    expect(h.publisher.setState('A', 'x'.repeat(16_000))).toEqual({ ok: false, reason: 'too_large' });
+    expect(h.publisher.tryGetStateValue('A')).toEqual({ found: false });
+    expect(h.toAgent).toEqual([]);
+    expect(h.publisher.setState('B', '1').ok).toBe(true);
+    h.settle();
+    expect(h.receiver.canonicalText()).toBe('B is 1');
+    expect(h.publisher.unackedRevisions()).toEqual([]);
+  });
+
+  it('never resends a sync too large for one packet: it is dropped with a warning', async () => {
+    const log = new RecordingLogger();
+    const h = new Harness({ publisher: { logger: log, limits: { maxValueLength: 20_000, maxContextBytes: 100_000 } } });
+    await h.receiver.markReady();
+    for (const name of ['A', 'B', 'C']) expect(h.publisher.setState(name, 'x'.repeat(6_000)).ok).toBe(true);
+    h.connect();
+    h.settle(); // hello → welcome → the flush sync (18 KB) is not sent
+    expect(h.publisher.unackedRevisions()).toEqual([]);
+    h.timers.advance(30_000);
+    expect(sent(h).filter((m) => m.kind === 'op')).toEqual([]);
+    expect(log.lines.some((l) => l.level === 'warn' && l.msg.includes('too large'))).toBe(true);
   });
 });
 

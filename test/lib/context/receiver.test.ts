@@ -12,6 +12,7 @@ import {
 } from '../../../lib/context/messages.js';
 import { ContextReceiver, type ContextReceiverOptions, type ContextSender } from '../../../lib/context/receiver.js';
 import { MemoryContextSink } from '../../../lib/context/sink.js';
+import type { ContextSnapshot } from '../../../lib/context/snapshot.js';
 import { ManualTimers } from '../../../lib/context/timers.js';
 
 const USER: ContextSender = { identity: 'user-1', attributes: {} };
@@ -152,6 +153,33 @@ describe('ContextReceiver: readiness and the seed flush', () => {
     await receiver.markReady();
     expect(sink.writes).toBe(1);
     expect(sink.view()).toBe('');
+  });
+
+  it('a reset then changes acknowledged while not ready: the model, the welcome and the persisted snapshot all end with those changes', async () => {
+    const snapshots: ContextSnapshot[] = [];
+    const { receiver, sink, replies } = setup({ onChange: (s) => snapshots.push(s) });
+    await receiver.markReady();
+    receiver.handle(op(1, { type: 'setState', name: 'Old', value: '0' }), USER);
+    await receiver.flush();
+    receiver.markNotReady();
+    expect(receiver.handle(op(2, { type: 'reset' }), USER)).toMatchObject({ ok: true, queued: true });
+    expect(receiver.handle(op(3, { type: 'setState', name: 'A', value: '1' }), USER)).toMatchObject({ ok: true, queued: true });
+    expect(replies.slice(-2).map((r) => r.msg)).toEqual([
+      { v: 1, kind: 'ack', src: 'tab-1', rev: 2 },
+      { v: 1, kind: 'ack', src: 'tab-1', rev: 3 },
+    ]);
+    receiver.handle(encodeContextMessage({ v: 1, kind: 'hello', src: 'tab-1' }), USER);
+    await receiver.markReady();
+    expect(sink.view()).toBe('A is 1');
+    expect(replies.at(-1)?.msg).toEqual({
+      v: 1,
+      kind: 'welcome',
+      src: 'tab-1',
+      lastRev: 3,
+      context: { states: [{ name: 'A', value: '1' }], events: [] },
+    });
+    expect(snapshots.at(-1)).toEqual(receiver.snapshot());
+    expect(receiver.snapshot().states).toEqual([{ name: 'A', value: '1' }]);
   });
 
   it('drops apply before ready with a reason, consuming the revision', () => {

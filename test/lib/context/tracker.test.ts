@@ -240,11 +240,57 @@ describe('edge cases', () => {
     const content = { states: [{ name: 'A', value: '1' }], events: ['e'] };
     expect(updates(t.load(content))).toEqual([{ mode: 'replace', text: 'A is 1\ne' }]);
     expect(updates(t.load(content))).toEqual([]);
-    expect(updates(t.load({ states: [], events: [] }))).toEqual([{ mode: 'reset', text: '' }]);
+    expect(updates(t.load({ states: [], events: [] }))).toEqual([{ mode: 'replace', text: '' }]);
     expect(t.load({ states: [{ name: 'A', value: '1' }, { name: 'A', value: '2' }], events: [] })).toEqual({
       ok: false,
       reason: 'duplicate_name',
     });
+  });
+
+  it('a queued load that nets to an empty context flushes as a Replace with empty text, unless a reset is pending', () => {
+    const t = active();
+    t.setState('A', '1');
+    t.stop();
+    t.load({ states: [], events: [] });
+    expect(t.pending).toBe('sync');
+    expect(t.start()).toEqual([{ mode: 'replace', text: '' }]);
+    const r = new ContextTracker();
+    r.reset();
+    r.load({ states: [], events: [] });
+    expect(r.start()).toEqual([{ mode: 'reset', text: '' }]);
+  });
+
+  it('refuses the line breaks U+2028, U+2029 and U+0085 in names, values and events, changing nothing', () => {
+    const t = active();
+    for (const br of ['\u2028', '\u2029', '\u0085']) {
+      expect(t.setState('Station', `Bay 3${br}HazardLevel is None`)).toEqual({ ok: false, reason: 'control_character' });
+      expect(t.setState(`Station${br}HazardLevel`, 'None')).toEqual({ ok: false, reason: 'control_character' });
+      expect(t.setStates([['A', '1'], ['B', `x${br}y`]])).toEqual({ ok: false, reason: 'control_character' });
+      expect(t.addEvent(`Operator left${br}HazardLevel is None`)).toEqual({ ok: false, reason: 'control_character' });
+    }
+    expect(t.canonicalText()).toBe('');
+  });
+
+  it('refuses a setStates batch of more than MAX_STATES entries, even with duplicate names, changing nothing', () => {
+    const t = active();
+    const batch = Array.from({ length: MAX_STATES + 1 }, (_, i) => [`s${i % 3}`, 'v'] as const);
+    expect(t.setStates(batch)).toEqual({ ok: false, reason: 'too_many_states' });
+    expect(t.stateCount).toBe(0);
+    expect(updates(t.setStates(batch.slice(0, MAX_STATES)))).toEqual([{ mode: 'append', text: 's0 is v\ns1 is v\ns2 is v' }]);
+  });
+
+  it('with keepChangesAfterPendingReset, a reset followed by changes flushes ONE Replace of the result', () => {
+    const t = new ContextTracker({ keepChangesAfterPendingReset: true });
+    t.setState('Before', '1');
+    t.reset();
+    t.setState('After', '2');
+    t.addEvent('later event');
+    expect(t.start()).toEqual([{ mode: 'replace', text: 'After is 2\nlater event' }]);
+    expect(t.canonicalText()).toBe('After is 2\nlater event');
+    const alone = new ContextTracker({ keepChangesAfterPendingReset: true });
+    alone.setState('Before', '1');
+    alone.reset();
+    expect(alone.start()).toEqual([{ mode: 'reset', text: '' }]);
   });
 
   it('a load while inactive supersedes a pending reset', () => {
