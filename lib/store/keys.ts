@@ -14,9 +14,7 @@
  * | `P{s.A.I}:archdata`         | hash   | session id → archived record payload              | archiveTtlMs   |
  * | `P{s.A.I}:archtail`         | hash   | session id → turns said after its last save (a    | archiveTtlMs   |
  * |                             |        | crashed owner's), a JSON array of turn payloads   |                |
- * | `P{s.A.I}:gone`             | string | when identity `I` was erased (forget), ms: a      | sessionTtlMs   |
- * |                             |        | replay of an earlier claim is refused             |                |
- * | `P{i.I}:agents`             | set    | `A` of every agent holding data for identity `I`  | profileTtlMs   |
+ * | `P{i.I}:agents`             | set    | `A` of every agent holding data for identity `I`  | max(profile, archive) TTL |
  *
  * All keys of one session share the hash tag `{s.A.I}`, so every script touching them runs in
  * one Redis Cluster slot. base64url has no `{`, `}`, `:` or `.`, so no identity's bytes can
@@ -52,7 +50,6 @@ export interface SessionKeys {
   archive: string;
   archiveData: string;
   archiveTail: string;
-  gone: string;
 }
 
 /**
@@ -98,7 +95,6 @@ export class KeyBuilder {
       archive: `${base}:arch`,
       archiveData: `${base}:archdata`,
       archiveTail: `${base}:archtail`,
-      gone: `${base}:gone`,
     });
     if (key.agentName.length + key.identity.length <= SESSION_KEYS_MEMO_MAX_CHARS) {
       if (this.memoCount >= SESSION_KEYS_MEMO_SIZE) {
@@ -116,6 +112,15 @@ export class KeyBuilder {
   /** Pub/sub channel of notices about `identity`'s sessions (takeovers, forget). */
   noticeChannel(identity: string): string {
     return `${this.prefix}{i.${encodeKeyPart(identity)}}:notices`;
+  }
+
+  /**
+   * When `identity` was last erased ({@link SessionStore.forget}, epoch ms), kept for the session
+   * TTL so a job cut off at that moment cannot write it back. Hashed like a coordination key
+   * ({@link hashedKey}): the erased identity does not appear in any key name.
+   */
+  forgetMark(identity: string): string {
+    return hashedKey(this.prefix, 'f', identity);
   }
 
   /** The identity index: every agent name holding data for `identity`. */

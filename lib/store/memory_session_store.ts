@@ -68,8 +68,8 @@ export class MemorySessionStore implements SessionStore {
   private readonly byIdentity = new Map<string, Set<string>>();
   private readonly queue = new ExpiryQueue<Slot>();
   /**
-   * Session id → when its identity was erased and until when that is remembered (sessionTtlMs):
-   * a restore of an earlier claim is refused meanwhile, as `restore-8.lua` does.
+   * Identity → when it was erased and until when that is remembered (sessionTtlMs): a restore
+   * of an earlier claim is refused meanwhile, as `RedisSessionStore.restore` does.
    */
   private readonly gone = new Map<string, { atMs: number; untilMs: number }>();
   private readonly clock: Clock;
@@ -352,11 +352,9 @@ export class MemorySessionStore implements SessionStore {
     this.purgeExpired();
     const ids = [...(this.byIdentity.get(identity) ?? [])];
     const nowMs = this.clock.nowMs();
-    for (const [id, g] of this.gone) if (g.untilMs <= nowMs) this.gone.delete(id);
-    for (const id of ids) {
-      this.entries.delete(id);
-      this.gone.set(id, { atMs: nowMs, untilMs: nowMs + this.opts.sessionTtlMs });
-    }
+    for (const [who, g] of this.gone) if (g.untilMs <= nowMs) this.gone.delete(who);
+    this.gone.set(identity, { atMs: nowMs, untilMs: nowMs + this.opts.sessionTtlMs });
+    for (const id of ids) this.entries.delete(id);
     this.byIdentity.delete(identity);
     return { sessionKeysErased: ids.length };
   }
@@ -386,7 +384,7 @@ export class MemorySessionStore implements SessionStore {
 
   async restore(snapshot: SessionSnapshot, writer: string, nowMs: number): Promise<RestoreOutcome> {
     const claimedAtMs = snapshot.lease?.claimedAtMs ?? 0;
-    const gone = this.gone.get(sessionKeyId(snapshot.key));
+    const gone = this.gone.get(snapshot.key.identity);
     if (gone !== undefined && gone.untilMs > this.clock.nowMs() && claimedAtMs < gone.atMs) return { status: 'skipped', why: 'forgotten' };
     const [id, e] = this.getOrCreate(snapshot.key);
     let fence = snapshot.lease?.fence ?? 0;

@@ -25,7 +25,7 @@ export const SCRIPTS = {
   save: { file: 'save-7.lua', numberOfKeys: 7, readOnly: false },
   lease: { file: 'lease-3.lua', numberOfKeys: 3, readOnly: false },
   read: { file: 'read-7.lua', numberOfKeys: 7, readOnly: true },
-  restore: { file: 'restore-8.lua', numberOfKeys: 8, readOnly: false },
+  restore: { file: 'restore-7.lua', numberOfKeys: 7, readOnly: false },
   reseal: { file: 'reseal-5.lua', numberOfKeys: 5, readOnly: false },
 } as const;
 
@@ -39,7 +39,6 @@ export const LUA_CODES = {
   leaseLost: -3,
   versionConflict: -4,
   newerArrival: -5,
-  forgotten: -6,
 } as const;
 
 /** A raw reply value from a script (RESP2 through ioredis). */
@@ -131,7 +130,6 @@ export function codeToError(code: number, script: ScriptName, detail?: LuaReply)
     case LUA_CODES.ok:
     case LUA_CODES.busy:
     case LUA_CODES.newerArrival:
-    case LUA_CODES.forgotten:
       return null;
     case LUA_CODES.leaseLost:
       return new ConflictError('lease_lost', 'the session lease is held by a newer claim');

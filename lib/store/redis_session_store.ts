@@ -114,6 +114,8 @@ export class RedisSessionStore implements SessionStore {
   /** The scripts' constant arguments, as sent. */
   private readonly scriptArgs: { maxPendingTurns: string; sessionTtlMs: string; turnsKeepMs: string; archiveTtlMs: string };
   private readonly acks: ReplicaAcks;
+  /** TTL of an identity's index (see {@link index}), ms. */
+  private readonly indexTtlMs: number;
 
   constructor(opts: RedisSessionStoreOptions) {
     if (opts.client === undefined && opts.url === undefined && opts.sentinel === undefined && opts.cluster === undefined) {
@@ -126,6 +128,7 @@ export class RedisSessionStore implements SessionStore {
     this.opts = resolveStoreOptions(opts);
     this.codec = new PayloadCodec(this.opts.cipher);
     this.log = opts.logger ?? silentLogger;
+    this.indexTtlMs = Math.max(this.opts.profileTtlMs, this.opts.archiveTtlMs, this.opts.sessionTtlMs);
     this.scriptArgs = {
       maxPendingTurns: String(this.opts.maxPendingTurns),
       sessionTtlMs: String(this.opts.sessionTtlMs),
@@ -161,12 +164,23 @@ export class RedisSessionStore implements SessionStore {
     return [k.rec, k.meta, k.turns, k.profile, k.archive, k.archiveData, k.archiveTail];
   }
 
+  /**
+   * Adds `key` to its identity's index (what {@link forget} and {@link exportIdentity} find),
+   * kept as long as anything of the session can be: the profile or the archive, whichever is
+   * kept longer (pending turns and the record never outlive both). One transaction, so the index
+   * never stays without its TTL.
+   */
   private async index(key: SessionKey): Promise<void> {
     const idx = this.keys.identityIndex(key.identity);
     try {
-      await Promise.all([this.client.sadd(idx, encodeKeyPart(key.agentName)), this.client.pexpire(idx, this.opts.profileTtlMs)]);
+      const replies = await this.client.multi().sadd(idx, encodeKeyPart(key.agentName)).pexpire(idx, this.indexTtlMs).exec();
+      const failed = replies?.find(([err]) => err !== null)?.[0];
+      if (failed) throw failed;
     } catch (err) {
-      throw toStoreError(err);
+      // A command refused while queued (OOM, READONLY…) aborts the transaction: its own error
+      // says whether to retry, not EXECABORT's.
+      const queued = (err as { previousErrors?: unknown[] }).previousErrors?.[0];
+      throw toStoreError(queued ?? err);
     }
   }
 
@@ -339,8 +353,7 @@ export class RedisSessionStore implements SessionStore {
    * the record). A session can appear on more than one page (one entry per page).
    */
   async listStoredSessions(opts: { cursor?: string | null; count?: number } = {}): Promise<SessionPage> {
-    // An erasure's mark (`:gone`) is not something stored for the session.
-    return this.scanSessions(this.keys.sessionScanPattern(), (k) => (k.endsWith(':gone') ? null : this.keys.parseSessionKey(k)), opts);
+    return this.scanSessions(this.keys.sessionScanPattern(), (k) => this.keys.parseSessionKey(k), opts);
   }
 
   /** One page of a SCAN of every master for `pattern`, each key mapped to its session by `parse`. */
@@ -446,24 +459,21 @@ export class RedisSessionStore implements SessionStore {
 
   async forget(identity: string): Promise<{ sessionKeysErased: number }> {
     const idx = this.keys.identityIndex(identity);
-    const agents = await this.agentsOf(identity);
-    const atMs = String(Date.now());
+    const mark = this.keys.forgetMark(identity);
     try {
-      // Each session's keys go with a mark of the erasure, so a job cut off from the store now
-      // cannot write them back when it replays (restore-8.lua); the mark holds nothing else.
-      await Promise.all(
-        agents.map(async (agentName) => {
-          const k = { agentName, identity };
-          const replies = await this.client.multi().unlink(...this.sk(k)).set(this.keys.session(k).gone, atMs, 'PX', this.opts.sessionTtlMs).exec();
-          const failed = replies?.find(([err]) => err !== null)?.[0];
-          if (failed) throw failed;
-        }),
-      );
+      // The mark first: a replay that writes after the erasure below finds it (see restore).
+      await this.client.set(mark, String(Date.now()), 'PX', this.opts.sessionTtlMs);
+    } catch (err) {
+      throw toStoreError(err);
+    }
+    const agents = await this.agentsOf(identity);
+    try {
+      await Promise.all(agents.map((agentName) => this.client.unlink(...this.sk({ agentName, identity }))));
       await this.client.unlink(idx);
     } catch (err) {
       throw toStoreError(err);
     }
-    await this.replicated(idx, ...agents.map((agentName) => this.keys.session({ agentName, identity }).rec));
+    await this.replicated(mark, idx, ...agents.map((agentName) => this.keys.session({ agentName, identity }).rec));
     return { sessionKeysErased: agents.length };
   }
 
@@ -491,8 +501,23 @@ export class RedisSessionStore implements SessionStore {
     };
   }
 
+  /** True when {@link forget} erased `identity` after `claimedAtMs` (0: unknown), within its mark's TTL. */
+  private async erasedSince(identity: string, claimedAtMs: number): Promise<boolean> {
+    let at: string | null;
+    try {
+      at = await this.client.get(this.keys.forgetMark(identity));
+    } catch (err) {
+      throw toStoreError(err);
+    }
+    return at !== null && claimedAtMs < Number(at);
+  }
+
   async restore(snapshot: SessionSnapshot, writer: string, nowMs: number): Promise<RestoreOutcome> {
     const key = snapshot.key;
+    // A snapshot claimed before the identity was erased is not written back. The mark is read
+    // again after the script: a forget that ran meanwhile may have erased before it wrote.
+    const claimedAtMs = snapshot.lease?.claimedAtMs ?? 0;
+    if (await this.erasedSince(key.identity, claimedAtMs)) return { status: 'skipped', why: 'forgotten' };
     const writeSession = snapshot.lease !== null || snapshot.record !== null;
     const archive = snapshot.archive.filter((a) => a.record !== null);
     const args = [
@@ -513,12 +538,18 @@ export class RedisSessionStore implements SessionStore {
       String(archive.length),
       ...archive.flatMap((a) => [String(a.archivedAtMs), a.sessionId, this.codec.encodeRecord(a.record as SessionRecord)]),
     ];
-    const reply = asArray(await callScript(this.client, 'restore', [...this.sk(key), this.keys.session(key).gone], args), 'restore');
-    const code = checkCode(reply, 'restore');
-    if (code === LUA_CODES.forgotten) return { status: 'skipped', why: 'forgotten' };
-    const skipped = code === LUA_CODES.newerArrival;
+    const reply = asArray(await callScript(this.client, 'restore', this.sk(key), args), 'restore');
+    const skipped = checkCode(reply, 'restore') === LUA_CODES.newerArrival;
+    if (await this.erasedSince(key.identity, claimedAtMs)) {
+      try {
+        await this.client.unlink(...this.sk(key));
+      } catch (err) {
+        throw toStoreError(err);
+      }
+      return { status: 'skipped', why: 'forgotten' };
+    }
     if (!skipped) await this.index(key);
-    // A skipped restore still wrote the archive (see restore-8.lua).
+    // A skipped restore still wrote the archive (see restore-7.lua).
     await this.replicated(this.keys.session(key).rec, ...(skipped ? [] : [this.keys.identityIndex(key.identity)]));
     return skipped ? { status: 'skipped', why: 'newer_arrival' } : { status: 'restored', version: num(reply, 1), fence: num(reply, 2) };
   }

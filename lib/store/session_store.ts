@@ -117,7 +117,7 @@ export interface LeaseOrder {
  * holder); a released or lapsed one only when it was claimed strictly after it (a newer
  * conversation that has ended or paused is still newer than the snapshot: a tie is the snapshot's
  * own claim, released before the outage). When either claim time is unknown, fences compare the
- * same way. `restore-8.lua` applies the same rule. Arrival times come from the workers' clocks, as
+ * same way. `restore-7.lua` applies the same rule. Arrival times come from the workers' clocks, as
  * lease expiry does: hosts must keep them synchronised (NTP); a skew larger than the gap between
  * two arrivals of one identity orders those two wrongly.
  */
@@ -197,10 +197,10 @@ export interface SessionStore {
    * below the fences the replaying job's memory tier carried over. Archive entries are
    * merged either way (the newest copy of each wins), and a skipped record is archived as
    * `forkArchiveId(sessionId, writer)`, so no conversation is lost. Version and fence never go
-   * backwards: the outcome carries the ones now stored. Nothing at all is written (`forgotten`)
-   * when {@link forget} erased the session after the snapshot's claim (or the claim time is
-   * unknown), for `sessionTtlMs` after the erasure: a job cut off at that moment cannot write the
-   * identity back.
+   * backwards: the outcome carries the ones now stored. Nothing at all is kept (`forgotten`)
+   * when {@link forget} erased the identity after the snapshot's claim (or the claim time is
+   * unknown), for `sessionTtlMs` after the erasure, even when the forget runs during the restore:
+   * a job cut off at that moment cannot write the identity back.
    * @param writer The job the snapshot comes from (its claims' owner id).
    * @param nowMs Now, epoch ms (lease liveness).
    */

@@ -240,6 +240,19 @@ export function sessionStoreContract(h: StoreHarness): void {
       expect((await store.readRecord({ agentName: 'agent-1', identity: 'keep' })).status).toBe('found');
     });
 
+    it('forget still finds an archive kept longer than the profile, after the profile expired', async () => {
+      const store = await h.make({ sessionTtlMs: SHORT_SESSION_TTL_MS, profileTtlMs: SHORT_SESSION_TTL_MS, archiveTtlMs: 60_000 });
+      const key = { agentName: 'agent', identity: 'archived-longer' };
+      const nowMs = Date.now();
+      const s = await start(store, key, 'job', 'kept for the audit');
+      await store.end(suspendedRecord(s.record, nowMs, 'ended'), s.version, s.lease, nowMs);
+      await until(async () => (await store.readProfile(key)) === null && (await store.readRecord(key)).status === 'missing');
+      expect((await store.readArchive(key, Date.now())).map((a) => a.sessionId)).toEqual([s.record.sessionId]);
+      expect(await store.forget('archived-longer')).toEqual({ sessionKeysErased: 1 });
+      expect(await store.readArchive(key, Date.now())).toEqual([]);
+      expect(await store.exportIdentity('archived-longer')).toEqual([]);
+    });
+
     it('exportIdentity gives everything stored for one identity under every agent, turns said after the last save included, and nothing of another identity', async () => {
       const store = await h.make();
       const nowMs = Date.now();

@@ -38,6 +38,42 @@ describe('the Lua scripts', () => {
 });
 
 describe('RedisSessionStore specifics', () => {
+  it('a forget that runs while a replay is being written erases what the replay wrote; the mark of it names no identity', async () => {
+    const prefix = randomPrefix('forget-race');
+    prefixes.push(prefix);
+    const admin = new RedisSessionStore({ client: redis, prefix });
+    const identity = 'erased-mid-replay';
+    const mark = admin.keys.forgetMark(identity);
+    // The replaying job's connection: its first look at the mark happens just before the
+    // erasure (another process's "Forget me") and finds nothing.
+    let looked = false;
+    const racing = new Proxy(redis, {
+      get(target, prop, receiver) {
+        if (prop === 'get')
+          return async (k: string) => {
+            if (k === mark && !looked) {
+              looked = true;
+              await admin.forget(identity);
+              return null;
+            }
+            return target.get(k);
+          };
+        const v: unknown = Reflect.get(target, prop, receiver);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    const job = new RedisSessionStore({ client: racing, prefix });
+    const key = { agentName: 'agent', identity };
+    const nowMs = Date.now() - 1_000;
+    const record = newSessionRecord({ ...key, sessionId: 's-cut-off', nowMs, profile: null });
+    const out = await job.restore({ key, version: 1, lease: { owner: 'job', fence: 1, expiresAtMs: nowMs + 30_000, claimedAtMs: nowMs }, record, profile: null, archive: [] }, 'job', nowMs);
+    expect(looked).toBe(true);
+    expect(out).toEqual({ status: 'skipped', why: 'forgotten' });
+    expect(await admin.exportIdentity(identity)).toEqual([]);
+    expect(await redis.keys(`${prefix}*`)).toEqual([mark]);
+    expect(mark).not.toContain(Buffer.from(identity).toString('base64url'));
+  });
+
   it('keeps every key of a session in one hash slot and never leaks raw identities into keys', () => {
     const store = new RedisSessionStore({ client: redis, prefix: 'p:' });
     const keys = Object.values(store.keys.session({ agentName: 'ag', identity: 'a}:{b' }));

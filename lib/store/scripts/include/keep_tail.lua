@@ -1,4 +1,4 @@
--- keep_tail.lua (included by claim-6.lua and restore-8.lua with `-- #include keep_tail.lua`)
+-- keep_tail.lua (included by claim-6.lua and restore-7.lua with `-- #include keep_tail.lua`)
 --
 -- keepTail(archKey, tailKey, turns, ttlMs): pending turns with no live record are the tail of
 -- a conversation whose owner crashed and whose record then expired: they belong to the newest

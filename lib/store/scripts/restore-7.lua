@@ -1,4 +1,4 @@
--- restore-8.lua: write a full session snapshot (tier replay after an outage), in one round trip.
+-- restore-7.lua: write a full session snapshot (tier replay after an outage), in one round trip.
 --
 -- KEYS[1]  rec       string  session record payload
 -- KEYS[2]  meta      hash    version, fence, owner, exp, at (claim arrival, epoch ms)
@@ -7,7 +7,6 @@
 -- KEYS[5]  arch      zset    archived session ids, score = archived at (epoch ms)
 -- KEYS[6]  archdata  hash    session id -> archived record payload
 -- KEYS[7]  archtail  hash    session id -> JSON array of turn payloads said after its last save
--- KEYS[8]  gone      string  when the identity was erased (forget), epoch ms; kept sessionTtlMs
 --
 -- ARGV[1]   fence         the snapshot's fencing token (integer)
 -- ARGV[2]   version       the snapshot's version (integer)
@@ -38,19 +37,12 @@
 -- A written session's pending turns with no live record (a crashed owner's last turns) are kept
 -- with the newest archived session first (keepTail, include/keep_tail.lua), as claim-6.lua does.
 --
--- Nothing is written for a snapshot whose lease was claimed before the identity was erased (or
--- whose claim time is unknown) while the erasure's mark lasts: a job that was cut off from the
--- store when the identity was forgotten must not write it back.
---
 -- Returns: { 0, version, fence } restored | { -5 } another owner's lease orders after the snapshot's
--- | { -6 } the identity was erased after the snapshot's claim
 -- #include keep_tail.lua
-local claimedAt = tonumber(ARGV[14])
-local gone = redis.call('GET', KEYS[8])
-if gone and claimedAt < tonumber(gone) then return { -6 } end
 local m = redis.call('HMGET', KEYS[2], 'fence', 'version', 'owner', 'exp', 'at')
 local fence = tonumber(ARGV[1])
 local version = tonumber(ARGV[2])
+local claimedAt = tonumber(ARGV[14])
 local refused = false
 if m[1] then
   local cur = tonumber(m[1])
