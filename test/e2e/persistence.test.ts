@@ -322,12 +322,18 @@ describe('one worker, short windows', () => {
       { timeoutMs: 30_000 },
     );
 
-  it('a return after the room closed is resumed by a new job: returning greeting naming the topic, earlier turns in the model input', async () => {
+  it('a return after the room closed is resumed by a new job: returning greeting naming the topic, earlier turns and the dynamic context in the model input', async () => {
     const identity = uid('carol');
     const p1 = await join({ identity, room: uid('room'), agentName, rejoinTtlMs });
     await p1.statusMatching((m) => m.greeting === 'first_time');
+    const pub = new RtcContextPublisher(p1.room);
+    pub.context.setState('Station', 'Bay 3');
+    pub.context.addEvent('Operator bypassed interlock');
+    pub.context.setState('Station', 'Bay 7');
+    await waitFor('every context op acknowledged', () => pub.context.unackedRevisions().length === 0 && pub.replies.length > 0);
     await converse(p1, 'I need help with my tax return.');
     const firstJob = p1.agent()!.identity;
+    pub.close();
     await p1.leave();
     await suspended(identity);
 
@@ -341,6 +347,10 @@ describe('one worker, short windows', () => {
     const input = (await modelInputFor('Can we continue?')).map((m) => m.content);
     expect(input).toContain('I need help with my tax return.');
     expect(input).toContain(stubReply('I need help with my tax return.'));
+    // The new job was given the context the first one had, though nobody sent it again.
+    const context = input.filter((c) => c.includes('Station is'));
+    expect(context).toHaveLength(1);
+    expect(context[0]).toContain('Station is Bay 7\nOperator bypassed interlock');
   });
 
   it('a participant whose token says Spanish is greeted in Spanish and the model is told; a return without it is greeted in Spanish too (remembered)', async () => {
