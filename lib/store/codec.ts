@@ -2,7 +2,7 @@ import { DEFAULT_HISTORY_LIMITS, appendTurns, lastTopic } from '../session/histo
 import type { HistoryLimits } from '../session/history.js';
 import { DEFAULT_PROFILE_TTL_MS, DEFAULT_SESSION_TTL_MS } from '../session/policy.js';
 import { parseProfile, profileFromRecord, turnSchema } from '../session/record.js';
-import type { Profile, SessionRecord, Turn } from '../session/record.js';
+import type { Profile, RecordProblem, SessionRecord, Turn } from '../session/record.js';
 import { SessionError } from '../errors.js';
 import { sealedKeyId, type PayloadCipher } from './crypto.js';
 import { decodeStoredRecord, encodeStoredRecord } from './record_wire.js';
@@ -157,13 +157,33 @@ export class PayloadCodec {
 
   /**
    * Decodes one archive entry (archived payloads are record payloads), with the turns said after
-   * its last save (a crashed owner's; `tailPayloads`) merged in.
+   * its last save (a crashed owner's; `tailPayloads`) merged in. A tail turn that does not read
+   * (tampered, or not a turn) is left out and named in `problem`: the conversation as last saved
+   * and the tail turns that do read are still there for the audit. `tailUnreadable`: the tail as a
+   * whole was not a list of payloads.
    */
-  decodeArchived(key: SessionKey, sessionId: string, archivedAtMs: number, payload: string, tailPayloads: readonly string[] | undefined, limits: HistoryLimits): ArchivedSession {
+  decodeArchived(
+    key: SessionKey,
+    sessionId: string,
+    archivedAtMs: number,
+    payload: string,
+    tailPayloads: readonly string[] | undefined,
+    limits: HistoryLimits,
+    tailUnreadable = false,
+  ): ArchivedSession {
     const rec = this.decodeRecordPayload(key, payload);
     if (!rec.ok) return { sessionId, archivedAtMs, record: null, problem: rec.why };
-    const merged = this.withPendingTurns(key, rec.value, tailPayloads ?? [], limits);
-    return merged.status === 'found' ? { sessionId, archivedAtMs, record: merged.record } : { sessionId, archivedAtMs, record: null, problem: merged.status === 'invalid' ? merged.why : 'record_invalid' };
+    let problem: RecordProblem | undefined = tailUnreadable ? 'record_invalid' : undefined;
+    const readable: string[] = [];
+    for (const tp of tailPayloads ?? []) {
+      const raw = this.decode('turn', key, tp);
+      const why = !raw.ok ? raw.why : turnSchema.safeParse(raw.value).success ? null : 'record_invalid';
+      if (why === null) readable.push(tp);
+      else problem ??= why;
+    }
+    const merged = this.withPendingTurns(key, rec.value, readable, limits);
+    if (merged.status !== 'found') return { sessionId, archivedAtMs, record: null, problem: merged.status === 'invalid' ? merged.why : 'record_invalid' };
+    return { sessionId, archivedAtMs, record: merged.record, ...(problem === undefined ? {} : { problem }) };
   }
 
   /** The turn payloads of an archive tail (a JSON array of them), or null when it is not one. */

@@ -330,11 +330,8 @@ export class RedisSessionStore implements SessionStore {
       if (atMs < cutoffMs) continue;
       const sessionId = flat[i] ?? '';
       const tail = PayloadCodec.parseTail(flat[i + 3] ?? '');
-      if (tail === null) {
-        out.push({ sessionId, archivedAtMs: atMs, record: null, problem: 'record_invalid' });
-        continue;
-      }
-      out.push(this.codec.decodeArchived(key, sessionId, atMs, flat[i + 2] ?? '', i === 0 ? [...tail, ...unmoved] : tail, this.opts.historyLimits));
+      const pending = i === 0 ? unmoved : [];
+      out.push(this.codec.decodeArchived(key, sessionId, atMs, flat[i + 2] ?? '', tail === null ? pending : [...tail, ...pending], this.opts.historyLimits, tail === null));
     }
     return out;
   }

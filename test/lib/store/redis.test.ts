@@ -122,9 +122,20 @@ describe('RedisSessionStore specifics', () => {
     const k = store.keys.session(key);
     expect(await redis.llen(k.turns)).toBe(0);
     expect((await store.readArchive(key, Date.now()))[0]?.record?.history.turns.map((t) => t.text)).toEqual(['after the last save']);
-    for (const bad of ['not json', '[1, 2]', JSON.stringify(['{"id":"t1","role":"robot","text":"x","createdAtMs":1}'])]) {
+    // A kept turn that does not read is left out and named; the conversation as last saved and
+    // the kept turns that do read stay readable for the audit.
+    const [good] = JSON.parse((await redis.hget(k.archiveTail, 's-crashed')) ?? '[]') as string[];
+    const robot = '{"id":"t2","role":"robot","text":"x","createdAtMs":1}';
+    const truncated = (good as string).slice(0, -1);
+    for (const [bad, kept] of [
+      ['not json', []],
+      ['[1, 2]', []],
+      [JSON.stringify([good, robot]), ['after the last save']],
+      [JSON.stringify([truncated, good]), ['after the last save']],
+    ] as const) {
       await redis.hset(k.archiveTail, 's-crashed', bad);
-      expect(await store.readArchive(key, Date.now())).toEqual([expect.objectContaining({ sessionId: 's-crashed', record: null, problem: 'record_invalid' })]);
+      const [entry] = await store.readArchive(key, Date.now());
+      expect([entry?.sessionId, entry?.problem, entry?.record?.sessionId, entry?.record?.history.turns.map((t) => t.text)]).toEqual(['s-crashed', 'record_invalid', 's-crashed', kept]);
     }
     await store.forget('tail');
     expect(await redis.exists(k.archiveTail, k.archive, k.archiveData, k.turns)).toBe(0);
