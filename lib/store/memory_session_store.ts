@@ -272,6 +272,12 @@ export class MemorySessionStore implements SessionStore {
   private archive(id: string, e: Entry, sessionId: string, nowMs: number, payload: string): void {
     e.archive.delete(sessionId);
     e.archive.set(sessionId, { atMs: nowMs, payload });
+    this.pruneArchive(e, nowMs);
+    this.touch(id, e, 'archive', this.opts.archiveTtlMs);
+  }
+
+  /** Drops archived sessions past retention at `nowMs`, then the oldest beyond `archiveMaxCount` (as `prune_archive.lua`). */
+  private pruneArchive(e: Entry, nowMs: number): void {
     const cutoffMs = nowMs - this.opts.archiveTtlMs;
     const byAge = [...e.archive.entries()].sort((a, b) => a[1].atMs - b[1].atMs);
     let excess = e.archive.size - this.opts.archiveMaxCount;
@@ -282,7 +288,6 @@ export class MemorySessionStore implements SessionStore {
         excess--;
       }
     }
-    this.touch(id, e, 'archive', this.opts.archiveTtlMs);
   }
 
   async save(record: SessionRecord, expectedVersion: number, lease: LeaseToken): Promise<number> {
@@ -395,7 +400,7 @@ export class MemorySessionStore implements SessionStore {
       if (!mine && restoreYields(e.meta, { fence, claimedAtMs }, live)) {
         // The session stays the newer arrival's; the snapshot's conversations are kept in the archive.
         const refused = snapshot.record === null ? [] : [{ sessionId: forkArchiveId(snapshot.record.sessionId, writer), archivedAtMs: nowMs, record: snapshot.record }];
-        this.mergeArchive(id, e, [...snapshot.archive, ...refused]);
+        this.mergeArchive(id, e, [...snapshot.archive, ...refused], nowMs);
         this.dropIfEmpty(id, e);
         return { status: 'skipped', why: 'newer_arrival' };
       }
@@ -412,13 +417,13 @@ export class MemorySessionStore implements SessionStore {
       e.profile = this.codec.encodeProfile(snapshot.profile);
       this.touch(id, e, 'profile', this.opts.profileTtlMs);
     }
-    this.mergeArchive(id, e, snapshot.archive);
+    this.mergeArchive(id, e, snapshot.archive, nowMs);
     this.dropIfEmpty(id, e);
     return { status: 'restored', version, fence };
   }
 
-  /** Merges archive entries into `e` (the newest copy of each session id wins). */
-  private mergeArchive(id: string, e: Entry, entries: readonly ArchivedSession[]): void {
+  /** Merges archive entries into `e` (the newest copy of each session id wins), then bounds the archive as a save does. */
+  private mergeArchive(id: string, e: Entry, entries: readonly ArchivedSession[], nowMs: number): void {
     let merged = 0;
     for (const a of entries) {
       if (a.record === null) continue;
@@ -427,7 +432,9 @@ export class MemorySessionStore implements SessionStore {
       e.archive.set(a.sessionId, { atMs: a.archivedAtMs, payload: this.codec.encodeRecord(a.record) });
       merged++;
     }
-    if (merged > 0) this.touch(id, e, 'archive', this.opts.archiveTtlMs);
+    if (merged === 0) return;
+    this.pruneArchive(e, nowMs);
+    this.touch(id, e, 'archive', this.opts.archiveTtlMs);
   }
 
   /** Every session key held (live, profile-only or archive-only), for tier replay. */

@@ -532,6 +532,8 @@ export class RedisSessionStore implements SessionStore {
       String(nowMs),
       snapshot.record === null ? '' : forkArchiveId(snapshot.record.sessionId, writer),
       String(snapshot.lease?.claimedAtMs ?? 0),
+      String(this.opts.archiveMaxCount),
+      String(nowMs - this.opts.archiveTtlMs),
       String(archive.length),
       ...archive.flatMap((a) => [String(a.archivedAtMs), a.sessionId, this.codec.encodeRecord(a.record as SessionRecord)]),
     ];

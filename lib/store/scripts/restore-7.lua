@@ -22,8 +22,10 @@
 -- ARGV[12]  nowMs         now, epoch milliseconds (lease liveness; archive score of a refused record)
 -- ARGV[13]  forkId        archive member of the record if the session is refused ('' when there is no record)
 -- ARGV[14]  claimedAtMs   arrival of the snapshot lease's claim, epoch ms ('0' unknown)
--- ARGV[15]  n             number of archive entries that follow
--- ARGV[16 + 3i .. 18 + 3i]  archivedAtMs (epoch ms), sessionId, payload
+-- ARGV[15]  archiveMaxCount  archived sessions kept, count
+-- ARGV[16]  cutoffMs      archive entries scored below this are dropped, epoch milliseconds
+-- ARGV[17]  n             number of archive entries that follow
+-- ARGV[18 + 3i .. 20 + 3i]  archivedAtMs (epoch ms), sessionId, payload
 --
 -- The session (rec / meta / turns) and the profile are written unless another owner holds a
 -- live lease (exp > nowMs) claimed at or after the snapshot's lease (the newest arrival wins; a
@@ -32,13 +34,15 @@
 -- compare the same way (restoreYields in session_store.ts; fences of a Redis that restarted empty start again at 1,
 -- so only claim times order its leases against the replaying job's). The stored version and
 -- fence never go backwards. Archive entries are merged either way (the newest copy of a member wins); a
--- refused record is archived as forkId (scored nowMs), so the conversation it holds is kept.
+-- refused record is archived as forkId (scored nowMs), so the conversation it holds is kept; the
+-- archive is then bounded as a save bounds it (pruneArchive).
 --
 -- A written session's pending turns with no live record (a crashed owner's last turns) are kept
 -- with the newest archived session first (keepTail, include/keep_tail.lua), as claim-6.lua does.
 --
 -- Returns: { 0, version, fence } restored | { -5 } another owner's lease orders after the snapshot's
 -- #include keep_tail.lua
+-- #include prune_archive.lua
 local m = redis.call('HMGET', KEYS[2], 'fence', 'version', 'owner', 'exp', 'at')
 local fence = tonumber(ARGV[1])
 local version = tonumber(ARGV[2])
@@ -68,9 +72,10 @@ local function mergeArchive()
       archived = archived + 1
     end
   end
-  for i = 0, tonumber(ARGV[15]) - 1 do archive(ARGV[16 + 3 * i], ARGV[17 + 3 * i], ARGV[18 + 3 * i]) end
+  for i = 0, tonumber(ARGV[17]) - 1 do archive(ARGV[18 + 3 * i], ARGV[19 + 3 * i], ARGV[20 + 3 * i]) end
   if refused and ARGV[13] ~= '' then archive(ARGV[12], ARGV[13], ARGV[5]) end
   if archived > 0 then
+    pruneArchive(KEYS[5], KEYS[6], KEYS[7], ARGV[15], ARGV[16])
     redis.call('PEXPIRE', KEYS[5], ARGV[9])
     redis.call('PEXPIRE', KEYS[6], ARGV[9])
   end

@@ -24,6 +24,7 @@
 -- ARGV[13]  sessionId        archive member
 --
 -- Returns: { 0, newVersion } written | { -3 } lease lost | { -4, currentVersion } version conflict
+-- #include prune_archive.lua
 local m = redis.call('HMGET', KEYS[2], 'owner', 'fence', 'version')
 if m[1] ~= ARGV[1] or m[2] ~= ARGV[2] then return { -3 } end
 if (m[3] or '0') ~= ARGV[3] then return { -4, tonumber(m[3] or '0') } end
@@ -44,20 +45,7 @@ end
 -- (with the turns appended after this save: claim-6.lua).
 redis.call('ZADD', KEYS[5], ARGV[11], ARGV[13])
 redis.call('HSET', KEYS[6], ARGV[13], ARGV[5])
-local old = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[12])
-if #old > 0 then
-  redis.call('HDEL', KEYS[6], unpack(old))
-  redis.call('HDEL', KEYS[7], unpack(old))
-  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[12])
-end
-local n = redis.call('ZCARD', KEYS[5])
-local max = tonumber(ARGV[10])
-if n > max then
-  local drop = redis.call('ZRANGE', KEYS[5], 0, n - max - 1)
-  redis.call('HDEL', KEYS[6], unpack(drop))
-  redis.call('HDEL', KEYS[7], unpack(drop))
-  redis.call('ZREMRANGEBYRANK', KEYS[5], 0, n - max - 1)
-end
+pruneArchive(KEYS[5], KEYS[6], KEYS[7], ARGV[10], ARGV[12])
 redis.call('PEXPIRE', KEYS[5], ARGV[9])
 redis.call('PEXPIRE', KEYS[6], ARGV[9])
 redis.call('PEXPIRE', KEYS[7], ARGV[9])

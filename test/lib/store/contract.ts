@@ -550,6 +550,28 @@ export function sessionStoreContract(h: StoreHarness): void {
       expect(read.status === 'found' && read.record.history.turns.map((t) => t.text)).toEqual(['a new start']);
     });
 
+    it('a restore bounds the archive as a save does: the newest archiveMaxCount conversations are kept, whether it is written or refused', async () => {
+      const store = await h.make({ archiveMaxCount: 2 });
+      const nowMs = Date.now();
+      const archived = (key: SessionKey) =>
+        [1, 2, 3].map((n) => ({ sessionId: `s-${n}`, archivedAtMs: nowMs - 4_000 + n * 1_000, record: recordWithTurn(newSessionRecord({ ...key, sessionId: `s-${n}`, nowMs: nowMs - 4_000 + n * 1_000, profile: null }), turn(`talk ${n}`)) }));
+      const ids = async (key: SessionKey) => (await store.readArchive(key, Date.now())).map((a) => a.sessionId);
+
+      const written = { agentName: 'agent', identity: 'bounded-written' };
+      const out = await store.restore({ key: written, version: 1, lease: null, record: null, profile: null, archive: archived(written) }, 'job', nowMs);
+      expect(out.status).toBe('restored');
+      expect(await ids(written)).toEqual(['s-3', 's-2']);
+
+      const refused = { agentName: 'agent', identity: 'bounded-refused' };
+      await start(store, refused, 'job-live', 'the live talk');
+      const cutOff = recordWithTurn(newSessionRecord({ ...refused, sessionId: 's-cut-off', nowMs, profile: null }), turn('said while cut off'));
+      const skipped = await store.restore({ key: refused, version: 1, lease: { owner: 'job-z', fence: 1, expiresAtMs: nowMs + LEASE_MS, claimedAtMs: nowMs - 60_000 }, record: cutOff, profile: null, archive: archived(refused) }, 'job-z', Date.now());
+      expect(skipped).toEqual({ status: 'skipped', why: 'newer_arrival' });
+      const kept = await ids(refused);
+      expect(kept).toHaveLength(2);
+      expect(kept).toContain(forkArchiveId('s-cut-off', 'job-z')); // the newest: archived as the restore ran
+    });
+
     it('export + restore round-trips a session into another store', async () => {
       const a = await h.make();
       const b = await h.make();
