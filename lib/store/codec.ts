@@ -125,24 +125,23 @@ export class PayloadCodec {
     return this.withPendingTurns(key, rec.value, turnPayloads, limits);
   }
 
-  /** `record` (a fresh object of the caller's) with the pending turns merged in. */
+  /** One stored turn payload, or why it does not read. */
+  private decodeTurn(key: SessionKey, payload: string): { ok: true; turn: Turn } | { ok: false; why: RecordProblem } {
+    const raw = this.decode('turn', key, payload);
+    if (!raw.ok) return raw;
+    const t = turnSchema.safeParse(raw.value);
+    return t.success ? { ok: true, turn: t.data } : { ok: false, why: 'record_invalid' };
+  }
+
+  /** `record` (a fresh object of the caller's) with the pending turns merged in; one that does not read refuses the record. */
   private withPendingTurns(key: SessionKey, record: SessionRecord, turnPayloads: readonly string[], limits: HistoryLimits): RecordRead {
     const turns: Turn[] = [];
     for (const tp of turnPayloads) {
-      const raw = this.decode('turn', key, tp);
-      if (!raw.ok) return { status: 'invalid', why: raw.why };
-      const t = turnSchema.safeParse(raw.value);
-      if (!t.success) return { status: 'invalid', why: 'record_invalid' };
-      turns.push(t.data);
+      const t = this.decodeTurn(key, tp);
+      if (!t.ok) return { status: 'invalid', why: t.why };
+      turns.push(t.turn);
     }
-    if (turns.length > 0) {
-      const history = appendTurns(record.history, turns, limits);
-      const lastAtMs = turns.reduce((m, t) => Math.max(m, t.createdAtMs), record.lastSeenAt);
-      record = { ...record, history, lastSeenAt: lastAtMs };
-      const topic = lastTopic(history);
-      if (topic !== undefined) record.lastTopic = topic;
-    }
-    return { status: 'found', record };
+    return { status: 'found', record: withTurns(record, turns, limits) };
   }
 
   /** Decodes a profile; a refused profile reads as null (it only shapes a greeting). */
@@ -174,16 +173,13 @@ export class PayloadCodec {
     const rec = this.decodeRecordPayload(key, payload);
     if (!rec.ok) return { sessionId, archivedAtMs, record: null, problem: rec.why };
     let problem: RecordProblem | undefined = tailUnreadable ? 'record_invalid' : undefined;
-    const readable: string[] = [];
+    const readable: Turn[] = [];
     for (const tp of tailPayloads ?? []) {
-      const raw = this.decode('turn', key, tp);
-      const why = !raw.ok ? raw.why : turnSchema.safeParse(raw.value).success ? null : 'record_invalid';
-      if (why === null) readable.push(tp);
-      else problem ??= why;
+      const t = this.decodeTurn(key, tp);
+      if (t.ok) readable.push(t.turn);
+      else problem ??= t.why;
     }
-    const merged = this.withPendingTurns(key, rec.value, readable, limits);
-    if (merged.status !== 'found') return { sessionId, archivedAtMs, record: null, problem: merged.status === 'invalid' ? merged.why : 'record_invalid' };
-    return { sessionId, archivedAtMs, record: merged.record, ...(problem === undefined ? {} : { problem }) };
+    return { sessionId, archivedAtMs, record: withTurns(rec.value, readable, limits), ...(problem === undefined ? {} : { problem }) };
   }
 
   /** The turn payloads of an archive tail (a JSON array of them), or null when it is not one. */
@@ -229,4 +225,15 @@ export function forkArchiveId(sessionId: string, writer: string): string {
 /** The session key of a record. */
 export function keyOf(record: Pick<SessionRecord, 'agentName' | 'identity'>): SessionKey {
   return { agentName: record.agentName, identity: record.identity };
+}
+
+/** `record` with `turns` (said after its last save) appended: history, last seen time and topic. */
+function withTurns(record: SessionRecord, turns: readonly Turn[], limits: HistoryLimits): SessionRecord {
+  if (turns.length === 0) return record;
+  const history = appendTurns(record.history, turns, limits);
+  const lastAtMs = turns.reduce((m, t) => Math.max(m, t.createdAtMs), record.lastSeenAt);
+  const merged: SessionRecord = { ...record, history, lastSeenAt: lastAtMs };
+  const topic = lastTopic(history);
+  if (topic !== undefined) merged.lastTopic = topic;
+  return merged;
 }

@@ -28,6 +28,12 @@ export interface SharedState {
   lost?: true;
 }
 
+/** Drops every entry of `identity`'s session keys from `sharedState` (keyed by `sessionKeyId`). */
+export function dropSharedStateOf(sharedState: Map<string, SharedState>, identity: string): void {
+  const suffix = `.${encodeKeyPart(identity)}`;
+  for (const id of [...sharedState.keys()]) if (id.endsWith(suffix)) sharedState.delete(id);
+}
+
 /** What {@link ReplayQueue.replay} works with. */
 export interface ReplayTiers {
   memory: MemorySessionStore;
@@ -78,8 +84,7 @@ export class ReplayQueue {
       for (const identity of [...this.forgets]) {
         await bounded(t.shared.forget(identity), t.writeBoundMs);
         this.forgets.delete(identity);
-        const suffix = `.${encodeKeyPart(identity)}`;
-        for (const id of [...t.sharedState.keys()]) if (id.endsWith(suffix)) t.sharedState.delete(id);
+        dropSharedStateOf(t.sharedState, identity);
       }
       for (const [id, key] of [...this.dirty.entries()]) {
         this.dirty.delete(id);

@@ -9,7 +9,7 @@ import { sessionKeyId } from './keys.js';
 import type { SessionKey } from './keys.js';
 import { bounded, isUnavailable } from './bounded.js';
 import { MemorySessionStore } from './memory_session_store.js';
-import { ReplayQueue } from './replay_queue.js';
+import { ReplayQueue, dropSharedStateOf } from './replay_queue.js';
 import { StoreHealth } from './store_health.js';
 import type { StoreHealthEvent } from './store_health.js';
 import type { SharedState } from './replay_queue.js';
@@ -347,7 +347,7 @@ export class TieredSessionStore implements SessionStore {
   async forget(identity: string): Promise<{ sessionKeysErased: number }> {
     const local = await this.memory.forget(identity);
     this.owed.forget(identity);
-    for (const [id] of this.sharedState) if (id.endsWith(`.${Buffer.from(identity, 'utf8').toString('base64url')}`)) this.sharedState.delete(id);
+    dropSharedStateOf(this.sharedState, identity);
     if (this.shared === null) return local;
     if (this.health.isDegraded) {
       this.owed.addForget(identity);

@@ -126,16 +126,22 @@ describe('TieredSessionStore', () => {
   });
 
   describe('and an identity erased in the shared store (Redis)', () => {
-    it('a job that still held it does not write it back when its next write finds the lease gone', async () => {
+    /** A tiered store over the test Redis under a fresh prefix; `wrap` may replace shared calls. */
+    async function tieredOnRedis(tag: string, wrap: (real: RedisSessionStore) => SessionStore = (real) => real) {
       const redis = await connectTestRedis();
-      const prefix = randomPrefix('tier-forget');
-      const shared = new RedisSessionStore({ client: redis, prefix });
-      const tiered = new TieredSessionStore({ shared, probeIntervalMs: 60_000 });
+      const prefix = randomPrefix(tag);
+      const real = new RedisSessionStore({ client: redis, prefix });
+      const tiered = new TieredSessionStore({ shared: wrap(real), probeIntervalMs: 60_000 });
       cleanups.push(async () => {
         await tiered.dispose();
         await unlinkPrefix(redis, `${prefix}*`);
         redis.disconnect();
       });
+      return { redis, prefix, real, tiered };
+    }
+
+    it('a job that still held it does not write it back when its next write finds the lease gone', async () => {
+      const { redis, prefix, real: shared, tiered } = await tieredOnRedis('tier-forget');
       const key = { agentName: 'a', identity: 'erased-elsewhere' };
       const claimedAtMs = Date.now();
       const c = await tiered.resumeAndClaim(key, 'job', claimedAtMs, 30_000);
@@ -159,31 +165,24 @@ describe('TieredSessionStore', () => {
     });
 
     it('a forget made while the replay is writing that identity erases what the replay wrote', async () => {
-      const redis = await connectTestRedis();
-      const prefix = randomPrefix('tier-forget-race');
-      const real = new RedisSessionStore({ client: redis, prefix });
       let down = true;
       let restoreStarted!: () => void;
       const started = new Promise<void>((r) => (restoreStarted = r));
       let letRestoreFinish!: () => void;
       const gate = new Promise<void>((r) => (letRestoreFinish = r));
-      const shared = withOverrides(real, {
-        save: async (...args) => {
-          if (down) throw new StoreUnavailableError('redis unreachable (test)');
-          return real.save(...args);
-        },
-        restore: async (...args) => {
-          restoreStarted();
-          await gate;
-          return real.restore(...args);
-        },
-      });
-      const tiered = new TieredSessionStore({ shared, probeIntervalMs: 60_000 });
-      cleanups.push(async () => {
-        await tiered.dispose();
-        await unlinkPrefix(redis, `${prefix}*`);
-        redis.disconnect();
-      });
+      const { real, tiered } = await tieredOnRedis('tier-forget-race', (store) =>
+        withOverrides(store, {
+          save: async (...args) => {
+            if (down) throw new StoreUnavailableError('redis unreachable (test)');
+            return store.save(...args);
+          },
+          restore: async (...args) => {
+            restoreStarted();
+            await gate;
+            return store.restore(...args);
+          },
+        }),
+      );
       const key = { agentName: 'a', identity: 'forgotten-mid-replay' };
       const c = await tiered.resumeAndClaim(key, 'job', Date.now(), 30_000);
       if (c.status !== 'claimed') throw new Error('claim');
