@@ -5,7 +5,7 @@
  */
 import dotenv from 'dotenv';
 import { z } from 'zod';
-import { booleanVar, optionalString } from '../lib/env_vars.js';
+import { booleanVar, enumOr, optionalString, stringOr } from '../lib/env_vars.js';
 import { ConfigError } from '../lib/errors.js';
 import { DEFAULT_CONDENSE_OPTIONS, MAX_CONDENSE_AT_CHARS, MIN_CONDENSE_AT_CHARS } from '../lib/session/condense.js';
 import { DEFAULT_IDLE_LIMITS, type IdleLimits } from '../lib/session/idle.js';
@@ -65,20 +65,20 @@ const envSchema = z.object({
   LIVEKIT_API_SECRET: z.string({ error: 'is required' }).trim().min(1, 'must not be empty'),
   LIVEKIT_AGENT_NAME: optionalString,
   ...redisEnvShape,
-  REDIS_KEY_PREFIX: z.string().optional().default('pva:'),
-  MODEL_MODE: z.enum(['auto', 'inference', 'openai', 'offline']).optional().default('auto'),
-  AGENT_IO: z.enum(['auto', 'voice', 'text']).optional().default('auto'),
+  REDIS_KEY_PREFIX: stringOr('pva:'),
+  MODEL_MODE: enumOr(['auto', 'inference', 'openai', 'offline'], 'auto'),
+  AGENT_IO: enumOr(['auto', 'voice', 'text'], 'auto'),
   OPENAI_API_KEY: optionalString,
   OPENAI_BASE_URL: optionalString.refine((v) => v === undefined || /^https?:\/\//.test(v), {
     message: 'must be an http:// or https:// URL',
   }),
-  OPENAI_MODEL: z.string().optional().default('gpt-4.1-mini'),
+  OPENAI_MODEL: stringOr('gpt-4.1-mini'),
   OPENAI_STT_DETECT_LANGUAGE: booleanVar(),
   LIVEKIT_INFERENCE_API_KEY: optionalString,
   LIVEKIT_INFERENCE_API_SECRET: optionalString,
-  INFERENCE_LLM: z.string().optional().default('openai/gpt-4.1-mini'),
-  INFERENCE_STT: z.string().optional().default('deepgram/nova-3:en'),
-  INFERENCE_TTS: z.string().optional().default('cartesia/sonic-3'),
+  INFERENCE_LLM: stringOr('openai/gpt-4.1-mini'),
+  INFERENCE_STT: stringOr('deepgram/nova-3:en'),
+  INFERENCE_TTS: stringOr('cartesia/sonic-3'),
   WORKER_LOAD_THRESHOLD: z
     .string()
     .optional()
@@ -96,7 +96,7 @@ const envSchema = z.object({
   WORKER_HTTP_PORT: positiveInt(0).optional(),
   WORKER_INIT_TIMEOUT_MS: positiveInt(DEFAULT_WORKER_INIT_TIMEOUT_MS),
   METRICS_PORT: positiveInt(0).optional(),
-  METRICS_HOST: z.string().optional().default('0.0.0.0'),
+  METRICS_HOST: stringOr('0.0.0.0'),
   STORE_ENCRYPTION_KEYS: optionalString,
   STORE_GREETING_BOUND_MS: positiveInt(500).optional(),
   MIN_REGREET_GAP_MS: positiveInt(5_000).optional(),

@@ -11,6 +11,13 @@ export const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
+/** A string variable, trimmed; unset or blank gives `fallback` (a blank line in `.env` means "the default", never ""). */
+export const stringOr = (fallback: string) => optionalString.transform((v) => v ?? fallback);
+
+/** One of `values`; unset or blank gives `fallback`; anything else is an error listing the values. */
+export const enumOr = <const T extends readonly [string, ...string[]]>(values: T, fallback: T[number]) =>
+  optionalString.pipe(z.enum(values).optional()).transform((v): T[number] => v ?? fallback);
+
 /** `true` or `false`; unset or blank gives `false`. Anything else is an error naming the value (never a secret). */
 export const booleanVar = () =>
   optionalString.transform((v, ctx) => {

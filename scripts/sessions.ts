@@ -83,7 +83,7 @@ try {
 }
 if (command === 'rekey' && cipher === undefined) fail('rekey needs STORE_ENCRYPTION_KEYS: the first key seals, every key listed opens');
 if (target === undefined) fail('none of REDIS_URL, REDIS_SENTINELS/REDIS_SENTINEL_MASTER or REDIS_CLUSTER_NODES is set (sessions live in the shared store only when the worker uses Redis)');
-const prefix = process.env.REDIS_KEY_PREFIX || 'pva:';
+const prefix = process.env.REDIS_KEY_PREFIX?.trim() || 'pva:';
 
 const store = new RedisSessionStore({ ...target, prefix, commandTimeoutMs: COMMAND_TIMEOUT_MS, ...acks, ...archive, ...(cipher ? { cipher } : {}) });
 /** The token service's device credentials and issued rooms, in the same Redis under the same prefix (export and forget only). */

@@ -94,6 +94,18 @@ describe('parseConfig', () => {
     });
   });
 
+  it('a variable left blank (as .env.example leaves them) means its default, never an empty value', () => {
+    const blank = { MODEL_MODE: ' ', AGENT_IO: '', OPENAI_MODEL: '', INFERENCE_LLM: '', INFERENCE_STT: ' ', INFERENCE_TTS: '', METRICS_HOST: '', REDIS_KEY_PREFIX: ' ' };
+    const c = parseConfig({ ...base, ...blank, REDIS_URL: 'redis://127.0.0.1:6379', OPENAI_API_KEY: 'sk-x' });
+    expect(c.modelMode).toBe('openai');
+    expect(c.io).toBe('voice');
+    expect(c.openai?.model).toBe('gpt-4.1-mini');
+    expect(c.inference).toMatchObject({ llm: 'openai/gpt-4.1-mini', stt: 'deepgram/nova-3:en', tts: 'cartesia/sonic-3' });
+    expect(c.metrics.host).toBe('0.0.0.0');
+    expect(c.redis?.keyPrefix).toBe('pva:');
+    expect(() => parseConfig({ ...base, MODEL_MODE: 'cloud' })).toThrow(/MODEL_MODE.*"auto"\|"inference"\|"openai"\|"offline"/);
+  });
+
   it('reads the replica acknowledgements of session writes (off by default)', () => {
     expect(parseConfig({ ...base, REDIS_URL: 'redis://127.0.0.1:6379' }).replicaAcks).toEqual({ replicaAcks: 0, replicaAckTimeoutMs: 100 });
     expect(parseConfig({ ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_REPLICA_ACKS: '1', REDIS_REPLICA_ACK_TIMEOUT_MS: '50' }).replicaAcks).toEqual({ replicaAcks: 1, replicaAckTimeoutMs: 50 });

@@ -112,6 +112,14 @@ describe('loadWebConfig: Redis', () => {
 });
 
 describe('loadWebConfig: WEB_TRUST_PROXY_HOPS', () => {
+  it('listens on loopback unless told otherwise: a blank WEB_HOST (as .env.example leaves it) is the default, not every interface', () => {
+    expect(load(base).host).toBe('127.0.0.1');
+    expect(load({ ...base, WEB_HOST: '' }).host).toBe('127.0.0.1');
+    expect(load({ ...base, WEB_HOST: '  ' }).host).toBe('127.0.0.1');
+    expect(load({ ...base, WEB_HOST: ' 0.0.0.0 ' }).host).toBe('0.0.0.0');
+    expect(load({ ...base, REDIS_KEY_PREFIX: '' }).redisKeyPrefix).toBe('pva:');
+  });
+
   it('trusts no proxy by default and reads a hop count', () => {
     expect(load(base).trustProxyHops).toBe(0);
     expect(load({ ...base, WEB_TRUST_PROXY_HOPS: ' 2 ' }).trustProxyHops).toBe(2);

@@ -5,6 +5,7 @@
  */
 import { parseDispatchHint } from '../../lib/dispatch_hint.js';
 import type { Redis } from 'ioredis';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ATTR_CONTEXT_PUBLISHER, ATTR_LANGUAGE, ATTR_LANGUAGE_CHOSEN, ATTR_RESUME_POLICY } from '../../lib/attributes.js';
 import { RecordingLogger } from '../../lib/logger.js';
@@ -284,6 +285,16 @@ describe.each(stores)('token service (%s device store)', (_name, makeStore) => {
     expect((await fetch(`${svc.url}/..%2Fpackage.json`)).status).toBe(404);
   });
 
+  it('answers a request target that is no URL with 400 and goes on serving: one request never ends the service', async () => {
+    // Node's parser accepts these targets; `new URL` refuses them (a port out of range).
+    for (const target of ['//a:99999/', 'http://a:99999/']) {
+      const head = await rawRequest(svc.url, `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      expect(head.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
+      expect(head).toContain('"reason":"target_invalid"');
+    }
+    expect((await fetch(`${svc.url}/api/config`)).status).toBe(200);
+  });
+
   it('serves its public settings', async () => {
     const r = await fetch(`${svc.url}/api/config`);
     expect(await r.json()).toEqual({ rejoinTtlMs: 45_500, policies: ['AlwaysFresh', 'ResumeIfPossible'], defaultPolicy: null });
@@ -486,3 +497,17 @@ describe('a token service on a Redis that evicts keys when full', () => {
     }
   });
 });
+
+/** Sends `text` as it is (no URL normalising, unlike fetch) and resolves with the whole answer. */
+function rawRequest(url: string, text: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.end(text));
+    let answer = '';
+    socket.setEncoding('utf8');
+    socket.setTimeout(5_000, () => socket.destroy(new Error(`no answer within 5 s to ${JSON.stringify(text.split('\r\n')[0])}`)));
+    socket.on('data', (chunk: string) => (answer += chunk));
+    socket.on('end', () => resolve(answer));
+    socket.on('error', reject);
+  });
+}

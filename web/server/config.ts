@@ -8,6 +8,7 @@
  */
 import dotenv from 'dotenv';
 import { z } from 'zod';
+import { optionalString, stringOr } from '../../lib/env_vars.js';
 import { ConfigError } from '../../lib/errors.js';
 import { parseKeyring, type Keyring } from '../../lib/store/crypto.js';
 import type { RedisClusterTarget, RedisSentinelTarget, RedisTls } from '../../lib/store/redis_connection.js';
@@ -98,10 +99,6 @@ export interface WebConfig {
   encryptionKeys: Keyring | undefined;
 }
 
-const optionalString = z
-  .string()
-  .optional()
-  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
 const positiveInt = (fallback: number, { allowZero = false } = {}) =>
   z
@@ -131,12 +128,8 @@ const envSchema = z.object({
   LIVEKIT_API_SECRET: z.string({ error: 'is required' }).trim().min(1, 'must not be empty'),
   LIVEKIT_AGENT_NAME: optionalString,
   ...redisEnvShape,
-  REDIS_KEY_PREFIX: z
-    .string()
-    .optional()
-    .default('pva:')
-    .refine((v) => !/[{}]/.test(v), { message: 'must not contain { or }' }),
-  WEB_HOST: z.string().trim().optional().default('127.0.0.1'),
+  REDIS_KEY_PREFIX: stringOr('pva:').refine((v) => !/[{}]/.test(v), { message: 'must not contain { or }' }),
+  WEB_HOST: stringOr('127.0.0.1'),
   WEB_PORT: positiveInt(8080, { allowZero: true }).refine((n) => n <= 65535, { message: 'must be a port number' }),
   REJOIN_TTL_MS: positiveInt(DEFAULT_REJOIN_TTL_MS),
   WEB_ALLOWED_POLICIES: z

@@ -190,6 +190,15 @@ function sendJson(res: ServerResponse, status: number, body: Json, headers: Reco
   res.end(text);
 }
 
+/** The path of a request target; one that is not a URL (a port out of range, say) is a 400. */
+function requestPath(target: string | undefined): string {
+  try {
+    return new URL(target ?? '/', 'http://x').pathname;
+  } catch {
+    throw new HttpError(400, 'bad_request', 'target_invalid', 'the request target is not a valid path');
+  }
+}
+
 function badRequest<T>(v: Validated<T>): T {
   if (v.ok) return v.value;
   throw new HttpError(400, 'bad_request', v.reason, v.detail);
@@ -463,9 +472,11 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = Date.now();
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    // A request target Node accepts but a URL cannot hold (`//a:99999/`) is answered 400, never thrown.
+    let path: string | null = null;
     let status = 200;
     try {
+      path = requestPath(req.url);
       const route = apiRoutes[path];
       if (route !== undefined) {
         if (req.method !== 'POST') throw new HttpError(405, 'method_not_allowed', 'method_not_allowed', 'use POST', { allow: 'POST' });
@@ -525,7 +536,13 @@ export async function startTokenService(opts: TokenServiceOptions): Promise<Toke
     }
   };
 
-  const server: Server = createServer((req, res) => void handle(req, res));
+  // Nothing a request does may end the process: a failure past the handler's own answer closes that one connection.
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      log.error({ err: err instanceof Error ? err.message : String(err) }, 'request failed after its answer');
+      res.destroy();
+    });
+  });
   server.headersTimeout = 10_000;
   server.requestTimeout = 15_000;
   await new Promise<void>((resolve, reject) => {
