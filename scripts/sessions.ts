@@ -53,18 +53,28 @@ function fail(msg: string): never {
 const envFile = process.env.PVA_ENV_FILE ?? '.env';
 if (envFile !== '') dotenv.config({ path: envFile, quiet: true });
 
-const { positionals, values } = parseArgs({
-  allowPositionals: true,
-  options: {
-    identity: { type: 'string' },
-    agent: { type: 'string', default: process.env.LIVEKIT_AGENT_NAME || 'default' },
-    count: { type: 'string', default: '100' },
-    'dry-run': { type: 'boolean', default: false },
-  },
-});
+const USAGE = 'usage: sessions list | show --identity <id> [--agent <name>] | export --identity <id> | forget --identity <id> | rekey [--dry-run] | check';
+
+/** The command line; a mistyped option is a usage error (exit 2), never a stack trace. */
+function commandLine() {
+  try {
+    return parseArgs({
+      allowPositionals: true,
+      options: {
+        identity: { type: 'string' },
+        agent: { type: 'string', default: process.env.LIVEKIT_AGENT_NAME || 'default' },
+        count: { type: 'string', default: '100' },
+        'dry-run': { type: 'boolean', default: false },
+      },
+    });
+  } catch (err) {
+    return fail(`${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
+  }
+}
+const { positionals, values } = commandLine();
 
 const command = positionals[0];
-if (!['list', 'show', 'export', 'forget', 'rekey', 'check'].includes(command ?? '')) fail('usage: sessions list | show --identity <id> [--agent <name>] | export --identity <id> | forget --identity <id> | rekey [--dry-run] | check');
+if (!['list', 'show', 'export', 'forget', 'rekey', 'check'].includes(command ?? '')) fail(USAGE);
 const count = Number(values.count);
 if (!Number.isInteger(count) || count <= 0) fail('--count must be a positive integer');
 
@@ -116,7 +126,8 @@ try {
   } else if (command === 'check') {
     await check(target);
   } else {
-    const identity = values.identity ?? fail('--identity is required');
+    // An empty one (an unset `$ID` in a script) names nobody: refused, never "forgotten" with nothing erased.
+    const identity = values.identity !== undefined && values.identity !== '' ? values.identity : fail('--identity is required and must not be empty');
     if (command === 'show') {
       const key = { agentName: values.agent!, identity };
       const [record, profile, archive] = await Promise.all([store.readRecord(key), store.readProfile(key), store.readArchive(key, Date.now())]);

@@ -10,28 +10,53 @@
  */
 import dotenv from 'dotenv';
 import { parseArgs } from 'node:util';
+import { ConfigError } from '../lib/errors.js';
 import { parseLanguageTag } from '../lib/session/language.js';
+import { loadPolicyFromEnv, readInt } from '../lib/session/policy.js';
 import { mintParticipantToken, type ResumePolicyName } from '../web/server/tokens.js';
-
-const { values } = parseArgs({
-  options: {
-    identity: { type: 'string' },
-    room: { type: 'string', default: 'playground' },
-    name: { type: 'string' },
-    policy: { type: 'string' },
-    language: { type: 'string' },
-    'language-chosen': { type: 'boolean', default: false },
-    'rejoin-ttl-ms': { type: 'string' },
-    json: { type: 'boolean', default: false },
-  },
-});
 
 function fail(msg: string): never {
   process.stderr.write(`token: ${msg}\n`);
   process.exit(2);
 }
 
-dotenv.config({ path: '.env', quiet: true });
+/** The command line; a mistyped option is a usage error (exit 2), never a stack trace. */
+function commandLine() {
+  try {
+    return parseArgs({
+      options: {
+        identity: { type: 'string' },
+        room: { type: 'string', default: 'playground' },
+        name: { type: 'string' },
+        policy: { type: 'string' },
+        language: { type: 'string' },
+        'language-chosen': { type: 'boolean', default: false },
+        'rejoin-ttl-ms': { type: 'string' },
+        json: { type: 'boolean', default: false },
+      },
+    });
+  } catch (err) {
+    return fail(err instanceof Error ? err.message : String(err));
+  }
+}
+const { values } = commandLine();
+
+/** How long the room waits for a rejoin: `--rejoin-ttl-ms`, else `REJOIN_TTL_MS` read exactly as the worker reads it. */
+function rejoinTtl(): number {
+  try {
+    const flag = values['rejoin-ttl-ms'];
+    if (flag === undefined) return loadPolicyFromEnv(process.env).rejoinTtlMs;
+    if (flag.trim() === '') fail('--rejoin-ttl-ms must not be empty');
+    return readInt({ '--rejoin-ttl-ms': flag }, '--rejoin-ttl-ms', 0, 0);
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message);
+    throw err;
+  }
+}
+
+// Like the worker: variables already set win over the file.
+const envFile = process.env.PVA_ENV_FILE ?? '.env';
+if (envFile !== '') dotenv.config({ path: envFile, quiet: true });
 if (!process.env.LIVEKIT_URL) dotenv.config({ path: '.env.development', quiet: true });
 const url = process.env.LIVEKIT_URL;
 const apiKey = process.env.LIVEKIT_API_KEY;
@@ -45,8 +70,7 @@ if (values.policy !== undefined && !policies.includes(values.policy as ResumePol
 const language = values.language === undefined ? null : parseLanguageTag(values.language);
 if (values.language !== undefined && language === null) fail('--language must be a BCP 47 language tag such as es-MX');
 if (values['language-chosen'] && language === null) fail('--language-chosen needs --language');
-const rejoinTtlMs = Number(values['rejoin-ttl-ms'] ?? process.env.REJOIN_TTL_MS ?? 60_000);
-if (!Number.isInteger(rejoinTtlMs) || rejoinTtlMs <= 0) fail('--rejoin-ttl-ms must be a positive integer');
+const rejoinTtlMs = rejoinTtl();
 
 const token = await mintParticipantToken({
   apiKey,

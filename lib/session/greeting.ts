@@ -107,6 +107,11 @@ function englishOrdinal(n: number): string {
   return `${n}${({ 1: 'st', 2: 'nd', 3: 'rd' } as Record<number, string>)[n % 10] ?? 'th'}`;
 }
 
+/** Spanish "it's been": the verb agrees with the time ("ha pasado un día", "han pasado 2 días"). */
+function haPasado(ago: string): string {
+  return /^un[ao]? /.test(ago) ? 'Ha pasado' : 'Han pasado';
+}
+
 /** The greetings, by language (see `language.ts`). */
 const TEXTS: Record<GreetingLanguage, GreetingTexts> = {
   en: {
@@ -120,8 +125,8 @@ const TEXTS: Record<GreetingLanguage, GreetingTexts> = {
   es: {
     firstTime: (who) => `¡Hola${who}! Me alegra que estés aquí. ¿En qué puedo ayudarte hoy?`,
     welcomeBackBrief: (who) => `Hola de nuevo${who}. Sigamos donde lo dejamos.`,
-    returning: (who, ago, n, topic) => `¡Hola de nuevo${who}! Han pasado ${ago} y esta es tu visita número ${n}.${topic !== null ? ` La última vez hablamos de «${topic}».` : ''} ¿Seguimos?`,
-    knownFresh: (who, ago) => `¡Qué gusto verte otra vez${who}! Han pasado ${ago}. ¿De qué te gustaría hablar hoy?`,
+    returning: (who, ago, n, topic) => `¡Hola de nuevo${who}! ${haPasado(ago)} ${ago} y esta es tu visita número ${n}.${topic !== null ? ` La última vez hablamos de «${topic}».` : ''} ¿Seguimos?`,
+    knownFresh: (who, ago) => `¡Qué gusto verte otra vez${who}! ${haPasado(ago)} ${ago}. ¿De qué te gustaría hablar hoy?`,
     takenOver: 'Esta conversación ha continuado en otra ventana, así que dejo esta.',
     ago: (unit, n) => ({ seconds: 'unos segundos', minute: n === 1 ? 'un minuto' : `${n} minutos`, hour: n === 1 ? 'una hora' : `${n} horas`, day: n === 1 ? 'un día' : `${n} días` })[unit],
   },
@@ -149,13 +154,14 @@ const TEXTS: Record<GreetingLanguage, GreetingTexts> = {
  */
 export function describeAgo(agoMs: number, language: string | null = null): string {
   const t = TEXTS[greetingLanguageOf(language)];
+  // Each unit is rounded from the time itself: rounding an already rounded figure made 89 min 40 s "2 hours".
   const s = Math.round(agoMs / 1000);
   if (s < 45) return t.ago('seconds', s);
-  const m = Math.round(s / 60);
+  const m = Math.round(agoMs / 60_000);
   if (m < 60) return t.ago('minute', m);
-  const h = Math.round(m / 60);
+  const h = Math.round(agoMs / 3_600_000);
   if (h < 24) return t.ago('hour', h);
-  return t.ago('day', Math.round(h / 24));
+  return t.ago('day', Math.round(agoMs / 86_400_000));
 }
 
 /** What the participant hears when another tab or device took the conversation over, in their `language`. */

@@ -71,14 +71,25 @@ function integerVar({ fallback, min }: { fallback: number; min: 0 | 1 }) {
     });
 }
 
+/** A `redis://` or `rediss://` URL that parses, with a host. */
+function isRedisUrl(v: string): boolean {
+  try {
+    const u = new URL(v);
+    return (u.protocol === 'redis:' || u.protocol === 'rediss:') && u.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The zod fields of the Redis variables, to spread into a process's own environment schema
  * (`z.object({ ...redisEnvShape, … })`) so every issue names its variable. Each field alone is
  * checked here; how they fit together is {@link redisEnvProblems}.
  */
 export const redisEnvShape = {
-  REDIS_URL: optionalString.refine((v) => v === undefined || /^rediss?:\/\//.test(v), {
-    message: 'must be a redis:// or rediss:// URL',
+  // Checked whole here: a URL the client cannot parse would fail later with the URL (and its password) in the error.
+  REDIS_URL: optionalString.refine((v) => v === undefined || isRedisUrl(v), {
+    message: 'must be a redis:// or rediss:// URL (host, optional port 1-65535)',
   }),
   REDIS_SENTINELS: addressList(DEFAULT_SENTINEL_PORT),
   /** Seed nodes of a Redis Cluster (any reachable one tells the client the rest). */

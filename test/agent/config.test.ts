@@ -172,6 +172,13 @@ describe('parseConfig', () => {
     expect(message).not.toMatch(/hunter2|sentinel-pass/);
   });
 
+  it('refuses a REDIS_URL the client could not parse, without echoing it (it may hold a password)', () => {
+    for (const url of ['redis://:hunter2@127.0.0.1:notaport', 'redis://:hunter2@127.0.0.1:99999', 'redis://', 'http://:hunter2@127.0.0.1:6379']) {
+      expect(() => parseConfig({ ...base, REDIS_URL: url }), url).toThrow(/^invalid configuration: REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL \(host, optional port 1-65535\)$/);
+    }
+    expect(parseConfig({ ...base, REDIS_URL: 'redis://:pw@cache.internal:6380/2' }).redis).toMatchObject({ url: 'redis://:pw@cache.internal:6380/2' });
+  });
+
   const sentinels = { REDIS_SENTINELS: '127.0.0.1:26379', REDIS_SENTINEL_MASTER: 'mymaster' };
   const bad: Array<[string, Record<string, string | undefined>, RegExp]> = [
     ['REDIS_URL with REDIS_SENTINELS', { ...base, ...sentinels, REDIS_URL: 'redis://127.0.0.1:6379' }, /REDIS_URL, REDIS_SENTINELS\/REDIS_SENTINEL_MASTER and REDIS_CLUSTER_NODES are mutually exclusive/],

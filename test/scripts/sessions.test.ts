@@ -186,6 +186,22 @@ describe('npm run sessions with REDIS_SENTINELS', () => {
     expect(r.stderr.trim()).toBe('sessions: rekey needs STORE_ENCRYPTION_KEYS: the first key seals, every key listed opens');
   });
 
+  it('usage errors are one line and exit 2, never a stack trace or a "forgotten" that erased nothing: an empty --identity, a mistyped option, a malformed REDIS_URL (without its password)', async () => {
+    const env = sentinelEnv(randomPrefix('cli-usage'));
+    const empty = await sessions(['forget', '--identity', ''], env);
+    expect(empty.code).toBe(2);
+    expect(empty.stdout).toBe('');
+    expect(empty.stderr.trim()).toBe('sessions: --identity is required and must not be empty');
+    const typo = await sessions(['forget', '--identiy', 'alice'], env);
+    expect(typo.code).toBe(2);
+    expect(typo.stdout).toBe('');
+    expect(typo.stderr).toMatch(/^sessions: Unknown option '--identiy'/);
+    expect(typo.stderr).not.toMatch(/\n\s+at /);
+    const url = await sessions(['show', '--identity', 'alice'], { REDIS_URL: 'redis://:s3cret-pass@127.0.0.1:notaport' });
+    expect(url.code).toBe(2);
+    expect(url.stderr.trim()).toBe('sessions: configuration error: REDIS_URL must be a redis:// or rediss:// URL (host, optional port 1-65535)');
+  });
+
   it('with a malformed STORE_ENCRYPTION_KEYS prints one error naming it, without the key, and exits 2', async () => {
     const r = await sessions(['list'], { ...sentinelEnv(randomPrefix('cli-badkey')), STORE_ENCRYPTION_KEYS: 'k1:c2VjcmV0LWJ1dC1zaG9ydA==' });
     expect(r.code).toBe(2);

@@ -17,8 +17,8 @@ const CLI_DEADLINE_MS = 30_000;
 const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LIVEKIT_URL: 'ws://127.0.0.1:7880', LIVEKIT_API_KEY: 'cli-key', LIVEKIT_API_SECRET: 'cli-secret-of-at-least-32-characters', LIVEKIT_AGENT_NAME: 'cli-agent' };
 
 /** Runs `npm run token -- <args>`; its exit code, stdout and stderr. */
-async function token(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return promisify(execFile)(`${root}/node_modules/.bin/tsx`, ['scripts/token.ts', ...args], { cwd: root, env, encoding: 'utf8', timeout: CLI_DEADLINE_MS }).then(
+async function token(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return promisify(execFile)(`${root}/node_modules/.bin/tsx`, ['scripts/token.ts', ...args], { cwd: root, env: { ...env, ...extraEnv }, encoding: 'utf8', timeout: CLI_DEADLINE_MS }).then(
     (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
     (err: { code?: number; stdout?: string; stderr?: string }) => ({ code: err.code ?? -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' }),
   );
@@ -30,6 +30,29 @@ async function claimsOf(stdout: string) {
 }
 
 describe('npm run token', () => {
+  it('reads the rejoin window as the worker does: REJOIN_TTL_MS blank is the 60 s default, a value the worker refuses is refused by name, and so is a malformed option', async () => {
+    const departure = async (args: string[], extra: Record<string, string>) => {
+      const r = await token(['--identity', 'alice', '--json', ...args], extra);
+      expect(r.stderr).toBe('');
+      return ((await claimsOf(r.stdout)).roomConfig as { departureTimeout?: number } | undefined)?.departureTimeout;
+    };
+    expect(await departure([], { REJOIN_TTL_MS: '' })).toBe(60);
+    expect(await departure([], { REJOIN_TTL_MS: '90000' })).toBe(90);
+    expect(await departure(['--rejoin-ttl-ms', '30000'], { REJOIN_TTL_MS: '90000' })).toBe(30);
+    const refused: [string[], Record<string, string>, RegExp][] = [
+      [[], { REJOIN_TTL_MS: '0x10' }, /^token: REJOIN_TTL_MS must be a whole number, got "0x10"$/],
+      [['--rejoin-ttl-ms', '1e5'], {}, /^token: --rejoin-ttl-ms must be a whole number, got "1e5"$/],
+      [['--rejoin-ttl-ms', ''], {}, /^token: --rejoin-ttl-ms must not be empty$/],
+      [['--identiy', 'bob'], {}, /^token: Unknown option '--identiy'/],
+    ];
+    for (const [args, extra, message] of refused) {
+      const r = await token(['--identity', 'alice', ...args], extra);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.trim()).toMatch(message);
+    }
+  });
+
   it('--language-chosen marks the language as the participant\'s pick, in the token and the dispatch hint; --language alone does not', async () => {
     const picked = await token(['--identity', 'ana', '--language', 'es-mx', '--language-chosen', '--json']);
     expect(picked.code).toBe(0);

@@ -94,4 +94,25 @@ describe('renderGreeting', () => {
     expect(renderGreeting({ kind: 'none', why: 'short_drop' })).toBeNull();
     expect(describeAgo(90 * 60_000)).toBe('2 hours');
   });
+
+  it('says how long ago from the time itself, each unit rounded once', () => {
+    const min = 60_000;
+    const hour = 60 * min;
+    const cases: [number, string][] = [
+      [44_000, 'a few seconds'],
+      [45_000, 'a minute'],
+      [59 * min + 29_000, '59 minutes'],
+      [89 * min + 40_000, 'an hour'],
+      [90 * min, '2 hours'],
+      [23 * hour + 29 * min + 40_000, '23 hours'],
+      [23 * hour + 30 * min, 'a day'],
+      [35 * hour + 29 * min + 40_000, 'a day'],
+      [36 * hour, '2 days'],
+    ];
+    expect(cases.map(([ms]) => describeAgo(ms))).toEqual(cases.map(([, text]) => text));
+    // Spanish: the verb agrees with the time.
+    expect(renderGreeting({ kind: 'known_fresh', agoMs: hour, visitCount: 2 }, null, 'es')).toContain('Ha pasado una hora.');
+    expect(renderGreeting({ kind: 'known_fresh', agoMs: 10_000, visitCount: 2 }, null, 'es')).toContain('Han pasado unos segundos.');
+    expect(renderGreeting({ kind: 'returning', agoMs: 2 * hour, visitCount: 2, lastTopic: null }, null, 'es')).toContain('Han pasado 2 horas y');
+  });
 });

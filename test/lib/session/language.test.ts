@@ -23,7 +23,7 @@ describe('the participant\'s language', () => {
     expect(renderGreeting({ kind: 'first_time' }, 'Ana', 'es-MX')).toBe('¡Hola, Ana! Me alegra que estés aquí. ¿En qué puedo ayudarte hoy?');
     expect(renderGreeting({ kind: 'welcome_back_brief', agoMs: 20_000 }, null, 'es')).toBe('Hola de nuevo. Sigamos donde lo dejamos.');
     expect(renderGreeting(returning, 'Ana', 'es')).toBe('¡Hola de nuevo, Ana! Han pasado 3 horas y esta es tu visita número 3. La última vez hablamos de «el router». ¿Seguimos?');
-    expect(renderGreeting({ kind: 'known_fresh', agoMs: 86_400_000, visitCount: 2 }, null, 'es')).toBe('¡Qué gusto verte otra vez! Han pasado un día. ¿De qué te gustaría hablar hoy?');
+    expect(renderGreeting({ kind: 'known_fresh', agoMs: 86_400_000, visitCount: 2 }, null, 'es')).toBe('¡Qué gusto verte otra vez! Ha pasado un día. ¿De qué te gustaría hablar hoy?');
     expect(renderGreeting({ ...returning, visitCount: 1, lastTopic: 'la box' }, 'Luc', 'fr-FR')).toBe('Bon retour, Luc ! Cela fait 3 heures, et c\'est votre 1re visite. La dernière fois, nous avons parlé de « la box ». On continue ?');
     expect(renderGreeting({ kind: 'first_time' }, null, 'fr')).toBe('Bonjour ! Je suis ravi que vous soyez là. Comment puis-je vous aider aujourd\'hui ?');
     expect(renderGreeting({ ...returning, lastTopic: null }, 'Jan', 'de-AT')).toBe('Willkommen zurück, Jan! Es ist 3 Stunden her, und das ist Ihr 3. Besuch. Wollen wir weitermachen?');
