@@ -416,8 +416,15 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
       },
       onRejoined: (participant) => {
         const facts = participantFacts(participant);
-        const back = ps.rejoined({ language: parseLanguageTag(facts.language), chosen: facts.languageChosen === true });
+        const back = ps.rejoined({ language: parseLanguageTag(facts.language), chosen: facts.languageChosen === true, participantName: facts.name || null });
         if (back === undefined) return;
+        if (back.startedOver) {
+          // AlwaysFresh: a new conversation in this room. The model forgets the last one's turns and context.
+          log.info({}, 'conversation started over in the room (AlwaysFresh)');
+          void agent.updateChatCtx(llm.ChatContext.empty()).catch((err: unknown) => log.warn({ err }, 'could not clear the model\'s conversation'));
+          receiver.clear();
+          spoken.reset(ps.currentRecord?.language ?? null);
+        }
         const now = ps.currentRecord?.language;
         if (back.languageChanged && now) {
           log.info({ language: now, chosen: ps.currentRecord?.languageChosen === true }, 'participant came back with another language');

@@ -12,12 +12,13 @@ import { ConflictError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import type { ContextSnapshot } from '../lib/context/snapshot.js';
 import { condenseDue, DEFAULT_CONDENSE_OPTIONS, withCondensedSummary, type CondenseOptions, type Condenser } from '../lib/session/condense.js';
-import { chooseGreeting, renderGreeting, shortDropRuleApplies, type GreetingChoice } from '../lib/session/greeting.js';
+import { chooseGreeting, DEFAULT_MIN_REGREET_GAP_MS, renderGreeting, shortDropRuleApplies, type GreetingChoice } from '../lib/session/greeting.js';
 import { lastTopic, recordWithTurn } from '../lib/session/history.js';
 import { arrivalLanguage, type ArrivalLanguage } from '../lib/session/language.js';
 import type { SessionPolicy } from '../lib/session/policy.js';
 import {
   newSessionRecord,
+  profileFromRecord,
   resumedRecord,
   suspendedRecord,
   type DisconnectReason,
@@ -26,7 +27,7 @@ import {
   type SessionStateName,
   type Turn,
 } from '../lib/session/record.js';
-import { decideResume, rejectMessage, type ResumeDecision } from '../lib/session/resume_policy.js';
+import { decideResume, gapSinceLastSeenMs, rejectMessage, type ResumeDecision } from '../lib/session/resume_policy.js';
 import { initialLifecycle, transition, type LifecycleEvent, type LifecycleState, type SessionStateChanged } from '../lib/session/state.js';
 import type { SessionKey } from '../lib/store/keys.js';
 import type { ClaimMode, LeaseToken, SessionStore } from '../lib/store/session_store.js';
@@ -35,6 +36,33 @@ import { StoreWriteQueue, type WriteHold } from './write_queue.js';
 
 /** How long a claim holds without renewal; renewed every third of it. @default 30 000 ms */
 export const DEFAULT_LEASE_MS = 30_000;
+
+/** What the token of a rejoining connection says about its participant. */
+export interface RejoinToken {
+  language: string | null;
+  chosen: boolean;
+  /** The participant's display name, if the token has one. */
+  participantName?: string | null;
+}
+
+/** A rejoin within the room, as {@link ParticipantSession.rejoined} decided it. */
+export interface Rejoin {
+  decision: ResumeDecision;
+  greeting: GreetingChoice;
+  speech: string | null;
+  /** The conversation's language is not what it was before the rejoin. */
+  languageChanged: boolean;
+  /**
+   * The conversation started over (AlwaysFresh): the previous one is archived, and the caller
+   * must clear what the model holds of it (its turns, the dynamic context).
+   */
+  startedOver: boolean;
+}
+
+/** A profile with nothing that reveals the last visitor (AlwaysFresh: a kiosk): only the visit count and first visit stay. */
+function withoutMemory(profile: Profile | null): Profile | null {
+  return profile === null ? null : { ...profile, participantName: null, language: null, languageHeard: undefined, languageChosen: undefined };
+}
 
 /** Dependencies of {@link ParticipantSession}. */
 export interface ParticipantSessionOptions {
@@ -105,6 +133,8 @@ export class ParticipantSession {
   /** Ends a {@link holdWrites} hold early: a turn never waits. */
   private releaseHeldWrites = () => {};
   private saveQueued = false;
+  /** Ends of a replaced conversation queued and not yet run ({@link endPrevious}). */
+  private endsPending = 0;
   /** Turns appended since the last save (folded into the record, and its archive copy, at the next renewal). */
   private unsavedTurns = 0;
   private tickTimer: NodeJS.Timeout | undefined;
@@ -207,6 +237,27 @@ export class ParticipantSession {
   }
 
   /**
+   * Queues the end of `previous` (archived, lease released) and a new claim for the conversation
+   * that replaces it; the new record's save, queued after, runs with that claim's lease and version.
+   */
+  private endPrevious(previous: SessionRecord, nowMs: number): void {
+    this.endsPending++;
+    void this.writes.run('end_previous', async () => {
+      try {
+        if (this.abandoned) return;
+        await this.o.store.end(suspendedRecord(previous, nowMs, 'ended'), this.version, this.lease!, nowMs);
+        // `end` releases the lease: claim the (now empty) session again for the new conversation.
+        await this.claimAgain('takeover');
+      } finally {
+        this.endsPending--;
+      }
+    });
+    // A save queued before this runs before it, and skips (the new record must not be written
+    // over the conversation it replaces): the new record gets its own save, after the new claim.
+    this.saveQueued = false;
+  }
+
+  /**
    * Claims the session again (queued after a write that released it, or to set an unreadable
    * record aside) and keeps the new lease and version for the writes queued after it.
    */
@@ -261,12 +312,7 @@ export class ParticipantSession {
         // Queued, not awaited: the greeting needs neither round trip, and the arrival's writes
         // may be held until it is on its way (holdWrites). The new record's save is queued
         // after this, so it runs with the lease and version of the second claim.
-        void this.writes.run('end_previous', async () => {
-          if (this.abandoned) return;
-          await store.end(suspendedRecord(stored, nowMs, 'ended'), this.version, this.lease!, nowMs);
-          // `end` releases the lease: claim the (now empty) session again for the new conversation.
-          await this.claimAgain('takeover');
-        });
+        this.endPrevious(stored, nowMs);
       } else if (claim.record.status === 'invalid') {
         // The stored conversation could not be read (tampered, or sealed with a key this worker
         // lacks): set it aside before the new one replaces it, so none of it is lost (its archive
@@ -281,7 +327,7 @@ export class ParticipantSession {
         identity: key.identity,
         sessionId: randomUUID(),
         nowMs,
-        profile,
+        profile: policy.resumePolicy === 'AlwaysFresh' ? withoutMemory(profile) : profile,
         participantName: this.o.participantName ?? null,
       });
     }
@@ -322,26 +368,56 @@ export class ParticipantSession {
    * The same identity is back in this room. Returns the greeting to say (or null), or
    * `undefined` when the rejoin came too late (the lifecycle has closed the conversation).
    */
-  rejoined(token?: { language: string | null; chosen: boolean }): { decision: ResumeDecision; greeting: GreetingChoice; speech: string | null; languageChanged: boolean } | undefined {
+  rejoined(token?: RejoinToken): Rejoin | undefined {
     if (this.lost || this.closed || this.record === null) return undefined;
     const before = this.record;
     this.fire({ type: 'participant_rejoined' });
     if (this.lifecycle.name !== 'Connected') return undefined;
     const nowMs = this.o.clock.nowMs();
-    const decision = decideResume({ record: before, profile: null, policy: this.o.policy, reason: before.disconnectReason, nowMs, storeAvailable: true });
+    // A new connection that replaced the old one before its leave was seen: the conversation was
+    // live here until now (timing it from the last turn made a reload "your 2nd visit", or first-time).
+    const left = before.disconnectedAt === null ? { ...before, disconnectedAt: nowMs } : before;
+    const gapMs = gapSinceLastSeenMs(left, nowMs);
+    const greetingOpts = this.greetingOpts(before.disconnectReason, true);
+    // AlwaysFresh starts over here too (a kiosk's next visitor must not meet the last one's
+    // conversation), except after a network drop within the re-greet gap: the same person, whose
+    // connection came back.
+    const blip = (greetingOpts.minRegreetGapMs ?? DEFAULT_MIN_REGREET_GAP_MS) > gapMs;
+    const decision: ResumeDecision =
+      this.o.policy.resumePolicy === 'AlwaysFresh' && blip
+        ? { kind: 'resume', why: 'within_rejoin_ttl', gapMs }
+        : decideResume({ record: left, profile: null, policy: this.o.policy, reason: before.disconnectReason, nowMs, storeAvailable: true });
     // A new connection of the same identity (a page reload, a reopened tab) is a new arrival
     // and is greeted once; only a network drop within the re-greet gap goes unannounced (short
     // blips never even reach here: the client resumes its connection).
-    const greeting = chooseGreeting(decision, before, null, nowMs, this.greetingOpts(before.disconnectReason, true));
+    const greeting = chooseGreeting(decision, before, null, nowMs, greetingOpts);
     this.o.metrics.inc('pva_reconnects_total');
     this.o.metrics.inc('pva_resume_decisions_total', { kind: decision.kind, why: decision.why });
     if (greeting.kind !== 'none') this.o.metrics.inc('pva_sessions_started_total', { greeting: greeting.kind });
-    this.record = { ...resumedRecord(before, nowMs, false), state: 'Connected' };
+    const startedOver = decision.kind !== 'resume';
+    if (startedOver) {
+      // The conversation so far is archived; the new one knows only what this connection's token says.
+      this.endPrevious(before, nowMs);
+      const fresh = newSessionRecord({
+        agentName: before.agentName,
+        identity: before.identity,
+        sessionId: randomUUID(),
+        nowMs,
+        profile: withoutMemory(profileFromRecord(before)),
+        participantName: token?.participantName ?? null,
+      });
+      this.record = { ...fresh, state: 'Connected', owner: before.owner };
+      this.applyLanguage(arrivalLanguage(token?.language ?? null, this.record, false, token?.chosen ?? false));
+    } else {
+      this.record = { ...resumedRecord(before, nowMs, false), state: 'Connected' };
+    }
     // The new connection's token may carry another language (a pick from the web client's menu,
     // another browser): ranked as at an arrival, against what this conversation already knows.
-    const languageChanged = token !== undefined && this.applyLanguage(arrivalLanguage(token.language, this.record, true, token.chosen));
+    const languageChanged = startedOver
+      ? this.record.language !== before.language
+      : token !== undefined && this.applyLanguage(arrivalLanguage(token.language, this.record, true, token.chosen));
     this.queueSave();
-    return { decision, greeting, speech: renderGreeting(greeting, this.record.participantName, this.record.language), languageChanged };
+    return { decision, greeting, speech: renderGreeting(greeting, this.record.participantName, this.record.language), languageChanged, startedOver };
   }
 
   /** Makes the arrival's language the conversation's (with where it came from); true when anything changed. */
@@ -513,7 +589,7 @@ export class ParticipantSession {
     this.saveQueued = true;
     void this.writes.run('save', async () => {
       this.saveQueued = false;
-      if (this.record === null || this.closed) return;
+      if (this.record === null || this.closed || this.endsPending > 0) return;
       this.unsavedTurns = 0;
       this.version = await this.o.store.save(this.record, this.version, this.lease!);
     });

@@ -197,6 +197,19 @@ export class ContextReceiver {
   }
 
   /**
+   * Forgets the context and every publisher's revision, as a receiver just made: the
+   * conversation started over in the room (AlwaysFresh). The model's copy is cleared by one
+   * Replace (now, or at {@link markReady}); a publisher that reconnects is welcomed at revision 0
+   * and, having had ops acknowledged, sends its whole context again, and a new page adopts the
+   * empty one.
+   */
+  clear(): void {
+    this.pushResult(this.tracker.load({ states: [], events: [] }));
+    this.revisions.clear();
+    this.opts.onChange?.(this.snapshot());
+  }
+
+  /**
    * Restores a persisted snapshot (resume). Before ready it queues as one Replace for
    * {@link markReady}; after, it applies as one Replace (nothing if equal). Revisions merge
    * (the higher wins). Returns false, changing nothing, for an invalid snapshot.

@@ -262,6 +262,75 @@ describe('ParticipantSession', () => {
     expect(ps.rejoined()?.greeting).toEqual({ kind: 'none', why: 'short_drop' });
   });
 
+  it('AlwaysFresh (a kiosk) starts over on a rejoin in the room: a new conversation with no turn, name or language of the last visitor, the last one archived; only a network blip within the re-greet gap carries on unannounced', async () => {
+    const kiosk = { ...ReconnectPolicies.Default, resumePolicy: 'AlwaysFresh' as const };
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    const { ps } = make(store, clock, kiosk, 'job-1', { participantName: 'Alice Smith', language: 'de' });
+    const first = await ps.arrive();
+    ps.persistTurn(turn('t1', 'user', 'My account number is 12345.', T0 + 1));
+    ps.updateContext({ states: [{ name: 'Visitor', value: 'Alice' }], events: [], revisions: { 'p:alice/tab': 1 } });
+    // A network blip: the same person, whose connection came back.
+    ps.left('network');
+    clock.advance(2_000);
+    const blip = ps.rejoined({ language: null, chosen: false });
+    expect(blip).toMatchObject({ greeting: { kind: 'none', why: 'short_drop' }, startedOver: false, speech: null });
+    expect(ps.currentRecord?.history.turns.map((t) => t.text)).toEqual(['My account number is 12345.']);
+    // Alice closes the tab; the next visitor opens it 30 s later (same device, same identity).
+    ps.left('client_initiated');
+    clock.advance(30_000);
+    const next = ps.rejoined({ language: null, chosen: false });
+    expect(next).toMatchObject({ decision: { kind: 'fresh', why: 'policy_fresh' }, greeting: { kind: 'first_time' }, startedOver: true });
+    expect(next?.speech).toBe("Hello! I'm glad you're here. How can I help you today?");
+    const record = ps.currentRecord!;
+    expect(record.sessionId).not.toBe(first.record?.sessionId);
+    expect(record.history.turns).toEqual([]);
+    expect(record.context.states).toEqual([]);
+    expect(record).toMatchObject({ participantName: null, language: null, state: 'Connected', visitCount: 2 });
+    await ps.drain();
+    const stored = await store.readRecord(key);
+    expect(stored.status === 'found' && stored.record.sessionId).toBe(record.sessionId);
+    expect(stored.status === 'found' && stored.record.history.turns).toEqual([]);
+    // Alice's conversation is kept for audit, closed, with her turn; nothing of it in the new one.
+    const archive = await store.readArchive(key, clock.nowMs());
+    const alices = archive.find((a) => a.sessionId === first.record?.sessionId);
+    expect(alices?.record).toMatchObject({ state: 'Disconnected', disconnectReason: 'ended', participantName: 'Alice Smith' });
+    expect(alices?.record?.history.turns.map((t) => t.text)).toEqual(['My account number is 12345.']);
+    // The new conversation's turns are saved under its lease.
+    ps.persistTurn(turn('t2', 'user', 'Hi, I am new here.', clock.nowMs()));
+    await ps.drain();
+    const after = await store.readRecord(key);
+    expect(after.status === 'found' && after.record.history.turns.map((t) => t.text)).toEqual(['Hi, I am new here.']);
+  });
+
+  it('AlwaysFresh never greets a visitor by a name remembered from the last one', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    const kiosk = { ...ReconnectPolicies.Default, resumePolicy: 'AlwaysFresh' as const };
+    const first = make(store, clock, kiosk, 'job-1', { participantName: 'Alice Smith' });
+    expect((await first.ps.arrive()).speech).toBe("Hello, Alice Smith! I'm glad you're here. How can I help you today?");
+    await first.ps.suspend('client_initiated');
+    clock.advance(10 * 60_000);
+    const second = await make(store, clock, kiosk, 'job-2').ps.arrive();
+    expect(second.speech).toBe("Hello! I'm glad you're here. How can I help you today?");
+    expect(second.record?.participantName).toBeNull();
+  });
+
+  it('a new connection that replaced the old one before its leave was seen is welcomed back briefly, however long ago the last turn was', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    const { ps } = make(store, clock, { ...ReconnectPolicies.Default, sessionTtlMs: 30 * 60_000 });
+    await ps.arrive();
+    ps.persistTurn(turn('t1', 'user', 'Hello there.', T0 + 1));
+    for (const quietMs of [90_000, 31 * 60_000]) {
+      clock.advance(quietMs);
+      const back = ps.rejoined({ language: null, chosen: false });
+      expect(back?.decision, String(quietMs)).toMatchObject({ kind: 'resume', why: 'within_rejoin_ttl' });
+      expect(back?.greeting.kind, String(quietMs)).toBe('welcome_back_brief');
+      expect(ps.currentRecord?.history.turns.map((t) => t.text)).toEqual(['Hello there.']);
+    }
+  });
+
   it('a participant whose call ended (they left, or the agent hung up on a silence) and who calls again at once, in a new job, is greeted; after a drop they did not choose, not', async () => {
     for (const [reason, greeting] of [
       ['client_initiated', 'welcome_back_brief'],
@@ -517,7 +586,7 @@ describe('ParticipantSession and the participant\'s language', () => {
     // A kiosk reveals no remembered pick, but a pick in its own token is the token's language.
     const kiosk = make(store, clock, { ...ReconnectPolicies.Default, resumePolicy: 'AlwaysFresh' }, 'job-4', { language: 'es', languageChosen: true });
     const k = await kiosk.ps.arrive();
-    expect(k.speech).toBe('¡Hola, Ana! Me alegra que estés aquí. ¿En qué puedo ayudarte hoy?');
+    expect(k.speech).toBe('¡Hola! Me alegra que estés aquí. ¿En qué puedo ayudarte hoy?');
     expect(k.record).toMatchObject({ language: 'es', languageChosen: true });
   });
 

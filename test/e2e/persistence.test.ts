@@ -193,6 +193,41 @@ describe('one worker, long rejoin window', () => {
     expect(input.map((m) => m.content)).not.toContain('I am visitor one.');
   });
 
+  it('AlwaysFresh in the room (a kiosk\'s next visitor within the rejoin window): the same job starts a new conversation, greeted first-time, and the model has nothing of the last one, its context included', async () => {
+    const identity = uid('kiosk-room');
+    const room = uid('room');
+    const p1 = await join({ identity, room, agentName, rejoinTtlMs, policy: 'AlwaysFresh' });
+    const first = await p1.statusMatching((m) => m.greeting === 'first_time');
+    const pub = new RtcContextPublisher(p1.room);
+    pub.context.setState('Visitor', 'number one');
+    await waitFor('the context op acknowledged', () => pub.context.unackedRevisions().length === 0 && pub.replies.length > 0);
+    await converse(p1, 'I am visitor one, account 4711.');
+    const agentIdentity = p1.agent()!.identity;
+    pub.close();
+    await p1.leave(); // the visitor closes the tab
+    await waitFor('the agent to see the leave', async () => {
+      const r = await inspect.readRecord({ agentName, identity });
+      return r.status === 'found' && r.record.disconnectedAt !== null;
+    });
+
+    const p2 = await join({ identity, room, agentName, rejoinTtlMs, policy: 'AlwaysFresh' });
+    const s = await p2.statusMatching((m) => m.greeting !== undefined);
+    expect(s).toMatchObject({ greeting: 'first_time', decision: { kind: 'fresh', why: 'policy_fresh' } });
+    expect(s.sessionId).not.toBe(first.sessionId);
+    expect(p2.agent()?.identity).toBe(agentIdentity); // same job, same room
+    expect((await p2.nthText(1)).text).toMatch(/glad you're here/i);
+    await converse(p2, 'Who was here before me?');
+    const said = (await modelInputFor('Who was here before me?')).map((m) => m.content).join('\n');
+    expect(said).not.toContain('visitor one');
+    expect(said).not.toContain('number one');
+    // The last visitor's conversation is archived, not lost; the stored one is the new one.
+    await turnStored(agentName, identity, 'Who was here before me?');
+    const stored = await inspect.readRecord({ agentName, identity });
+    expect(stored.status === 'found' && stored.record.history.turns.map((t) => t.text)).not.toContain('I am visitor one, account 4711.');
+    const archive = await inspect.readArchive({ agentName, identity }, Date.now());
+    expect(archive.find((a) => a.sessionId === first.sessionId)?.record?.history.turns.map((t) => t.text)).toContain('I am visitor one, account 4711.');
+  });
+
   it('context set before the agent arrived is flushed as one Replace and reaches the model', async () => {
     const p = await join({ identity: uid('ctx'), room: uid('room'), agentName, rejoinTtlMs });
     const pub = new RtcContextPublisher(p.room);

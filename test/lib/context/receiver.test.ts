@@ -313,6 +313,23 @@ describe('ContextReceiver: persistence', () => {
     expect(resumed.receiver.handle(op(2, { type: 'addEvent', text: 'e' }), USER)).toEqual({ ok: false, reason: 'stale_revision' });
   });
 
+  it('clear (the conversation starts over in the room) forgets the context and every revision: the model\'s copy is emptied, a reconnecting publisher is welcomed at revision 0 with nothing', async () => {
+    const snapshots: ContextSnapshot[] = [];
+    const { receiver, sink, replies } = setup({ onChange: (snap) => snapshots.push(snap) });
+    await receiver.markReady();
+    receiver.handle(op(1, { type: 'setState', name: 'Visitor', value: 'Ana' }), USER);
+    receiver.handle(op(2, { type: 'addEvent', text: 'Ana signed in' }), USER);
+    await receiver.flush();
+    expect(sink.view()).toBe('Visitor is Ana\nAna signed in');
+    receiver.clear();
+    await receiver.flush();
+    expect(sink.view()).toBe('');
+    expect(receiver.snapshot()).toEqual({ states: [], events: [], revisions: {} });
+    expect(snapshots.at(-1)).toEqual({ states: [], events: [], revisions: {} });
+    receiver.handle(encodeContextMessage({ v: 1, kind: 'hello', src: 'tab-1' }), USER);
+    expect(replies.at(-1)?.msg).toEqual({ v: 1, kind: 'welcome', src: 'tab-1', lastRev: 0, context: { states: [], events: [] } });
+  });
+
   it('refuses an invalid snapshot and changes nothing', () => {
     const { receiver } = setup();
     expect(receiver.restore({ states: [{ name: '', value: 'x' }], events: [], revisions: {} })).toBe(false);
