@@ -20,6 +20,7 @@ import { policyForParticipant } from '../lib/session/policy.js';
 import type { DisconnectReason } from '../lib/session/record.js';
 import type { SessionStatusMessage } from '../lib/session_messages.js';
 import type { KeptAlive } from '../lib/store/agent_liveness.js';
+import { bounded } from '../lib/store/bounded.js';
 import type { SessionKey } from '../lib/store/keys.js';
 import { Assistant } from './assistant.js';
 import { chatMessageToTurn, historyToChatContext } from './chat_history.js';
@@ -361,7 +362,10 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
   async function linkAndGreet(participant: RemoteParticipant): Promise<void> {
     const linkedAtMs = systemClock.nowMs();
     log.info({}, 'participant linked');
-    await watching;
+    // Subscribed to its notices first when Redis answers, but never waited on past the greeting
+    // bound: a Redis that stops answering without closing anything would hold the greeting for
+    // minutes. A takeover the watch misses meanwhile is still caught by the lease.
+    await bounded(watching ?? Promise.resolve(), config.greetingBoundMs).catch(() => log.warn({}, 'session notices not subscribed within the greeting bound: greeting anyway'));
     const got = await claimed;
     if (got === null) throw new Error('ran a speculative conversation that claimed nothing'); // runJob never does
     arrival = got;

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { PrivateRedis, freePort } from '../lib/store/private_redis.js';
 import { TestParticipant, type ServerInfo } from '../support/participant.js';
+import { TcpRelay } from '../support/tcp_relay.js';
 import { waitFor } from '../support/wait.js';
 import { livekitEnv, startWorker, type WorkerProcess } from '../support/worker.js';
 
@@ -19,6 +20,8 @@ let redis: PrivateRedis;
 let worker: WorkerProcess;
 let inspect: RedisSessionStore | undefined;
 const participants: TestParticipant[] = [];
+const relays: TcpRelay[] = [];
+const workers: WorkerProcess[] = [];
 
 beforeAll(async () => {
   redis = new PrivateRedis(await freePort());
@@ -36,6 +39,8 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const p of participants) await p.leave().catch(() => undefined);
   await worker?.stop();
+  await Promise.all(workers.map((w) => w.stop()));
+  for (const r of relays) await r.close();
   await inspect?.dispose();
   await redis?.kill();
 });
@@ -68,4 +73,20 @@ it('greets with Redis down, reports degraded, and writes everything to Redis onc
   );
   expect(rec.history.turns.map((t) => t.role)).toEqual(['assistant', 'user', 'assistant']);
   await worker.waitForOutput(/session store recovered/);
+});
+
+it('greets within the bound when Redis stops answering without closing anything (a partition): no wait on its notices either', async () => {
+  const { relay, url } = await TcpRelay.inFrontOf(redis.url);
+  relays.push(relay);
+  const partitioned = `${agentName}-cut`;
+  const w = await startWorker({ env: { ...livekitEnv(server, partitioned), REDIS_URL: url, REDIS_KEY_PREFIX: prefix, STORE_GREETING_BOUND_MS: '500' } });
+  workers.push(w);
+  // The worker's connections are open; from now on nothing they send is answered, nothing is closed.
+  relay.cut();
+  const p = await TestParticipant.join(server, { identity: `zoe-${run}`, room: `room-cut-${run}`, agentName: partitioned, rejoinTtlMs: 60_000 });
+  participants.push(p);
+  const status = await p.statusMatching((m) => m.greeting !== undefined, { timeoutMs: 20_000 });
+  expect(status).toMatchObject({ greeting: 'first_time', decision: { kind: 'fresh', why: 'store_unavailable' }, degraded: true });
+  expect((await p.nthText(1)).text).toMatch(/glad you're here/i);
+  relay.heal();
 });
