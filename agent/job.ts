@@ -8,7 +8,7 @@ import { AutoSubscribe, llm, voice, type JobContext } from '@livekit/agents';
 import type { RemoteParticipant } from '@livekit/rtc-node';
 import { ATTR_AGENT_ALIVE, ATTR_LANGUAGE, ATTR_LANGUAGE_CHOSEN, ATTR_RESUME_POLICY } from '../lib/attributes.js';
 import { systemClock } from '../lib/clock.js';
-import { hintMatches, parseDispatchHint, type HintedParticipant } from '../lib/dispatch_hint.js';
+import { hintMatches, parseDispatchHint, type DispatchHint, type HintedParticipant } from '../lib/dispatch_hint.js';
 import { ContextReceiver } from '../lib/context/receiver.js';
 import { pii, type Logger } from '../lib/logger.js';
 import { DEFAULT_CONDENSE_OPTIONS, type CondenseOptions, type Condenser } from '../lib/session/condense.js';
@@ -123,6 +123,33 @@ interface Conversation {
   shutdown(): Promise<void>;
 }
 
+/**
+ * How long a job sent for one participant (a dispatch hint) waits for them before serving whoever
+ * else is in the room: the token service sends the agent before the participant's page has its
+ * token, so they often join after the agent, and after anyone who was already there.
+ */
+export const HINTED_PARTICIPANT_WAIT_MS = 10_000;
+
+/**
+ * The participant this job serves: the one its dispatch hint names, when they come within
+ * {@link HINTED_PARTICIPANT_WAIT_MS} (a colleague already in the room is not them); otherwise,
+ * and without a hint, the first participant.
+ */
+async function participantToServe(ctx: JobContext, hint: DispatchHint | null): Promise<RemoteParticipant> {
+  if (hint === null) return ctx.waitForParticipant();
+  const hinted = ctx.waitForParticipant(hint.identity);
+  hinted.catch(() => undefined); // a room that closes after the wait ended rejects it unheard
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), HINTED_PARTICIPANT_WAIT_MS);
+  });
+  try {
+    return (await Promise.race([hinted, gaveUp])) ?? (await ctx.waitForParticipant());
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Runs the job until the conversation is over (rejoin window passed, taken over, or shutdown). */
 export async function runJob(ctx: JobContext, config: Config, logger: Logger, stores: JobStores, metrics: JobMetrics): Promise<void> {
   // With a dispatch hint (tokens the project mints), the job claims the hinted participant's
@@ -171,7 +198,7 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
   job.alive = stores.liveness?.keepAlive(config.agentName, ctx.room.name ?? '', ctx.room.localParticipant?.identity ?? '', config.livenessTtlMs, (failing) => {
     ctx.room.localParticipant?.setAttributes({ [ATTR_AGENT_ALIVE]: failing ? String(Date.now()) : '' }).catch(() => undefined);
   });
-  const participant = await ctx.waitForParticipant();
+  const participant = await participantToServe(ctx, hint);
   if (hint !== null && current !== undefined) {
     // The hint was a speculation. When it did not come true (another participant, or the same
     // identity with another name or policy), its claim is dropped unsaved; when the session was

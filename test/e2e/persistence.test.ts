@@ -279,6 +279,25 @@ describe('one worker, long rejoin window', () => {
     expect(await inspect.readProfile({ agentName, identity: named })).toBeNull();
   });
 
+  it('in a room where someone else already is (a colleague who stayed), the agent sent for a participant serves that participant, not whoever was there first', async () => {
+    const colleague = uid('colleague');
+    const customer = uid('customer');
+    const room = uid('room');
+    const k = await TestParticipant.join(server, { identity: colleague, room, rejoinTtlMs });
+    participants.push(k);
+    // The customer asks for the agent (the token service dispatches with a hint naming them) and joins once it is there.
+    expect(await ensureAgentDispatched(server, room, agentName, { identity: customer })).toBe('dispatched');
+    await waitFor('the agent to join the room', () => k.agent());
+    const c = await join({ identity: customer, room, agentName, rejoinTtlMs });
+    const s = await c.statusMatching((m) => m.greeting !== undefined, { timeoutMs: 30_000 });
+    expect(s).toMatchObject({ greeting: 'first_time', decision: { kind: 'fresh', why: 'new_identity' } });
+    await converse(c, 'I am the customer who asked for you.');
+    await turnStored(agentName, customer, 'I am the customer who asked for you.');
+    // The colleague was neither greeted nor given a session.
+    expect(k.statuses).toEqual([]);
+    expect((await inspect.readRecord({ agentName, identity: colleague })).status).toBe('missing');
+  });
+
   it('asking for the agent again while it is on its way sends no second one; once it is there, none either', async () => {
     const identity = uid('twice');
     const room = uid('room');
