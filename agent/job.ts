@@ -51,6 +51,8 @@ const ARRIVAL_WRITE_HOLD_MS = 5_000;
 
 /** Longest wait for the goodbye of an idle hang-up to play out before the call ends anyway, ms. */
 const GOODBYE_MAX_MS = 20_000;
+/** The longest a job waits for its agent session to close before it puts the conversation away anyway. */
+const SESSION_CLOSE_MAX_MS = 10_000;
 
 /** Resolves once `handle` played out, failed, or after `maxMs`. */
 function playedOut(handle: voice.SpeechHandle | undefined, maxMs: number): Promise<void> {
@@ -283,7 +285,17 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
     else log.info({ replayedKeys: ev.replayedKeys }, 'session store recovered: replayed what memory held');
   });
 
-  /** Ends this job's part: persist, close the agent session, leave the room. */
+  /** Closes the agent session once (later calls wait for the same close), within {@link SESSION_CLOSE_MAX_MS}. */
+  let sessionClosed: Promise<void> | undefined;
+  const closeAgentSession = (): Promise<void> => {
+    if (agentSession === undefined) return Promise.resolve();
+    sessionClosed ??= bounded(agentSession.close(), SESSION_CLOSE_MAX_MS, () => new Error(`not closed within ${SESSION_CLOSE_MAX_MS} ms`)).catch((err: unknown) =>
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'the agent session did not close cleanly'),
+    );
+    return sessionClosed;
+  };
+
+  /** Ends this job's part: close the agent session, persist, leave the room. */
   const finish = (reason: DisconnectReason | 'rejoin_expired'): Promise<void> => {
     finishing ??= (async () => {
       log.info({ reason }, 'conversation closing');
@@ -300,12 +312,16 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
         // (it then leaves without trying to rejoin; a new call resumes the conversation).
         const message = idleGoodbyeText(ps.currentRecord?.language ?? null, policy.resumePolicy !== 'AlwaysFresh');
         await playedOut(agentSession?.say(message, { allowInterruptions: false }), GOODBYE_MAX_MS);
+        await closeAgentSession();
         await ps.suspend('idle');
         await status({ state: 'Disconnected', ended: { reason: 'idle', message } });
       } else {
+        // Closed before the conversation is put away: what closing adds (an answer cut off while
+        // it was coming, the participant's last words) is saved with the rest.
+        await closeAgentSession();
         await ps.suspend(reason === 'rejoin_expired' ? 'network' : reason);
       }
-      await agentSession?.close().catch(() => undefined);
+      await closeAgentSession();
       // Marked before the room can go away under it. A job stopped with its call still going (a
       // worker shut down) leaves unmarked: the token service then sends another agent to whoever
       // is still in the room.
@@ -563,9 +579,11 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
       // AlwaysResume could not resume: the participant hears why, the session stays in Error,
       // and nothing was reset. The job then leaves; a retry dispatches a new one.
       await handle?.waitForPlayout().catch(() => undefined);
-      await session.close().catch(() => undefined);
+      // Marked and off the liveness list before the session closes (a closed session ends the
+      // job as if shut down, leaving its entry to lapse): no agent is sent to refuse them again.
       await markLeavingOnPurpose(ctx.room, 'resume_failed', log);
       await job.alive?.stop();
+      await closeAgentSession();
       ctx.shutdown('resume_failed');
     }
   }

@@ -10,6 +10,7 @@ import { renderGreeting, takenOverMessage } from '../../lib/session/greeting.js'
 import { idleCheckInText, idleGoodbyeText } from '../../lib/session/idle.js';
 import { summaryLine } from '../../lib/session/history.js';
 import { languageInstruction } from '../../lib/session/language.js';
+import { livenessKeys } from '../../lib/store/agent_liveness.js';
 import { KeyBuilder } from '../../lib/store/keys.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { SessionNotices, forgetIdentity } from '../../lib/store/session_notices.js';
@@ -101,8 +102,17 @@ async function turnStored(agentName: string, identity: string, text: string): Pr
   });
 }
 
+/** A question whose answer the model is still generating when the participant leaves: its first part only, until the end of the file. */
+const LONG_QUESTION = 'Tell me the long version, please.';
+const LONG_HEAD = 'Here is the long version, part one.';
+let finishLongAnswer: (tail: string) => void = () => undefined;
+const longAnswerTail = new Promise<string>((resolve) => (finishLongAnswer = resolve));
+
 beforeAll(async () => {
-  stub = await startOpenAIStub({ chatReply: (messages) => (isCondensing(messages) ? condensedReply(messages) : undefined) });
+  stub = await startOpenAIStub({
+    chatReply: (messages) => (isCondensing(messages) ? condensedReply(messages) : undefined),
+    streamedReply: (messages) => (messages.at(-1)?.content === LONG_QUESTION ? { head: LONG_HEAD, rest: longAnswerTail } : undefined),
+  });
   inspect = new RedisSessionStore({ url: redisUrl, prefix });
   notices = new SessionNotices({ url: redisUrl, prefix });
 });
@@ -116,6 +126,7 @@ async function agentGone(room: string): Promise<boolean> {
 }
 
 afterAll(async () => {
+  finishLongAnswer(' And that was all.');
   for (const p of participants) await p.leave().catch(() => undefined);
   await Promise.all(workers.map((w) => w.stop()));
   await stub?.close();
@@ -354,6 +365,32 @@ describe('one worker, long rejoin window', () => {
   });
 });
 
+describe('one worker, no rejoin window', () => {
+  const agentName = uid('norejoin');
+
+  beforeAll(async () => {
+    await worker(agentName, { REJOIN_TTL_MS: '0' });
+  });
+
+  it('a participant who leaves while the answer is still coming keeps what was said of it: saved as an interrupted turn before the conversation is put away', async () => {
+    const identity = uid('leaver');
+    const p = await join({ identity, room: uid('room'), agentName, rejoinTtlMs: 20_000 });
+    await p.statusMatching((m) => m.greeting !== undefined);
+    await p.nthText(1);
+    const begun = p.textStreamsOpened;
+    await p.say(LONG_QUESTION);
+    await waitFor('the answer to begin', () => p.textStreamsOpened > begun);
+    await p.leave();
+    const record = await waitFor('the conversation put away', async () => {
+      const r = await inspect.readRecord({ agentName, identity });
+      return r.status === 'found' && r.record.state === 'Disconnected' ? r.record : undefined;
+    });
+    const turns = record.history.turns.map((t) => ({ role: t.role, text: t.text }));
+    expect(turns).toContainEqual({ role: 'user', text: LONG_QUESTION });
+    expect(turns.find((t) => t.role === 'assistant' && t.text.startsWith(LONG_HEAD))).toBeDefined();
+  });
+});
+
 describe('one worker, short windows', () => {
   const agentName = uid('short');
   const rejoinTtlMs = 1_500;
@@ -509,12 +546,23 @@ describe('one worker, short windows', () => {
     expect(s).toMatchObject({ greeting: 'known_fresh', decision: { kind: 'fresh', why: 'expired' }, restoredTurns: 0 });
     expect((await p.nthText(1)).text).toMatch(/nice to see you again/i);
 
-    const q = await join({ identity: strict, room: uid('room'), agentName, rejoinTtlMs, policy: 'AlwaysResume' });
+    const strictRoom = uid('room');
+    const q = await join({ identity: strict, room: strictRoom, agentName, rejoinTtlMs, policy: 'AlwaysResume' });
     const err = await q.statusMatching((m) => m.error !== undefined);
     expect(err).toMatchObject({ state: 'Error', decision: { kind: 'reject', why: 'expired' }, error: { code: 'resume_failed' } });
     expect((await q.nthText(1)).text).toMatch(/expired and cannot be resumed/i);
     // Nothing was silently reset: no new conversation was created for the strict identity.
     expect((await inspect.readRecord({ agentName, identity: strict })).status).toBe('missing');
+    // The agent leaves on purpose: by the time it is gone its liveness entry is too (not left to
+    // lapse), so no replacement agent is sent to the participant to refuse them again.
+    await waitFor('the refusing agent to leave', () => q.agent() === undefined);
+    const redis = new Redis(redisUrl);
+    try {
+      const members = await redis.zrange(livenessKeys(prefix, agentName).beats, '0', '-1');
+      expect(members.filter((m) => (JSON.parse(m) as string[])[0] === strictRoom)).toEqual([]);
+    } finally {
+      redis.disconnect();
+    }
   });
 });
 

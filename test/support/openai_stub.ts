@@ -254,6 +254,11 @@ export function inferenceModelEnv(stub: OpenAIStub): Record<string, string> {
 export interface OpenAIStubOptions {
   /** The answer to a chat request; undefined (or no function) answers {@link stubReply} of its last user message. */
   chatReply?: (messages: StubMessage[]) => string | undefined;
+  /**
+   * A reply streamed in two parts: `head` at once, `tail` once `rest` settles (a model still
+   * generating). Undefined answers as usual. A client that hangs up meanwhile gets nothing more.
+   */
+  streamedReply?: (messages: StubMessage[]) => { head: string; rest: Promise<string> } | undefined;
 }
 
 /** Starts the stub on a free loopback port. */
@@ -287,7 +292,8 @@ export async function startOpenAIStub(opts: OpenAIStubOptions = {}): Promise<Ope
       const messages = parsed.messages.map((m) => ({ role: m.role, content: textOf(m.content) }));
       requests.push(messages);
       const lastUser = [...messages].reverse().find((m) => m.role === 'user');
-      const reply = opts.chatReply?.(messages) ?? stubReply(lastUser?.content ?? '');
+      const streamed = opts.streamedReply?.(messages);
+      const reply = streamed?.head ?? opts.chatReply?.(messages) ?? stubReply(lastUser?.content ?? '');
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       const chunk = (delta: object, finish: string | null) =>
         `data: ${JSON.stringify({
@@ -297,12 +303,20 @@ export async function startOpenAIStub(opts: OpenAIStubOptions = {}): Promise<Ope
           model: 'stub-model',
           choices: [{ index: 0, delta, finish_reason: finish }],
         })}\n\n`;
+      const finish = () => {
+        if (res.destroyed || res.writableEnded) return;
+        res.write(chunk({}, 'stop'));
+        res.write(
+          `data: ${JSON.stringify({ id: 'chatcmpl-stub', object: 'chat.completion.chunk', created: 0, model: 'stub-model', choices: [], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } })}\n\n`,
+        );
+        res.end('data: [DONE]\n\n');
+      };
       res.write(chunk({ role: 'assistant', content: reply }, null));
-      res.write(chunk({}, 'stop'));
-      res.write(
-        `data: ${JSON.stringify({ id: 'chatcmpl-stub', object: 'chat.completion.chunk', created: 0, model: 'stub-model', choices: [], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } })}\n\n`,
-      );
-      res.end('data: [DONE]\n\n');
+      if (streamed === undefined) return finish();
+      void streamed.rest.then((tail) => {
+        if (!res.destroyed && !res.writableEnded) res.write(chunk({ content: tail }, null));
+        finish();
+      });
     });
   });
   const sockets = new WebSocketServer({ noServer: true });

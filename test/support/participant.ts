@@ -90,6 +90,8 @@ export class TestParticipant {
   readonly texts: ReceivedText[] = [];
   /** Session status messages from the agent (`pva.session`), in arrival order. */
   readonly statuses: SessionStatusMessage[] = [];
+  /** Agent utterances begun (a text stream opened), finished or not. */
+  textStreamsOpened = 0;
   /** The agent's audio, as heard (voice mode). */
   readonly heard: HeardAudio = { totalMs: 0, audibleMs: 0, firstAudibleAtMs: null };
   readonly joinedAtMs: number;
@@ -112,9 +114,10 @@ export class TestParticipant {
       if (track.kind === TrackKind.KIND_AUDIO && participant.identity.startsWith('agent-')) void this.listen(track);
     });
     room.registerTextStreamHandler('lk.transcription', (reader, info) => {
+      this.textStreamsOpened++;
       void reader.readAll().then((text) => {
         if (text.trim() !== '') this.texts.push({ text, from: info.identity, atMs: Date.now() });
-      });
+      }, () => undefined); // cut off by leaving the room: never finished, not counted
     });
   }
 
