@@ -158,6 +158,11 @@ export function transition(state: LifecycleState, event: LifecycleEvent, nowMs: 
             return go(state, 'Disconnected', event.type, nowMs, [{ type: 'close_session', reason: 'rejoin_expired' }]);
           }
           return ignore(state, event);
+        // Taken over while waiting for a rejoin (the participant went on in another room): the
+        // wait is over, and this job lets go as from Connected.
+        case 'taken_over':
+          if (state.deadlineMs !== null) return go(state, 'Disconnecting', event.type, nowMs, [{ type: 'close_session', reason: 'taken_over' }]);
+          return ignore(state, event);
         default:
           return ignore(state, event);
       }

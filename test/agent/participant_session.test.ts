@@ -303,6 +303,18 @@ describe('ParticipantSession', () => {
     expect(after.status === 'found' && after.record.history.turns.map((t) => t.text)).toEqual(['Hi, I am new here.']);
   });
 
+  it('taken over while it waits for a rejoin (the participant went on in another room): the job closes as taken over, and a late rejoin here is not served', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    const { ps, closes } = make(store, clock);
+    await ps.arrive();
+    ps.left('client_initiated');
+    clock.advance(5_000);
+    ps.takenOver();
+    expect(closes).toEqual(['taken_over']);
+    expect(ps.rejoined({ language: null, chosen: false })).toBeUndefined();
+  });
+
   it('AlwaysFresh never greets a visitor by a name remembered from the last one', async () => {
     const clock = new ManualClock(T0);
     const store = new MemorySessionStore({ clock });

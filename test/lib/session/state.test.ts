@@ -131,6 +131,20 @@ describe('transition', () => {
     expect(r.effects.filter((e) => e === 'suspend_session' || e === 'release_lease')).toEqual([]);
   });
 
+  it('a takeover while waiting for a rejoin after a client-initiated leave ends the wait: the old job lets go, releasing nothing', () => {
+    const r = run([
+      [{ type: 'connect' }, T0],
+      [{ type: 'started', resumed: false }, T0],
+      [{ type: 'participant_left', reason: 'client_initiated' }, T0 + 1],
+      [{ type: 'taken_over' }, T0 + 5_000],
+    ]);
+    expect(r.changes.map((c) => c.newState)).toEqual(['Connecting', 'Connected', 'Disconnected', 'Disconnecting']);
+    // The effects of the takeover: a close, and no release (the lease is the new owner's now).
+    expect(r.effects.slice(5)).toEqual(['close_session']);
+    // Before any conversation there is nothing to let go.
+    expect(run([[{ type: 'taken_over' }, T0]]).state.name).toBe('Disconnected');
+  });
+
   it('Error can be retried', () => {
     const r = run([
       [{ type: 'connect' }, T0],
