@@ -5,7 +5,7 @@
  */
 import dotenv from 'dotenv';
 import { z } from 'zod';
-import { booleanVar, enumOr, optionalString, stringOr } from '../lib/env_vars.js';
+import { booleanVar, enumOr, MAX_TIMER_MS, optionalString, stringOr, tooLongForATimer } from '../lib/env_vars.js';
 import { ConfigError } from '../lib/errors.js';
 import { DEFAULT_CONDENSE_OPTIONS, MAX_CONDENSE_AT_CHARS, MIN_CONDENSE_AT_CHARS } from '../lib/session/condense.js';
 import { DEFAULT_IDLE_LIMITS, type IdleLimits } from '../lib/session/idle.js';
@@ -25,6 +25,10 @@ const positiveInt = (fallback: number) =>
       const n = Number(v);
       if (!Number.isInteger(n) || n <= 0) {
         ctx.addIssue({ code: 'custom', message: `must be a positive integer, got "${v}"` });
+        return z.NEVER;
+      }
+      if (n > MAX_TIMER_MS) {
+        ctx.addIssue({ code: 'custom', message: tooLongForATimer(v) });
         return z.NEVER;
       }
       return n;
@@ -48,6 +52,10 @@ const optionalNonNegativeInt = () =>
       const n = Number(v);
       if (!Number.isInteger(n) || n < 0) {
         ctx.addIssue({ code: 'custom', message: `must be a non-negative integer, got "${v}"` });
+        return z.NEVER;
+      }
+      if (n > MAX_TIMER_MS) {
+        ctx.addIssue({ code: 'custom', message: tooLongForATimer(v) });
         return z.NEVER;
       }
       return n;

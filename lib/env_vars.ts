@@ -11,6 +11,15 @@ export const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
+/**
+ * The largest number of ms a Node timer takes (2^31 - 1, about 24.8 days): a longer one fires at
+ * once, so a variable that sets a timer is refused above it.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/** The error for a timer setting above {@link MAX_TIMER_MS}. */
+export const tooLongForATimer = (raw: string) => `must be at most ${MAX_TIMER_MS} (about 24.8 days: a timer's limit), got "${raw}"`;
+
 /** A string variable, trimmed; unset or blank gives `fallback` (a blank line in `.env` means "the default", never ""). */
 export const stringOr = (fallback: string) => optionalString.transform((v) => v ?? fallback);
 

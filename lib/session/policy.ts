@@ -1,4 +1,5 @@
 import { ConfigError } from '../errors.js';
+import { MAX_TIMER_MS, tooLongForATimer } from '../env_vars.js';
 
 /**
  * Reconnect and resume policy (seed 000 `ReconnectPolicy`, durations in milliseconds), plus the
@@ -110,12 +111,13 @@ export const POLICY_ENV = {
  * The whole number `env[name]`, or `fallback` when unset or empty.
  * @throws ConfigError naming the variable when it is not a whole number >= `min`.
  */
-export function readInt(env: Readonly<Record<string, string | undefined>>, name: string, fallback: number, min: number): number {
+export function readInt(env: Readonly<Record<string, string | undefined>>, name: string, fallback: number, min: number, max: number = Number.MAX_SAFE_INTEGER): number {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return fallback;
   if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be a whole number, got ${JSON.stringify(raw)}`);
   const value = Number(raw.trim());
   if (!Number.isSafeInteger(value) || value < min) throw new ConfigError(`${name} must be an integer >= ${min}, got ${raw}`);
+  if (value > max) throw new ConfigError(`${name} ${max === MAX_TIMER_MS ? tooLongForATimer(raw) : `must be at most ${max}, got ${raw}`}`);
   return value;
 }
 
@@ -140,7 +142,8 @@ export function loadPolicyFromEnv(
   const policy: SessionPolicy = {
     ...base,
     resumePolicy,
-    rejoinTtlMs: readInt(env, POLICY_ENV.rejoinTtlMs, base.rejoinTtlMs, 0),
+    // The rejoin window is a timer in the job.
+    rejoinTtlMs: readInt(env, POLICY_ENV.rejoinTtlMs, base.rejoinTtlMs, 0, MAX_TIMER_MS),
     sessionTtlMs: readInt(env, POLICY_ENV.sessionTtlMs, base.sessionTtlMs, 1),
     profileTtlMs: readInt(env, POLICY_ENV.profileTtlMs, base.profileTtlMs, 1),
     maxReconnectAttempts: readInt(env, POLICY_ENV.maxReconnectAttempts, base.maxReconnectAttempts, 0),

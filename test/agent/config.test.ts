@@ -218,6 +218,10 @@ describe('parseConfig', () => {
     ['negative replica acks', { ...base, REDIS_REPLICA_ACKS: '-1' }, /REDIS_REPLICA_ACKS must be a non-negative integer, got "-1"/],
     ['a zero replica ack wait', { ...base, REDIS_REPLICA_ACKS: '1', REDIS_REPLICA_ACK_TIMEOUT_MS: '0' }, /REDIS_REPLICA_ACK_TIMEOUT_MS must be a positive integer/],
     ['a negative policy check interval', { ...base, REDIS_POLICY_CHECK_MS: '-5' }, /REDIS_POLICY_CHECK_MS must be a non-negative integer, got "-5"/],
+    // A Node timer fires at once past 2^31 - 1 ms: a "very long" setting would loop instead.
+    ['a policy check interval past a timer\'s limit', { ...base, REDIS_POLICY_CHECK_MS: '2592000000' }, /REDIS_POLICY_CHECK_MS must be at most 2147483647 \(about 24\.8 days: a timer's limit\), got "2592000000"/],
+    ['an idle check-in past a timer\'s limit', { ...base, IDLE_CHECK_IN_MS: '2147483648' }, /IDLE_CHECK_IN_MS must be at most 2147483647/],
+    ['a rejoin window past a timer\'s limit', { ...base, REJOIN_TTL_MS: '2147483648', SESSION_TTL_MS: '4000000000' }, /REJOIN_TTL_MS must be at most 2147483647/],
     ['bad encryption key', { ...base, STORE_ENCRYPTION_KEYS: 'k1:c2hvcnQ=' }, /STORE_ENCRYPTION_KEYS: key k1 must decode to 32 bytes/],
     ['a condensing threshold too low to leave room', { ...base, HISTORY_CONDENSE_AT_CHARS: '500' }, /HISTORY_CONDENSE_AT_CHARS must be 0 \(off\) or between 2000 and 3600/],
     ['a condensing threshold past the summary bound', { ...base, HISTORY_CONDENSE_AT_CHARS: '4000' }, /HISTORY_CONDENSE_AT_CHARS must be 0 \(off\) or between 2000 and 3600/],
@@ -235,6 +239,12 @@ describe('parseConfig', () => {
       expect((err as Error).message).toMatch(re);
     });
   }
+
+  it('takes timer settings up to a timer\'s limit, and TTLs (Redis expiries, not timers) beyond it', () => {
+    const c = parseConfig({ ...base, IDLE_CHECK_IN_MS: '2147483647', REJOIN_TTL_MS: '2147483647', SESSION_TTL_MS: '2592000000', PROFILE_TTL_MS: '5184000000' });
+    expect(c.idle.checkInAfterMs).toBe(2_147_483_647);
+    expect(c.policy).toMatchObject({ rejoinTtlMs: 2_147_483_647, sessionTtlMs: 2_592_000_000, profileTtlMs: 5_184_000_000 });
+  });
 
   it('names every problem at once', () => {
     expect(() => parseConfig({})).toThrow(/LIVEKIT_URL is required.*LIVEKIT_API_KEY is required.*LIVEKIT_API_SECRET is required/);
