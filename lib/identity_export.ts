@@ -25,6 +25,8 @@ export interface ExportedAgent {
   currentUnreadable?: string;
   /** What the agent remembers across conversations (visits, last topic, language). */
   profile: SessionSnapshot['profile'];
+  /** Why `profile` is null although one is stored: it could not be read (tampered, or sealed with a key the service lacks). */
+  profileUnreadable?: string;
   /** Earlier conversations, newest first. */
   archived: { sessionId: string; archivedAt: string; conversation: ExportedConversation | null; unreadable?: string }[];
 }
@@ -59,6 +61,7 @@ export function identityExport(identity: string, snapshots: readonly SessionSnap
         current: conversation(s.record),
         ...(s.recordProblem === undefined ? {} : { currentUnreadable: s.recordProblem }),
         profile: s.profile,
+        ...(s.profileProblem === undefined ? {} : { profileUnreadable: s.profileProblem }),
         archived: s.archive.map((a) => ({ sessionId: a.sessionId, archivedAt: iso(a.archivedAtMs), conversation: conversation(a.record), ...(a.problem === undefined ? {} : { unreadable: a.problem }) })),
       }),
     );

@@ -38,7 +38,7 @@ import { RedisDeviceStore } from '../web/server/device_store.js';
 
 /** True when a snapshot holds something the keyring could not open. */
 function hasUnreadable(s: SessionSnapshot): boolean {
-  return s.recordProblem !== undefined || s.archive.some((a) => a.problem !== undefined);
+  return s.recordProblem !== undefined || s.profileProblem !== undefined || s.archive.some((a) => a.problem !== undefined);
 }
 
 /** Per-command bound of the CLI's Redis clients, ms (an operator waits; a scan page may be slow). */

@@ -146,12 +146,18 @@ export class PayloadCodec {
 
   /** Decodes a profile; a refused profile reads as null (it only shapes a greeting). */
   decodeProfile(key: SessionKey, payload: string | null): Profile | null {
-    if (payload === null) return null;
+    return this.readProfile(key, payload).profile;
+  }
+
+  /** Decodes a profile, saying why a stored one is refused (an export must not pass it over in silence). */
+  readProfile(key: SessionKey, payload: string | null): { profile: Profile | null; problem?: RecordProblem } {
+    if (payload === null) return { profile: null };
     const raw = this.decode('profile', key, payload);
-    if (!raw.ok) return null;
+    if (!raw.ok) return { profile: null, problem: raw.why };
     const p = parseProfile(raw.value);
-    if (!p.ok || p.value.agentName !== key.agentName || p.value.identity !== key.identity) return null;
-    return p.value;
+    if (!p.ok) return { profile: null, problem: p.why };
+    if (p.value.agentName !== key.agentName || p.value.identity !== key.identity) return { profile: null, problem: 'record_tampered' };
+    return { profile: p.value };
   }
 
   /**

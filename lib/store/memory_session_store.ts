@@ -376,13 +376,15 @@ export class MemorySessionStore implements SessionStore {
     if (e === undefined) return null;
     const read = this.read(e);
     const meta = e.meta;
+    const { profile, problem: profileProblem } = this.codec.readProfile(e.key, e.profile);
     return {
       key: { ...e.key },
       version: meta?.version ?? 0,
       lease: meta === null ? null : { owner: meta.owner, fence: meta.fence, expiresAtMs: meta.expMs, claimedAtMs: meta.claimedAtMs },
       record: read.status === 'found' ? { ...read.record, owner: null } : null,
       ...(read.status === 'invalid' ? { recordProblem: read.why } : {}),
-      profile: this.codec.decodeProfile(e.key, e.profile),
+      profile,
+      ...(profileProblem === undefined ? {} : { profileProblem }),
       archive: this.archived(e),
     };
   }

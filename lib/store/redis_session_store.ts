@@ -483,10 +483,10 @@ export class RedisSessionStore implements SessionStore {
   async exportSession(key: SessionKey): Promise<SessionSnapshot | null> {
     const reply = await this.readRaw(key, 'all');
     const { record, meta } = this.decodeRead(key, reply);
-    const profile = this.codec.decodeProfile(key, strOrNull(reply, 3));
+    const { profile, problem: profileProblem } = this.codec.readProfile(key, strOrNull(reply, 3));
     const archive = this.decodeArchive(key, reply, Number.NEGATIVE_INFINITY);
     const hasMeta = meta[1] !== null && meta[1] !== undefined;
-    if (!hasMeta && record.status !== 'found' && profile === null && archive.length === 0) return null;
+    if (!hasMeta && record.status !== 'found' && profile === null && profileProblem === undefined && archive.length === 0) return null;
     return {
       key: { ...key },
       version: Number(meta[0] ?? '0'),
@@ -494,6 +494,7 @@ export class RedisSessionStore implements SessionStore {
       record: record.status === 'found' ? { ...record.record, owner: null } : null,
       ...(record.status === 'invalid' ? { recordProblem: record.why } : {}),
       profile,
+      ...(profileProblem === undefined ? {} : { profileProblem }),
       archive,
     };
   }

@@ -100,6 +100,8 @@ export interface SessionSnapshot {
   /** Why a stored record is null here: it could not be read (tampered, or sealed with a key this store lacks). */
   recordProblem?: RecordProblem;
   profile: Profile | null;
+  /** Why `profile` is null although one is stored: it could not be read (tampered, or sealed with a key this store lacks). */
+  profileProblem?: RecordProblem;
   archive: ArchivedSession[];
 }
 

@@ -13,6 +13,7 @@ import { MemoryDeviceStore, RedisDeviceStore, type DeviceStore } from '../../web
 import { EXPORTS_PER_MIN, MAX_BODY_BYTES, startTokenService, type TokenService } from '../../web/server/service.js';
 import type { IdentityExport } from '../../lib/identity_export.js';
 import { PayloadCipher, parseKeyring } from '../../lib/store/crypto.js';
+import { KeyBuilder } from '../../lib/store/keys.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { recordWithTurn } from '../../lib/session/history.js';
 import { newSessionRecord, suspendedRecord } from '../../lib/session/record.js';
@@ -476,6 +477,17 @@ describe('"Download my data" (POST /api/export) on a real Redis, with the worker
       const x = (await r.json()) as IdentityExport;
       expect(x.agents[0]).toMatchObject({ agentName: 'concierge', current: null, currentUnreadable: 'record_invalid' });
       expect(JSON.stringify(x)).not.toContain('Sealed words');
+      // Only the profile is left (the conversation and its archive have expired; the profile lives
+      // 30 days): still named as kept and unreadable, never left out as if nothing were stored.
+      const profileOnly = (await (await fetch(`${keyless.url}/api/identity`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).json()) as { identity: string; deviceSecret: string };
+      await converse('concierge', profileOnly.identity, ['My PIN is in the drawer.'], 'suspend');
+      const k = new KeyBuilder(exportPrefix).session({ agentName: 'concierge', identity: profileOnly.identity });
+      await redis.unlink(k.rec, k.meta, k.turns, k.archive, k.archiveData, k.archiveTail);
+      const y = (await (await fetch(`${keyless.url}/api/export`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(profileOnly) })).json()) as IdentityExport;
+      expect(y.agents).toEqual([{ agentName: 'concierge', current: null, profile: null, profileUnreadable: 'record_invalid', archived: [] }]);
+      // With the keyring, the same profile is given whole.
+      const z = (await post(profileOnly)).body as unknown as IdentityExport;
+      expect(z.agents[0]?.profile).toMatchObject({ identity: profileOnly.identity, lastTopic: 'My PIN is in the drawer.' });
     } finally {
       await keyless.close();
     }
