@@ -4,7 +4,8 @@ import { bounded } from './bounded.js';
 import { encodeKeyPart, sessionKeyId } from './keys.js';
 import type { SessionKey } from './keys.js';
 import type { MemorySessionStore } from './memory_session_store.js';
-import type { LeaseToken, SessionStore } from './session_store.js';
+import type { Profile } from '../session/record.js';
+import type { LeaseToken, SessionSnapshot, SessionStore } from './session_store.js';
 
 /**
  * What a {@link TieredSessionStore} owes its shared tier while it is degraded: the keys whose
@@ -26,6 +27,20 @@ export interface SharedState {
    * (its replay was refused): the job's writes fail with `lease_lost`, as after any takeover.
    */
   lost?: true;
+}
+
+/**
+ * `snap` with its visits counted on top of `shared`'s profile. An arrival while the shared tier
+ * was out of reach started its count afresh (visit 1, first seen then), while the shared profile
+ * still holds every visit before it: written back as it is, it would reset them. A count that
+ * started from the shared profile (the same first visit, or an earlier one) is left as it is.
+ */
+export function countedOnShared(snap: SessionSnapshot, shared: Profile | null): SessionSnapshot {
+  const mine = snap.profile;
+  if (mine === null || shared === null || shared.firstSeenAt >= mine.firstSeenAt) return snap;
+  const counted = { firstSeenAt: shared.firstSeenAt, visitCount: shared.visitCount + mine.visitCount };
+  const record = snap.record !== null && snap.record.firstSeenAt === mine.firstSeenAt ? { ...snap.record, ...counted } : snap.record;
+  return { ...snap, profile: { ...mine, ...counted }, record };
 }
 
 /** Drops every entry of `identity`'s session keys from `sharedState` (keyed by `sessionKeyId`). */
@@ -89,8 +104,9 @@ export class ReplayQueue {
       for (const [id, key] of [...this.dirty.entries()]) {
         this.dirty.delete(id);
         try {
-          const snap = await t.memory.exportSession(key);
-          if (snap === null) continue;
+          const held = await t.memory.exportSession(key);
+          if (held === null) continue;
+          const snap = held.profile === null ? held : countedOnShared(held, await bounded(t.shared.readProfile(key), t.writeBoundMs));
           const writer = t.sharedState.get(id)?.owner ?? snap.lease?.owner ?? '';
           const out = await bounded(t.shared.restore(snap, writer, t.clock.nowMs()), t.writeBoundMs);
           replayed++;

@@ -2,16 +2,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { decideResume } from '../../../lib/session/resume_policy.js';
 import { ReconnectPolicies } from '../../../lib/session/policy.js';
-import { newSessionRecord } from '../../../lib/session/record.js';
+import { newSessionRecord, suspendedRecord } from '../../../lib/session/record.js';
 import type { Turn } from '../../../lib/session/record.js';
 import { forkArchiveId } from '../../../lib/store/codec.js';
 import { RedisSessionStore } from '../../../lib/store/redis_session_store.js';
 import type { LeaseToken, SessionKey } from '../../../lib/store/session_store.js';
 import { TieredSessionStore } from '../../../lib/store/tiered_session_store.js';
 import type { StoreHealthEvent } from '../../../lib/store/tiered_session_store.js';
-import { randomPrefix } from '../../support/env.js';
+import { randomPrefix, testRedisUrl } from '../../support/env.js';
+import { TcpRelay } from '../../support/tcp_relay.js';
 import { waitFor } from '../../support/wait.js';
 import { until } from './contract.js';
+import { unlinkPrefix } from './redis_support.js';
 import { PrivateRedis, canStartRedis, freePort } from './private_redis.js';
 
 // Never a skip: `npm test` (scripts/ensure_redis.sh) installs Debian's redis-server when it is missing.
@@ -282,5 +284,51 @@ describe('TieredSessionStore whose session was taken over while it could not rea
     expect(r.status === 'found' && [r.record.sessionId, r.record.history.turns.map((t) => t.id)]).toEqual(['s-b', ['b-0']]);
     const archive = await jobB.readArchive(key, Date.now());
     expect(archive.find((x) => x.sessionId === forkArchiveId('s-a', 'job-a'))?.record?.history.turns.map((t) => t.id)).toEqual(['a-0', 'a-1']);
+  });
+});
+
+describe('TieredSessionStore: an arrival while Redis is out of reach (a partition, data kept)', () => {
+  it('counts its visit on top of the ones Redis kept: after the replay the profile says 4th visit since the first, not a first visit', async () => {
+    const prefix = randomPrefix('visits');
+    const { relay, url } = await TcpRelay.inFrontOf(testRedisUrl());
+    const direct = new RedisSessionStore({ url: testRedisUrl(), prefix });
+    const shared = new RedisSessionStore({ url, prefix, commandTimeoutMs: 200, connectTimeoutMs: 300, maxReconnectDelayMs: 200 });
+    const tiered = new TieredSessionStore({ shared, greetingBoundMs: 300, writeBoundMs: 400, probeIntervalMs: 100 });
+    try {
+      const key = { agentName: 'agent', identity: 'regular' };
+      const t0 = Date.now();
+      // Three earlier visits, each a conversation that ended, through other jobs.
+      for (let v = 1; v <= 3; v++) {
+        const c = await direct.resumeAndClaim(key, `job-${v}`, t0 + v, 60_000);
+        if (c.status !== 'claimed') throw new Error('claim');
+        const rec = newSessionRecord({ ...key, sessionId: `s-${v}`, nowMs: t0 + v, profile: c.profile });
+        const version = await direct.save(rec, c.version, c.lease);
+        await direct.end(suspendedRecord(rec, t0 + v, 'ended'), version, c.lease, t0 + v);
+      }
+      expect(await direct.readProfile(key)).toMatchObject({ visitCount: 3, firstSeenAt: t0 + 1 });
+
+      // A new job whose Redis stops answering: the fourth visit is counted from nothing.
+      relay.cut();
+      const c4 = await tiered.resumeAndClaim(key, 'job-4', t0 + 10_000, 60_000);
+      if (c4.status !== 'claimed') throw new Error('claim 4');
+      expect(c4.storeAvailable).toBe(false);
+      const rec4 = newSessionRecord({ ...key, sessionId: 's-4', nowMs: t0 + 10_000, profile: c4.profile });
+      expect(rec4.visitCount).toBe(1);
+      await tiered.save(rec4, c4.version, c4.lease);
+      expect(tiered.isDegraded).toBe(true);
+
+      relay.heal();
+      await until(async () => !tiered.isDegraded && tiered.pendingReplayCount === 0, 15_000);
+      expect(await direct.readProfile(key)).toMatchObject({ visitCount: 4, firstSeenAt: t0 + 1, lastSessionId: 's-4' });
+      const r = await direct.readRecord(key);
+      expect(r.status === 'found' && [r.record.sessionId, r.record.visitCount, r.record.firstSeenAt]).toEqual(['s-4', 4, t0 + 1]);
+    } finally {
+      await tiered.dispose();
+      await direct.dispose();
+      await relay.close();
+      const cleanup = new Redis(testRedisUrl());
+      await unlinkPrefix(cleanup, `${prefix}*`);
+      cleanup.disconnect();
+    }
   });
 });
