@@ -395,6 +395,67 @@ describe('web client in headless Chromium', () => {
     expect(await data(page, 'greeting-kind', 'kind')).toBe('first_time');
   });
 
+  it('two tabs of one browser: "Forget me" in one, and the other, closed afterwards, writes nothing of the forgotten identity back; connecting there then gives the browser one new identity, which the first tab follows', async () => {
+    const first = await newVisitor();
+    const context = first.context();
+    const second = await context.newPage();
+    await open(second);
+    const shared = await credentials(first);
+    expect((await credentials(second)).identity).toBe(shared.identity);
+    await connect(first);
+    await waitForLine(first, 'agent', FIRST_TIME);
+    await say(first, 'My badge number is 7788.');
+    await waitForLine(first, 'agent', /7788/);
+
+    await second.click('#forget');
+    await waitFor('the forget to finish', async () => /Forgotten/.test(await text(second, 'notice')), { timeoutMs: 20_000 });
+    await waitFor('the first tab to let the identity go', async () => (await text(first, 'identity')) !== shared.identity, { timeoutMs: 10_000 });
+    await first.close({ runBeforeUnload: true }); // pagehide: the page saves what it shows
+    const stored = await second.evaluate(() => [localStorage.getItem('pva.device'), localStorage.getItem('pva.transcript'), localStorage.getItem('pva.last_room')]);
+    expect(stored).toEqual([null, null, null]);
+
+    // A third tab connects: one new identity for the browser; an open tab follows it.
+    const third = await context.newPage();
+    await open(third);
+    await connect(third);
+    const renewed = await credentials(third);
+    expect(renewed.identity).not.toBe(shared.identity);
+    await waitFor('the open tab to follow the new identity', async () => (await text(second, 'identity')) === renewed.identity, { timeoutMs: 10_000 });
+  });
+
+  it('Connect clicked while the page is still starting: one identity is issued, and the page shows the one it talks as', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    contexts.push(context);
+    const page = await context.newPage();
+    let identityRequests = 0;
+    let openConfig = () => {};
+    const configGate = new Promise<void>((resolve) => (openConfig = resolve));
+    let openIdentity = () => {};
+    const identityGate = new Promise<void>((resolve) => (openIdentity = resolve));
+    // The page's settings come late, and say AlwaysResume is not offered (a sign, on the page, that they arrived).
+    await page.route('**/api/config', async (route) => {
+      await configGate;
+      await route.fulfill({ contentType: 'application/json', body: JSON.stringify({ rejoinTtlMs: 60_000, policies: ['ResumeIfPossible', 'AlwaysFresh'], defaultPolicy: null }) });
+    });
+    await page.route('**/api/identity', async (route) => {
+      identityRequests++;
+      await identityGate;
+      await route.continue();
+    });
+    await page.goto(service.url);
+    await page.click('#connect'); // before the page is ready: the attempt asks for an identity
+    await waitFor('the attempt to ask for an identity', () => identityRequests === 1);
+    openConfig(); // the start-up goes on while that identity is still on its way
+    await waitFor('the settings to arrive', () => page.evaluate(() => (document.querySelector('#policy option[value="AlwaysResume"]') as HTMLOptionElement).disabled));
+    openIdentity();
+    await waitForState(page, 'Connected');
+    await waitFor('page ready', () => page.evaluate(() => document.body.dataset.ready === 'true'));
+    expect(identityRequests).toBe(1);
+    const kept = await credentials(page);
+    expect(await text(page, 'identity')).toBe(kept.identity);
+    await waitForLine(page, 'agent', FIRST_TIME);
+  });
+
   it("a token request with a forged or someone else's identity is refused (403); a page holding one starts as a new visitor, never as that identity", async () => {
     const alice = await newVisitor();
     const mallory = await newVisitor();

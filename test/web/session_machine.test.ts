@@ -4,6 +4,7 @@ import {
   DEFAULT_RECONNECT_POLICY,
   chooseRoom,
   initialMachine,
+  retryDelayMs,
   transition,
   type ClientEffect,
   type ClientEvent,
@@ -70,12 +71,16 @@ describe('client session machine (seed 000)', () => {
   it('retries transient failures up to maxReconnectAttempts (3), then Error; Retry starts over', () => {
     let t = transition(initialMachine(), { type: 'connect' }, T0, policy);
     const attempts: number[] = [startOf(t.effects).attempt];
+    const delays: number[] = [startOf(t.effects).delayMs];
     for (let i = 0; i < 2; i++) {
       t = transition(t.machine, { type: 'startTimeout', attemptId: t.machine.attemptId }, T0 + 5_000 * (i + 1), policy);
       expect(t.machine.state).toBe('Connecting');
       attempts.push(startOf(t.effects).attempt);
+      delays.push(startOf(t.effects).delayMs);
     }
     expect(attempts).toEqual([1, 2, 3]);
+    // The first at once; each retry waits longer (a network still down does not use them all up at once).
+    expect(delays).toEqual([0, 1_000, 2_000]);
     t = transition(t.machine, { type: 'attemptFailed', attemptId: t.machine.attemptId, error: { code: 'network', message: 'down' }, fatal: false }, T0 + 16_000, policy);
     expect(t.machine.state).toBe('Error');
     expect(t.machine.error?.code).toBe('max_attempts');
@@ -83,6 +88,10 @@ describe('client session machine (seed 000)', () => {
     const r = transition(t.machine, { type: 'retry' }, T0 + 20_000, policy);
     expect(r.machine.state).toBe('Connecting');
     expect(startOf(r.effects).attempt).toBe(1);
+  });
+
+  it('the wait between retries doubles from 1 s and stops growing at 8 s', () => {
+    expect([1, 2, 3, 4, 5, 6, 7].map(retryDelayMs)).toEqual([0, 1_000, 2_000, 4_000, 8_000, 8_000, 8_000]);
   });
 
   it('ignores the results of an attempt that was already given up (stale attempt id)', () => {

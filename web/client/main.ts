@@ -34,7 +34,7 @@ import {
   type ClientMachine,
   type ReconnectPolicy,
 } from './session_machine.js';
-import { PageStorage, type StoredDevice } from './storage.js';
+import { PageStorage, STORAGE_KEYS, type StoredDevice } from './storage.js';
 import { addLine, segmentText, textOf, upsertSegment, type TranscriptEntry } from './transcript.js';
 
 /** Seed 000 `AutoMicStartDelaySeconds`: the microphone starts this long after connecting. */
@@ -135,7 +135,8 @@ function renderTranscript(): void {
 }
 
 function persistTranscript(): void {
-  if (device) storage.setTranscript(device.identity, transcript);
+  // Only while the identity is still the browser's (another tab may have forgotten or replaced it).
+  if (device && storage.device()?.identity === device.identity) storage.setTranscript(device.identity, transcript);
 }
 
 function renderSession(): void {
@@ -221,8 +222,12 @@ function runEffect(e: ClientEffect): void {
   switch (e.type) {
     case 'startAttempt':
       clearStartTimer();
-      startTimer = setTimeout(() => dispatch({ type: 'startTimeout', attemptId: e.attemptId }), e.timeoutMs);
-      roomOps = roomOps.then(() => pendingClose).then(() => runAttempt(e.attemptId, e.room));
+      startTimer = setTimeout(() => dispatch({ type: 'startTimeout', attemptId: e.attemptId }), e.delayMs + e.timeoutMs);
+      roomOps = roomOps
+        .then(() => pendingClose)
+        .then(() => (e.delayMs > 0 ? new Promise<void>((resolve) => setTimeout(resolve, e.delayMs)) : undefined))
+        .then(() => runAttempt(e.attemptId, e.room));
+      if (e.delayMs > 0) event(`attempt ${e.attempt} in ${e.delayMs / 1000} s`);
       return;
     case 'abandonAttempt':
       clearStartTimer();
@@ -249,16 +254,56 @@ function classify(err: unknown): { error: ClientError; fatal: boolean } {
   return { error: { code: 'unknown', message: err instanceof Error ? err.message : String(err) }, fatal: false };
 }
 
-async function ensureDevice(): Promise<StoredDevice> {
+/** The identity being issued: callers at the same time (Connect clicked during start-up) share it. */
+let issuing: Promise<StoredDevice> | null = null;
+
+/** This page's identity, issued if it has none; `refused` is one the service no longer knows, never adopted. */
+async function ensureDevice(refused: string | null = null): Promise<StoredDevice> {
   if (device) return device;
-  const issued = await createIdentity();
-  device = { identity: issued.identity, deviceSecret: issued.deviceSecret };
-  storage.setDevice(device);
-  transcript = [];
-  renderTranscript();
-  event('new identity issued');
-  return device;
+  issuing ??= (async () => {
+    try {
+      const issued = await createIdentity();
+      // Another tab may have been issued one meanwhile: the browser keeps one identity.
+      const other = storage.device();
+      if (other !== null && other.identity !== refused) return adoptDevice(other);
+      device = { identity: issued.identity, deviceSecret: issued.deviceSecret };
+      storage.setDevice(device);
+      transcript = [];
+      renderTranscript();
+      event('new identity issued');
+      return device;
+    } finally {
+      issuing = null;
+    }
+  })();
+  return issuing;
 }
+
+/** Makes `d` (stored by another tab) this page's identity, with its transcript. */
+function adoptDevice(d: StoredDevice): StoredDevice {
+  device = d;
+  transcript = storage.transcript(d.identity);
+  renderTranscript();
+  event('identity changed in another tab: adopted');
+  return d;
+}
+
+// Another tab of this browser forgot the identity or was issued a new one: this page follows it,
+// so it never writes the old identity's transcript back or replaces the identity the browser keeps.
+window.addEventListener('storage', (e) => {
+  if (e.key !== null && e.key !== STORAGE_KEYS.device) return;
+  const stored = storage.device();
+  if (stored?.identity === device?.identity) return;
+  if (stored !== null) {
+    adoptDevice(stored);
+  } else {
+    device = null;
+    transcript = [];
+    renderTranscript();
+    event('identity forgotten in another tab');
+  }
+  renderSession();
+});
 
 async function runAttempt(attemptId: number, reuseRoom: string | null): Promise<void> {
   const stale = (): boolean => attemptId !== machine.attemptId || (machine.state !== 'Connecting' && machine.state !== 'Reconnecting');
@@ -286,9 +331,11 @@ async function runAttempt(attemptId: number, reuseRoom: string | null): Promise<
         // The service no longer knows the identity this browser kept (its credential lapsed after
         // a long absence, or it was erased): start as a new visitor instead of failing every
         // attempt. Nothing of the old identity can be reached with it any more.
+        // Another tab may already hold the browser's new identity: that one, never a third.
+        const other = storage.device();
         device = null;
         transcript = [];
-        d = await ensureDevice();
+        d = other !== null && other.identity !== d.identity ? adoptDevice(other) : await ensureDevice(d.identity);
         notice('This browser\'s identity is no longer known here: you start as a new visitor.');
         event('stored identity refused: a new one issued');
         tok = await ask(d, null);
@@ -570,7 +617,7 @@ ui.exportData.addEventListener('click', () => {
 
 window.addEventListener('pagehide', () => {
   persistTranscript();
-  if (device && machine.lastRoom && isActive(machine.state)) {
+  if (device && storage.device()?.identity === device.identity && machine.lastRoom && isActive(machine.state)) {
     storage.setLastRoom(device.identity, { ...machine.lastRoom, seenAtMs: Date.now(), wasConnected: true });
   }
 });

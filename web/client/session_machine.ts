@@ -109,8 +109,11 @@ export type ClientEvent =
 
 /** What the controller must do. */
 export type ClientEffect =
-  /** Request a token (reusing `room` when not null) and connect; arm the start timer. */
-  | { type: 'startAttempt'; attemptId: number; attempt: number; room: string | null; timeoutMs: number }
+  /**
+   * After `delayMs` (0 for a first attempt, a growing backoff for a retry), request a token
+   * (reusing `room` when not null) and connect; the start timer covers the delay and `timeoutMs`.
+   */
+  | { type: 'startAttempt'; attemptId: number; attempt: number; room: string | null; timeoutMs: number; delayMs: number }
   /** Abandon the attempt in flight and leave the room quietly (no user-visible disconnect). */
   | { type: 'abandonAttempt' }
   /** Leave the room (user disconnect or error). */
@@ -140,14 +143,27 @@ export function isActive(state: ClientState): boolean {
   return state === 'Connecting' || state === 'Connected' || state === 'Reconnecting';
 }
 
+/** Wait before the second attempt of a round, ms; it doubles for each later one, up to {@link RETRY_BACKOFF_MAX_MS}. */
+export const RETRY_BACKOFF_BASE_MS = 1_000;
+/** Longest wait between two attempts, ms. */
+export const RETRY_BACKOFF_MAX_MS = 8_000;
+
+/** The wait before attempt number `attempt` of a round (1-based): none for the first, then 1 s, 2 s, 4 s, … */
+export function retryDelayMs(attempt: number): number {
+  return attempt <= 1 ? 0 : Math.min(RETRY_BACKOFF_BASE_MS * 2 ** (attempt - 2), RETRY_BACKOFF_MAX_MS);
+}
+
 function attempt(m: ClientMachine, state: 'Connecting' | 'Reconnecting', nowMs: number, policy: ReconnectPolicy, extra: ClientEffect[] = []): Transition {
   const attemptId = m.attemptId + 1;
   const attempts = m.attempts + 1;
+  // A retry waits a little longer each time: a network still down would otherwise use up every
+  // attempt within milliseconds, long before the rejoin window ends.
+  const delayMs = retryDelayMs(attempts);
   return {
     machine: { ...m, state, attemptId, attempts, error: null },
     effects: [
       ...extra,
-      { type: 'startAttempt', attemptId, attempt: attempts, room: chooseRoom(m.lastRoom, nowMs, policy), timeoutMs: policy.startWaitTimeoutMs },
+      { type: 'startAttempt', attemptId, attempt: attempts, room: chooseRoom(m.lastRoom, nowMs + delayMs, policy), timeoutMs: policy.startWaitTimeoutMs, delayMs },
     ],
   };
 }
