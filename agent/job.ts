@@ -31,7 +31,7 @@ import type { JobMetrics } from './metrics.js';
 import { IdleWatch } from './idle_watch.js';
 import { buildModels, type Models } from './models.js';
 import { ParticipantSession, type Arrival } from './participant_session.js';
-import { RoomMessenger, agentAlreadyServing, bridgeRoom, endCallFor, markLeavingOnPurpose } from './room_bridge.js';
+import { RoomMessenger, agentAlreadyServing, bridgeRoom, contextPacketHandler, endCallFor, holdEarlyContext, markLeavingOnPurpose } from './room_bridge.js';
 import type { JobStores } from './store.js';
 
 /** Session key agent name when the worker has none (automatic dispatch). */
@@ -107,6 +107,8 @@ interface JobParts {
   condense: { condense: Condenser; condenseOptions: CondenseOptions } | undefined;
   /** The job's liveness beats, from when it knows it serves the room; undefined without them. */
   alive: KeptAlive | undefined;
+  /** Dynamic-context packets that arrived before the conversation linked, for its receiver. */
+  earlyContext: ReturnType<typeof holdEarlyContext>;
 }
 
 /** One arrival's conversation, claimed before or after its participant linked. */
@@ -157,6 +159,8 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
   // With a dispatch hint (tokens the project mints), the job claims the hinted participant's
   // session while it connects to the room; otherwise it waits for the first participant.
   const hint = parseDispatchHint(ctx.job.metadata);
+  // Kept from the start: a backend's context can arrive before the participant does.
+  const earlyContext = holdEarlyContext(ctx.room, logger);
   const connected = ctx.connect(undefined, AutoSubscribe.AUDIO_ONLY);
   connected.catch(() => undefined); // awaited below
   const models = buildModels(config);
@@ -167,7 +171,7 @@ export async function runJob(ctx: JobContext, config: Config, logger: Logger, st
     models.backgroundLlm !== undefined && config.condenseAtChars > 0
       ? { condense: llmCondenser(models.backgroundLlm, { condense: condenseOptions }), condenseOptions }
       : undefined;
-  const job: JobParts = { ctx, config, logger, stores, metrics, models, condense, alive: undefined };
+  const job: JobParts = { ctx, config, logger, stores, metrics, models, condense, alive: undefined, earlyContext };
   let current: Conversation | undefined;
   // One callback for the job: the conversation ends first, then what its writes go through.
   ctx.addShutdownCallback(async () => {
@@ -415,6 +419,8 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
     if (arrival.previousOwner !== null) void notices?.announceTakeover(key, ownerId, arrival.fence);
 
     const restored = arrival.resumed && arrival.record ? arrival.record : null;
+    /** True once the arrival's greeting (or its refusal) is on its way. */
+    let arrivalGreeted = false;
     // The receiver is created right after the agent; the agent's hook only runs once it exists.
     let receiver: ContextReceiver | undefined;
     const flushContext = async () => {
@@ -482,9 +488,13 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
         idle?.report({ type: 'participant_back' });
         log.info({ greeting: back.greeting.kind }, 'participant rejoined');
         void status({ decision: { kind: back.decision.kind, why: back.decision.why }, greeting: back.greeting.kind });
-        if (back.speech !== null) agentSession?.say(back.speech);
+        // A new connection before the arrival's own greeting went out (a reload while the claim
+        // was still on its way) is greeted by that one: never two greetings for one arrival.
+        if (back.speech !== null && arrivalGreeted) agentSession?.say(back.speech);
       },
     });
+    // In the same tick as the bridge: what came before it is handled first, in order, and only once.
+    job.earlyContext.release(contextPacketHandler(receiver, metrics, log));
     ctx.addShutdownCallback(async () => {
       unbridge();
       await receiver.close();
@@ -558,6 +568,7 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
     }
     // The greeting goes out first; nothing on its path waits for another round trip.
     const handle = speech !== null ? session.say(speech) : undefined;
+    arrivalGreeted = true;
     if (handle) metrics.observe('pva_arrival_to_greeting_seconds', (systemClock.nowMs() - linkedAtMs) / 1000);
     metrics.gauge('pva_active_sessions', 1);
     // The status message and the queued context follow the greeting onto the wire instead of

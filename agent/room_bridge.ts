@@ -140,6 +140,53 @@ export interface RoomBridgeHandlers {
   onRejoined(participant: RemoteParticipant): void;
 }
 
+/** Most dynamic-context packets kept for a conversation not linked yet ({@link holdEarlyContext}). */
+export const MAX_EARLY_CONTEXT_PACKETS = 64;
+
+/** A dynamic-context packet as the room delivered it (no participant: the server API). */
+export type ContextPacketHandler = (payload: Uint8Array, participant?: RemoteParticipant) => void;
+
+/**
+ * Keeps the dynamic-context packets that arrive before the conversation's receiver exists: a
+ * backend that resyncs when the agent joins (its webhook) sends before the participant does, and
+ * those packets would reach nobody. `release` hands them over in order (call it in the same tick
+ * as the bridge is wired, so none is lost or handled twice) and stops keeping; past `max` the
+ * oldest are dropped (a later `sync` carries the whole context).
+ */
+export function holdEarlyContext(room: Room, logger: Logger, max = MAX_EARLY_CONTEXT_PACKETS): { release(deliver: ContextPacketHandler): void } {
+  const held: { payload: Uint8Array; participant: RemoteParticipant | undefined }[] = [];
+  let dropped = 0;
+  const onData = (payload: Uint8Array, participant?: RemoteParticipant, _kind?: unknown, topic?: string) => {
+    if (topic !== CONTEXT_TOPIC) return;
+    logger.debug({ fromServer: participant === undefined }, 'dynamic context packet kept until the conversation starts');
+    held.push({ payload, participant });
+    if (held.length > max) {
+      held.shift();
+      dropped++;
+    }
+  };
+  room.on(RoomEvent.DataReceived, onData);
+  return {
+    release(deliver) {
+      room.off(RoomEvent.DataReceived, onData);
+      if (dropped > 0) logger.warn({ dropped }, 'dynamic context packets from before the conversation dropped: too many');
+      for (const p of held.splice(0)) deliver(p.payload, p.participant);
+    },
+  };
+}
+
+/** Hands one dynamic-context packet to `receiver` (it authorises the sender) and counts it. */
+export function contextPacketHandler(receiver: ContextReceiver, metrics: JobMetrics, logger: Logger): ContextPacketHandler {
+  return (payload, participant) => {
+    const sender = participant ? { identity: participant.identity, attributes: participant.attributes } : undefined;
+    const result = receiver.handle(payload, sender);
+    metrics.inc('pva_context_messages_total', { result: result.ok ? (result.queued ? 'queued' : 'applied') : result.reason });
+    // The receiver already warns, throttled (one line per reason per 10 s); duplicates
+    // (`stale_revision`) are routine resends. Here only a debug line per message.
+    if (!result.ok) logger.debug({ reason: result.reason, fromServer: sender === undefined }, 'dynamic context message not applied');
+  };
+}
+
 /**
  * Wires room events for the participant `identity`: leave / rejoin, and dynamic-context data
  * messages (from anyone: the receiver authorises). Returns the unsubscribe function.
@@ -158,14 +205,9 @@ export function bridgeRoom(
   const onDisconnected = (p: RemoteParticipant) => {
     if (p.identity === identity) handlers.onLeft(mapDisconnectReason(p.disconnectReason));
   };
+  const handle = contextPacketHandler(receiver, metrics, logger);
   const onData = (payload: Uint8Array, participant?: RemoteParticipant, _kind?: unknown, topic?: string) => {
-    if (topic !== CONTEXT_TOPIC) return;
-    const sender = participant ? { identity: participant.identity, attributes: participant.attributes } : undefined;
-    const result = receiver.handle(payload, sender);
-    metrics.inc('pva_context_messages_total', { result: result.ok ? (result.queued ? 'queued' : 'applied') : result.reason });
-    // The receiver already warns, throttled (one line per reason per 10 s); duplicates
-    // (`stale_revision`) are routine resends. Here only a debug line per message.
-    if (!result.ok) logger.debug({ reason: result.reason, fromServer: sender === undefined }, 'dynamic context message not applied');
+    if (topic === CONTEXT_TOPIC) handle(payload, participant);
   };
   room.on(RoomEvent.ParticipantConnected, onConnected);
   room.on(RoomEvent.ParticipantDisconnected, onDisconnected);

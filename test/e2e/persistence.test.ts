@@ -14,7 +14,9 @@ import { livenessKeys } from '../../lib/store/agent_liveness.js';
 import { KeyBuilder } from '../../lib/store/keys.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { SessionNotices, forgetIdentity } from '../../lib/store/session_notices.js';
-import { RoomServiceClient } from 'livekit-server-sdk';
+import { DataPacket_Kind, ParticipantInfo_State, RoomServiceClient } from 'livekit-server-sdk';
+import { CONTEXT_TOPIC } from '../../lib/attributes.js';
+import { encodeContextMessage } from '../../lib/context/messages.js';
 import { ensureAgentDispatched } from '../../web/server/agent_dispatch.js';
 import type { ResumePolicyName } from '../../web/server/tokens.js';
 import { startOpenAIStub, stubModelEnv, stubReply, type OpenAIStub, type StubMessage } from '../support/openai_stub.js';
@@ -142,9 +144,11 @@ describe('one worker, long rejoin window', () => {
   const rejoinTtlMs = 30_000;
   let metricsPort: number;
 
+  let longWorker: WorkerProcess;
+
   beforeAll(async () => {
     metricsPort = await freeTcpPort();
-    await worker(agentName, { REJOIN_TTL_MS: String(rejoinTtlMs), METRICS_PORT: String(metricsPort), METRICS_HOST: '127.0.0.1' });
+    longWorker = await worker(agentName, { REJOIN_TTL_MS: String(rejoinTtlMs), METRICS_PORT: String(metricsPort), METRICS_HOST: '127.0.0.1' });
   });
 
   it('greets a first visit as first-time', async () => {
@@ -255,6 +259,37 @@ describe('one worker, long rejoin window', () => {
     expect(contextMessages[0]!.content).toContain('Station is Bay 7\nHazardLevel is High\nOperator bypassed interlock');
     expect(input.some((m) => m.content.includes('Bay 3'))).toBe(false);
     pub.close();
+  });
+
+  it('context a backend sends through the server API once the agent is in the room, before the participant joins, reaches the model', async () => {
+    const identity = uid('backend-ctx');
+    const room = uid('room');
+    const rooms = new RoomServiceClient(server.url, server.apiKey, server.apiSecret);
+    await rooms.createRoom({ name: room, emptyTimeout: 60, departureTimeout: 60 });
+    expect(await ensureAgentDispatched(server, room, agentName, { identity })).toBe('dispatched');
+    // Active, as when livekit-server sends the participant_joined webhook a backend resyncs on.
+    await waitFor('the agent to be active in the empty room', async () =>
+      (await rooms.listParticipants(room)).some((x) => x.identity.startsWith('agent-') && x.state === ParticipantInfo_State.ACTIVE),
+    );
+    // What a backend does on the agent's participant_joined webhook: a sync (sent again until the
+    // agent has it: livekit-server delivers nothing to a participant whose data channel is not up
+    // yet), and nothing after it.
+    const sync = encodeContextMessage({ v: 1, kind: 'op', src: 'backend', rev: 1, op: { type: 'sync', states: [{ name: 'Station', value: 'Bay 9' }], events: ['Shift started'] } });
+    const kept = () => longWorker.output().split('dynamic context packet kept until the conversation starts').length - 1;
+    const keptBefore = kept();
+    await waitFor(
+      'the agent to keep the backend\'s context until its participant comes',
+      async () => {
+        await rooms.sendData(room, sync, DataPacket_Kind.RELIABLE, { topic: CONTEXT_TOPIC });
+        return kept() > keptBefore;
+      },
+      { intervalMs: 500 },
+    );
+    const p = await join({ identity, room, agentName, rejoinTtlMs });
+    await p.statusMatching((m) => m.greeting !== undefined);
+    await converse(p, 'Which station is this?');
+    const said = (await modelInputFor('Which station is this?')).map((m) => m.content).join('\n');
+    expect(said).toContain('Station is Bay 9\nShift started');
   });
 
   it('a second tab with the same identity takes over; the old job lets go (saying why, in the participant\'s language) and the new one has the history', async () => {

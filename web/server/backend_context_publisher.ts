@@ -10,7 +10,10 @@
  * - after each burst of changes a trailing `sync` carries the full content (`resyncDelayMs`),
  *   which the agent applies idempotently; call {@link BackendContextPublisher.resync} when the
  *   agent (re)joins the room (e.g. from a `participant_joined` webhook), since packets sent to a
- *   room without the agent reach nobody.
+ *   room without the agent reach nobody. The agent keeps what reaches it before its participant
+ *   arrives; but livekit-server drops packets to a participant whose data channel is not up yet
+ *   (measured: a sync sent as the agent became active was lost), so resync once more a few
+ *   seconds later.
  *
  * A `sync` replaces the whole dynamic context: a backend publisher should be the only
  * publisher of a session's context, or the browser's next `sync` and the backend's overwrite
