@@ -396,6 +396,7 @@ export class ParticipantSession {
     if (greeting.kind !== 'none') this.o.metrics.inc('pva_sessions_started_total', { greeting: greeting.kind });
     const startedOver = decision.kind !== 'resume';
     if (startedOver) {
+      this.condenseRetryAtTurnCount = 0;
       // The conversation so far is archived; the new one knows only what this connection's token says.
       this.endPrevious(before, nowMs);
       const fresh = newSessionRecord({
@@ -470,10 +471,13 @@ export class ParticipantSession {
     const basis = history.summary;
     const retryAt = history.summarizedTurnCount + opts.retryAfterTurns;
     const startedMs = this.o.clock.nowMs();
+    const sessionId = this.record!.sessionId;
+    // An answer for a conversation that has since started over (AlwaysFresh) is not this one's.
+    const current = () => !this.lost && !this.closed && this.record !== null && this.record.sessionId === sessionId;
     void condense(basis)
       .then(
         (text) => {
-          if (this.lost || this.closed || this.record === null) return;
+          if (!current() || this.record === null) return;
           const next = withCondensedSummary(this.record.history, basis, text, opts);
           this.o.metrics.inc('pva_summary_condensed_total', { result: next === null ? 'unusable' : 'ok' });
           if (next === null) {
@@ -486,7 +490,7 @@ export class ParticipantSession {
           this.queueSave();
         },
         (err: unknown) => {
-          this.condenseRetryAtTurnCount = retryAt;
+          if (current()) this.condenseRetryAtTurnCount = retryAt;
           this.o.metrics.inc('pva_summary_condensed_total', { result: 'failed' });
           this.o.logger.warn({ err: err instanceof Error ? err.name : 'unknown', ms: this.o.clock.nowMs() - startedMs }, 'summary condensing failed: the summary keeps its lines');
         },

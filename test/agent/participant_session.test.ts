@@ -715,6 +715,29 @@ describe('ParticipantSession condensing the summary of older turns', () => {
   });
 
   // At the highest threshold the summary reaches its bound (and stops growing) before the retry.
+  it('an answer that arrives after the conversation started over (AlwaysFresh in the room) changes nothing in the new one, and does not put off its own condensing', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    const model = heldCondenser();
+    const kiosk = { ...ReconnectPolicies.Default, resumePolicy: 'AlwaysFresh' as const };
+    const { ps } = make(store, clock, kiosk, 'job-1', { condense: model.condense });
+    await ps.arrive();
+    sayUntilAsked(ps, clock, model.asked);
+    const turnsToFirstAsk = said.length;
+    ps.left('client_initiated');
+    clock.advance(30_000);
+    expect(ps.rejoined({ language: null, chosen: false })?.startedOver).toBe(true);
+    model.answers[0]?.resolve('Condensed: the last visitor\'s router.');
+    await settle(ps);
+    expect(ps.currentRecord?.history.summary).toBe('');
+    // The new conversation is condensed as soon as its own summary is due, as the first was.
+    said.length = 0;
+    model.asked.length = 0;
+    sayUntilAsked(ps, clock, model.asked);
+    expect(said.length).toBe(turnsToFirstAsk);
+    expect(model.asked[0]).toBe(linesOnly());
+  });
+
   for (const condenseAtChars of [DEFAULT_CONDENSE_OPTIONS.condenseAtChars, MAX_CONDENSE_AT_CHARS]) {
     it(`a failed request changes nothing (every line stays) and is retried only once more turns were folded in (condensing at ${condenseAtChars} characters)`, async () => {
       const clock = new ManualClock(T0);
