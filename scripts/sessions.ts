@@ -130,8 +130,10 @@ try {
     const identity = values.identity !== undefined && values.identity !== '' ? values.identity : fail('--identity is required and must not be empty');
     if (command === 'show') {
       const key = { agentName: values.agent!, identity };
-      const [record, profile, archive] = await Promise.all([store.readRecord(key), store.readProfile(key), store.readArchive(key, Date.now())]);
-      out({ record: readable(record), profile, archive: archive.map((a) => ({ sessionId: a.sessionId, archivedAt: new Date(a.archivedAtMs).toISOString(), turns: a.record?.history.turns.length ?? null })) });
+      const [record, snapshot, archive] = await Promise.all([store.readRecord(key), store.exportSession(key), store.readArchive(key, Date.now())]);
+      // A stored profile that does not open is named, never shown as if there were none.
+      const unreadableProfile = snapshot?.profileProblem === undefined ? {} : { profileUnreadable: snapshot.profileProblem, ...hint };
+      out({ record: readable(record), profile: snapshot?.profile ?? null, ...unreadableProfile, archive: archive.map((a) => ({ sessionId: a.sessionId, archivedAt: new Date(a.archivedAtMs).toISOString(), turns: a.record?.history.turns.length ?? null })) });
     } else if (command === 'export') {
       // A request for one's data that reached an operator (no device at hand): the same document.
       const [snapshots, rooms] = await Promise.all([store.exportIdentity(identity), deviceCall((d) => d.rooms(identity))]);

@@ -133,12 +133,14 @@ describe('npm run sessions with REDIS_SENTINELS', () => {
     const shown = opened.lines[0] as { record: { status: string; record?: { history: { turns: Array<{ text: string }> } } }; profile: { visitCount: number } | null };
     expect(shown.record.status).toBe('found');
     expect(shown.record.record?.history.turns.map((t) => t.text)).toEqual(['My PIN is in the drawer.', 'Noted.']);
+    expect(shown.profile?.visitCount).toBe(1);
+    expect(shown).not.toHaveProperty('profileUnreadable');
     const listed = await sessions(['list'], { ...sentinelEnv(prefix), STORE_ENCRYPTION_KEYS: keys });
     expect(listed.lines).toMatchObject([{ identity: 'alice', sessionId: 's-alice', turns: 2 }]);
 
     const keyless = await sessions(show, sentinelEnv(prefix));
     expect(keyless.code).toBe(0);
-    expect(keyless.lines[0]).toMatchObject({ record: { status: 'invalid', hint: expect.stringContaining('STORE_ENCRYPTION_KEYS') } });
+    expect(keyless.lines[0]).toMatchObject({ record: { status: 'invalid', hint: expect.stringContaining('STORE_ENCRYPTION_KEYS') }, profile: null, profileUnreadable: 'record_invalid' });
     expect(keyless.stdout).not.toContain('PIN');
     expect((await sessions(['list'], sentinelEnv(prefix))).lines).toMatchObject([{ identity: 'alice', status: 'invalid', hint: expect.stringContaining('STORE_ENCRYPTION_KEYS') }]);
 
