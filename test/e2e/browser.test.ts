@@ -675,6 +675,13 @@ describe('web client in headless Chromium', () => {
       await page.click('#retry');
       await waitFor('Retry to start over', async () => (await page.evaluate(() => (window as unknown as { shownStates: string[] }).shownStates)).some((s) => s !== 'Error'), { timeoutMs: 5_000 });
       expect(['Connecting', 'Error']).toContain(await text(page, 'session-state'));
+      // Given up again; then the browser says the network is back: a new round starts by itself.
+      await waitForState(page, 'Error', 40_000);
+      await page.evaluate(() => {
+        (window as unknown as { shownStates: string[] }).shownStates.length = 0;
+        window.dispatchEvent(new Event('online'));
+      });
+      await waitFor('coming back online to start over', async () => (await page.evaluate(() => (window as unknown as { shownStates: string[] }).shownStates)).includes('Connecting'), { timeoutMs: 5_000 });
       console.log(`[figure] attempts shown: ${[...seen].filter((s) => s !== '').join(' | ')}`);
     } finally {
       await dead.close();

@@ -94,6 +94,15 @@ describe('client session machine (seed 000)', () => {
     expect([1, 2, 3, 4, 5, 6, 7].map(retryDelayMs)).toEqual([0, 1_000, 2_000, 4_000, 8_000, 8_000, 8_000]);
   });
 
+  it('a service that says how long to wait (429 Retry-After) is not asked again sooner', () => {
+    const t = transition(initialMachine(), { type: 'connect' }, T0, policy);
+    const busy = { type: 'attemptFailed', attemptId: t.machine.attemptId, error: { code: 'rate_limited', message: 'slow down' }, fatal: false, retryAfterMs: 60_000 } as const;
+    expect(startOf(transition(t.machine, busy, T0 + 100, policy).effects).delayMs).toBe(60_000);
+    // Without one, the usual wait; with a shorter one, the usual wait still.
+    expect(startOf(transition(t.machine, { ...busy, retryAfterMs: undefined }, T0 + 100, policy).effects).delayMs).toBe(1_000);
+    expect(startOf(transition(t.machine, { ...busy, retryAfterMs: 200 }, T0 + 100, policy).effects).delayMs).toBe(1_000);
+  });
+
   it('ignores the results of an attempt that was already given up (stale attempt id)', () => {
     let t = transition(initialMachine(), { type: 'connect' }, T0, policy);
     const first = startOf(t.effects).attemptId;

@@ -9,7 +9,7 @@ import {
   parseTokenRequest,
   ROOM_NAME_PATTERN,
 } from '../../web/server/validation.js';
-import { pageLanguage } from '../../web/client/api.js';
+import { pageLanguage, retryAfterMs } from '../../web/client/api.js';
 
 describe('request validation', () => {
   it('accepts a well-formed token request', () => {
@@ -120,5 +120,12 @@ describe('credentials', () => {
     expect(secretMatches(`${s}x`, h)).toBe(false);
     expect(secretMatches(s, '')).toBe(false);
     expect(secretMatches(s, 'zz')).toBe(false);
+  });
+});
+
+describe('retryAfterMs (the web client reading Retry-After)', () => {
+  it('reads whole seconds, as the service sends them, and nothing else', () => {
+    expect(['60', ' 5 ', '0'].map(retryAfterMs)).toEqual([60_000, 5_000, 0]);
+    expect([null, '', 'soon', '1.5', '-3', 'Wed, 21 Oct 2026 07:28:00 GMT', '9999999'].map(retryAfterMs)).toEqual([undefined, undefined, undefined, undefined, undefined, undefined, undefined]);
   });
 });

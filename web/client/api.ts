@@ -34,6 +34,8 @@ export class ApiError extends Error {
     /** The service's machine-readable reason (`invalid_credentials`, `room_not_issued`, …). */
     readonly reason: string,
     message: string,
+    /** How long the service asked to wait before trying again (`Retry-After`, a 429 or 503), ms. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -42,6 +44,12 @@ export class ApiError extends Error {
   get retryable(): boolean {
     return this.status === 0 || this.status >= 500 || this.status === 429;
   }
+}
+
+/** A `Retry-After` header in seconds (the service's form), as ms; undefined when absent or not a number of seconds. */
+export function retryAfterMs(header: string | null): number | undefined {
+  if (header === null || !/^\d{1,6}$/.test(header.trim())) return undefined;
+  return Number(header.trim()) * 1000;
 }
 
 async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
@@ -65,7 +73,7 @@ async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown, sig
   }
   if (!res.ok) {
     const j = (json ?? {}) as { reason?: unknown; message?: unknown };
-    throw new ApiError(res.status, typeof j.reason === 'string' ? j.reason : `http_${res.status}`, typeof j.message === 'string' ? j.message : res.statusText);
+    throw new ApiError(res.status, typeof j.reason === 'string' ? j.reason : `http_${res.status}`, typeof j.message === 'string' ? j.message : res.statusText, retryAfterMs(res.headers.get('retry-after')));
   }
   return json as T;
 }

@@ -358,7 +358,8 @@ async function runAttempt(attemptId: number, reuseRoom: string | null): Promise<
     clearStartTimer();
     const c = classify(err);
     event(`attempt failed: ${c.error.message}`);
-    dispatch({ type: 'attemptFailed', attemptId, error: c.error, fatal: c.fatal });
+    const retryAfterMs = err instanceof ApiError ? err.retryAfterMs : undefined;
+    dispatch({ type: 'attemptFailed', attemptId, error: c.error, fatal: c.fatal, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) });
   }
 }
 
@@ -613,6 +614,13 @@ ui.exportData.addEventListener('click', () => {
       renderSession();
     }
   })();
+});
+
+// The network is back after the attempts gave up on it: a new round, without waiting for Retry.
+window.addEventListener('online', () => {
+  if (machine.state !== 'Error' || machine.error?.code !== 'max_attempts') return;
+  event('back online: trying again');
+  dispatch({ type: 'retry' });
 });
 
 window.addEventListener('pagehide', () => {

@@ -81,7 +81,7 @@ export type ClientEvent =
   /** Attempt `attemptId` joined `room`. */
   | { type: 'connected'; attemptId: number; room: string }
   /** Attempt `attemptId` failed; `fatal` = no point retrying (auth, configuration, refusal). */
-  | { type: 'attemptFailed'; attemptId: number; error: ClientError; fatal: boolean }
+  | { type: 'attemptFailed'; attemptId: number; error: ClientError; fatal: boolean; retryAfterMs?: number }
   /** Attempt `attemptId` did not finish within `startWaitTimeoutMs`. */
   | { type: 'startTimeout'; attemptId: number }
   /** The room dropped without the user asking (after livekit-client's own recovery gave up). */
@@ -153,12 +153,13 @@ export function retryDelayMs(attempt: number): number {
   return attempt <= 1 ? 0 : Math.min(RETRY_BACKOFF_BASE_MS * 2 ** (attempt - 2), RETRY_BACKOFF_MAX_MS);
 }
 
-function attempt(m: ClientMachine, state: 'Connecting' | 'Reconnecting', nowMs: number, policy: ReconnectPolicy, extra: ClientEffect[] = []): Transition {
+function attempt(m: ClientMachine, state: 'Connecting' | 'Reconnecting', nowMs: number, policy: ReconnectPolicy, extra: ClientEffect[] = [], askedWaitMs = 0): Transition {
   const attemptId = m.attemptId + 1;
   const attempts = m.attempts + 1;
   // A retry waits a little longer each time: a network still down would otherwise use up every
-  // attempt within milliseconds, long before the rejoin window ends.
-  const delayMs = retryDelayMs(attempts);
+  // attempt within milliseconds, long before the rejoin window ends. A service that said how long
+  // to wait (Retry-After) is not asked again sooner.
+  const delayMs = Math.max(retryDelayMs(attempts), askedWaitMs);
   return {
     machine: { ...m, state, attemptId, attempts, error: null },
     effects: [
@@ -172,7 +173,7 @@ function fail(m: ClientMachine, error: ClientError, effects: ClientEffect[]): Tr
   return { machine: { ...m, state: 'Error', error, attempts: 0 }, effects };
 }
 
-function retryOrFail(m: ClientMachine, error: ClientError, nowMs: number, policy: ReconnectPolicy): Transition {
+function retryOrFail(m: ClientMachine, error: ClientError, nowMs: number, policy: ReconnectPolicy, retryAfterMs = 0): Transition {
   const state = m.state === 'Reconnecting' ? 'Reconnecting' : 'Connecting';
   if (m.attempts >= policy.maxReconnectAttempts) {
     return fail(
@@ -181,7 +182,7 @@ function retryOrFail(m: ClientMachine, error: ClientError, nowMs: number, policy
       [{ type: 'abandonAttempt' }],
     );
   }
-  return attempt(m, state, nowMs, policy, [{ type: 'abandonAttempt' }]);
+  return attempt(m, state, nowMs, policy, [{ type: 'abandonAttempt' }], retryAfterMs);
 }
 
 const same = (m: ClientMachine): Transition => ({ machine: m, effects: [] });
@@ -203,7 +204,7 @@ export function transition(m: ClientMachine, ev: ClientEvent, nowMs: number, pol
     case 'attemptFailed':
       if ((m.state !== 'Connecting' && m.state !== 'Reconnecting') || ev.attemptId !== m.attemptId) return same(m);
       if (ev.fatal) return fail(m, ev.error, [{ type: 'abandonAttempt' }]);
-      return retryOrFail(m, ev.error, nowMs, policy);
+      return retryOrFail(m, ev.error, nowMs, policy, ev.retryAfterMs);
 
     case 'startTimeout':
       if ((m.state !== 'Connecting' && m.state !== 'Reconnecting') || ev.attemptId !== m.attemptId) return same(m);
