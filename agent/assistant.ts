@@ -41,6 +41,11 @@ export interface AssistantOptions {
   history?: () => History | undefined;
 }
 
+/** The dynamic context messages of `ctx`, in order, as id and text. */
+function contextMessagesOf(ctx: llm.ChatContext): string[] {
+  return ctx.items.filter((i) => isContextMessageId(i.id)).map((i) => `${i.id}\n${i.type === 'message' ? (i.textContent ?? '') : ''}`);
+}
+
 /** The project's agent. */
 export class Assistant extends voice.Agent {
   private readonly beforeUserTurn: (() => Promise<void>) | undefined;
@@ -69,7 +74,12 @@ export class Assistant extends voice.Agent {
     if (this.beforeUserTurn === undefined) return super.onUserTurnCompleted(turnCtx, newMessage);
     await this.beforeUserTurn();
     // The reply is generated from `turnCtx`, a copy taken before the flush: bring the dynamic
-    // context messages over from the agent's (now current) chat context.
+    // context messages over from the agent's (now current) chat context. When the flush changed
+    // none, `turnCtx` is left as it is: agents-js reuses a reply it began early (preemptive
+    // generation) only while the context it began from is unchanged, order included.
+    const before = contextMessagesOf(turnCtx);
+    const now = contextMessagesOf(this.chatCtx);
+    if (before.length === now.length && before.every((text, i) => text === now[i])) return;
     for (const item of [...turnCtx.items]) if (isContextMessageId(item.id)) turnCtx.remove(item.id);
     for (const item of this.chatCtx.items) if (isContextMessageId(item.id)) turnCtx.items.push(item);
   }
