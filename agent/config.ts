@@ -5,7 +5,7 @@
  */
 import dotenv from 'dotenv';
 import { z } from 'zod';
-import { booleanVar, enumOr, MAX_TIMER_MS, optionalString, stringOr, tooLongForATimer } from '../lib/env_vars.js';
+import { booleanVar, enumOr, optionalString, pastTimerLimit, stringOr } from '../lib/env_vars.js';
 import { ConfigError } from '../lib/errors.js';
 import { DEFAULT_CONDENSE_OPTIONS, MAX_CONDENSE_AT_CHARS, MIN_CONDENSE_AT_CHARS } from '../lib/session/condense.js';
 import { DEFAULT_IDLE_LIMITS, type IdleLimits } from '../lib/session/idle.js';
@@ -27,10 +27,7 @@ const positiveInt = (fallback: number) =>
         ctx.addIssue({ code: 'custom', message: `must be a positive integer, got "${v}"` });
         return z.NEVER;
       }
-      if (n > MAX_TIMER_MS) {
-        ctx.addIssue({ code: 'custom', message: tooLongForATimer(v) });
-        return z.NEVER;
-      }
+      if (pastTimerLimit(n, v, ctx)) return z.NEVER;
       return n;
     });
 
@@ -54,10 +51,7 @@ const optionalNonNegativeInt = () =>
         ctx.addIssue({ code: 'custom', message: `must be a non-negative integer, got "${v}"` });
         return z.NEVER;
       }
-      if (n > MAX_TIMER_MS) {
-        ctx.addIssue({ code: 'custom', message: tooLongForATimer(v) });
-        return z.NEVER;
-      }
+      if (pastTimerLimit(n, v, ctx)) return z.NEVER;
       return n;
     });
 

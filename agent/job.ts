@@ -31,7 +31,7 @@ import type { JobMetrics } from './metrics.js';
 import { IdleWatch } from './idle_watch.js';
 import { buildModels, type Models } from './models.js';
 import { ParticipantSession, type Arrival } from './participant_session.js';
-import { RoomMessenger, agentAlreadyServing, bridgeRoom, contextPacketHandler, endCallFor, holdEarlyContext, markLeavingOnPurpose } from './room_bridge.js';
+import { RoomMessenger, agentAlreadyServing, bridgeRoom, endCallFor, holdEarlyContext, markLeavingOnPurpose, type EarlyContext } from './room_bridge.js';
 import type { JobStores } from './store.js';
 
 /** Session key agent name when the worker has none (automatic dispatch). */
@@ -108,7 +108,7 @@ interface JobParts {
   /** The job's liveness beats, from when it knows it serves the room; undefined without them. */
   alive: KeptAlive | undefined;
   /** Dynamic-context packets that arrived before the conversation linked, for its receiver. */
-  earlyContext: ReturnType<typeof holdEarlyContext>;
+  earlyContext: EarlyContext;
 }
 
 /** One arrival's conversation, claimed before or after its participant linked. */
@@ -492,9 +492,7 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
         // was still on its way) is greeted by that one: never two greetings for one arrival.
         if (back.speech !== null && arrivalGreeted) agentSession?.say(back.speech);
       },
-    });
-    // In the same tick as the bridge: what came before it is handled first, in order, and only once.
-    job.earlyContext.release(contextPacketHandler(receiver, metrics, log));
+    }, job.earlyContext);
     ctx.addShutdownCallback(async () => {
       unbridge();
       await receiver.close();

@@ -146,14 +146,19 @@ export const MAX_EARLY_CONTEXT_PACKETS = 64;
 /** A dynamic-context packet as the room delivered it (no participant: the server API). */
 export type ContextPacketHandler = (payload: Uint8Array, participant?: RemoteParticipant) => void;
 
+/** Dynamic-context packets kept until a conversation's receiver exists ({@link holdEarlyContext}). */
+export interface EarlyContext {
+  /** Hands the kept packets to `deliver`, in order, and stops keeping. */
+  release(deliver: ContextPacketHandler): void;
+}
+
 /**
  * Keeps the dynamic-context packets that arrive before the conversation's receiver exists: a
  * backend that resyncs when the agent joins (its webhook) sends before the participant does, and
- * those packets would reach nobody. `release` hands them over in order (call it in the same tick
- * as the bridge is wired, so none is lost or handled twice) and stops keeping; past `max` the
- * oldest are dropped (a later `sync` carries the whole context).
+ * those packets would reach nobody. {@link bridgeRoom} releases them to the receiver as it wires
+ * it; past `max` the oldest are dropped (a later `sync` carries the whole context).
  */
-export function holdEarlyContext(room: Room, logger: Logger, max = MAX_EARLY_CONTEXT_PACKETS): { release(deliver: ContextPacketHandler): void } {
+export function holdEarlyContext(room: Room, logger: Logger, max = MAX_EARLY_CONTEXT_PACKETS): EarlyContext {
   const held: { payload: Uint8Array; participant: RemoteParticipant | undefined }[] = [];
   let dropped = 0;
   const onData = (payload: Uint8Array, participant?: RemoteParticipant, _kind?: unknown, topic?: string) => {
@@ -176,7 +181,7 @@ export function holdEarlyContext(room: Room, logger: Logger, max = MAX_EARLY_CON
 }
 
 /** Hands one dynamic-context packet to `receiver` (it authorises the sender) and counts it. */
-export function contextPacketHandler(receiver: ContextReceiver, metrics: JobMetrics, logger: Logger): ContextPacketHandler {
+function contextPacketHandler(receiver: ContextReceiver, metrics: JobMetrics, logger: Logger): ContextPacketHandler {
   return (payload, participant) => {
     const sender = participant ? { identity: participant.identity, attributes: participant.attributes } : undefined;
     const result = receiver.handle(payload, sender);
@@ -189,7 +194,8 @@ export function contextPacketHandler(receiver: ContextReceiver, metrics: JobMetr
 
 /**
  * Wires room events for the participant `identity`: leave / rejoin, and dynamic-context data
- * messages (from anyone: the receiver authorises). Returns the unsubscribe function.
+ * messages (from anyone: the receiver authorises), the ones `early` kept handed over first, in the
+ * same tick, so none is lost or handled twice. Returns the unsubscribe function.
  */
 export function bridgeRoom(
   room: Room,
@@ -198,6 +204,7 @@ export function bridgeRoom(
   metrics: JobMetrics,
   logger: Logger,
   handlers: RoomBridgeHandlers,
+  early?: EarlyContext,
 ): () => void {
   const onConnected = (p: RemoteParticipant) => {
     if (p.identity === identity) handlers.onRejoined(p);
@@ -212,6 +219,7 @@ export function bridgeRoom(
   room.on(RoomEvent.ParticipantConnected, onConnected);
   room.on(RoomEvent.ParticipantDisconnected, onDisconnected);
   room.on(RoomEvent.DataReceived, onData);
+  early?.release(handle);
   return () => {
     room.off(RoomEvent.ParticipantConnected, onConnected);
     room.off(RoomEvent.ParticipantDisconnected, onDisconnected);

@@ -20,6 +20,13 @@ export const MAX_TIMER_MS = 2_147_483_647;
 /** The error for a timer setting above {@link MAX_TIMER_MS}. */
 export const tooLongForATimer = (raw: string) => `must be at most ${MAX_TIMER_MS} (about 24.8 days: a timer's limit), got "${raw}"`;
 
+/** True, with the {@link tooLongForATimer} issue added, when `n` (read from `raw`) is past {@link MAX_TIMER_MS}. */
+export function pastTimerLimit(n: number, raw: string, ctx: z.RefinementCtx): boolean {
+  if (n <= MAX_TIMER_MS) return false;
+  ctx.addIssue({ code: 'custom', message: tooLongForATimer(raw) });
+  return true;
+}
+
 /** A string variable, trimmed; unset or blank gives `fallback` (a blank line in `.env` means "the default", never ""). */
 export const stringOr = (fallback: string) => optionalString.transform((v) => v ?? fallback);
 

@@ -14,7 +14,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { booleanVar, MAX_TIMER_MS, optionalString, tooLongForATimer } from '../env_vars.js';
+import { booleanVar, optionalString, pastTimerLimit } from '../env_vars.js';
 import { ConfigError } from '../errors.js';
 import type { RedisTarget, RedisTls, SentinelAddress } from './redis_connection.js';
 
@@ -67,10 +67,7 @@ function integerVar({ fallback, min }: { fallback: number; min: 0 | 1 }) {
         ctx.addIssue({ code: 'custom', message: `must be a ${min === 0 ? 'non-negative' : 'positive'} integer, got "${v}"` });
         return z.NEVER;
       }
-      if (n > MAX_TIMER_MS) {
-        ctx.addIssue({ code: 'custom', message: tooLongForATimer(v) });
-        return z.NEVER;
-      }
+      if (pastTimerLimit(n, v, ctx)) return z.NEVER;
       return n;
     });
 }

@@ -260,12 +260,18 @@ let issuing: Promise<StoredDevice> | null = null;
 /** This page's identity, issued if it has none; `refused` is one the service no longer knows, never adopted. */
 async function ensureDevice(refused: string | null = null): Promise<StoredDevice> {
   if (device) return device;
+  // The browser keeps one identity: another tab's, when it holds one (before the request or meanwhile).
+  const kept = (): StoredDevice | null => {
+    const other = storage.device();
+    return other !== null && other.identity !== refused ? other : null;
+  };
+  const held = kept();
+  if (held !== null) return adoptDevice(held);
   issuing ??= (async () => {
     try {
       const issued = await createIdentity();
-      // Another tab may have been issued one meanwhile: the browser keeps one identity.
-      const other = storage.device();
-      if (other !== null && other.identity !== refused) return adoptDevice(other);
+      const other = kept();
+      if (other !== null) return adoptDevice(other);
       device = { identity: issued.identity, deviceSecret: issued.deviceSecret };
       storage.setDevice(device);
       transcript = [];
@@ -332,10 +338,9 @@ async function runAttempt(attemptId: number, reuseRoom: string | null): Promise<
         // a long absence, or it was erased): start as a new visitor instead of failing every
         // attempt. Nothing of the old identity can be reached with it any more.
         // Another tab may already hold the browser's new identity: that one, never a third.
-        const other = storage.device();
         device = null;
         transcript = [];
-        d = other !== null && other.identity !== d.identity ? adoptDevice(other) : await ensureDevice(d.identity);
+        d = await ensureDevice(d.identity);
         notice('This browser\'s identity is no longer known here: you start as a new visitor.');
         event('stored identity refused: a new one issued');
         tok = await ask(d, null);
