@@ -17,6 +17,7 @@ import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { unlinkPrefix } from '../lib/store/redis_support.js';
 import { inferenceModelEnv, STUB_SPEECH_MIN_MS, STUB_SPEECH_MS_PER_CHAR, startOpenAIStub, stubModelEnv, stubReply, type OpenAIStub } from '../support/openai_stub.js';
 import { literally, TestParticipant, type ServerInfo } from '../support/participant.js';
+import { RtcContextPublisher } from '../support/rtc_context_publisher.js';
 import { freeTcpPort } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
 import { livekitEnv, startWorker, type WorkerProcess } from '../support/worker.js';
@@ -131,6 +132,43 @@ describe('voice mode', () => {
     expect(p2.texts.filter((t) => /welcome back/i.test(t.text))).toHaveLength(1);
     // With no language in the token, the speech-to-text listened for English (its default).
     expect(new Set(stub.transcriptionLanguages)).toEqual(new Set(['en']));
+  });
+
+  it('with a dynamic context set, each spoken question costs one model request: the reply begun on the final transcript is the one spoken, and it sees the context', async () => {
+    const p = await join(`otto-${run}`, `room-voice-ctx-${run}`);
+    await p.statusMatching((m) => m.greeting === 'first_time', { timeoutMs: 60_000 });
+    const pub = new RtcContextPublisher(p.room);
+    pub.context.setState('Order', 'parcel 4711');
+    await waitFor('the context op acknowledged', () => pub.context.unackedRevisions().length === 0 && pub.replies.length > 0);
+    // Two questions: from the second on, turns sit after the context message in the chat context.
+    for (const question of ['Where is my parcel right now?', 'When will it arrive at my door?']) {
+      const spokenBefore = stub.speech.length;
+      const heardBefore = p.heard.audibleMs;
+      stub.willHear(question);
+      await p.speak(1_200);
+      // The answer heard to its end: the next question is not an interruption.
+      await waitFor('the answer to be spoken', () => words(stub.speech.slice(spokenBefore).join(' ')) === words(stubReply(question)), { timeoutMs: 30_000 });
+      const answerMs = speechMs(stub.speech.slice(spokenBefore));
+      await waitFor('the answer to be heard', () => p.heard.audibleMs - heardBefore >= 0.8 * answerMs, { timeoutMs: 30_000 });
+      // Agents-js starts the reply on the final transcript (preemptive generation) and keeps it
+      // only while the turn's chat context is unchanged when the turn ends: a second request
+      // would mean the participant waited for the model twice.
+      const asked = stub.requests.filter((msgs) => msgs.at(-1)?.role === 'user' && msgs.at(-1)?.content === question);
+      expect(asked, question).toHaveLength(1);
+      expect(asked[0]!.some((m) => m.content.includes('parcel 4711'))).toBe(true);
+    }
+    // The context changes: the reply to the next question is generated from the new one.
+    pub.context.setState('Order', 'parcel 4712');
+    await waitFor('the change acknowledged', () => pub.context.unackedRevisions().length === 0);
+    const question = 'Can you check it again?';
+    stub.willHear(question);
+    await p.speak(1_200);
+    await p.textMatching(/Model heard: Can you check it again\?/, { timeoutMs: 30_000 });
+    const answered = stub.requests.filter((msgs) => msgs.at(-1)?.role === 'user' && msgs.at(-1)?.content === question).at(-1)!;
+    const contextLines = answered.filter((m) => m.role === 'system').map((m) => m.content);
+    expect(contextLines.some((c) => c.endsWith('Order is parcel 4712'))).toBe(true);
+    expect(contextLines).toContain('Context update: Order changed from parcel 4711 to parcel 4712');
+    pub.close();
   });
 
   it('a participant whose token says Spanish is greeted aloud in Spanish, and the speech-to-text listens for Spanish', async () => {
