@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { JobMetrics, MetricsHub, MetricsState } from '../../agent/metrics.js';
+import { JobMetrics, METRICS_SOCKET_ENV, MetricsHub, MetricsState } from '../../agent/metrics.js';
 import { waitFor } from '../support/wait.js';
 
 const hubs: MetricsHub[] = [];
@@ -75,13 +75,37 @@ describe('MetricsHub', () => {
     expect((await fetch(`http://127.0.0.1:${port}/nope`)).status).toBe(404);
   });
 
-  it('a job without a hub reports nothing and never throws', async () => {
-    const m = new JobMetrics(undefined);
-    m.inc('pva_reconnects_total');
-    await m.close();
-    const broken = new JobMetrics('/nonexistent/dir/hub.sock');
-    broken.inc('pva_reconnects_total');
-    broken.inc('pva_reconnects_total');
-    await broken.close();
+  it('a job without a hub, or whose hub cannot be reached, reports nothing and never throws', async () => {
+    // No hub configured: the job process's environment names no socket.
+    const saved = process.env[METRICS_SOCKET_ENV];
+    delete process.env[METRICS_SOCKET_ENV];
+    const none = new JobMetrics();
+    if (saved !== undefined) process.env[METRICS_SOCKET_ENV] = saved;
+    const hub = new MetricsHub(join(mkdtempSync(join(tmpdir(), 'pva-metrics-')), 'hub.sock'));
+    hubs.push(hub);
+    const port = await hub.start(0, '127.0.0.1');
+    const faults: unknown[] = [];
+    const onFault = (err: unknown) => faults.push(err);
+    process.on('unhandledRejection', onFault);
+    process.on('uncaughtException', onFault);
+    try {
+      none.inc('pva_reconnects_total');
+      const broken = new JobMetrics('/nonexistent/dir/hub.sock');
+      broken.inc('pva_reconnects_total');
+      broken.inc('pva_reconnects_total');
+      // One job that does reach the hub, for comparison.
+      const linked = new JobMetrics(hub.socketPath);
+      linked.inc('pva_reconnects_total');
+      await Promise.all([none.close(), broken.close(), linked.close()]);
+      const scrape = async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      await waitFor('the linked job counted', async () => (await scrape()).includes('pva_reconnects_total 1'));
+      // Let anything the failed connection left behind surface before looking.
+      await new Promise((r) => setImmediate(r));
+      expect(await scrape()).toContain('pva_reconnects_total 1');
+      expect(faults).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onFault);
+      process.off('uncaughtException', onFault);
+    }
   });
 });

@@ -14,10 +14,9 @@ import { livenessKeys } from '../../lib/store/agent_liveness.js';
 import { KeyBuilder } from '../../lib/store/keys.js';
 import { RedisSessionStore } from '../../lib/store/redis_session_store.js';
 import { SessionNotices, forgetIdentity } from '../../lib/store/session_notices.js';
-import { DataPacket_Kind, ParticipantInfo_State, RoomServiceClient } from 'livekit-server-sdk';
-import { CONTEXT_TOPIC } from '../../lib/attributes.js';
-import { encodeContextMessage } from '../../lib/context/messages.js';
+import { ParticipantInfo_State, RoomServiceClient } from 'livekit-server-sdk';
 import { ensureAgentDispatched } from '../../web/server/agent_dispatch.js';
+import { BackendContextPublisher } from '../../web/server/backend_context_publisher.js';
 import type { ResumePolicyName } from '../../web/server/tokens.js';
 import { startOpenAIStub, stubModelEnv, stubReply, type OpenAIStub, type StubMessage } from '../support/openai_stub.js';
 import { DisconnectReason, literally, TestParticipant, type ServerInfo } from '../support/participant.js';
@@ -69,11 +68,17 @@ async function join(opts: { identity: string; room: string; agentName: string; r
   return p;
 }
 
-/** The first model request whose last user message is `text`. */
+/**
+ * The model request whose last user message is `text`. The stub is shared by the whole file, so
+ * `text` must be said once in it: a second request with it (another test's) is an error, never
+ * a match that proves nothing.
+ */
 function modelInputFor(text: string): Promise<StubMessage[]> {
-  return waitFor(`a model request for "${text}"`, () =>
-    stub.requests.find((msgs) => [...msgs].reverse().find((m) => m.role === 'user')?.content === text),
-  );
+  return waitFor(`a model request for "${text}"`, () => {
+    const found = stub.requests.filter((msgs) => [...msgs].reverse().find((m) => m.role === 'user')?.content === text);
+    if (found.length > 1) throw new Error(`"${text}" was sent to the model ${found.length} times in this file: say something only this test says`);
+    return found[0];
+  });
 }
 
 /** True for the agent's request to condense the summary of older turns (lib/session/condense.ts). */
@@ -231,14 +236,15 @@ describe('one worker, long rejoin window', () => {
     expect(s.sessionId).not.toBe(first.sessionId);
     expect(p2.agent()?.identity).toBe(agentIdentity); // same job, same room
     expect((await p2.nthText(1)).text).toMatch(/glad you're here/i);
-    await converse(p2, 'Who was here before me?');
-    const said = (await modelInputFor('Who was here before me?')).map((m) => m.content).join('\n');
+    await converse(p2, 'Who used this kiosk before me?');
+    const said = (await modelInputFor('Who used this kiosk before me?')).map((m) => m.content).join('\n');
     expect(said).not.toContain('visitor one');
     expect(said).not.toContain('number one');
     // The last visitor's conversation is archived, not lost; the stored one is the new one.
-    await turnStored(agentName, identity, 'Who was here before me?');
+    await turnStored(agentName, identity, 'Who used this kiosk before me?');
     const stored = await inspect.readRecord({ agentName, identity });
-    expect(stored.status === 'found' && stored.record.history.turns.map((t) => t.text)).not.toContain('I am visitor one, account 4711.');
+    if (stored.status !== 'found') throw new Error(`the new conversation is not stored (${stored.status})`);
+    expect(stored.record.history.turns.map((t) => t.text)).not.toContain('I am visitor one, account 4711.');
     const archive = await inspect.readArchive({ agentName, identity }, Date.now());
     expect(archive.find((a) => a.sessionId === first.sessionId)?.record?.history.turns.map((t) => t.text)).toContain('I am visitor one, account 4711.');
   });
@@ -271,20 +277,29 @@ describe('one worker, long rejoin window', () => {
     await waitFor('the agent to be active in the empty room', async () =>
       (await rooms.listParticipants(room)).some((x) => x.identity.startsWith('agent-') && x.state === ParticipantInfo_State.ACTIVE),
     );
-    // What a backend does on the agent's participant_joined webhook: a sync (sent again until the
-    // agent has it: livekit-server delivers nothing to a participant whose data channel is not up
-    // yet), and nothing after it.
-    const sync = encodeContextMessage({ v: 1, kind: 'op', src: 'backend', rev: 1, op: { type: 'sync', states: [{ name: 'Station', value: 'Bay 9' }], events: ['Shift started'] } });
+    // What a backend does on the agent's participant_joined webhook, with the project's backend
+    // publisher over the real server API: its context as one sync, sent again until the agent has
+    // it (livekit-server delivers nothing to a participant whose data channel is not up yet).
+    const backend = new BackendContextPublisher({ roomService: rooms, roomName: room });
+    backend.context.setState('Station', 'Bay 9');
+    backend.context.addEvent('Shift started');
     const kept = () => longWorker.output().split('dynamic context packet kept until the conversation starts').length - 1;
     const keptBefore = kept();
-    await waitFor(
-      'the agent to keep the backend\'s context until its participant comes',
-      async () => {
-        await rooms.sendData(room, sync, DataPacket_Kind.RELIABLE, { topic: CONTEXT_TOPIC });
-        return kept() > keptBefore;
-      },
-      { intervalMs: 500 },
-    );
+    backend.start();
+    try {
+      await waitFor(
+        'the agent to keep the backend\'s context until its participant comes',
+        async () => {
+          await backend.idle();
+          if (kept() > keptBefore) return true;
+          backend.resync();
+          return false;
+        },
+        { intervalMs: 500 },
+      );
+    } finally {
+      backend.close();
+    }
     const p = await join({ identity, room, agentName, rejoinTtlMs });
     await p.statusMatching((m) => m.greeting !== undefined);
     await converse(p, 'Which station is this?');

@@ -71,11 +71,10 @@ describe('TieredSessionStore through a Redis outage (private redis-server)', () 
 
     // A newcomer's greeting path does not wait on the dead Redis: memory answers, store_unavailable.
     const newcomer = await tiered.resumeAndClaim({ agentName: 'agent', identity: 'newcomer' }, 'job-n', Date.now(), 60_000);
-    expect(newcomer.status === 'claimed' && newcomer.storeAvailable).toBe(false);
-    if (newcomer.status === 'claimed') {
-      const d = decideResume({ record: null, profile: null, policy: ReconnectPolicies.Default, reason: null, nowMs: Date.now(), storeAvailable: newcomer.storeAvailable ?? true });
-      expect(d).toEqual({ kind: 'fresh', why: 'store_unavailable' });
-    }
+    expect(newcomer).toMatchObject({ status: 'claimed', storeAvailable: false });
+    if (newcomer.status !== 'claimed') throw new Error('unreachable: asserted above');
+    const d = decideResume({ record: null, profile: null, policy: ReconnectPolicies.Default, reason: null, nowMs: Date.now(), storeAvailable: newcomer.storeAvailable ?? true });
+    expect(d).toEqual({ kind: 'fresh', why: 'store_unavailable' });
 
     await server.start(); // empty: no persistence
     for (let i = 0; i < 15; i++) await write();
@@ -175,8 +174,8 @@ for (const { what, args, refuse, lift } of WRITE_REFUSALS) describe(`TieredSessi
     const key = { agentName: 'agent', identity: 'refused-writes' };
     await expect(direct.resumeAndClaim(key, 'probe', Date.now(), 60_000)).rejects.toMatchObject({ code: 'store_unavailable', retryable: true });
     const claim = await tiered.resumeAndClaim(key, 'job-r', Date.now(), 60_000);
-    expect(claim.status === 'claimed' && claim.storeAvailable).toBe(false);
-    if (claim.status !== 'claimed') return;
+    expect(claim).toMatchObject({ status: 'claimed', storeAvailable: false });
+    if (claim.status !== 'claimed') throw new Error('unreachable: asserted above');
     expect(tiered.isDegraded).toBe(true);
     await tiered.save(newSessionRecord({ ...key, sessionId: 's-r', nowMs: Date.now(), profile: null }), claim.version, claim.lease);
     const said: string[] = [];
