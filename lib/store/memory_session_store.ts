@@ -7,7 +7,7 @@ import type { ResolvedStoreOptions } from './codec.js';
 import { ExpiryQueue } from './expiry_queue.js';
 import { sessionKeyId } from './keys.js';
 import type { SessionKey } from './keys.js';
-import { restoreYields } from './session_store.js';
+import { restoreWritesSession, restoreYields } from './session_store.js';
 import type {
   ArchivedSession,
   ClaimMode,
@@ -396,8 +396,8 @@ export class MemorySessionStore implements SessionStore {
     const [id, e] = this.getOrCreate(snapshot.key);
     let fence = snapshot.lease?.fence ?? 0;
     let version = snapshot.version;
+    const mine = e.meta !== null && writer !== '' && e.meta.owner === writer;
     if (e.meta !== null) {
-      const mine = writer !== '' && e.meta.owner === writer;
       const live = e.meta.owner !== null && e.meta.expMs > nowMs;
       if (!mine && restoreYields(e.meta, { fence, claimedAtMs }, live)) {
         // The session stays the newer arrival's; the snapshot's conversations are kept in the archive.
@@ -409,7 +409,10 @@ export class MemorySessionStore implements SessionStore {
       fence = Math.max(fence, e.meta.fence);
       if (e.meta.version >= version) version = e.meta.version + 1;
     }
-    if (snapshot.lease !== null || snapshot.record !== null) {
+    if (restoreWritesSession(snapshot)) {
+      // Pending turns that are not the writer's own were said after another owner's last save
+      // (a crashed or cut-off job's): kept with the newest archived session, as on expiry.
+      if (!mine || e.rec === null) this.keepTail(e);
       e.meta = { version, fence, owner: snapshot.lease?.owner ?? null, expMs: snapshot.lease?.expiresAtMs ?? 0, claimedAtMs };
       e.rec = snapshot.record === null ? null : this.codec.encodeRecord({ ...snapshot.record, version, owner: null });
       e.turns = [];

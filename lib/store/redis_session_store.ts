@@ -27,6 +27,7 @@ import type {
   SessionStore,
   StoreOptions,
 } from './session_store.js';
+import { restoreWritesSession } from './session_store.js';
 
 /**
  * {@link SessionStore} on Redis (ioredis): single Redis, Sentinel (`sentinel` option, or a
@@ -516,7 +517,7 @@ export class RedisSessionStore implements SessionStore {
     // again after the script: a forget that ran meanwhile may have erased before it wrote.
     const claimedAtMs = snapshot.lease?.claimedAtMs ?? 0;
     if (await this.erasedSince(key.identity, claimedAtMs)) return { status: 'skipped', why: 'forgotten' };
-    const writeSession = snapshot.lease !== null || snapshot.record !== null;
+    const writeSession = restoreWritesSession(snapshot);
     const archive = snapshot.archive.filter((a) => a.record !== null);
     const args = [
       String(snapshot.lease?.fence ?? 0),

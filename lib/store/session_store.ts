@@ -129,6 +129,21 @@ export function restoreYields(held: LeaseOrder, snapshot: LeaseOrder, live: bool
 }
 
 /**
+ * Whether a restore of `s` writes its session (record, lease and pending turns) or only its
+ * profile and archive. A snapshot with no record and a released lease carries no conversation of
+ * its own unless it ended one (archived at or after its claim, when the record is deleted): a
+ * claim dropped before anything was said, such as a dispatch hint's speculation whose participant
+ * never came, must not delete the conversation stored meanwhile. Both stores apply it.
+ */
+export function restoreWritesSession(s: Pick<SessionSnapshot, 'lease' | 'record' | 'archive'>): boolean {
+  if (s.record !== null) return true;
+  if (s.lease === null) return false;
+  if (s.lease.owner !== null) return true;
+  const claimedAtMs = s.lease.claimedAtMs;
+  return s.archive.some((a) => a.archivedAtMs >= claimedAtMs);
+}
+
+/**
  * The outcome of {@link SessionStore.restore}: `skipped` `newer_arrival` kept another owner's
  * session (the snapshot's conversations went to the archive); `skipped` `forgotten` wrote nothing
  * at all (the identity was erased after the snapshot's claim).
@@ -198,7 +213,10 @@ export interface SessionStore {
    * only comparable within one store's sequence: a Redis that restarted empty counts again from 1,
    * below the fences the replaying job's memory tier carried over. Archive entries are
    * merged either way (the newest copy of each wins), and a skipped record is archived as
-   * `forkArchiveId(sessionId, writer)`, so no conversation is lost. Version and fence never go
+   * `forkArchiveId(sessionId, writer)`, so no conversation is lost. A written session's pending
+   * turns that are not the writer's own (said after another owner's last save) stay with the
+   * newest archived session, whose entry that save wrote; a snapshot that carries no conversation
+   * ({@link restoreWritesSession}) leaves the session alone. Version and fence never go
    * backwards: the outcome carries the ones now stored. Nothing at all is kept (`forgotten`)
    * when {@link forget} erased the identity after the snapshot's claim (or the claim time is
    * unknown), for `sessionTtlMs` after the erasure, even when the forget runs during the restore:

@@ -37,8 +37,10 @@
 -- refused record is archived as forkId (scored nowMs), so the conversation it holds is kept; the
 -- archive is then bounded as a save bounds it (pruneArchive).
 --
--- A written session's pending turns with no live record (a crashed owner's last turns) are kept
--- with the newest archived session first (keepTail, include/keep_tail.lua), as claim-6.lua does.
+-- A written session's pending turns that are not the writer's own, or with no live record (a
+-- crashed or cut-off owner's last turns), are kept with the newest archived session first
+-- (keepTail, include/keep_tail.lua), as claim-6.lua does. The caller sends writeSession '0' for a
+-- snapshot that carries no conversation (restoreWritesSession in session_store.ts).
 --
 -- Returns: { 0, version, fence } restored | { -5 } another owner's lease orders after the snapshot's
 -- #include keep_tail.lua
@@ -48,9 +50,9 @@ local fence = tonumber(ARGV[1])
 local version = tonumber(ARGV[2])
 local claimedAt = tonumber(ARGV[14])
 local refused = false
+local mine = ARGV[11] ~= '' and m[3] == ARGV[11]
 if m[1] then
   local cur = tonumber(m[1])
-  local mine = ARGV[11] ~= '' and m[3] == ARGV[11]
   local live = m[3] and m[3] ~= '' and tonumber(m[4] or '0') > tonumber(ARGV[12])
   local curAt = tonumber(m[5] or '0')
   local h, s = cur, fence
@@ -85,9 +87,11 @@ if refused then
   return { -5 }
 end
 if ARGV[10] == '1' then
-  -- Pending turns with no live record are a crashed owner's last turns: kept with the newest
-  -- archived session, as claim-6.lua does, before the snapshot replaces the session.
-  if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('LLEN', KEYS[3]) > 0 then
+  -- Pending turns that are not the writer's own, or with no live record, were said after
+  -- another owner's last save (a crashed or cut-off job's): kept with the newest archived
+  -- session (the entry that save wrote), as claim-6.lua does, before the snapshot replaces the
+  -- session.
+  if redis.call('LLEN', KEYS[3]) > 0 and (not mine or redis.call('EXISTS', KEYS[1]) == 0) then
     keepTail(KEYS[5], KEYS[7], redis.call('LRANGE', KEYS[3], 0, -1), ARGV[9])
   end
   redis.call('DEL', KEYS[2], KEYS[3])

@@ -474,6 +474,45 @@ export function sessionStoreContract(h: StoreHarness): void {
       expect(read.status === 'found' && read.record.sessionId).toBe('s-high');
     });
 
+    it('a restore that replaces an older arrival\'s live session keeps the turns said after its last save in the archive', async () => {
+      const store = await h.make();
+      const key = { agentName: 'agent', identity: 'replaced-live' };
+      // An older arrival's job: a saved turn, then one not saved yet (it crashes or is cut off).
+      const b = await start(store, key, 'job-older', 'saved by the older job');
+      await store.appendTurn(key, turn('said after its last save'), b.lease);
+      // A later arrival ran in a job cut off from the store and replays its conversation now.
+      const nowMs = Date.now();
+      const later = recordWithTurn(newSessionRecord({ ...key, sessionId: 's-later', nowMs, profile: null }), turn('the later talk'));
+      const out = await store.restore({ key, version: 1, lease: { owner: 'job-later', fence: 1, expiresAtMs: nowMs + LEASE_MS, claimedAtMs: nowMs + 1_000 }, record: later, profile: null, archive: [] }, 'job-later', nowMs);
+      expect(out.status).toBe('restored');
+      const read = await store.readRecord(key);
+      expect(read.status === 'found' && read.record.history.turns.map((t) => t.text)).toEqual(['the later talk']);
+      const archive = await store.readArchive(key, Date.now());
+      expect(archive.find((a) => a.sessionId === b.record.sessionId)?.record?.history.turns.map((t) => t.text)).toEqual(['saved by the older job', 'said after its last save']);
+    });
+
+    it('a replayed claim that was dropped before anything was said leaves the stored conversation alone; one that ended a conversation removes it', async () => {
+      const store = await h.make();
+      const key = { agentName: 'agent', identity: 'dropped-claim' };
+      const b = await start(store, key, 'job-b', 'a conversation to resume');
+      await store.suspend(suspendedRecord(b.record, Date.now(), 'network'), b.version, b.lease, Date.now());
+      // A dispatch hint's speculative claim in a job cut off from the store: released when its
+      // participant never came, with nothing saved.
+      const nowMs = Date.now();
+      const dropped = { key, version: 1, lease: { owner: null, fence: 1, expiresAtMs: 0, claimedAtMs: nowMs + 1_000 }, record: null, profile: null, archive: [] };
+      expect(await store.restore(dropped, 'job-hint', nowMs + 2_000)).toMatchObject({ status: 'restored' });
+      const kept = await store.resumeAndClaim(key, 'job-c', nowMs + 3_000, LEASE_MS);
+      expect(kept.status === 'claimed' && kept.record.status === 'found' && kept.record.record.history.turns.map((t) => t.text)).toEqual(['a conversation to resume']);
+      if (kept.status !== 'claimed') throw new Error('claim');
+      expect(await store.release(key, kept.lease)).toBe(true);
+      // A claim whose job ended a conversation while cut off (archived after the claim): the
+      // stored one goes, as the end would have removed it.
+      const ended = recordWithTurn(newSessionRecord({ ...key, sessionId: 's-ended', nowMs, profile: null }), turn('ended while cut off'));
+      const endedSnap = { key, version: 3, lease: { owner: null, fence: 2, expiresAtMs: 0, claimedAtMs: nowMs + 4_000 }, record: null, profile: null, archive: [{ sessionId: 's-ended', archivedAtMs: nowMs + 5_000, record: ended }] };
+      expect(await store.restore(endedSnap, 'job-end', nowMs + 6_000)).toMatchObject({ status: 'restored' });
+      expect((await store.readRecord(key)).status).toBe('missing');
+    });
+
     it('a restore leaves a newer arrival\'s conversation alone once it has paused or its job has died, turns said after its last save included', async () => {
       const store = await h.make();
       const text = async (k: SessionKey) => {
