@@ -356,10 +356,11 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
       } else if (n.kind === 'forget') {
         log.info({}, 'identity forgotten: dropping this job\'s copy');
         ps.forgotten();
-        // After any write still in flight, so the job's own copy is erased too.
+        // After any write still in flight, so the job's own copy is erased too. Only this job's:
+        // the erasure itself is done, and a conversation started since in another job stays.
         void ps
           .drain()
-          .then(() => store.forget(identity))
+          .then(() => store.forgetLocal(identity))
           .then(() => finish('ended'));
       }
     })

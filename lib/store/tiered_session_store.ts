@@ -345,9 +345,7 @@ export class TieredSessionStore implements SessionStore {
   }
 
   async forget(identity: string): Promise<{ sessionKeysErased: number }> {
-    const local = await this.memory.forget(identity);
-    this.owed.forget(identity);
-    dropSharedStateOf(this.sharedState, identity);
+    const local = await this.forgetLocal(identity);
     if (this.shared === null) return local;
     if (this.health.isDegraded) {
       this.owed.addForget(identity);
@@ -360,6 +358,19 @@ export class TieredSessionStore implements SessionStore {
       this.sharedFailed(null, err);
       return local;
     }
+  }
+
+  /**
+   * Erases this store's own copy of `identity` (memory, writes owed to the shared tier, leases
+   * held there) and nothing in the shared tier: for a job told that the identity was erased
+   * elsewhere. Erasing the shared tier again would also erase a conversation started there since
+   * (a new arrival after the "Forget me"), and move the erasure mark past it.
+   */
+  async forgetLocal(identity: string): Promise<{ sessionKeysErased: number }> {
+    const local = await this.memory.forget(identity);
+    this.owed.forget(identity);
+    dropSharedStateOf(this.sharedState, identity);
+    return local;
   }
 
   async ping(): Promise<void> {

@@ -167,6 +167,30 @@ describe('TieredSessionStore', () => {
       expect(await shared.exportIdentity('erased-elsewhere')).toEqual([]);
     });
 
+    it('a job told of the erasure erases only its own copy: a conversation started in another job since then stays', async () => {
+      const { real: shared, tiered } = await tieredOnRedis('tier-forget-local');
+      const key = { agentName: 'a', identity: 'forgot-then-came-back' };
+      const c = await tiered.resumeAndClaim(key, 'job-old', Date.now(), 30_000);
+      if (c.status !== 'claimed') throw new Error('claim');
+      await tiered.save(recordWithTurn(newSessionRecord({ ...key, sessionId: 's-old', nowMs: Date.now(), profile: null }), turn('before the erasure')), c.version, c.lease);
+      // "Forget me" (the token service or the CLI), then the participant starts again at once,
+      // served by another job, before the old job has handled the notice.
+      await shared.forget('forgot-then-came-back');
+      const arrivedAtMs = Date.now() + 1;
+      await until(async () => Date.now() > arrivedAtMs);
+      const n = await shared.resumeAndClaim(key, 'job-new', arrivedAtMs, 30_000);
+      if (n.status !== 'claimed') throw new Error('claim');
+      await shared.save(recordWithTurn(newSessionRecord({ ...key, sessionId: 's-new', nowMs: Date.now(), profile: null }), turn('after the erasure')), n.version, n.lease);
+      // The old job handles the notice.
+      await tiered.forgetLocal('forgot-then-came-back');
+      expect(await tiered.memory.exportIdentity('forgot-then-came-back')).toEqual([]);
+      expect(tiered.pendingReplayCount).toBe(0);
+      const kept = await shared.readRecord(key);
+      expect(kept.status === 'found' && kept.record.history.turns.map((t) => t.text)).toEqual(['after the erasure']);
+      // The new job's conversation goes on.
+      await shared.appendTurn(key, turn('and more'), n.lease);
+    });
+
     it('a forget made while the replay is writing that identity erases what the replay wrote', async () => {
       let down = true;
       let restoreStarted!: () => void;
