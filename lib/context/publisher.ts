@@ -61,7 +61,7 @@ export interface ContextPublisherOptions {
   src?: string;
   /** False for a server-API sender, which never gets replies. @default true */
   canReceiveAcks?: boolean;
-  /** On the first welcome, a tracker never used adopts the agent's context (a reloaded page). @default true */
+  /** On each welcome, a tracker never used here adopts the agent's context (a reloaded page; the agent's again after it lost it). @default true */
   adoptAgentContext?: boolean;
   /** Resend `hello` until welcomed, every this many ms. @default 2000 */
   helloRetryMs?: number;
@@ -295,14 +295,10 @@ export class ContextPublisher {
         needSync = true; // the agent lost what it acknowledged
       }
       this.onAck(Math.min(lastRev, this.nextRev - 1));
-      if (
-        (this.opts.adoptAgentContext ?? true) &&
-        !this.everUsed &&
-        this.tracker.pending === 'none' &&
-        this.tracker.stateCount === 0 &&
-        this.tracker.content().events.length === 0 &&
-        this.tracker.load(welcome.context).ok
-      ) {
+      // A tracker never used here holds nothing or only what an earlier welcome gave it: it
+      // takes the agent's context as it is now, also when the agent lost it (a new conversation
+      // in the room, a new job without a restore), instead of showing stale content as live.
+      if ((this.opts.adoptAgentContext ?? true) && !this.everUsed && this.tracker.pending === 'none' && this.tracker.load(welcome.context).ok) {
         adopted = true;
         needSync = false;
       }

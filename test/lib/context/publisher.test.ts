@@ -209,6 +209,34 @@ describe('ContextPublisher: conversation lifecycle', () => {
     tab2.setState('A', '2');
     expect(h.receiver.canonicalText()).toBe('A is 2');
   });
+
+  it('a reloaded page that only adopted the agent context follows the agent when it lost it (a new conversation in the room), instead of showing it as live', async () => {
+    const h = await readyHarness();
+    h.publisher.setState('Station', 'Bay 3');
+    h.publisher.addEvent('Operator bypassed interlock');
+    h.settle();
+    const tab2 = new ContextPublisher({
+      src: 'tab-2',
+      timers: h.timers,
+      transport: { send: (p) => void h.receiver.handle(p, { identity: 'user-1' }) },
+    });
+    tab2.connected();
+    for (const p of h.toClient.splice(0)) tab2.handleReply(p);
+    expect(tab2.canonicalText()).toBe('Station is Bay 3\nOperator bypassed interlock');
+    // The agent starts a new conversation in the room (AlwaysFresh): its context is cleared, and
+    // the page's connection comes back to it.
+    h.receiver.clear();
+    tab2.disconnected();
+    tab2.connected();
+    for (const p of h.toClient.splice(0)) tab2.handleReply(p);
+    expect(tab2.isActive).toBe(true);
+    expect(tab2.canonicalText()).toBe('');
+    expect(h.receiver.canonicalText()).toBe('');
+    // From here on both sides hold the same context.
+    tab2.setState('Mood', 'Calm');
+    expect(h.receiver.canonicalText()).toBe('Mood is Calm');
+    expect(tab2.canonicalText()).toBe('Mood is Calm');
+  });
 });
 
 describe('ContextPublisher: ops the wire refuses never go out', () => {
