@@ -27,6 +27,24 @@ export interface SharedState {
    * (its replay was refused): the job's writes fail with `lease_lost`, as after any takeover.
    */
   lost?: true;
+  /** The visits the replay counted on top of the shared profile ({@link countedOnShared}), for the writes after it. */
+  counted?: CountedVisits;
+}
+
+/**
+ * A count that started afresh while the shared tier was out of reach (first seen at
+ * `localFirstSeenAt`), set on top of the shared profile's `visitsBefore` visits since `firstSeenAt`.
+ */
+export interface CountedVisits {
+  localFirstSeenAt: number;
+  firstSeenAt: number;
+  visitsBefore: number;
+}
+
+/** `record` with its visits counted as `counted` says (the job keeps the count it started with); `record` when it has another count. */
+export function withCountedVisits<R extends { firstSeenAt: number; visitCount: number }>(record: R, counted: CountedVisits | undefined): R {
+  if (counted === undefined || record.firstSeenAt !== counted.localFirstSeenAt) return record;
+  return { ...record, firstSeenAt: counted.firstSeenAt, visitCount: counted.visitsBefore + record.visitCount };
 }
 
 /**
@@ -35,12 +53,16 @@ export interface SharedState {
  * still holds every visit before it: written back as it is, it would reset them. A count that
  * started from the shared profile (the same first visit, or an earlier one) is left as it is.
  */
-export function countedOnShared(snap: SessionSnapshot, shared: Profile | null): SessionSnapshot {
+export function countedOnShared(snap: SessionSnapshot, shared: Profile | null): { snap: SessionSnapshot; counted?: CountedVisits } {
   const mine = snap.profile;
-  if (mine === null || shared === null || shared.firstSeenAt >= mine.firstSeenAt) return snap;
-  const counted = { firstSeenAt: shared.firstSeenAt, visitCount: shared.visitCount + mine.visitCount };
-  const record = snap.record !== null && snap.record.firstSeenAt === mine.firstSeenAt ? { ...snap.record, ...counted } : snap.record;
-  return { ...snap, profile: { ...mine, ...counted }, record };
+  if (mine === null || shared === null || shared.firstSeenAt >= mine.firstSeenAt) return { snap };
+  const counted = { localFirstSeenAt: mine.firstSeenAt, firstSeenAt: shared.firstSeenAt, visitsBefore: shared.visitCount };
+  return { snap: withCountedSnapshot(snap, counted), counted };
+}
+
+/** `snap`'s profile and record with their visits counted as `counted` says. */
+function withCountedSnapshot(snap: SessionSnapshot, counted: CountedVisits): SessionSnapshot {
+  return { ...snap, profile: snap.profile === null ? null : withCountedVisits(snap.profile, counted), record: snap.record === null ? null : withCountedVisits(snap.record, counted) };
 }
 
 /** Drops every entry of `identity`'s session keys from `sharedState` (keyed by `sessionKeyId`). */
@@ -106,7 +128,14 @@ export class ReplayQueue {
         try {
           const held = await t.memory.exportSession(key);
           if (held === null) continue;
-          const snap = held.profile === null ? held : countedOnShared(held, await bounded(t.shared.readProfile(key), t.writeBoundMs));
+          // Counted on the shared profile once; a later replay of the same job counts as that one did.
+          const prior = t.sharedState.get(id)?.counted;
+          const { snap, counted } =
+            prior !== undefined
+              ? { snap: withCountedSnapshot(held, prior), counted: prior }
+              : held.profile === null
+                ? { snap: held, counted: undefined }
+                : countedOnShared(held, await bounded(t.shared.readProfile(key), t.writeBoundMs));
           const writer = t.sharedState.get(id)?.owner ?? snap.lease?.owner ?? '';
           const out = await bounded(t.shared.restore(snap, writer, t.clock.nowMs()), t.writeBoundMs);
           replayed++;
@@ -125,7 +154,9 @@ export class ReplayQueue {
             continue;
           }
           const owner = snap.lease?.owner ?? null;
-          t.sharedState.set(id, { owner: writer, lease: owner === null ? null : { owner, fence: out.fence }, version: out.version });
+          // The job's later writes carry the count it started with: the tiered store counts them
+          // the same way (withCountedVisits), so they do not reset the shared count.
+          t.sharedState.set(id, { owner: writer, lease: owner === null ? null : { owner, fence: out.fence }, version: out.version, ...(counted === undefined ? {} : { counted }) });
         } catch (err) {
           this.dirty.set(id, key);
           throw err;

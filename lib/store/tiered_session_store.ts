@@ -9,7 +9,7 @@ import { sessionKeyId } from './keys.js';
 import type { SessionKey } from './keys.js';
 import { bounded, isUnavailable } from './bounded.js';
 import { MemorySessionStore } from './memory_session_store.js';
-import { ReplayQueue, dropSharedStateOf } from './replay_queue.js';
+import { ReplayQueue, dropSharedStateOf, withCountedVisits } from './replay_queue.js';
 import { StoreHealth } from './store_health.js';
 import type { StoreHealthEvent } from './store_health.js';
 import type { SharedState } from './replay_queue.js';
@@ -243,6 +243,8 @@ export class TieredSessionStore implements SessionStore {
     op: 'save' | 'suspend' | 'end',
   ): Promise<number> {
     const key = keyOf(record);
+    // A count the replay set on top of the shared profile stays counted (in memory too).
+    record = withCountedVisits(record, this.sharedState.get(sessionKeyId(key))?.counted);
     const version =
       op === 'save'
         ? await this.memory.save(record, expectedVersion, lease)

@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { decideResume } from '../../../lib/session/resume_policy.js';
 import { ReconnectPolicies } from '../../../lib/session/policy.js';
 import { newSessionRecord, suspendedRecord } from '../../../lib/session/record.js';
+import { recordWithTurn } from '../../../lib/session/history.js';
 import type { Turn } from '../../../lib/session/record.js';
 import { forkArchiveId } from '../../../lib/store/codec.js';
 import { RedisSessionStore } from '../../../lib/store/redis_session_store.js';
@@ -313,7 +314,7 @@ describe('TieredSessionStore: an arrival while Redis is out of reach (a partitio
       expect(c4.storeAvailable).toBe(false);
       const rec4 = newSessionRecord({ ...key, sessionId: 's-4', nowMs: t0 + 10_000, profile: c4.profile });
       expect(rec4.visitCount).toBe(1);
-      await tiered.save(rec4, c4.version, c4.lease);
+      const v4 = await tiered.save(rec4, c4.version, c4.lease);
       expect(tiered.isDegraded).toBe(true);
 
       relay.heal();
@@ -321,6 +322,25 @@ describe('TieredSessionStore: an arrival while Redis is out of reach (a partitio
       expect(await direct.readProfile(key)).toMatchObject({ visitCount: 4, firstSeenAt: t0 + 1, lastSessionId: 's-4' });
       const r = await direct.readRecord(key);
       expect(r.status === 'found' && [r.record.sessionId, r.record.visitCount, r.record.firstSeenAt]).toEqual(['s-4', 4, t0 + 1]);
+
+      // The job goes on with the record it started with (visit 1): its next writes keep the count.
+      const said = (text: string, atMs: number) => ({ id: `t-${atMs}`, role: 'user' as const, text, createdAtMs: atMs });
+      const rec5 = recordWithTurn(rec4, said('one more thing', t0 + 11_000));
+      const v5 = await tiered.save(rec5, v4, c4.lease);
+      expect(await direct.readProfile(key)).toMatchObject({ visitCount: 4, firstSeenAt: t0 + 1 });
+      // Another outage and its replay: still the 4th visit, not counted a second time.
+      relay.cut();
+      const rec6 = recordWithTurn(rec5, said('and another', t0 + 12_000));
+      const v6 = await tiered.save(rec6, v5, c4.lease);
+      expect(tiered.isDegraded).toBe(true);
+      relay.heal();
+      await until(async () => !tiered.isDegraded && tiered.pendingReplayCount === 0, 15_000);
+      expect(await direct.readProfile(key)).toMatchObject({ visitCount: 4, firstSeenAt: t0 + 1 });
+      // The participant leaves: the suspended record and profile still count four visits.
+      await tiered.suspend(suspendedRecord(rec6, t0 + 13_000, 'network'), v6, c4.lease, t0 + 13_000);
+      expect(await direct.readProfile(key)).toMatchObject({ visitCount: 4, firstSeenAt: t0 + 1 });
+      const left = await direct.readRecord(key);
+      expect(left.status === 'found' && [left.record.visitCount, left.record.firstSeenAt, left.record.history.turns.map((t) => t.text)]).toEqual([4, t0 + 1, ['one more thing', 'and another']]);
     } finally {
       await tiered.dispose();
       await direct.dispose();
