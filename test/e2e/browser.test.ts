@@ -372,9 +372,14 @@ describe('web client in headless Chromium', () => {
     await waitForLine(page, 'agent', FIRST_TIME);
     await say(page, 'Please remember my locker is 42.');
     await waitForLine(page, 'agent', /locker is 42/);
+    const room = await text(page, 'room');
+    const rooms = new RoomServiceClient(livekit.url, livekit.apiKey, livekit.apiSecret);
+    expect((await rooms.listRooms([room])).map((r) => r.name)).toEqual([room]);
 
     await page.click('#forget');
     await waitFor('the forget to finish', async () => /Forgotten/.test(await text(page, 'notice')), { timeoutMs: 20_000 });
+    // The service closed the room on livekit-server: no agent stays in it with the conversation.
+    await waitFor('the room to be closed', async () => (await rooms.listRooms([room])).length === 0, { timeoutMs: 15_000 });
     expect(await text(page, 'session-state')).toBe('Disconnected');
     expect(await lines(page)).toEqual([]);
     expect(await page.evaluate(() => localStorage.getItem('pva.device'))).toBeNull();
