@@ -55,6 +55,21 @@ const optionalNonNegativeInt = () =>
       return n;
     });
 
+/** A TCP port, 0 for "off" or "the default" as the variable says; blank is 0. */
+const portNumber = () =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx): number => {
+      if (v === undefined || v.trim() === '') return 0;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0 || n > 65_535) {
+        ctx.addIssue({ code: 'custom', message: `must be a port number (0-65535), got "${v}"` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
 /** Shortest liveness beat TTL, ms: a job beats every quarter of it, and a shorter one would let a busy moment look like a death. */
 export const MIN_LIVENESS_TTL_MS = 2_000;
 
@@ -93,11 +108,12 @@ const envSchema = z.object({
       }
       return n;
     }),
-  WORKER_IDLE_PROCESSES: optionalNonNegativeInt(),
-  WORKER_MAX_JOBS: positiveInt(0).optional(),
-  WORKER_HTTP_PORT: positiveInt(0).optional(),
+  // agents-js takes 0 for its default (min(CPUs, 4)): refused rather than quietly ignored.
+  WORKER_IDLE_PROCESSES: positiveInt(0),
+  WORKER_MAX_JOBS: optionalNonNegativeInt(),
+  WORKER_HTTP_PORT: portNumber(),
   WORKER_INIT_TIMEOUT_MS: positiveInt(DEFAULT_WORKER_INIT_TIMEOUT_MS),
-  METRICS_PORT: positiveInt(0).optional(),
+  METRICS_PORT: portNumber(),
   METRICS_HOST: stringOr('0.0.0.0'),
   STORE_ENCRYPTION_KEYS: optionalString,
   STORE_GREETING_BOUND_MS: positiveInt(500).optional(),
@@ -258,8 +274,8 @@ export function parseConfig(env: Env): Config {
       tts: e.INFERENCE_TTS,
       ...(hasInference ? { apiKey: e.LIVEKIT_INFERENCE_API_KEY, apiSecret: e.LIVEKIT_INFERENCE_API_SECRET } : {}),
     },
-    worker: { loadThreshold: e.WORKER_LOAD_THRESHOLD, idleProcesses: e.WORKER_IDLE_PROCESSES, maxJobs: e.WORKER_MAX_JOBS ?? 0, httpPort: e.WORKER_HTTP_PORT || undefined, initTimeoutMs: e.WORKER_INIT_TIMEOUT_MS },
-    metrics: { port: e.METRICS_PORT ?? 0, host: e.METRICS_HOST },
+    worker: { loadThreshold: e.WORKER_LOAD_THRESHOLD, idleProcesses: e.WORKER_IDLE_PROCESSES || undefined, maxJobs: e.WORKER_MAX_JOBS ?? 0, httpPort: e.WORKER_HTTP_PORT || undefined, initTimeoutMs: e.WORKER_INIT_TIMEOUT_MS },
+    metrics: { port: e.METRICS_PORT, host: e.METRICS_HOST },
     policy,
     encryptionKeys,
     archive,

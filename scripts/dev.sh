@@ -2,7 +2,8 @@
 # `npm run dev`: the main job. Installs what is missing, then
 #  - when LIVEKIT_URL is not configured (environment or .env): starts a local livekit-server
 #    with livekit.yaml and uses the development key from .env.development;
-#  - makes sure a Redis answers (REDIS_URL) so sessions are shared across jobs;
+#  - when no Redis is configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): starts a
+#    private one (REDIS_URL) so sessions are shared across jobs;
 #  - starts the token service + web client (`tsx web/server/main.ts`, http://127.0.0.1:8080);
 #  - runs the worker in dev mode (`tsx agent/main.ts dev`).
 # Ctrl-C stops everything it started.
@@ -48,7 +49,7 @@ if ! configured LIVEKIT_URL; then
   fi
 fi
 
-if ! configured REDIS_URL; then
+if ! configured REDIS_URL && ! configured REDIS_SENTINELS && ! configured REDIS_CLUSTER_NODES; then
   REDIS_URL="$(bash scripts/ensure_redis.sh)"; export REDIS_URL
   echo "dev: sessions are shared through Redis at $REDIS_URL" >&2
 fi

@@ -27,6 +27,7 @@ import { PayloadCipher, parseKeyring } from '../lib/store/crypto.js';
 import { EVICTION_WARNING, checkEviction } from '../lib/store/eviction.js';
 import { sessionKeyId } from '../lib/store/keys.js';
 import type { RedisTarget } from '../lib/store/redis_connection.js';
+import { loadPolicyFromEnv } from '../lib/session/policy.js';
 import { parseRedisEnv, type ReplicaAcks } from '../lib/store/redis_env.js';
 import { RedisSessionStore } from '../lib/store/redis_session_store.js';
 import { SessionNotices, forgetIdentity } from '../lib/store/session_notices.js';
@@ -82,9 +83,12 @@ let target: RedisTarget | undefined;
 let acks: ReplicaAcks;
 let cipher: PayloadCipher | undefined;
 let archive: ArchiveOptions;
+let sessionTtlMs: number;
 try {
   ({ target, acks } = parseRedisEnv(process.env));
   archive = archiveOptionsFromEnv(process.env);
+  // The worker's: a forget's mark holds off a job cut off from Redis for this long.
+  sessionTtlMs = loadPolicyFromEnv(process.env).sessionTtlMs;
   const keys = process.env.STORE_ENCRYPTION_KEYS;
   if (keys?.trim()) cipher = new PayloadCipher(parseKeyring(keys, 'STORE_ENCRYPTION_KEYS'));
 } catch (err) {
@@ -95,7 +99,7 @@ if (command === 'rekey' && cipher === undefined) fail('rekey needs STORE_ENCRYPT
 if (target === undefined) fail('none of REDIS_URL, REDIS_SENTINELS/REDIS_SENTINEL_MASTER or REDIS_CLUSTER_NODES is set (sessions live in the shared store only when the worker uses Redis)');
 const prefix = process.env.REDIS_KEY_PREFIX?.trim() || 'pva:';
 
-const store = new RedisSessionStore({ ...target, prefix, commandTimeoutMs: COMMAND_TIMEOUT_MS, ...acks, ...archive, ...(cipher ? { cipher } : {}) });
+const store = new RedisSessionStore({ ...target, prefix, commandTimeoutMs: COMMAND_TIMEOUT_MS, sessionTtlMs, ...acks, ...archive, ...(cipher ? { cipher } : {}) });
 /** The token service's device credentials and issued rooms, in the same Redis under the same prefix (export and forget only). */
 let devices: RedisDeviceStore | undefined;
 const deviceStore = (): RedisDeviceStore => (devices ??= new RedisDeviceStore({ ...target, prefix, ...acks }));

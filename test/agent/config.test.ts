@@ -22,6 +22,16 @@ describe('parseConfig', () => {
     expect(c.worker.initTimeoutMs).toBe(30_000);
   });
 
+  it('0 means off or the default where the README says so: METRICS_PORT (off), WORKER_MAX_JOBS (machine CPU), WORKER_HTTP_PORT (agents-js\'s port)', () => {
+    const c = parseConfig({ ...base, METRICS_PORT: '0', WORKER_MAX_JOBS: '0', WORKER_HTTP_PORT: '0' });
+    expect(c.metrics.port).toBe(0);
+    expect(c.worker).toMatchObject({ maxJobs: 0, httpPort: undefined });
+    const set = parseConfig({ ...base, METRICS_PORT: '9464', WORKER_MAX_JOBS: '8', WORKER_HTTP_PORT: '8081', WORKER_IDLE_PROCESSES: '2' });
+    expect(set.metrics.port).toBe(9464);
+    expect(set.worker).toMatchObject({ maxJobs: 8, httpPort: 8081, idleProcesses: 2 });
+    expect(parseConfig(base).worker.idleProcesses).toBeUndefined();
+  });
+
   it('WORKER_INIT_TIMEOUT_MS sets how long a job process may take to start', () => {
     expect(parseConfig({ ...base, WORKER_INIT_TIMEOUT_MS: '60000' }).worker.initTimeoutMs).toBe(60_000);
   });
@@ -211,7 +221,9 @@ describe('parseConfig', () => {
     ['OPENAI_STT_DETECT_LANGUAGE with LiveKit Inference', { ...base, OPENAI_API_KEY: 'sk-x', LIVEKIT_INFERENCE_API_KEY: 'k', LIVEKIT_INFERENCE_API_SECRET: 's', OPENAI_STT_DETECT_LANGUAGE: 'true' }, /OPENAI_STT_DETECT_LANGUAGE is only used with the OpenAI models \(the model mode is inference; LiveKit Inference detects the language with an INFERENCE_STT ending in :multi\)/],
     ['OPENAI_STT_DETECT_LANGUAGE offline', { ...base, OPENAI_STT_DETECT_LANGUAGE: 'true' }, /OPENAI_STT_DETECT_LANGUAGE is only used with the OpenAI models \(the model mode is offline/],
     ['bad load threshold', { ...base, WORKER_LOAD_THRESHOLD: '2' }, /WORKER_LOAD_THRESHOLD must be a number in \(0, 1\]/],
-    ['bad metrics port', { ...base, METRICS_PORT: 'abc' }, /METRICS_PORT must be a positive integer/],
+    ['bad metrics port', { ...base, METRICS_PORT: 'abc' }, /METRICS_PORT must be a port number \(0-65535\), got "abc"/],
+    ['a metrics port out of range', { ...base, METRICS_PORT: '70000' }, /METRICS_PORT must be a port number/],
+    ['no pre-warmed job process (agents-js would start its default number)', { ...base, WORKER_IDLE_PROCESSES: '0' }, /WORKER_IDLE_PROCESSES must be a positive integer, got "0"/],
     ['a zero job start bound', { ...base, WORKER_INIT_TIMEOUT_MS: '0' }, /WORKER_INIT_TIMEOUT_MS must be a positive integer, got "0"/],
     ['bad resume policy', { ...base, RESUME_POLICY: 'Sometimes' }, /RESUME_POLICY must be one of/],
     ['bad rejoin ttl', { ...base, REJOIN_TTL_MS: '1.5' }, /REJOIN_TTL_MS must be a whole number/],

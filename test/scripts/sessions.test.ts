@@ -6,6 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { recordWithTurn } from '../../lib/session/history.js';
@@ -280,6 +281,28 @@ describe('npm run sessions with REDIS_SENTINELS', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^sessions: configuration error: REDIS_SENTINEL_MASTER is required when REDIS_SENTINELS is set/);
     expect(r.stderr).not.toMatch(new RegExp(`${DATA_PASSWORD}|${SENTINEL_PASSWORD}`));
+  });
+
+  it('forget keeps the mark of the erasure for the worker\'s SESSION_TTL_MS, so a job cut off that long cannot write the identity back', async () => {
+    const redis = new PrivateRedis(await freePort());
+    await redis.start();
+    try {
+      const hours2 = 7_200_000;
+      const r = await sessions(['forget', '--identity', 'carol'], { REDIS_URL: redis.url, SESSION_TTL_MS: String(hours2) });
+      expect(r.code).toBe(0);
+      const store = new RedisSessionStore({ url: redis.url });
+      opened.push(store);
+      const client = new Redis(redis.url);
+      try {
+        const ttl = await client.pttl(store.keys.forgetMark('carol'));
+        expect(ttl).toBeGreaterThan(hours2 - 60_000);
+        expect(ttl).toBeLessThanOrEqual(hours2);
+      } finally {
+        client.disconnect();
+      }
+    } finally {
+      await redis.kill();
+    }
   });
 
   it('with Redis unreachable prints one line naming the failure, not the identity, and exits 1', async () => {

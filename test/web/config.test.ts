@@ -120,6 +120,12 @@ describe('loadWebConfig: WEB_TRUST_PROXY_HOPS', () => {
     expect(load({ ...base, REDIS_KEY_PREFIX: '' }).redisKeyPrefix).toBe('pva:');
   });
 
+  it('reads the worker\'s SESSION_TTL_MS (30 min), how long an erasure\'s mark holds; a bad value names it', () => {
+    expect(load(base).sessionTtlMs).toBe(1_800_000);
+    expect(load({ ...base, SESSION_TTL_MS: '7200000' }).sessionTtlMs).toBe(7_200_000);
+    expect(() => load({ ...base, SESSION_TTL_MS: 'soon' })).toThrow(/^SESSION_TTL_MS /);
+  });
+
   it('trusts no proxy by default and reads a hop count', () => {
     expect(load(base).trustProxyHops).toBe(0);
     expect(load({ ...base, WEB_TRUST_PROXY_HOPS: ' 2 ' }).trustProxyHops).toBe(2);

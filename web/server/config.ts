@@ -10,6 +10,7 @@ import dotenv from 'dotenv';
 import { z } from 'zod';
 import { optionalString, stringOr } from '../../lib/env_vars.js';
 import { ConfigError } from '../../lib/errors.js';
+import { DEFAULT_SESSION_TTL_MS } from '../../lib/session/policy.js';
 import { parseKeyring, type Keyring } from '../../lib/store/crypto.js';
 import type { RedisClusterTarget, RedisSentinelTarget, RedisTls } from '../../lib/store/redis_connection.js';
 import { redisEnvProblems, redisEnvShape, redisTargetOf, replicaAcksOf, type ReplicaAcks } from '../../lib/store/redis_env.js';
@@ -69,6 +70,11 @@ export interface WebConfig {
   port: number;
   /** @default 60 000 ms */
   rejoinTtlMs: number;
+  /**
+   * The worker's `SESSION_TTL_MS`: how long the mark of an erasure ("Forget me") keeps a job cut
+   * off from Redis from writing the identity back. @default 1 800 000 ms
+   */
+  sessionTtlMs: number;
   /** Policies the service honours when the page asks for one. @default all three (demo) */
   allowedPolicies: ResumePolicyName[];
   /**
@@ -132,6 +138,7 @@ const envSchema = z.object({
   WEB_HOST: stringOr('127.0.0.1'),
   WEB_PORT: positiveInt(8080, { allowZero: true }).refine((n) => n <= 65535, { message: 'must be a port number' }),
   REJOIN_TTL_MS: positiveInt(DEFAULT_REJOIN_TTL_MS),
+  SESSION_TTL_MS: positiveInt(DEFAULT_SESSION_TTL_MS),
   WEB_ALLOWED_POLICIES: z
     .string()
     .optional()
@@ -201,6 +208,7 @@ export function loadWebConfig(env: NodeJS.ProcessEnv = process.env, { loadDotenv
     host: e.WEB_HOST,
     port: e.WEB_PORT,
     rejoinTtlMs: e.REJOIN_TTL_MS,
+    sessionTtlMs: e.SESSION_TTL_MS,
     allowedPolicies: e.WEB_ALLOWED_POLICIES,
     defaultPolicy: e.WEB_DEFAULT_POLICY,
     deviceTtlMs: e.WEB_DEVICE_TTL_MS,

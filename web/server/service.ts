@@ -25,6 +25,7 @@
  * Trusted token attributes are decided here, never by the page: the resume policy (the page's
  * demo selector is a request the service may refuse) and never the context-publisher mark.
  */
+import { DEFAULT_SESSION_TTL_MS } from '../../lib/session/policy.js';
 import { createReadStream, existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -166,6 +167,7 @@ function resolveConfig(o: TokenServiceOptions): WebConfig {
     host: o.host ?? '127.0.0.1',
     port: o.port ?? 8080,
     rejoinTtlMs: o.rejoinTtlMs ?? DEFAULT_REJOIN_TTL_MS,
+    sessionTtlMs: o.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS,
     allowedPolicies: o.allowedPolicies ?? [...RESUME_POLICY_NAMES],
     defaultPolicy: o.defaultPolicy,
     deviceTtlMs: o.deviceTtlMs ?? DEFAULT_DEVICE_TTL_MS,

@@ -87,7 +87,7 @@ export interface InjectedStores {
 
 /** Creates the stores of {@link ServiceStores} (no I/O yet: clients connect in the background). */
 export function createServiceStores(
-  config: Pick<WebConfig, 'redisUrl' | 'redisSentinel' | 'redisCluster' | 'redisTls' | 'redisKeyPrefix' | 'replicaAcks'> & Partial<Pick<WebConfig, 'encryptionKeys'>>,
+  config: Pick<WebConfig, 'redisUrl' | 'redisSentinel' | 'redisCluster' | 'redisTls' | 'redisKeyPrefix' | 'replicaAcks'> & Partial<Pick<WebConfig, 'encryptionKeys' | 'sessionTtlMs'>>,
   injected: InjectedStores,
   log: Logger,
   nowMs: () => number,
@@ -108,7 +108,7 @@ export function createServiceStores(
   let sessions: RedisSessionStore | undefined;
   if (target && (injected.sessionEraser === undefined || injected.sessionExporter === undefined)) {
     const cipher = config.encryptionKeys === undefined ? undefined : new PayloadCipher(config.encryptionKeys);
-    const s = new RedisSessionStore({ ...target, prefix, commandTimeoutMs: ERASER_COMMAND_TIMEOUT_MS, logger: log, ...config.replicaAcks, ...(cipher === undefined ? {} : { cipher }) });
+    const s = new RedisSessionStore({ ...target, prefix, commandTimeoutMs: ERASER_COMMAND_TIMEOUT_MS, logger: log, sessionTtlMs: config.sessionTtlMs, ...config.replicaAcks, ...(cipher === undefined ? {} : { cipher }) });
     owned.push(() => s.dispose());
     sessions = s;
   }
