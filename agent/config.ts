@@ -108,8 +108,7 @@ const envSchema = z.object({
       }
       return n;
     }),
-  // agents-js takes 0 for its default (min(CPUs, 4)): refused rather than quietly ignored.
-  WORKER_IDLE_PROCESSES: positiveInt(0),
+  WORKER_IDLE_PROCESSES: optionalNonNegativeInt(),
   WORKER_MAX_JOBS: optionalNonNegativeInt(),
   WORKER_HTTP_PORT: portNumber(),
   WORKER_INIT_TIMEOUT_MS: positiveInt(DEFAULT_WORKER_INIT_TIMEOUT_MS),
@@ -274,7 +273,7 @@ export function parseConfig(env: Env): Config {
       tts: e.INFERENCE_TTS,
       ...(hasInference ? { apiKey: e.LIVEKIT_INFERENCE_API_KEY, apiSecret: e.LIVEKIT_INFERENCE_API_SECRET } : {}),
     },
-    worker: { loadThreshold: e.WORKER_LOAD_THRESHOLD, idleProcesses: e.WORKER_IDLE_PROCESSES || undefined, maxJobs: e.WORKER_MAX_JOBS ?? 0, httpPort: e.WORKER_HTTP_PORT || undefined, initTimeoutMs: e.WORKER_INIT_TIMEOUT_MS },
+    worker: { loadThreshold: e.WORKER_LOAD_THRESHOLD, idleProcesses: e.WORKER_IDLE_PROCESSES, maxJobs: e.WORKER_MAX_JOBS ?? 0, httpPort: e.WORKER_HTTP_PORT || undefined, initTimeoutMs: e.WORKER_INIT_TIMEOUT_MS },
     metrics: { port: e.METRICS_PORT, host: e.METRICS_HOST },
     policy,
     encryptionKeys,

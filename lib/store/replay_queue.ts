@@ -115,6 +115,8 @@ export class ReplayQueue {
    */
   async replay(t: ReplayTiers): Promise<number> {
     let replayed = 0;
+    /** Keys whose claim has said nothing yet: replayed once it has, or was dropped. */
+    const postponed = new Map<string, SessionKey>();
     // A forget made while a key was being replayed is sent before the loop ends: it erases
     // whatever that replay wrote.
     while (this.dirty.size > 0 || this.forgets.size > 0) {
@@ -128,6 +130,10 @@ export class ReplayQueue {
         try {
           const held = await t.memory.exportSession(key);
           if (held === null) continue;
+          if (saidNothingYet(held)) {
+            postponed.set(id, key);
+            continue;
+          }
           // Counted on the shared profile once; a later replay of the same job counts as that one did.
           const prior = t.sharedState.get(id)?.counted;
           const { snap, counted } =
@@ -159,10 +165,30 @@ export class ReplayQueue {
           t.sharedState.set(id, { owner: writer, lease: owner === null ? null : { owner, fence: out.fence }, version: out.version, ...(counted === undefined ? {} : { counted }) });
         } catch (err) {
           this.dirty.set(id, key);
+          for (const [pid, pkey] of postponed) this.dirty.set(pid, pkey);
           throw err;
         }
       }
     }
+    if (postponed.size > 0) {
+      for (const [id, key] of postponed) this.dirty.set(id, key);
+      throw new Error(`replay postponed: ${postponed.size} claim(s) made while the shared store was out of reach have said nothing yet`);
+    }
     return replayed;
   }
+}
+
+/**
+ * True for the memory state of a claim still held that has no conversation yet: no record, and
+ * none ended since the claim (a dispatch hint's speculation waiting for its participant, an
+ * arrival before its first save, an AlwaysResume refusal being spoken). Written now, it would
+ * replace whatever the shared tier holds for the identity, and a speculation that is then
+ * dropped would have deleted a resumable conversation for nothing; so it waits until the claim
+ * has saved (then it is the newest arrival's conversation) or was released (then it carries
+ * nothing: {@link restoreWritesSession}).
+ */
+function saidNothingYet(s: SessionSnapshot): boolean {
+  if (s.record !== null || s.lease === null || s.lease.owner === null) return false;
+  const claimedAtMs = s.lease.claimedAtMs;
+  return !s.archive.some((a) => a.archivedAtMs >= claimedAtMs);
 }

@@ -217,7 +217,7 @@ export interface SessionStore {
    * turns that are not the writer's own (said after another owner's last save) stay with the
    * newest archived session, whose entry that save wrote; a snapshot that carries no conversation
    * ({@link restoreWritesSession}) leaves the session alone. Version and fence never go
-   * backwards: the outcome carries the ones now stored. Nothing at all is kept (`forgotten`)
+   * backwards: the outcome carries the ones now stored (when the session is not written, the version a write would have taken). Nothing at all is kept (`forgotten`)
    * when {@link forget} erased the identity after the snapshot's claim (or the claim time is
    * unknown), for `sessionTtlMs` after the erasure, even when the forget runs during the restore:
    * a job cut off at that moment cannot write the identity back.

@@ -173,7 +173,7 @@ export class TieredSessionStore implements SessionStore {
       try {
         const res = await bounded(pending, this.greetingBoundMs);
         if (res.status === 'busy') return res;
-        this.sharedState.set(id, { owner, lease: res.lease, version: res.version });
+        this.sharedState.set(id, { owner, lease: res.lease, version: res.version, ...countedOf(this.sharedState.get(id), owner) });
         const mirrored = await this.memory.restore(
           {
             key,
@@ -193,7 +193,7 @@ export class TieredSessionStore implements SessionStore {
         // A late answer still tells us the shared lease we hold; replay uses it.
         pending.then(
           (late) => {
-            if (late.status === 'claimed') this.sharedState.set(id, { owner, lease: late.lease, version: late.version });
+            if (late.status === 'claimed') this.sharedState.set(id, { owner, lease: late.lease, version: late.version, ...countedOf(this.sharedState.get(id), owner) });
           },
           () => {},
         );
@@ -204,7 +204,7 @@ export class TieredSessionStore implements SessionStore {
     if (this.shared !== null) {
       this.markDirty(key);
       const prev = this.sharedState.get(id);
-      this.sharedState.set(id, { owner, lease: prev?.owner === owner ? prev.lease : null, version: prev?.version ?? 0 });
+      this.sharedState.set(id, { owner, lease: prev?.owner === owner ? prev.lease : null, version: prev?.version ?? 0, ...countedOf(prev, owner) });
     }
     return { ...res, storeAvailable: this.shared === null || res.record.status === 'found' };
   }
@@ -412,4 +412,13 @@ export class TieredSessionStore implements SessionStore {
     await this.memory.dispose();
     await this.shared?.dispose();
   }
+}
+
+/**
+ * The visits a replay counted for `owner`'s job ({@link SharedState.counted}), kept when the same
+ * job claims the key again (a new conversation in the room): its records still carry the count
+ * it started with.
+ */
+function countedOf(prev: SharedState | undefined, owner: string): Pick<SharedState, 'counted'> {
+  return prev?.owner === owner && prev.counted !== undefined ? { counted: prev.counted } : {};
 }

@@ -223,7 +223,6 @@ describe('parseConfig', () => {
     ['bad load threshold', { ...base, WORKER_LOAD_THRESHOLD: '2' }, /WORKER_LOAD_THRESHOLD must be a number in \(0, 1\]/],
     ['bad metrics port', { ...base, METRICS_PORT: 'abc' }, /METRICS_PORT must be a port number \(0-65535\), got "abc"/],
     ['a metrics port out of range', { ...base, METRICS_PORT: '70000' }, /METRICS_PORT must be a port number/],
-    ['no pre-warmed job process (agents-js would start its default number)', { ...base, WORKER_IDLE_PROCESSES: '0' }, /WORKER_IDLE_PROCESSES must be a positive integer, got "0"/],
     ['a zero job start bound', { ...base, WORKER_INIT_TIMEOUT_MS: '0' }, /WORKER_INIT_TIMEOUT_MS must be a positive integer, got "0"/],
     ['bad resume policy', { ...base, RESUME_POLICY: 'Sometimes' }, /RESUME_POLICY must be one of/],
     ['bad rejoin ttl', { ...base, REJOIN_TTL_MS: '1.5' }, /REJOIN_TTL_MS must be a whole number/],

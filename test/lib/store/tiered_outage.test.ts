@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { decideResume } from '../../../lib/session/resume_policy.js';
 import { ReconnectPolicies } from '../../../lib/session/policy.js';
-import { newSessionRecord, suspendedRecord } from '../../../lib/session/record.js';
+import { newSessionRecord, profileFromRecord, suspendedRecord } from '../../../lib/session/record.js';
 import { recordWithTurn } from '../../../lib/session/history.js';
 import type { Turn } from '../../../lib/session/record.js';
 import { forkArchiveId } from '../../../lib/store/codec.js';
@@ -76,6 +76,9 @@ describe('TieredSessionStore through a Redis outage (private redis-server)', () 
     if (newcomer.status !== 'claimed') throw new Error('unreachable: asserted above');
     const d = decideResume({ record: null, profile: null, policy: ReconnectPolicies.Default, reason: null, nowMs: Date.now(), storeAvailable: newcomer.storeAvailable ?? true });
     expect(d).toEqual({ kind: 'fresh', why: 'store_unavailable' });
+    // Greeted, the newcomer's job saves its fresh conversation (a claim that has said nothing
+    // yet is not replayed: it could only delete what Redis holds for the identity).
+    await tiered.save(newSessionRecord({ agentName: 'agent', identity: 'newcomer', sessionId: 's-newcomer', nowMs: Date.now(), profile: null }), newcomer.version, newcomer.lease);
 
     await server.start(); // empty: no persistence
     for (let i = 0; i < 15; i++) await write();
@@ -99,8 +102,8 @@ describe('TieredSessionStore through a Redis outage (private redis-server)', () 
     const key = { agentName: 'agent', identity: 'quick-restart' };
     const claim = await tiered.resumeAndClaim(key, 'job-q', Date.now(), 60_000);
     if (claim.status !== 'claimed') throw new Error('claim');
-    await until(async () => !tiered.isDegraded, 15_000);
     await tiered.save(newSessionRecord({ ...key, sessionId: 's-q', nowMs: Date.now(), profile: null }), claim.version, claim.lease);
+    await until(async () => !tiered.isDegraded, 15_000);
     const said: string[] = [];
     const write = async (i: number): Promise<void> => {
       await tiered.appendTurn(key, { id: `q-${i}`, role: 'user', text: `q ${i}`, createdAtMs: Date.now() }, claim.lease);
@@ -288,6 +291,49 @@ describe('TieredSessionStore whose session was taken over while it could not rea
 });
 
 describe('TieredSessionStore: an arrival while Redis is out of reach (a partition, data kept)', () => {
+  it('a claim that has said nothing yet is not replayed: a speculation dropped after Redis came back leaves the stored conversation resumable', async () => {
+    const prefix = randomPrefix('said-nothing');
+    const { relay, url } = await TcpRelay.inFrontOf(testRedisUrl());
+    const direct = new RedisSessionStore({ url: testRedisUrl(), prefix });
+    const shared = new RedisSessionStore({ url, prefix, commandTimeoutMs: 200, connectTimeoutMs: 300, maxReconnectDelayMs: 200 });
+    const tiered = new TieredSessionStore({ shared, greetingBoundMs: 300, writeBoundMs: 400, probeIntervalMs: 60_000 });
+    try {
+      const key = { agentName: 'agent', identity: 'resumable' };
+      // A conversation that paused (its participant left), stored in Redis by another job.
+      const c = await direct.resumeAndClaim(key, 'job-earlier', Date.now() - 1_000, 60_000);
+      if (c.status !== 'claimed') throw new Error('claim');
+      const rec = recordWithTurn(newSessionRecord({ ...key, sessionId: 's-paused', nowMs: Date.now() - 1_000, profile: null }), { id: 't1', role: 'user', text: 'my order is 553', createdAtMs: Date.now() - 1_000 });
+      await direct.suspend(suspendedRecord(rec, Date.now(), 'network'), await direct.save(rec, c.version, c.lease), c.lease, Date.now());
+
+      // A dispatch hint's speculation in a job cut off from Redis: claimed from memory, nothing said.
+      relay.cut();
+      const spec = await tiered.resumeAndClaim(key, 'job-hinted', Date.now(), 60_000, 'exclusive');
+      expect(spec).toMatchObject({ status: 'claimed', storeAvailable: false, record: { status: 'missing' } });
+      if (spec.status !== 'claimed') throw new Error('unreachable: asserted above');
+      relay.heal();
+      await until(async () => (await shared.ping().then(() => true, () => false)), 15_000);
+      // Redis answers, but the claim has said nothing: the replay waits for it.
+      await tiered.tryRecover();
+      expect(tiered.isDegraded).toBe(true);
+      expect(tiered.pendingReplayCount).toBe(1);
+      const meanwhile = await direct.readRecord(key);
+      expect(meanwhile.status === 'found' && meanwhile.record.history.turns.map((t) => t.text)).toEqual(['my order is 553']);
+      // Its participant never came: the speculation is dropped, and the replay writes nothing of it.
+      expect(await tiered.release(key, spec.lease)).toBe(true);
+      await tiered.tryRecover();
+      expect(tiered.isDegraded).toBe(false);
+      const next = await direct.resumeAndClaim(key, 'job-next', Date.now(), 60_000);
+      expect(next.status === 'claimed' && next.record.status === 'found' && next.record.record.history.turns.map((t) => t.text)).toEqual(['my order is 553']);
+    } finally {
+      await tiered.dispose();
+      await direct.dispose();
+      await relay.close();
+      const cleanup = new Redis(testRedisUrl());
+      await unlinkPrefix(cleanup, `${prefix}*`);
+      cleanup.disconnect();
+    }
+  });
+
   it('counts its visit on top of the ones Redis kept: after the replay the profile says 4th visit since the first, not a first visit', async () => {
     const prefix = randomPrefix('visits');
     const { relay, url } = await TcpRelay.inFrontOf(testRedisUrl());
@@ -341,6 +387,14 @@ describe('TieredSessionStore: an arrival while Redis is out of reach (a partitio
       expect(await direct.readProfile(key)).toMatchObject({ visitCount: 4, firstSeenAt: t0 + 1 });
       const left = await direct.readRecord(key);
       expect(left.status === 'found' && [left.record.visitCount, left.record.firstSeenAt, left.record.history.turns.map((t) => t.text)]).toEqual([4, t0 + 1, ['one more thing', 'and another']]);
+      // A new conversation in the same job (the next visitor of an AlwaysFresh kiosk): claimed
+      // again, its record built from the job's own (visit 2, first seen at the outage): the 5th.
+      const again = await tiered.resumeAndClaim(key, 'job-4', t0 + 14_000, 60_000);
+      if (again.status !== 'claimed') throw new Error('claim again');
+      const rec7 = newSessionRecord({ ...key, sessionId: 's-5', nowMs: t0 + 14_000, profile: profileFromRecord(rec6) });
+      expect([rec7.visitCount, rec7.firstSeenAt]).toEqual([2, t0 + 10_000]);
+      await tiered.save(rec7, again.version, again.lease);
+      expect(await direct.readProfile(key)).toMatchObject({ visitCount: 5, firstSeenAt: t0 + 1, lastSessionId: 's-5' });
     } finally {
       await tiered.dispose();
       await direct.dispose();
