@@ -245,7 +245,10 @@ export class ParticipantSession {
     void this.writes.run('end_previous', async () => {
       try {
         if (this.abandoned) return;
-        await this.o.store.end(suspendedRecord(previous, nowMs, 'ended'), this.version, this.lease!, nowMs);
+        // Archived a millisecond before the new conversation starts (its first save is archived
+        // at nowMs): never a tie, so the new one is the newest archived session, to which turns
+        // a crashed job said after its last save are attached, in Redis as in memory.
+        await this.o.store.end(suspendedRecord(previous, nowMs, 'ended'), this.version, this.lease!, nowMs - 1);
         // `end` releases the lease: claim the (now empty) session again for the new conversation.
         await this.claimAgain('takeover');
       } finally {

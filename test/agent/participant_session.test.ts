@@ -105,6 +105,22 @@ describe('ParticipantSession', () => {
     expect(r.status === 'found' && r.record.history.turns.map((t) => t.text)).toEqual(['Are you there?']);
   });
 
+  it('a conversation started over in the same millisecond is archived as newer than the one it replaces (the archive lists it first, and a crashed job\'s last turns go with it)', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    const fresh = { ...ReconnectPolicies.Default, resumePolicy: 'AlwaysFresh' as const };
+    const first = make(store, clock, fresh, 'job-1');
+    const before = await first.ps.arrive();
+    first.ps.persistTurn(turn('t1', 'user', 'I was here first.', T0));
+    await first.ps.suspend('client_initiated');
+    // The next visitor, in the same millisecond (the clock does not move).
+    const { ps } = make(store, clock, fresh, 'job-2');
+    const arrived = await ps.arrive();
+    await ps.drain();
+    const archived = await store.readArchive(key, clock.nowMs());
+    expect(archived.map((a) => a.sessionId)).toEqual([arrived.record?.sessionId, before.record?.sessionId]);
+  });
+
   it('starting over a stored conversation (AlwaysFresh) is not held: the greeting is ready at once, and the old one is archived when the writes run', async () => {
     const clock = new ManualClock(T0);
     const store = new MemorySessionStore({ clock });
