@@ -35,7 +35,9 @@ let notices: SessionNotices;
 const workers: WorkerProcess[] = [];
 const participants: TestParticipant[] = [];
 
-const uid = (tag: string) => `${tag}-${run}-${Math.random().toString(36).slice(2, 6)}`;
+/** A name no other test of this run uses (a counter: four random characters alone collided once, and a reused room keeps its first agent dispatch). */
+let uidSeq = 0;
+const uid = (tag: string) => `${tag}-${run}-${(uidSeq += 1)}${Math.random().toString(36).slice(2, 5)}`;
 
 function workerEnv(agentName: string, extra: Record<string, string> = {}): Record<string, string> {
   return {

@@ -31,7 +31,9 @@ import { livekitEnv, startWorker, type WorkerProcess } from '../support/worker.j
 const redisUrl = inject('redisUrl');
 const run = Math.random().toString(36).slice(2, 8);
 const prefix = `pva-e2e-hook-${run}:`;
-const uid = (tag: string) => `${tag}-${run}-${Math.random().toString(36).slice(2, 6)}`;
+/** A name no other test of this run uses (a counter: four random characters alone collided once, and a reused room keeps its first agent dispatch). */
+let uidSeq = 0;
+const uid = (tag: string) => `${tag}-${run}-${(uidSeq += 1)}${Math.random().toString(36).slice(2, 5)}`;
 const rejoinTtlMs = 30_000;
 
 let livekit: LiveKitServer;
