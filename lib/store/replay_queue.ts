@@ -6,6 +6,7 @@ import type { SessionKey } from './keys.js';
 import type { MemorySessionStore } from './memory_session_store.js';
 import type { Profile } from '../session/record.js';
 import type { LeaseToken, SessionSnapshot, SessionStore } from './session_store.js';
+import { endedSinceClaim } from './session_store.js';
 
 /**
  * What a {@link TieredSessionStore} owes its shared tier while it is degraded: the keys whose
@@ -135,13 +136,10 @@ export class ReplayQueue {
             continue;
           }
           // Counted on the shared profile once; a later replay of the same job counts as that one did.
-          const prior = t.sharedState.get(id)?.counted;
-          const { snap, counted } =
-            prior !== undefined
-              ? { snap: withCountedSnapshot(held, prior), counted: prior }
-              : held.profile === null
-                ? { snap: held, counted: undefined }
-                : countedOnShared(held, await bounded(t.shared.readProfile(key), t.writeBoundMs));
+          let counted = t.sharedState.get(id)?.counted;
+          let snap = held;
+          if (counted !== undefined) snap = withCountedSnapshot(held, counted);
+          else if (held.profile !== null) ({ snap, counted } = countedOnShared(held, await bounded(t.shared.readProfile(key), t.writeBoundMs)));
           const writer = t.sharedState.get(id)?.owner ?? snap.lease?.owner ?? '';
           const out = await bounded(t.shared.restore(snap, writer, t.clock.nowMs()), t.writeBoundMs);
           replayed++;
@@ -188,7 +186,5 @@ export class ReplayQueue {
  * nothing: {@link restoreWritesSession}).
  */
 function saidNothingYet(s: SessionSnapshot): boolean {
-  if (s.record !== null || s.lease === null || s.lease.owner === null) return false;
-  const claimedAtMs = s.lease.claimedAtMs;
-  return !s.archive.some((a) => a.archivedAtMs >= claimedAtMs);
+  return s.record === null && s.lease !== null && s.lease.owner !== null && !endedSinceClaim(s);
 }

@@ -138,8 +138,12 @@ export function restoreYields(held: LeaseOrder, snapshot: LeaseOrder, live: bool
 export function restoreWritesSession(s: Pick<SessionSnapshot, 'lease' | 'record' | 'archive'>): boolean {
   if (s.record !== null) return true;
   if (s.lease === null) return false;
-  if (s.lease.owner !== null) return true;
-  const claimedAtMs = s.lease.claimedAtMs;
+  return s.lease.owner !== null || endedSinceClaim(s);
+}
+
+/** True when `s` archived a conversation at or after its lease's claim (the claim ended one). */
+export function endedSinceClaim(s: Pick<SessionSnapshot, 'lease' | 'archive'>): boolean {
+  const claimedAtMs = s.lease?.claimedAtMs ?? 0;
   return s.archive.some((a) => a.archivedAtMs >= claimedAtMs);
 }
 

@@ -39,6 +39,23 @@ async function readyHarness(opts: ConstructorParameters<typeof Harness>[0] = {})
   return h;
 }
 
+/** Connects `tab` to `h`'s agent: hello, and the agent's replies handed to it. */
+function connect(h: Harness, tab: ContextPublisher): void {
+  tab.connected();
+  for (const p of h.toClient.splice(0)) tab.handleReply(p);
+}
+
+/** A reloaded tab: a new publisher stream to `h`'s agent (its replies land in h.toClient), connected. */
+function reloadedTab(h: Harness): ContextPublisher {
+  const tab = new ContextPublisher({
+    src: 'tab-2',
+    timers: h.timers,
+    transport: { send: (p) => void h.receiver.handle(p, { identity: 'user-1' }) },
+  });
+  connect(h, tab);
+  return tab;
+}
+
 describe('ContextPublisher: conversation lifecycle', () => {
   it('queues ops until the agent welcomes it, then flushes ONE sync (the seed Replace)', async () => {
     const h = new Harness();
@@ -196,14 +213,7 @@ describe('ContextPublisher: conversation lifecycle', () => {
     const h = await readyHarness();
     h.publisher.setState('A', '1');
     h.settle();
-    // A reloaded tab: a new publisher stream to the same agent (replies still land in h.toClient).
-    const tab2 = new ContextPublisher({
-      src: 'tab-2',
-      timers: h.timers,
-      transport: { send: (p) => void h.receiver.handle(p, { identity: 'user-1' }) },
-    });
-    tab2.connected();
-    for (const p of h.toClient.splice(0)) tab2.handleReply(p);
+    const tab2 = reloadedTab(h);
     expect(tab2.isActive).toBe(true);
     expect(tab2.tryGetStateValue('A')).toEqual({ found: true, value: '1' });
     tab2.setState('A', '2');
@@ -215,20 +225,13 @@ describe('ContextPublisher: conversation lifecycle', () => {
     h.publisher.setState('Station', 'Bay 3');
     h.publisher.addEvent('Operator bypassed interlock');
     h.settle();
-    const tab2 = new ContextPublisher({
-      src: 'tab-2',
-      timers: h.timers,
-      transport: { send: (p) => void h.receiver.handle(p, { identity: 'user-1' }) },
-    });
-    tab2.connected();
-    for (const p of h.toClient.splice(0)) tab2.handleReply(p);
+    const tab2 = reloadedTab(h);
     expect(tab2.canonicalText()).toBe('Station is Bay 3\nOperator bypassed interlock');
     // The agent starts a new conversation in the room (AlwaysFresh): its context is cleared, and
     // the page's connection comes back to it.
     h.receiver.clear();
     tab2.disconnected();
-    tab2.connected();
-    for (const p of h.toClient.splice(0)) tab2.handleReply(p);
+    connect(h, tab2);
     expect(tab2.isActive).toBe(true);
     expect(tab2.canonicalText()).toBe('');
     expect(h.receiver.canonicalText()).toBe('');

@@ -291,12 +291,30 @@ describe('TieredSessionStore whose session was taken over while it could not rea
 });
 
 describe('TieredSessionStore: an arrival while Redis is out of reach (a partition, data kept)', () => {
-  it('a claim that has said nothing yet is not replayed: a speculation dropped after Redis came back leaves the stored conversation resumable', async () => {
-    const prefix = randomPrefix('said-nothing');
+  /**
+   * A job's tiered store whose Redis is behind a relay the test can cut (`shared`), and a direct
+   * store on the same Redis and prefix (`direct`: other jobs, and what Redis holds). `close` ends
+   * all of it and removes the prefix's keys.
+   */
+  async function cutOffJob(tag: string, probeIntervalMs: number) {
+    const prefix = randomPrefix(tag);
     const { relay, url } = await TcpRelay.inFrontOf(testRedisUrl());
     const direct = new RedisSessionStore({ url: testRedisUrl(), prefix });
     const shared = new RedisSessionStore({ url, prefix, commandTimeoutMs: 200, connectTimeoutMs: 300, maxReconnectDelayMs: 200 });
-    const tiered = new TieredSessionStore({ shared, greetingBoundMs: 300, writeBoundMs: 400, probeIntervalMs: 60_000 });
+    const tiered = new TieredSessionStore({ shared, greetingBoundMs: 300, writeBoundMs: 400, probeIntervalMs });
+    const close = async () => {
+      await tiered.dispose();
+      await direct.dispose();
+      await relay.close();
+      const cleanup = new Redis(testRedisUrl());
+      await unlinkPrefix(cleanup, `${prefix}*`);
+      cleanup.disconnect();
+    };
+    return { relay, direct, shared, tiered, close };
+  }
+
+  it('a claim that has said nothing yet is not replayed: a speculation dropped after Redis came back leaves the stored conversation resumable', async () => {
+    const { relay, direct, shared, tiered, close } = await cutOffJob('said-nothing', 60_000);
     try {
       const key = { agentName: 'agent', identity: 'resumable' };
       // A conversation that paused (its participant left), stored in Redis by another job.
@@ -325,21 +343,12 @@ describe('TieredSessionStore: an arrival while Redis is out of reach (a partitio
       const next = await direct.resumeAndClaim(key, 'job-next', Date.now(), 60_000);
       expect(next.status === 'claimed' && next.record.status === 'found' && next.record.record.history.turns.map((t) => t.text)).toEqual(['my order is 553']);
     } finally {
-      await tiered.dispose();
-      await direct.dispose();
-      await relay.close();
-      const cleanup = new Redis(testRedisUrl());
-      await unlinkPrefix(cleanup, `${prefix}*`);
-      cleanup.disconnect();
+      await close();
     }
   });
 
   it('counts its visit on top of the ones Redis kept: after the replay the profile says 4th visit since the first, not a first visit', async () => {
-    const prefix = randomPrefix('visits');
-    const { relay, url } = await TcpRelay.inFrontOf(testRedisUrl());
-    const direct = new RedisSessionStore({ url: testRedisUrl(), prefix });
-    const shared = new RedisSessionStore({ url, prefix, commandTimeoutMs: 200, connectTimeoutMs: 300, maxReconnectDelayMs: 200 });
-    const tiered = new TieredSessionStore({ shared, greetingBoundMs: 300, writeBoundMs: 400, probeIntervalMs: 100 });
+    const { relay, direct, tiered, close } = await cutOffJob('visits', 100);
     try {
       const key = { agentName: 'agent', identity: 'regular' };
       const t0 = Date.now();
@@ -396,12 +405,7 @@ describe('TieredSessionStore: an arrival while Redis is out of reach (a partitio
       await tiered.save(rec7, again.version, again.lease);
       expect(await direct.readProfile(key)).toMatchObject({ visitCount: 5, firstSeenAt: t0 + 1, lastSessionId: 's-5' });
     } finally {
-      await tiered.dispose();
-      await direct.dispose();
-      await relay.close();
-      const cleanup = new Redis(testRedisUrl());
-      await unlinkPrefix(cleanup, `${prefix}*`);
-      cleanup.disconnect();
+      await close();
     }
   });
 });
