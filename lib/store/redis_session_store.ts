@@ -29,6 +29,11 @@ import type {
 } from './session_store.js';
 import { restoreWritesSession } from './session_store.js';
 
+/** At most this long between two indexings of a session saved again and again, ms (see `indexDue`). */
+const INDEX_REFRESH_MAX_MS = 60 * 60 * 1000;
+/** Sessions whose last indexing a store remembers; past it, it forgets them all (one more SADD each). */
+const INDEXED_AT_SIZE = 4_096;
+
 /**
  * {@link SessionStore} on Redis (ioredis): single Redis, Sentinel (`sentinel` option, or a
  * handed-in Sentinel client) or Cluster (hash tags keep each script's keys in one slot; see
@@ -115,8 +120,16 @@ export class RedisSessionStore implements SessionStore {
   /** The scripts' constant arguments, as sent. */
   private readonly scriptArgs: { maxPendingTurns: string; sessionTtlMs: string; turnsKeepMs: string; archiveTtlMs: string };
   private readonly acks: ReplicaAcks;
-  /** TTL of an identity's index (see {@link index}), ms. */
+  /** TTL of an identity's index (see {@link index}), ms: {@link indexKeepMs} plus {@link indexRefreshMs}. */
   private readonly indexTtlMs: number;
+  /**
+   * How long after this store last indexed a session a save indexes it again (see
+   * {@link indexDue}): so a session kept alive by saves alone (claimed again after a crash, never
+   * suspended or ended) never outlives its index.
+   */
+  private readonly indexRefreshMs: number;
+  /** When this store last indexed each session key (record key → ms), at most {@link INDEXED_AT_SIZE}. */
+  private readonly indexedAt = new Map<string, number>();
 
   constructor(opts: RedisSessionStoreOptions) {
     if (opts.client === undefined && opts.url === undefined && opts.sentinel === undefined && opts.cluster === undefined) {
@@ -129,7 +142,11 @@ export class RedisSessionStore implements SessionStore {
     this.opts = resolveStoreOptions(opts);
     this.codec = new PayloadCodec(this.opts.cipher);
     this.log = opts.logger ?? silentLogger;
-    this.indexTtlMs = Math.max(this.opts.profileTtlMs, this.opts.archiveTtlMs, this.opts.sessionTtlMs);
+    // The index outlives the longest-kept part of a session (the profile or the archive) by the
+    // refresh interval: a session last indexed up to that long before its last save stays findable.
+    const indexKeepMs = Math.max(this.opts.profileTtlMs, this.opts.archiveTtlMs, this.opts.sessionTtlMs);
+    this.indexRefreshMs = Math.min(Math.ceil(indexKeepMs / 2), INDEX_REFRESH_MAX_MS);
+    this.indexTtlMs = indexKeepMs + this.indexRefreshMs;
     this.scriptArgs = {
       maxPendingTurns: String(this.opts.maxPendingTurns),
       sessionTtlMs: String(this.opts.sessionTtlMs),
@@ -171,12 +188,14 @@ export class RedisSessionStore implements SessionStore {
    * kept longer (pending turns and the record never outlive both). One transaction, so the index
    * never stays without its TTL.
    */
-  private async index(key: SessionKey): Promise<void> {
+  private async index(key: SessionKey, nowMs: number): Promise<void> {
     const idx = this.keys.identityIndex(key.identity);
     try {
       const replies = await this.client.multi().sadd(idx, encodeKeyPart(key.agentName)).pexpire(idx, this.indexTtlMs).exec();
       const failed = replies?.find(([err]) => err !== null)?.[0];
       if (failed) throw failed;
+      if (this.indexedAt.size >= INDEXED_AT_SIZE) this.indexedAt.clear();
+      this.indexedAt.set(this.keys.session(key).rec, nowMs);
     } catch (err) {
       // A command refused while queued (OOM, READONLY…) aborts the transaction: its own error
       // says whether to retry, not EXECABORT's.
@@ -202,7 +221,8 @@ export class RedisSessionStore implements SessionStore {
     const version = num(reply, 2);
     const rec = strOrNull(reply, 4);
     // First claim of this key: make it findable by forget(identity) (second round trip, once).
-    if (fence === 1) await this.index(key);
+    // A later claim leaves it to its first save (indexDue): the claim stays one round trip.
+    if (fence === 1) await this.index(key, nowMs);
     const record = this.codec.decodeRecord(key, rec, strList(reply, 6), version, this.opts.historyLimits);
     // A found record is a fresh object decoded for this call: set the new lease in place.
     if (record.status === 'found') record.record.owner = { ownerId: owner, fence, leaseExpiresAtMs: nowMs + leaseMs };
@@ -252,9 +272,19 @@ export class RedisSessionStore implements SessionStore {
     ];
     const reply = asArray(await callScript(this.client, 'save', this.sk(key), args), 'save');
     checkCode(reply, 'save');
-    if (mode !== 'save') await this.index(key);
-    await this.replicated(this.keys.session(key).rec, ...(mode === 'save' ? [] : [this.keys.identityIndex(key.identity)]));
+    const indexed = mode !== 'save' || this.indexDue(key, nowMs);
+    if (indexed) await this.index(key, nowMs);
+    await this.replicated(this.keys.session(key).rec, ...(indexed ? [this.keys.identityIndex(key.identity)] : []));
     return num(reply, 1);
+  }
+
+  /**
+   * Whether a save of `key` at `nowMs` indexes it again: this store has not indexed it yet (a
+   * claim after another job's crash, a restart) or did so {@link indexRefreshMs} ago or more.
+   */
+  private indexDue(key: SessionKey, nowMs: number): boolean {
+    const at = this.indexedAt.get(this.keys.session(key).rec);
+    return at === undefined || nowMs - at >= this.indexRefreshMs || nowMs < at;
   }
 
   async save(record: SessionRecord, expectedVersion: number, lease: LeaseToken): Promise<number> {
@@ -468,6 +498,7 @@ export class RedisSessionStore implements SessionStore {
     try {
       await Promise.all(agents.map((agentName) => this.client.unlink(...this.sk({ agentName, identity }))));
       await this.client.unlink(idx);
+      for (const agentName of agents) this.indexedAt.delete(this.keys.session({ agentName, identity }).rec);
     } catch (err) {
       throw toStoreError(err);
     }
@@ -549,7 +580,7 @@ export class RedisSessionStore implements SessionStore {
       }
       return { status: 'skipped', why: 'forgotten' };
     }
-    if (!skipped) await this.index(key);
+    if (!skipped) await this.index(key, nowMs);
     // A skipped restore still wrote the archive (see restore-7.lua).
     await this.replicated(this.keys.session(key).rec, ...(skipped ? [] : [this.keys.identityIndex(key.identity)]));
     return skipped ? { status: 'skipped', why: 'newer_arrival' } : { status: 'restored', version: num(reply, 1), fence: num(reply, 2) };

@@ -141,6 +141,35 @@ describe('RedisSessionStore specifics', () => {
     expect(await redis.exists(k.archiveTail, k.archive, k.archiveData, k.turns)).toBe(0);
   });
 
+  it('a conversation kept alive by saves alone stays findable by forget: a takeover\'s first save and an hourly save index it again', async () => {
+    const prefix = randomPrefix('index');
+    prefixes.push(prefix);
+    const key = { agentName: 'ag', identity: 'kept-by-saves' };
+    const jobA = new RedisSessionStore({ client: redis, prefix });
+    const jobB = new RedisSessionStore({ client: redis, prefix });
+    const admin = new RedisSessionStore({ client: redis, prefix });
+    const idx = jobA.keys.identityIndex(key.identity);
+    const t0 = Date.now();
+    const a = await jobA.resumeAndClaim(key, 'job-a', t0, 30_000);
+    if (a.status !== 'claimed') throw new Error('claim');
+    await jobA.save(newSessionRecord({ ...key, sessionId: 's-kept', nowMs: t0, profile: null }), a.version, a.lease);
+    // The index lasts longer than the profile and the archive it points to.
+    expect(await redis.pttl(idx)).toBeGreaterThan(30 * 24 * 3600_000);
+    // Job A is SIGKILLed; its index ages out while the conversation lives on (here: removed).
+    await redis.unlink(idx);
+    const b = await jobB.resumeAndClaim(key, 'job-b', t0 + 60_000, 30_000);
+    if (b.status !== 'claimed' || b.record.status !== 'found') throw new Error('takeover');
+    let version = await jobB.save({ ...b.record.record, lastSeenAt: t0 + 60_001 }, b.version, b.lease);
+    expect(await redis.scard(idx)).toBe(1);
+    // An hour of saves later the same job indexes it again.
+    await redis.unlink(idx);
+    version = await jobB.save({ ...b.record.record, lastSeenAt: t0 + 60_002 + 3600_000 }, version, b.lease);
+    expect(await redis.scard(idx)).toBe(1);
+    expect(await admin.forget(key.identity)).toEqual({ sessionKeysErased: 1 });
+    expect((await admin.readRecord(key)).status).toBe('missing');
+    expect(await admin.readArchive(key, Date.now())).toEqual([]);
+  });
+
   it('treats a Redis that cannot take writes for now as unavailable (retry later), and a refusal as a fault', () => {
     const reply = (message: string) => Object.assign(new Error(message), { name: 'ReplyError' });
     const unavailable = [
