@@ -60,8 +60,8 @@ export class Assistant extends voice.Agent {
     this.history = opts.history;
   }
 
-  /** The conversation's language from now on (one the participant was heard speaking): the model is told it. */
-  async useLanguage(tag: string): Promise<void> {
+  /** The conversation's language from now on (one the participant was heard speaking): the model is told it; null: none (no language instruction). */
+  async useLanguage(tag: string | null): Promise<void> {
     await this.updateInstructions(assistantInstructions(tag));
   }
 

@@ -14,7 +14,7 @@ import { pii, type Logger } from '../lib/logger.js';
 import { DEFAULT_CONDENSE_OPTIONS, type CondenseOptions, type Condenser } from '../lib/session/condense.js';
 import { takenOverMessage } from '../lib/session/greeting.js';
 import { idleCheckInText, idleGoodbyeText } from '../lib/session/idle.js';
-import { parseLanguageTag, primaryLanguageOf, SpokenLanguage } from '../lib/session/language.js';
+import { greetingLanguageOf, parseLanguageTag, primaryLanguageOf, SpokenLanguage } from '../lib/session/language.js';
 import { detectTextLanguage } from '../lib/session/text_language.js';
 import { policyForParticipant } from '../lib/session/policy.js';
 import type { DisconnectReason } from '../lib/session/record.js';
@@ -416,6 +416,13 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
     await bounded(watching ?? Promise.resolve(), config.greetingBoundMs).catch(() => log.warn({}, 'session notices not subscribed within the greeting bound: greeting anyway'));
     const got = await claimed;
     if (got === null) throw new Error('ran a speculative conversation that claimed nothing'); // runJob never does
+    if (ps.isForgotten) {
+      // Erased while a dispatch hint's claim waited for its participant: nothing of it is
+      // restored or greeted (the greeting would speak the erased conversation); the job ends.
+      log.info({}, 'identity forgotten before its participant linked: not greeted');
+      await finish('ended');
+      return;
+    }
     arrival = got;
     if (arrival.previousOwner !== null) void notices?.announceTakeover(key, ownerId, arrival.fence);
 
@@ -441,9 +448,13 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
       onChange: (snapshot) => ps.updateContext(snapshot),
     });
     if (restored) receiver.restore(restored.context);
-    /** Tells the model and the speech models the conversation's language changed to `tag`. */
-    const tellLanguage = (tag: string): Promise<void> => {
-      models.useLanguage?.(tag);
+    /**
+     * Tells the model and the speech models the conversation's language changed to `tag`; with
+     * null (a new conversation that knows none), back to no instruction and the agent's own
+     * language, English, which its greetings fall back to.
+     */
+    const tellLanguage = (tag: string | null): Promise<void> => {
+      models.useLanguage?.(tag ?? greetingLanguageOf(null));
       return agent.useLanguage(tag).catch((err: unknown) => log.warn({ err }, 'could not tell the model the language'));
     };
     /**
@@ -479,8 +490,10 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
           receiver.clear();
           spoken.reset(ps.currentRecord?.language ?? null);
         }
-        const now = ps.currentRecord?.language;
-        if (back.languageChanged && now) {
+        // Also to none: a kiosk's next visitor whose token says no language is not spoken to in
+        // the last visitor's.
+        const now = ps.currentRecord?.language ?? null;
+        if (back.languageChanged) {
           log.info({ language: now, chosen: ps.currentRecord?.languageChosen === true }, 'participant came back with another language');
           spoken.reset(now);
           void tellLanguage(now);

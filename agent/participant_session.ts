@@ -285,8 +285,13 @@ export class ParticipantSession {
     const profile: Profile | null = claim.profile;
     this.lease = claim.lease;
     this.version = claim.version;
+    // Taken from a job that still held it (another tab, window or device, or a worker that died
+    // with its lease running): the conversation never recorded a leave, so it was live there
+    // until now (timing it from the last turn greeted a quiet minute as "your 2nd visit", and a
+    // tab opened right after the last words not at all). The new connection is greeted once.
+    const takenFromLive = stored !== null && stored.disconnectedAt === null && claim.previousOwner !== null;
     const decision = decideResume({
-      record: claim.record.status === 'invalid' ? { rejected: claim.record.why } : stored,
+      record: claim.record.status === 'invalid' ? { rejected: claim.record.why } : takenFromLive ? { ...stored, disconnectedAt: nowMs } : stored,
       profile,
       policy,
       reason: null,
@@ -305,7 +310,7 @@ export class ParticipantSession {
 
     const storedWithTopic = stored && { ...stored, lastTopic: lastTopic(stored.history) ?? stored.lastTopic };
     // Only a drop the participant did not choose goes unannounced within the re-greet gap.
-    const greeting = chooseGreeting(decision, storedWithTopic, profile, nowMs, this.greetingOpts(stored?.disconnectReason ?? null, false));
+    const greeting = chooseGreeting(decision, storedWithTopic, profile, nowMs, takenFromLive ? { minRegreetGapMs: 0 } : this.greetingOpts(stored?.disconnectReason ?? null, false));
     let record: SessionRecord;
     if (decision.kind === 'resume' && storedWithTopic) {
       record = resumedRecord(storedWithTopic, nowMs, decision.why === 'within_session_ttl');
@@ -525,6 +530,9 @@ export class ParticipantSession {
     this.lost = true;
     this.closed = true;
     this.stopTimers();
+    // Held writes (a dispatch hint's claim whose participant has not linked) are skipped now,
+    // not waited for: `drain` must not wait for a participant who may never come.
+    this.releaseHeldWrites();
   }
 
   /**
@@ -580,8 +588,9 @@ export class ParticipantSession {
       this.abandoned = true;
       this.stopTimers();
       this.releaseLease();
-      this.releaseHeldWrites();
     }
+    // Also when closed otherwise first (forgotten, taken over): the held writes are skipped.
+    this.releaseHeldWrites();
     await this.writes.drain();
   }
 

@@ -12,7 +12,7 @@ import type { DisconnectReason, SessionStateName } from './record.js';
  *                                                   Connected --left(ended)--> Disconnecting --closed--> Disconnected
  *                           Connecting --failed / start timeout--> Error
  *                           Connected --left(other)--> Reconnecting --rejoined--> Connected
- *                           Reconnecting --window expired / attempts exhausted--> Error (AlwaysResume) | Disconnecting
+ *                           Reconnecting --window expired / attempts exhausted--> Error (AlwaysResume) | Disconnecting; a close either way
  * ```
  */
 
@@ -127,12 +127,16 @@ function ignore(state: LifecycleState, event: LifecycleEvent): TransitionResult 
   return { state, effects: [], ignored: `${event.type} in ${state.name}` };
 }
 
-/** The end of a `Reconnecting` episode that did not come back: `Error` under `AlwaysResume`, else a close. */
+/**
+ * The end of a `Reconnecting` episode that did not come back: `Error` under `AlwaysResume`, else
+ * `Disconnecting`; a close either way. The close puts the conversation away (suspended: it lets
+ * go of the lease itself), so a later return resumes it from the store.
+ */
 function giveUp(state: LifecycleState, event: LifecycleEvent, nowMs: number, why: 'rejoin_expired' | 'attempts_exhausted'): TransitionResult {
   if (state.limits.resumePolicy === 'AlwaysResume') {
     return go(state, 'Error', event.type, nowMs, [
       { type: 'notify_error', code: why, message: 'The connection was lost and could not be restored.' },
-      { type: 'release_lease' },
+      { type: 'close_session', reason: 'rejoin_expired' },
     ]);
   }
   return go(state, 'Disconnecting', event.type, nowMs, [{ type: 'close_session', reason: 'rejoin_expired' }]);

@@ -210,6 +210,28 @@ describe('ParticipantSession', () => {
     expect(a?.record?.history.turns.map((t) => t.text)).toEqual(['I am talking in another room.', 'Still here.']);
   });
 
+  it('erased while a speculative arrival waits for its participant: its held writes are dropped at once (drain and abandon finish without the participant) and nothing is written', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    const before = make(store, clock, { ...ReconnectPolicies.Default }, 'job-before');
+    await before.ps.arrive();
+    before.ps.persistTurn(turn('t1', 'user', 'My card ends in 4242.', T0 + 1));
+    await before.ps.suspend('client_initiated');
+    const stored = await store.readRecord(key);
+    clock.advance(1_000);
+    const spec = make(store, clock, { ...ReconnectPolicies.Default }, 'job-hinted');
+    spec.ps.holdWrites(null);
+    expect((await spec.ps.arriveIfFree())?.resumed).toBe(true);
+    spec.ps.forgotten();
+    const deadline = (what: string) => new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} waited for a participant who never linked`)), 2_000));
+    await Promise.race([spec.ps.drain(), deadline('drain')]);
+    await Promise.race([spec.ps.abandon(), deadline('abandon')]);
+    // The record as it was (only the speculation's own claim on it shows).
+    const after = await store.readRecord(key);
+    expect(after.status === 'found' && { ...after.record, owner: null }).toEqual(stored.status === 'found' && stored.record);
+    expect(spec.ps.isForgotten).toBe(true);
+  });
+
   it('a hold bounded from a later moment (the link) ends after that bound', async () => {
     const clock = new ManualClock(T0);
     const store = new MemorySessionStore({ clock });
@@ -383,23 +405,26 @@ describe('ParticipantSession', () => {
     }
   });
 
-  it('when the rejoin window passes it closes, and suspension releases the session for any job', async () => {
+  it.each(['ResumeIfPossible', 'AlwaysResume'] as const)('%s: when the rejoin window passes it closes, and suspension releases the session for any job', async (resumePolicy) => {
     const clock = new ManualClock(T0);
     const store = new MemorySessionStore({ clock });
-    const policy = { ...ReconnectPolicies.Default, rejoinTtlMs: 50 };
-    const { ps, closes } = make(store, clock, policy);
+    const policy = { ...ReconnectPolicies.Default, resumePolicy, rejoinTtlMs: 50 };
+    const { ps, closes, changes } = make(store, clock, policy);
     await ps.arrive();
     ps.left('network');
     clock.advance(60);
     await waitForClose(closes);
     expect(closes).toEqual(['rejoin_expired']);
+    // AlwaysResume: the episode is an error (it could not be restored), and the job still ends.
+    expect(changes.at(-1)?.newState).toBe(resumePolicy === 'AlwaysResume' ? 'Error' : 'Disconnecting');
     await ps.suspend('network');
+    expect(ps.isTakenOver).toBe(false);
     const r = await store.readRecord(key);
     expect(r.status === 'found' && r.record).toMatchObject({ state: 'Disconnected', owner: null, disconnectReason: 'network' });
 
     // A new job resumes it from the store: returning, with the visit counted.
     clock.advance(60_000);
-    const next = make(store, clock, ReconnectPolicies.Default, 'job-2');
+    const next = make(store, clock, policy, 'job-2');
     const a = await next.ps.arrive();
     expect(a.decision).toMatchObject({ kind: 'resume', why: 'within_session_ttl' });
     expect(a.greeting.kind).toBe('returning');
@@ -425,6 +450,24 @@ describe('ParticipantSession', () => {
     await neu.ps.drain();
     const r = await store.readRecord(key);
     expect(r.status === 'found' && r.record.history.turns.map((t) => t.text)).toEqual(['First tab.', 'Second tab.']);
+  });
+
+  it('a conversation taken while live in another job (a second tab, a worker that died with its lease running) is welcomed back once and not counted as a visit, right after the last words as after a quiet minute', async () => {
+    for (const quietMs of [1_000, 70_000]) {
+      const clock = new ManualClock(T0);
+      const store = new MemorySessionStore({ clock });
+      const old = make(store, clock, ReconnectPolicies.Default, 'job-old', { leaseMs: 120_000 });
+      expect((await old.ps.arrive()).greeting.kind).toBe('first_time');
+      old.ps.persistTurn(turn('t1', 'user', 'Book a table for two.', T0 + 1));
+      await old.ps.drain();
+      clock.advance(quietMs);
+      const neu = make(store, clock, ReconnectPolicies.Default, 'job-new', { leaseMs: 120_000 });
+      const a = await neu.ps.arrive();
+      expect(a.previousOwner).toBe('job-old');
+      expect([quietMs, a.decision]).toMatchObject([quietMs, { kind: 'resume', why: 'within_rejoin_ttl' }]);
+      expect([quietMs, a.greeting.kind, a.record?.visitCount]).toEqual([quietMs, 'welcome_back_brief', 1]);
+      expect(a.speech).toBe(renderGreeting(a.greeting, null, null));
+    }
   });
 
   it('a stored conversation it cannot read (sealed with a key this worker lacks) is set aside, not overwritten: a fresh start, and all of it stays in the archive (real Redis)', async () => {

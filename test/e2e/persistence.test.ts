@@ -218,7 +218,8 @@ describe('one worker, long rejoin window', () => {
   it('AlwaysFresh in the room (a kiosk\'s next visitor within the rejoin window): the same job starts a new conversation, greeted first-time, and the model has nothing of the last one, its context included', async () => {
     const identity = uid('kiosk-room');
     const room = uid('room');
-    const p1 = await join({ identity, room, agentName, rejoinTtlMs, policy: 'AlwaysFresh' });
+    // The first visitor's token says Spanish; the next one's says no language.
+    const p1 = await join({ identity, room, agentName, rejoinTtlMs, policy: 'AlwaysFresh', language: 'es-MX' });
     const first = await p1.statusMatching((m) => m.greeting === 'first_time');
     const pub = new RtcContextPublisher(p1.room);
     pub.context.setState('Visitor', 'number one');
@@ -242,6 +243,8 @@ describe('one worker, long rejoin window', () => {
     const said = (await modelInputFor('Who used this kiosk before me?')).map((m) => m.content).join('\n');
     expect(said).not.toContain('visitor one');
     expect(said).not.toContain('number one');
+    // Nor its language: the model is not told to answer in the last visitor's Spanish.
+    expect(said).not.toContain(languageInstruction('es-MX'));
     // The last visitor's conversation is archived, not lost; the stored one is the new one.
     await turnStored(agentName, identity, 'Who used this kiosk before me?');
     const stored = await inspect.readRecord({ agentName, identity });

@@ -93,6 +93,9 @@ describe('transition', () => {
     ];
     expect(run(events).state.name).toBe('Disconnecting');
     expect(run(events, { ...ReconnectPolicies.Default, resumePolicy: 'AlwaysResume' }).state.name).toBe('Error');
+    // Closed either way (the job does not linger in the room); the close puts the conversation away.
+    expect(run(events).effects.slice(-1)).toEqual(['close_session']);
+    expect(run(events, { ...ReconnectPolicies.Default, resumePolicy: 'AlwaysResume' }).effects.slice(-2)).toEqual(['notify_error', 'close_session']);
     const late: [LifecycleEvent, number][] = [...events.slice(0, 3), [{ type: 'participant_rejoined' }, T0 + 60_001]];
     expect(run(late).state.name).toBe('Disconnecting');
   });
