@@ -325,6 +325,10 @@ describe('web client in headless Chromium', () => {
     await page.click('#ctx-set');
     await waitFor('the update to be acknowledged', async () => Number(await data(page, 'ctx-last-ack', 'rev')) > ackedBefore, { timeoutMs: 15_000 });
     expect(await text(page, 'ctx-log')).not.toMatch(/rejected/);
+    // Out of the call, the panel no longer says the context goes out at once.
+    await page.click('#disconnect');
+    await waitForState(page, 'Disconnected');
+    expect(await data(page, 'ctx-status', 'active')).toBe('false');
   });
 
   it('the dynamic context is visible in what the agent answers', async () => {
@@ -411,10 +415,19 @@ describe('web client in headless Chromium', () => {
     await waitForLine(first, 'agent', FIRST_TIME);
     await say(first, 'My badge number is 7788.');
     await waitForLine(first, 'agent', /7788/);
+    await first.fill('#ctx-name', 'Badge');
+    await first.fill('#ctx-value', '7788');
+    await first.click('#ctx-set');
+    expect(await text(first, 'ctx-text')).toBe('Badge is 7788');
 
     await second.click('#forget');
     await waitFor('the forget to finish', async () => /Forgotten/.test(await text(second, 'notice')), { timeoutMs: 20_000 });
     await waitFor('the first tab to let the identity go', async () => (await text(first, 'identity')) !== shared.identity, { timeoutMs: 10_000 });
+    // With it, its call and everything it held for it: nothing of it goes into another conversation.
+    await waitForState(first, 'Disconnected', 10_000);
+    expect(await text(first, 'ctx-text')).toBe('');
+    // (told so by this page, or by the room closing first: the agent dropped the erased conversation)
+    expect(await text(first, 'notice')).toMatch(/the call ended/i);
     // pagehide: the page saves what it shows. close() with runBeforeUnload does not wait for the
     // page to be gone: the 'close' event does, so its handlers have run before storage is read.
     const closed = first.waitForEvent('close');
@@ -430,6 +443,42 @@ describe('web client in headless Chromium', () => {
     const renewed = await credentials(third);
     expect(renewed.identity).not.toBe(shared.identity);
     await waitFor('the open tab to follow the new identity', async () => (await text(second, 'identity')) === renewed.identity, { timeoutMs: 10_000 });
+  });
+
+  it('a second tab opened during a call does not join it (one identity, one connection: it would push the first out); the first stays in its call', async () => {
+    const first = await newVisitor();
+    await connect(first);
+    await waitForLine(first, 'agent', FIRST_TIME);
+    const second = await first.context().newPage();
+    await open(second);
+    // Ready: the page has decided whether to rejoin by itself (only the tab that was in the call does).
+    expect(await text(second, 'session-state')).toBe('Disconnected');
+    expect(await text(second, 'room')).toBe(await text(first, 'room')); // Connect there would rejoin it
+    await say(first, 'Are you still there?');
+    await waitForLine(first, 'agent', /still there/);
+    expect(await text(first, 'session-state')).toBe('Connected');
+    expect(await text(first, 'error-message')).toBe('');
+  });
+
+  it('the conversation goes on in another tab (a new room of the identity): the first tab leaves its call, told so, instead of calling an agent back; the new tab is welcomed back', async () => {
+    const first = await newVisitor();
+    // Opened before the call: it knows no room, so its Connect opens a second one.
+    const second = await first.context().newPage();
+    await open(second);
+    await connect(first);
+    await waitForLine(first, 'agent', FIRST_TIME);
+    await say(first, 'My locker is number 12.');
+    await waitForLine(first, 'agent', /locker/);
+    await connect(second);
+    expect(await text(second, 'room')).not.toBe(await text(first, 'room'));
+    // Gone from the call (an agent asked for there would take the conversation back, and so on).
+    await waitForState(first, 'Disconnected');
+    expect(await text(first, 'notice')).toMatch(/continued in another window.* Press Connect to continue it here\./);
+    // Live until a moment ago: a brief welcome back, not silence and not a new visit.
+    await waitFor('the greeting kind', async () => (await data(second, 'greeting-kind', 'kind')) !== '', { timeoutMs: 30_000 });
+    expect(await data(second, 'greeting-kind', 'kind')).toBe('welcome_back_brief');
+    expect(await data(second, 'decision', 'kind')).toBe('resume');
+    expect(await text(second, 'session-state')).toBe('Connected');
   });
 
   it('Connect clicked while the page is still starting: one identity is issued, and the page shows the one it talks as', async () => {

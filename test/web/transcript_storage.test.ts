@@ -44,19 +44,45 @@ describe('transcript model', () => {
 describe('page storage (localStorage)', () => {
   it('keeps the identity, the last room and the transcript across page loads', () => {
     const kv = new MapStorage();
-    const a = new PageStorage(kv);
+    const tab = new MapStorage();
+    const a = new PageStorage(kv, tab);
     a.setDevice({ identity: 'web-1', deviceSecret: 's1' });
     a.setLastRoom('web-1', { name: 'room-1', seenAtMs: 5, wasConnected: true });
     a.setTranscript('web-1', [{ id: 'x', role: 'agent', text: 'Hello!', atMs: 1 }]);
-    const b = new PageStorage(kv); // the reloaded page
+    const b = new PageStorage(kv, tab); // the reloaded page
     expect(b.device()).toEqual({ identity: 'web-1', deviceSecret: 's1' });
     expect(b.lastRoom('web-1')).toEqual({ name: 'room-1', seenAtMs: 5, wasConnected: true });
     expect(b.transcript('web-1')).toHaveLength(1);
   });
 
+  it('only the tab that was in the call rejoins it by itself: another tab sees the room, not the call', () => {
+    const kv = new MapStorage();
+    const inCall = new MapStorage();
+    const a = new PageStorage(kv, inCall);
+    a.setDevice({ identity: 'web-1', deviceSecret: 's1' });
+    a.setLastRoom('web-1', { name: 'room-1', seenAtMs: 5, wasConnected: true });
+    // A tab opened while the first is in its call: same identity and room, not connected.
+    const other = new PageStorage(kv, new MapStorage());
+    expect(other.device()).toEqual({ identity: 'web-1', deviceSecret: 's1' });
+    expect(other.lastRoom('web-1')).toEqual({ name: 'room-1', seenAtMs: 5, wasConnected: false });
+    // The call ended in the first tab: its reload does not rejoin either.
+    a.setLastRoom('web-1', { name: 'room-1', seenAtMs: 6, wasConnected: false });
+    expect(new PageStorage(kv, inCall).lastRoom('web-1')?.wasConnected).toBe(false);
+    // A tab that was in another room's call (the browser's last room is now another): no rejoin.
+    a.setLastRoom('web-1', { name: 'room-1', seenAtMs: 7, wasConnected: true });
+    new PageStorage(kv, new MapStorage()).setLastRoom('web-1', { name: 'room-2', seenAtMs: 8, wasConnected: true });
+    expect(new PageStorage(kv, inCall).lastRoom('web-1')).toEqual({ name: 'room-2', seenAtMs: 8, wasConnected: false });
+    // A tab dropping its identity's room never drops another identity's (another tab's, since).
+    new PageStorage(kv, new MapStorage()).setLastRoom('web-2', { name: 'room-3', seenAtMs: 9, wasConnected: true });
+    a.setLastRoom('web-1', null);
+    expect(a.lastRoom('web-2')).toEqual({ name: 'room-3', seenAtMs: 9, wasConnected: false });
+    a.setLastRoom('web-2', null);
+    expect(a.lastRoom('web-2')).toBeNull();
+  });
+
   it("never hands one identity's room or transcript to another", () => {
     const kv = new MapStorage();
-    const s = new PageStorage(kv);
+    const s = new PageStorage(kv, new MapStorage());
     s.setDevice({ identity: 'web-1', deviceSecret: 's1' });
     s.setLastRoom('web-1', { name: 'room-1', seenAtMs: 5, wasConnected: false });
     s.setTranscript('web-1', [{ id: 'x', role: 'user', text: 'secret', atMs: 1 }]);
@@ -71,7 +97,7 @@ describe('page storage (localStorage)', () => {
     const kv = new MapStorage();
     kv.setItem(STORAGE_KEYS.device, '{not json');
     kv.setItem(STORAGE_KEYS.transcript, JSON.stringify({ v: 2, identity: 'a', entries: [] }));
-    const s = new PageStorage(kv);
+    const s = new PageStorage(kv, new MapStorage());
     expect(s.device()).toBeNull();
     expect(s.transcript('a')).toEqual([]);
   });
@@ -88,7 +114,7 @@ describe('page storage (localStorage)', () => {
         throw new Error('denied');
       },
     };
-    const s = new PageStorage(broken);
+    const s = new PageStorage(broken, broken);
     expect(s.device()).toBeNull();
     expect(() => s.setDevice({ identity: 'a', deviceSecret: 'b' })).not.toThrow();
     expect(() => s.clearAll()).not.toThrow();
@@ -96,13 +122,16 @@ describe('page storage (localStorage)', () => {
 
   it('clearAll (forget me) drops everything', () => {
     const kv = new MapStorage();
-    const s = new PageStorage(kv);
+    const tab = new MapStorage();
+    const s = new PageStorage(kv, tab);
     s.setDevice({ identity: 'web-1', deviceSecret: 's1' });
     s.setTranscript('web-1', []);
+    s.setLastRoom('web-1', { name: 'room-1', seenAtMs: 5, wasConnected: true });
     s.setLanguage('es');
     expect(s.language()).toBe('es');
     s.clearAll();
     expect(kv.map.size).toBe(0);
+    expect(tab.map.size).toBe(0);
     expect(s.language()).toBe('');
   });
 });

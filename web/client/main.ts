@@ -17,7 +17,7 @@ import {
   type RemoteTrack,
   type TextStreamReader,
 } from 'livekit-client';
-import { CONTEXT_TOPIC, SESSION_TOPIC } from '../../lib/attributes.js';
+import { ATTR_AGENT_LEFT, CONTEXT_TOPIC, SESSION_TOPIC } from '../../lib/attributes.js';
 import { decodeAgentMessage } from '../../lib/context/messages.js';
 import type { TrackerResult } from '../../lib/context/tracker.js';
 import { decodeSessionStatus, type SessionStatusMessage } from '../../lib/session_messages.js';
@@ -71,6 +71,7 @@ const ui = {
   exportData: $<HTMLButtonElement>('export'),
   notice: $('notice'),
   transcript: $('transcript'),
+  agentSaid: $('agent-said'),
   chatForm: $<HTMLFormElement>('chat-form'),
   chatInput: $<HTMLInputElement>('chat-input'),
   chatSend: $<HTMLButtonElement>('chat-send'),
@@ -90,7 +91,7 @@ const ui = {
   audio: $('audio'),
 };
 
-const storage = new PageStorage(window.localStorage);
+const storage = new PageStorage(window.localStorage, window.sessionStorage);
 let policy: ReconnectPolicy = { ...DEFAULT_RECONNECT_POLICY };
 let device: StoredDevice | null = storage.device();
 let transcript: TranscriptEntry[] = device ? storage.transcript(device.identity) : [];
@@ -103,6 +104,8 @@ let startTimer: ReturnType<typeof setTimeout> | undefined;
 let roomOps: Promise<void> = Promise.resolve();
 let pendingClose: Promise<void> = Promise.resolve();
 let localLineSeq = 0;
+/** A request of the button's in flight: it stays disabled until it ends (a re-render does not enable it). */
+const busy = { forget: false, export: false };
 
 const room = new Room({ adaptiveStream: true, dynacast: true, disconnectOnPageLeave: true });
 let ctxPub = new RoomContextPublisher(room);
@@ -152,8 +155,8 @@ function renderSession(): void {
   ui.disconnect.disabled = !isActive(s);
   ui.chatInput.disabled = s !== 'Connected';
   ui.chatSend.disabled = s !== 'Connected';
-  ui.forget.disabled = s === 'Disconnecting';
-  ui.exportData.disabled = device === null;
+  ui.forget.disabled = busy.forget || s === 'Disconnecting';
+  ui.exportData.disabled = busy.export || device === null;
   ui.policy.disabled = isActive(s);
   ui.languageChoice.disabled = isActive(s);
   const st = lastStatus;
@@ -169,6 +172,8 @@ function renderSession(): void {
   ui.language.dataset.tag = st?.language ?? '';
   ui.language.dataset.heard = String(st?.languageHeard === true);
   ui.language.dataset.chosen = String(st?.languageChosen === true);
+  // The context link follows the call (it stops when the page leaves the room or the agent goes).
+  renderContext();
 }
 
 /** A language's name in that language (`es-MX` → "español (México)"), as language menus show it; the tag when the browser cannot name it. */
@@ -285,6 +290,23 @@ async function ensureDevice(refused: string | null = null): Promise<StoredDevice
   return issuing;
 }
 
+/**
+ * Drops what this page holds of the identity it talked as, before it forgets it or takes
+ * another: its call, its dynamic context (never sent into another identity's conversation), the
+ * agent's last status and the language pick (as stored now). Its stored room, if still the
+ * browser's, goes too.
+ */
+function dropIdentityState(): void {
+  dispatch({ type: 'reset' });
+  lastStatus = null;
+  lastAckRev = null;
+  ctxPub.dispose();
+  ctxPub = new RoomContextPublisher(room);
+  ui.ctxLog.replaceChildren();
+  ui.languageChoice.value = storage.language();
+  renderContext();
+}
+
 /** Makes `d` (stored by another tab) this page's identity, with its transcript. */
 function adoptDevice(d: StoredDevice): StoredDevice {
   device = d;
@@ -300,6 +322,8 @@ window.addEventListener('storage', (e) => {
   if (e.key !== null && e.key !== STORAGE_KEYS.device) return;
   const stored = storage.device();
   if (stored?.identity === device?.identity) return;
+  if (isActive(machine.state)) notice('This browser forgot or replaced the identity of this call in another tab: the call ended.');
+  dropIdentityState();
   if (stored !== null) {
     adoptDevice(stored);
   } else {
@@ -438,11 +462,26 @@ room.on(RoomEvent.ParticipantConnected, (p: RemoteParticipant) => {
 });
 room.on(RoomEvent.ParticipantDisconnected, (p: RemoteParticipant) => {
   if (!p.isAgent) return;
-  event('agent left');
+  const onPurpose = p.attributes[ATTR_AGENT_LEFT];
+  event(onPurpose ? `agent left (${onPurpose})` : 'agent left');
+  queueMicrotask(renderContext); // the context link went with it (after the publisher hears it)
+  // Taken over by another room of this identity (its status message may not have arrived first).
+  if (onPurpose === 'taken_over') continuedElsewhere(null);
   // An agent that leaves a live call without ending it (its worker crashed or shut down) is
-  // replaced: the next one resumes the conversation from the store.
-  if (machine.state === 'Connected' && currentRoomName !== null && device !== null) watchAgentArrival(device, currentRoomName);
+  // replaced: the next one resumes the conversation from the store. One that left on purpose
+  // is not: asking for another would take the conversation back from where it went on.
+  else if (onPurpose === undefined && machine.state === 'Connected' && currentRoomName !== null && device !== null) watchAgentArrival(device, currentRoomName);
 });
+
+/**
+ * The conversation went on in another tab, window or device of this identity (the agent here was
+ * taken over): this page leaves its call instead of asking for an agent that would take it back.
+ */
+function continuedElsewhere(message: string | null): void {
+  if (!isActive(machine.state)) return;
+  notice(`${message ?? 'This conversation has continued in another window.'} Press Connect to continue it here.`);
+  dispatch({ type: 'ended' });
+}
 room.on(RoomEvent.TrackSubscribed, (track: RemoteTrack) => {
   if (track.kind === Track.Kind.Audio) ui.audio.append(track.attach());
 });
@@ -463,6 +502,8 @@ room.on(RoomEvent.DataReceived, (payload: Uint8Array, participant?: RemotePartic
     if (msg.ended !== undefined) {
       notice(`The agent ended the call: ${msg.ended.message} Press Connect to call again.`);
       dispatch({ type: 'ended' });
+    } else if (msg.error?.code === 'taken_over') {
+      continuedElsewhere(msg.error.message);
     } else if (msg.state === 'Error') {
       dispatch({ type: 'fatal', error: msg.error ? { code: msg.error.code, message: msg.error.message } : { code: 'agent_error', message: 'The agent could not continue this session.' } });
     }
@@ -500,6 +541,8 @@ room.registerTextStreamHandler('lk.transcription', (reader: TextStreamReader, { 
         renderTranscript();
         persistTranscript(); // per chunk: a reload mid-utterance keeps what was shown
       }
+      // Screen readers hear each utterance once, whole (not the list at every chunk).
+      if (role === 'agent' && streamText.trim() !== '') ui.agentSaid.textContent = textOf(transcript, id, role);
     } catch {
       /* stream aborted: keep what arrived */
     }
@@ -557,7 +600,9 @@ ui.ctxEventForm.addEventListener('submit', (ev) => {
 ui.ctxReset.addEventListener('click', () => showResult('Reset', ctxPub.context.reset()));
 
 ui.forget.addEventListener('click', () => {
+  if (busy.forget) return;
   void (async () => {
+    busy.forget = true;
     ui.forget.disabled = true;
     try {
       if (isActive(machine.state)) {
@@ -575,22 +620,16 @@ ui.forget.addEventListener('click', () => {
         }
       }
       storage.clearAll();
-      ui.languageChoice.value = '';
+      dropIdentityState();
       device = null;
       transcript = [];
-      lastStatus = null;
-      lastAckRev = null;
-      ctxPub.dispose();
-      ctxPub = new RoomContextPublisher(room);
-      ui.ctxLog.replaceChildren();
-      dispatch({ type: 'reset' });
       renderTranscript();
-      renderContext();
       notice(`Forgotten${erased}. The next connection starts as a new visitor.`);
       event('identity forgotten');
     } catch (err) {
       notice(`Forget failed: ${err instanceof Error ? err.message : String(err)}`);
     } finally {
+      busy.forget = false;
       renderSession();
     }
   })();
@@ -600,7 +639,8 @@ ui.forget.addEventListener('click', () => {
 // the archive (the service reads them from the shared store, with the worker's keyring).
 ui.exportData.addEventListener('click', () => {
   void (async () => {
-    if (!device) return;
+    if (!device || busy.export) return;
+    busy.export = true;
     ui.exportData.disabled = true;
     try {
       const data = await exportIdentity(device);
@@ -616,6 +656,7 @@ ui.exportData.addEventListener('click', () => {
     } catch (err) {
       notice(`Download failed: ${err instanceof Error ? err.message : String(err)}`);
     } finally {
+      busy.export = false;
       renderSession();
     }
   })();

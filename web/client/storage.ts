@@ -9,6 +9,17 @@
  * | `pva.last_room`   | `{v:1, identity, name, seenAtMs, wasConnected}`            |
  * | `pva.transcript`  | `{v:1, identity, entries}` (bounded, see `transcript.ts`)  |
  * | `pva.policy`      | the demo resume-policy selection                           |
+ * | `pva.language`    | the participant's language pick                            |
+ *
+ * and in the tab's own `sessionStorage` (kept across a reload of that tab, not shared with
+ * other tabs):
+ *
+ * | key               | holds                                                     |
+ * |-------------------|-----------------------------------------------------------|
+ * | `pva.tab_call`    | `{v:1, identity, name}`: this tab was in that room's call  |
+ *
+ * so only the tab that was in the call rejoins it by itself when reloaded; another tab opened
+ * meanwhile does not join it (and push the first one out: one identity, one connection).
  *
  * Records carry the identity they belong to, so a page that got a new identity (after
  * "Forget me") never shows or reuses the previous one's transcript or room.
@@ -31,6 +42,8 @@ export const STORAGE_KEYS = {
   transcript: 'pva.transcript',
   policy: 'pva.policy',
   language: 'pva.language',
+  /** In the tab's `sessionStorage`. */
+  tabCall: 'pva.tab_call',
 } as const;
 
 /** The credential the token service issued to this browser. */
@@ -39,7 +52,7 @@ export interface StoredDevice {
   deviceSecret: string;
 }
 
-/** The last room and whether the page was connected when it went away (a reload rejoins it). */
+/** The last room and whether this tab was connected when it went away (a reload rejoins it). */
 export interface StoredLastRoom extends LastRoom {
   wasConnected: boolean;
 }
@@ -52,6 +65,7 @@ const lastRoomSchema = z.object({
   seenAtMs: z.number().finite(),
   wasConnected: z.boolean(),
 });
+const tabCallSchema = z.object({ v: z.literal(1), identity: z.string(), name: z.string() });
 const transcriptSchema = z.object({
   v: z.literal(1),
   identity: z.string(),
@@ -101,7 +115,14 @@ function remove(storage: KeyValueStorage, key: string): void {
 
 /** Typed access to the page's persisted state. */
 export class PageStorage {
-  constructor(private readonly storage: KeyValueStorage) {}
+  /**
+   * @param storage the browser's storage, shared by its tabs (`localStorage`)
+   * @param tab this tab's own storage (`sessionStorage`)
+   */
+  constructor(
+    private readonly storage: KeyValueStorage,
+    private readonly tab: KeyValueStorage,
+  ) {}
 
   /** The device credential, or null. */
   device(): StoredDevice | null {
@@ -116,17 +137,25 @@ export class PageStorage {
     write(this.storage, STORAGE_KEYS.device, { v: 1, ...d });
   }
 
-  /** The last room of `identity`, or null. */
+  /** The last room of `identity`, or null; `wasConnected` only in the tab that was in its call. */
   lastRoom(identity: string): StoredLastRoom | null {
     const r = read(this.storage, STORAGE_KEYS.lastRoom, lastRoomSchema);
     if (r === null || r.identity !== identity) return null;
-    return { name: r.name, seenAtMs: r.seenAtMs, wasConnected: r.wasConnected };
+    const inThisTab = read(this.tab, STORAGE_KEYS.tabCall, tabCallSchema);
+    return { name: r.name, seenAtMs: r.seenAtMs, wasConnected: r.wasConnected && inThisTab?.identity === identity && inThisTab.name === r.name };
   }
 
-  /** Stores (or with null, drops) the last room of `identity`. */
+  /**
+   * Stores (or with null, drops) the last room of `identity`, and whether this tab is in its
+   * call. Another identity's room (another tab's, since) is not dropped.
+   */
   setLastRoom(identity: string, room: StoredLastRoom | null): void {
-    if (room === null) remove(this.storage, STORAGE_KEYS.lastRoom);
-    else write(this.storage, STORAGE_KEYS.lastRoom, { v: 1, identity, ...room });
+    if (room === null) {
+      const stored = read(this.storage, STORAGE_KEYS.lastRoom, lastRoomSchema);
+      if (stored === null || stored.identity === identity) remove(this.storage, STORAGE_KEYS.lastRoom);
+    } else write(this.storage, STORAGE_KEYS.lastRoom, { v: 1, identity, ...room });
+    if (room?.wasConnected === true) write(this.tab, STORAGE_KEYS.tabCall, { v: 1, identity, name: room.name });
+    else remove(this.tab, STORAGE_KEYS.tabCall);
   }
 
   /** The transcript of `identity` (empty when none). */
@@ -181,6 +210,7 @@ export class PageStorage {
   clearSession(): void {
     remove(this.storage, STORAGE_KEYS.lastRoom);
     remove(this.storage, STORAGE_KEYS.transcript);
+    remove(this.tab, STORAGE_KEYS.tabCall);
   }
 
   /** Drops everything personal (after "Forget me"): the credential, the session and the language pick. */
