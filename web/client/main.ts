@@ -467,10 +467,11 @@ room.on(RoomEvent.ParticipantDisconnected, (p: RemoteParticipant) => {
   queueMicrotask(renderContext); // the context link went with it (after the publisher hears it)
   // Taken over by another room of this identity (its status message may not have arrived first).
   if (onPurpose === 'taken_over') continuedElsewhere(null);
-  // An agent that leaves a live call without ending it (its worker crashed or shut down) is
-  // replaced: the next one resumes the conversation from the store. One that left on purpose
-  // is not: asking for another would take the conversation back from where it went on.
-  else if (onPurpose === undefined && machine.state === 'Connected' && currentRoomName !== null && device !== null) watchAgentArrival(device, currentRoomName);
+  // An agent that leaves a live call without ending it (its worker crashed or shut down, or its
+  // rejoin window closed as this page came back) is replaced: the next one resumes the
+  // conversation from the store. One that ended the call (idle, forget) has ended this page's
+  // call too, and a duplicate leaves another agent here: nothing is asked for then.
+  else if (machine.state === 'Connected' && currentRoomName !== null && device !== null) watchAgentArrival(device, currentRoomName);
 });
 
 /**
