@@ -569,7 +569,7 @@ export class ParticipantSession {
    * or with `null` starts at {@link WriteHold.bound}. The job holds the arrival's writes until
    * the greeting is on its way, so encoding and sending them does not compete with the greeting
    * for the CPU; a turn is never held (it must survive a crash). Nothing is dropped: `drain` and
-   * `suspend` wait for the held writes too; only {@link abandon} skips them.
+   * `suspend` wait for the held writes too; only {@link abandon} and {@link forgotten} skip them.
    */
   holdWrites(maxMs: number | null): WriteHold {
     const hold = this.writes.hold(maxMs);

@@ -44,7 +44,9 @@ const CALL_ENDED: ReadonlySet<DisconnectReason> = new Set<DisconnectReason>(['cl
  *
  * At an arrival, "anything else" is a drop the participant did not choose (a worker that went
  * away, a room closed under them). Within a job it is a new connection of the same identity
- * (a page reload, a reopened tab) that replaced the old one before its leave was known.
+ * (a page reload, a reopened tab) that replaced the old one before its leave was known. An
+ * arrival that takes the conversation from a job still holding it (another tab, or a worker
+ * that died with its lease running) is greeted once however soon (`agent/participant_session.ts`).
  */
 export function shortDropRuleApplies(reason: DisconnectReason | null, withinJob: boolean): boolean {
   if (reason === 'network') return true;

@@ -14,7 +14,7 @@
  * | `P{s.A.I}:archdata`         | hash   | session id → archived record payload              | archiveTtlMs   |
  * | `P{s.A.I}:archtail`         | hash   | session id → turns said after its last save (a    | archiveTtlMs   |
  * |                             |        | crashed owner's), a JSON array of turn payloads   |                |
- * | `P{i.I}:agents`             | set    | `A` of every agent holding data for identity `I`  | max(profile, archive) TTL |
+ * | `P{i.I}:agents`             | set    | `A` of every agent holding data for identity `I`  | max(profile, archive) TTL + ≤ 1 h (refreshed by saves) |
  *
  * All keys of one session share the hash tag `{s.A.I}`, so every script touching them runs in
  * one Redis Cluster slot. base64url has no `{`, `}`, `:` or `.`, so no identity's bytes can

@@ -1,6 +1,8 @@
 import { Cluster } from 'ioredis';
 import type { Redis } from 'ioredis';
 import { SessionError } from '../errors.js';
+import { systemClock } from '../clock.js';
+import type { Clock } from '../clock.js';
 import { silentLogger } from '../logger.js';
 import type { Logger } from '../logger.js';
 import type { Profile, SessionRecord, Turn } from '../session/record.js';
@@ -105,6 +107,8 @@ export interface RedisSessionStoreOptions extends StoreOptions {
   replicaAckTimeoutMs?: number;
   /** @default silentLogger */
   logger?: Logger;
+  /** Times the identity index's refresh (Redis's TTLs run on real time). @default systemClock */
+  clock?: Clock;
 }
 
 /** See the module comment. */
@@ -130,6 +134,7 @@ export class RedisSessionStore implements SessionStore {
   private readonly indexRefreshMs: number;
   /** When this store last indexed each session key (record key → ms), at most {@link INDEXED_AT_SIZE}. */
   private readonly indexedAt = new Map<string, number>();
+  private readonly clock: Clock;
 
   constructor(opts: RedisSessionStoreOptions) {
     if (opts.client === undefined && opts.url === undefined && opts.sentinel === undefined && opts.cluster === undefined) {
@@ -142,6 +147,7 @@ export class RedisSessionStore implements SessionStore {
     this.opts = resolveStoreOptions(opts);
     this.codec = new PayloadCodec(this.opts.cipher);
     this.log = opts.logger ?? silentLogger;
+    this.clock = opts.clock ?? systemClock;
     // The index outlives the longest-kept part of a session (the profile or the archive) by the
     // refresh interval: a session last indexed up to that long before its last save stays findable.
     const indexKeepMs = Math.max(this.opts.profileTtlMs, this.opts.archiveTtlMs, this.opts.sessionTtlMs);
@@ -185,10 +191,12 @@ export class RedisSessionStore implements SessionStore {
   /**
    * Adds `key` to its identity's index (what {@link forget} and {@link exportIdentity} find),
    * kept as long as anything of the session can be: the profile or the archive, whichever is
-   * kept longer (pending turns and the record never outlive both). One transaction, so the index
-   * never stays without its TTL.
+   * kept longer (pending turns and the record never outlive both), plus {@link indexRefreshMs},
+   * as a session saved again and again is indexed again only that often ({@link indexDue}). One
+   * transaction, so the index never stays without its TTL.
    */
-  private async index(key: SessionKey, nowMs: number): Promise<void> {
+  private async index(key: SessionKey): Promise<void> {
+    const nowMs = this.clock.nowMs();
     const idx = this.keys.identityIndex(key.identity);
     try {
       const replies = await this.client.multi().sadd(idx, encodeKeyPart(key.agentName)).pexpire(idx, this.indexTtlMs).exec();
@@ -222,7 +230,7 @@ export class RedisSessionStore implements SessionStore {
     const rec = strOrNull(reply, 4);
     // First claim of this key: make it findable by forget(identity) (second round trip, once).
     // A later claim leaves it to its first save (indexDue): the claim stays one round trip.
-    if (fence === 1) await this.index(key, nowMs);
+    if (fence === 1) await this.index(key);
     const record = this.codec.decodeRecord(key, rec, strList(reply, 6), version, this.opts.historyLimits);
     // A found record is a fresh object decoded for this call: set the new lease in place.
     if (record.status === 'found') record.record.owner = { ownerId: owner, fence, leaseExpiresAtMs: nowMs + leaseMs };
@@ -272,18 +280,31 @@ export class RedisSessionStore implements SessionStore {
     ];
     const reply = asArray(await callScript(this.client, 'save', this.sk(key), args), 'save');
     checkCode(reply, 'save');
-    const indexed = mode !== 'save' || this.indexDue(key, nowMs);
-    if (indexed) await this.index(key, nowMs);
+    let indexed = false;
+    if (mode !== 'save') {
+      await this.index(key);
+      indexed = true;
+    } else if (this.indexDue(key)) {
+      // The save itself is done: an index not refreshed now is tried again at the next save.
+      indexed = await this.index(key).then(
+        () => true,
+        (err: unknown) => {
+          this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'identity index not refreshed; trying again at the next save');
+          return false;
+        },
+      );
+    }
     await this.replicated(this.keys.session(key).rec, ...(indexed ? [this.keys.identityIndex(key.identity)] : []));
     return num(reply, 1);
   }
 
   /**
-   * Whether a save of `key` at `nowMs` indexes it again: this store has not indexed it yet (a
-   * claim after another job's crash, a restart) or did so {@link indexRefreshMs} ago or more.
+   * Whether a save of `key` indexes it again: this store has not indexed it yet (a claim after
+   * another job's crash, a restart) or did so {@link indexRefreshMs} ago or more.
    */
-  private indexDue(key: SessionKey, nowMs: number): boolean {
+  private indexDue(key: SessionKey): boolean {
     const at = this.indexedAt.get(this.keys.session(key).rec);
+    const nowMs = this.clock.nowMs();
     return at === undefined || nowMs - at >= this.indexRefreshMs || nowMs < at;
   }
 
@@ -580,7 +601,7 @@ export class RedisSessionStore implements SessionStore {
       }
       return { status: 'skipped', why: 'forgotten' };
     }
-    if (!skipped) await this.index(key, nowMs);
+    if (!skipped) await this.index(key);
     // A skipped restore still wrote the archive (see restore-7.lua).
     await this.replicated(this.keys.session(key).rec, ...(skipped ? [] : [this.keys.identityIndex(key.identity)]));
     return skipped ? { status: 'skipped', why: 'newer_arrival' } : { status: 'restored', version: num(reply, 1), fence: num(reply, 2) };

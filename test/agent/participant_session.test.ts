@@ -223,9 +223,13 @@ describe('ParticipantSession', () => {
     spec.ps.holdWrites(null);
     expect((await spec.ps.arriveIfFree())?.resumed).toBe(true);
     spec.ps.forgotten();
-    const deadline = (what: string) => new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} waited for a participant who never linked`)), 2_000));
-    await Promise.race([spec.ps.drain(), deadline('drain')]);
-    await Promise.race([spec.ps.abandon(), deadline('abandon')]);
+    const within = async (what: string, p: Promise<void>) => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} waited for a participant who never linked`)), 2_000)));
+      await Promise.race([p, late]).finally(() => clearTimeout(timer));
+    };
+    await within('drain', spec.ps.drain());
+    await within('abandon', spec.ps.abandon());
     // The record as it was (only the speculation's own claim on it shows).
     const after = await store.readRecord(key);
     expect(after.status === 'found' && { ...after.record, owner: null }).toEqual(stored.status === 'found' && stored.record);

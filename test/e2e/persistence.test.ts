@@ -225,6 +225,7 @@ describe('one worker, long rejoin window', () => {
     pub.context.setState('Visitor', 'number one');
     await waitFor('the context op acknowledged', () => pub.context.unackedRevisions().length === 0 && pub.replies.length > 0);
     await converse(p1, 'I am visitor one, account 4711.');
+    expect((await modelInputFor('I am visitor one, account 4711.')).some((m) => m.role === 'system' && m.content.includes(languageInstruction('es-MX')))).toBe(true);
     const agentIdentity = p1.agent()!.identity;
     pub.close();
     await p1.leave(); // the visitor closes the tab

@@ -72,12 +72,27 @@ describe('page storage (localStorage)', () => {
     a.setLastRoom('web-1', { name: 'room-1', seenAtMs: 7, wasConnected: true });
     new PageStorage(kv, new MapStorage()).setLastRoom('web-1', { name: 'room-2', seenAtMs: 8, wasConnected: true });
     expect(new PageStorage(kv, inCall).lastRoom('web-1')).toEqual({ name: 'room-2', seenAtMs: 8, wasConnected: false });
-    // A tab dropping its identity's room never drops another identity's (another tab's, since).
-    new PageStorage(kv, new MapStorage()).setLastRoom('web-2', { name: 'room-3', seenAtMs: 9, wasConnected: true });
+  });
+
+  it("a tab that ends its call drops its own room, never another tab's since (another identity's, or the call the conversation went on in)", () => {
+    const kv = new MapStorage();
+    const a = new PageStorage(kv, new MapStorage());
+    const b = new PageStorage(kv, new MapStorage());
+    // The conversation went on in tab b's new room; tab a's call ends.
+    a.setLastRoom('web-1', { name: 'room-1', seenAtMs: 1, wasConnected: true });
+    b.setLastRoom('web-1', { name: 'room-2', seenAtMs: 2, wasConnected: true });
     a.setLastRoom('web-1', null);
-    expect(a.lastRoom('web-2')).toEqual({ name: 'room-3', seenAtMs: 9, wasConnected: false });
+    expect(b.lastRoom('web-1')).toEqual({ name: 'room-2', seenAtMs: 2, wasConnected: true });
+    // Another identity's room (another tab's, after a new identity there).
     a.setLastRoom('web-2', null);
-    expect(a.lastRoom('web-2')).toBeNull();
+    expect(b.lastRoom('web-1')).not.toBeNull();
+    // Its own call: dropped.
+    b.setLastRoom('web-1', null);
+    expect(b.lastRoom('web-1')).toBeNull();
+    // A room no tab is in (left with Disconnect, kept for Connect) is dropped by any tab of the identity.
+    b.setLastRoom('web-1', { name: 'room-3', seenAtMs: 3, wasConnected: false });
+    a.setLastRoom('web-1', null);
+    expect(b.lastRoom('web-1')).toBeNull();
   });
 
   it("never hands one identity's room or transcript to another", () => {

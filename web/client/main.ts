@@ -322,8 +322,11 @@ window.addEventListener('storage', (e) => {
   if (e.key !== null && e.key !== STORAGE_KEYS.device) return;
   const stored = storage.device();
   if (stored?.identity === device?.identity) return;
-  if (isActive(machine.state)) notice('This browser forgot or replaced the identity of this call in another tab: the call ended.');
-  dropIdentityState();
+  // A page that had no identity yet (one being issued for its Connect) just takes this one.
+  if (device !== null) {
+    if (isActive(machine.state)) notice('This browser forgot or replaced the identity of this call in another tab: the call ended.');
+    dropIdentityState();
+  }
   if (stored !== null) {
     adoptDevice(stored);
   } else {

@@ -147,12 +147,15 @@ export class PageStorage {
 
   /**
    * Stores (or with null, drops) the last room of `identity`, and whether this tab is in its
-   * call. Another identity's room (another tab's, since) is not dropped.
+   * call. Another tab's since is not dropped: another identity's, or a call another tab of this
+   * one is in (the conversation went on there).
    */
   setLastRoom(identity: string, room: StoredLastRoom | null): void {
     if (room === null) {
       const stored = read(this.storage, STORAGE_KEYS.lastRoom, lastRoomSchema);
-      if (stored === null || stored.identity === identity) remove(this.storage, STORAGE_KEYS.lastRoom);
+      const mine = read(this.tab, STORAGE_KEYS.tabCall, tabCallSchema);
+      const anotherTabsCall = stored !== null && stored.wasConnected && !(mine?.identity === stored.identity && mine.name === stored.name);
+      if (stored === null || (stored.identity === identity && !anotherTabsCall)) remove(this.storage, STORAGE_KEYS.lastRoom);
     } else write(this.storage, STORAGE_KEYS.lastRoom, { v: 1, identity, ...room });
     if (room?.wasConnected === true) write(this.tab, STORAGE_KEYS.tabCall, { v: 1, identity, name: room.name });
     else remove(this.tab, STORAGE_KEYS.tabCall);
