@@ -291,6 +291,19 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
 
   /** Closes the agent session once (later calls wait for the same close), within {@link SESSION_CLOSE_MAX_MS}. */
   let sessionClosed: Promise<void> | undefined;
+  /**
+   * Says `text` when the agent session can; while it starts or closes (agents-js then throws
+   * at once) nothing is said, so a goodbye on the way out never stops the job from leaving.
+   */
+  const sayIfRunning = (text: string, options?: { allowInterruptions?: boolean }): voice.SpeechHandle | undefined => {
+    try {
+      return agentSession?.say(text, options);
+    } catch (err) {
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'the agent session could not speak now');
+      return undefined;
+    }
+  };
+
   const closeAgentSession = (): Promise<void> => {
     if (agentSession === undefined) return Promise.resolve();
     sessionClosed ??= bounded(agentSession.close(), SESSION_CLOSE_MAX_MS, () => new Error(`not closed within ${SESSION_CLOSE_MAX_MS} ms`)).catch((err: unknown) =>
@@ -310,12 +323,12 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
       } else if (reason === 'taken_over') {
         const message = takenOverMessage(ps.currentRecord?.language ?? null);
         await status({ error: { code: 'taken_over', message } });
-        await agentSession?.say(message).waitForPlayout().catch(() => undefined);
+        await sayIfRunning(message)?.waitForPlayout().catch(() => undefined);
       } else if (reason === 'idle') {
         // The goodbye is said whole, the conversation saved, and only then is the client told
         // (it then leaves without trying to rejoin; a new call resumes the conversation).
         const message = idleGoodbyeText(ps.currentRecord?.language ?? null, policy.resumePolicy !== 'AlwaysFresh');
-        await playedOut(agentSession?.say(message, { allowInterruptions: false }), GOODBYE_MAX_MS);
+        await playedOut(sayIfRunning(message, { allowInterruptions: false }), GOODBYE_MAX_MS);
         await closeAgentSession();
         await ps.suspend('idle');
         await status({ state: 'Disconnected', ended: { reason: 'idle', message } });
@@ -504,7 +517,7 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
         void status({ decision: { kind: back.decision.kind, why: back.decision.why }, greeting: back.greeting.kind });
         // A new connection before the arrival's own greeting went out (a reload while the claim
         // was still on its way) is greeted by that one: never two greetings for one arrival.
-        if (back.speech !== null && arrivalGreeted) agentSession?.say(back.speech);
+        if (back.speech !== null && arrivalGreeted) sayIfRunning(back.speech);
       },
     }, job.earlyContext);
     ctx.addShutdownCallback(async () => {
@@ -569,7 +582,7 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
         checkIn: () => {
           log.info({}, 'participant silent: checking in');
           metrics.inc('pva_idle_total', { step: 'check_in' });
-          session.say(idleCheckInText(ps.currentRecord?.language ?? null));
+          sayIfRunning(idleCheckInText(ps.currentRecord?.language ?? null));
         },
         hangUp: () => {
           log.info({}, 'participant silent after the check-in: ending the call');
