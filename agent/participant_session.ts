@@ -64,6 +64,14 @@ function withoutMemory(profile: Profile | null): Profile | null {
   return profile === null ? null : { ...profile, participantName: null, language: null, languageHeard: undefined, languageChosen: undefined };
 }
 
+/**
+ * `record` as a conversation that was live until `nowMs` when it recorded no leave (a new
+ * connection replaced the old one first, or another job still held it): gaps are timed from now.
+ */
+function liveUntil(record: SessionRecord, nowMs: number): SessionRecord {
+  return record.disconnectedAt === null ? { ...record, disconnectedAt: nowMs } : record;
+}
+
 /** Dependencies of {@link ParticipantSession}. */
 export interface ParticipantSessionOptions {
   store: SessionStore;
@@ -290,8 +298,9 @@ export class ParticipantSession {
     // until now (timing it from the last turn greeted a quiet minute as "your 2nd visit", and a
     // tab opened right after the last words not at all). The new connection is greeted once.
     const takenFromLive = stored !== null && stored.disconnectedAt === null && claim.previousOwner !== null;
+    const decidedOn = takenFromLive ? liveUntil(stored, nowMs) : stored;
     const decision = decideResume({
-      record: claim.record.status === 'invalid' ? { rejected: claim.record.why } : takenFromLive ? { ...stored, disconnectedAt: nowMs } : stored,
+      record: claim.record.status === 'invalid' ? { rejected: claim.record.why } : decidedOn,
       profile,
       policy,
       reason: null,
@@ -384,7 +393,7 @@ export class ParticipantSession {
     const nowMs = this.o.clock.nowMs();
     // A new connection that replaced the old one before its leave was seen: the conversation was
     // live here until now (timing it from the last turn made a reload "your 2nd visit", or first-time).
-    const left = before.disconnectedAt === null ? { ...before, disconnectedAt: nowMs } : before;
+    const left = liveUntil(before, nowMs);
     const gapMs = gapSinceLastSeenMs(left, nowMs);
     const greetingOpts = this.greetingOpts(before.disconnectReason, true);
     // AlwaysFresh starts over here too (a kiosk's next visitor must not meet the last one's

@@ -297,14 +297,13 @@ async function ensureDevice(refused: string | null = null): Promise<StoredDevice
  * browser's, goes too.
  */
 function dropIdentityState(): void {
-  dispatch({ type: 'reset' });
   lastStatus = null;
   lastAckRev = null;
   ctxPub.dispose();
   ctxPub = new RoomContextPublisher(room);
   ui.ctxLog.replaceChildren();
   ui.languageChoice.value = storage.language();
-  renderContext();
+  dispatch({ type: 'reset' }); // renders the session and the context
 }
 
 /** Makes `d` (stored by another tab) this page's identity, with its transcript. */
@@ -689,7 +688,6 @@ async function start(): Promise<void> {
   const browserLanguage = pageLanguage(navigator.language);
   ui.languageChoice.options[0]!.textContent = browserLanguage ? `Browser's (${languageName(browserLanguage)})` : "Browser's";
   renderTranscript();
-  renderContext();
   renderSession();
   try {
     const cfg = await fetchConfig();

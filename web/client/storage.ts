@@ -141,8 +141,13 @@ export class PageStorage {
   lastRoom(identity: string): StoredLastRoom | null {
     const r = read(this.storage, STORAGE_KEYS.lastRoom, lastRoomSchema);
     if (r === null || r.identity !== identity) return null;
-    const inThisTab = read(this.tab, STORAGE_KEYS.tabCall, tabCallSchema);
-    return { name: r.name, seenAtMs: r.seenAtMs, wasConnected: r.wasConnected && inThisTab?.identity === identity && inThisTab.name === r.name };
+    return { name: r.name, seenAtMs: r.seenAtMs, wasConnected: r.wasConnected && this.inThisTabsCall(identity, r.name) };
+  }
+
+  /** Whether this tab was last in the call of room `name` as `identity`. */
+  private inThisTabsCall(identity: string, name: string): boolean {
+    const call = read(this.tab, STORAGE_KEYS.tabCall, tabCallSchema);
+    return call?.identity === identity && call.name === name;
   }
 
   /**
@@ -153,8 +158,7 @@ export class PageStorage {
   setLastRoom(identity: string, room: StoredLastRoom | null): void {
     if (room === null) {
       const stored = read(this.storage, STORAGE_KEYS.lastRoom, lastRoomSchema);
-      const mine = read(this.tab, STORAGE_KEYS.tabCall, tabCallSchema);
-      const anotherTabsCall = stored !== null && stored.wasConnected && !(mine?.identity === stored.identity && mine.name === stored.name);
+      const anotherTabsCall = stored !== null && stored.wasConnected && !this.inThisTabsCall(stored.identity, stored.name);
       if (stored === null || (stored.identity === identity && !anotherTabsCall)) remove(this.storage, STORAGE_KEYS.lastRoom);
     } else write(this.storage, STORAGE_KEYS.lastRoom, { v: 1, identity, ...room });
     if (room?.wasConnected === true) write(this.tab, STORAGE_KEYS.tabCall, { v: 1, identity, name: room.name });
