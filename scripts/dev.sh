@@ -13,10 +13,17 @@ cd "$root"
 
 bash scripts/ensure_deps.sh
 
-configured() { [ -n "${!1:-}" ] || { [ -f .env ] && grep -Eq "^$1=.+" .env; }; }
+# Set to something (blank means the default, as everywhere), in the environment or in .env as
+# dotenv reads it (`export X=…`, `X = …` and quotes included).
+configured() {
+  local v="${!1:-}"
+  [ -n "${v// /}" ] && return 0
+  [ -f .env ] && node -e 'const v = require("dotenv").parse(require("fs").readFileSync(".env"))[process.argv[1]]; process.exit(v !== undefined && v.trim() !== "" ? 0 : 1)' "$1"
+}
 
 pids=()
 worker=""
+redis_pidfile=""
 # Ctrl-C reaches every child by itself (one process group), and the worker then tells its jobs to
 # save and leave: a TERM on top would cut that short (agents-js exits at once on a TERM while a
 # close is under way, orphaning its job processes for 15 s). So after an INT the worker gets up
@@ -28,6 +35,11 @@ cleanup() {
   fi
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  # The private Redis runs as a daemon (out of this process group): stopped by its pid file.
+  if [ -n "$redis_pidfile" ] && [ -f "$redis_pidfile" ]; then
+    kill "$(cat "$redis_pidfile")" 2>/dev/null || true
+    rm -f "$redis_pidfile"
+  fi
 }
 trap 'cleanup INT' INT
 trap 'cleanup TERM' TERM
@@ -51,6 +63,9 @@ fi
 
 if ! configured REDIS_URL && ! configured REDIS_SENTINELS && ! configured REDIS_CLUSTER_NODES; then
   REDIS_URL="$(bash scripts/ensure_redis.sh)"; export REDIS_URL
+  port="${REDIS_URL##*:}"; port="${port%%/*}"
+  # One it started (none answered on 6379) is this run's: stopped with the rest.
+  [ -f ".tools/redis-$port.pid" ] && redis_pidfile=".tools/redis-$port.pid"
   echo "dev: sessions are shared through Redis at $REDIS_URL" >&2
 fi
 

@@ -7,12 +7,17 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-answers() { # host port
-  command -v redis-cli >/dev/null && [ "$(redis-cli -h "$1" -p "$2" ping 2>/dev/null)" = "PONG" ] && return 0
-  # no redis-cli: speak RESP by hand
-  exec 3<>"/dev/tcp/$1/$2" 2>/dev/null || return 1
+answers() { # host port [user] [password] (from a URL; the password goes by the environment, never the command line)
+  if command -v redis-cli >/dev/null; then
+    local user=()
+    [ -n "${3:-}" ] && user=(--user "$3")
+    [ "$(REDISCLI_AUTH="${4:-}" redis-cli -h "$1" -p "$2" "${user[@]}" ping 2>/dev/null)" = "PONG" ]
+    return
+  fi
+  # no redis-cli: speak RESP by hand (a Redis that wants the URL's password answers too: NOAUTH)
+  { exec 3<>"/dev/tcp/$1/$2"; } 2>/dev/null || return 1
   printf 'PING\r\n' >&3; local reply=""; read -r -t 2 reply <&3 || true; exec 3>&-
-  [[ "$reply" == "+PONG"* ]]
+  [[ "$reply" == "+PONG"* || ( -n "${4:-}" && "$reply" == "-NOAUTH"* ) ]]
 }
 
 install_redis_server() {
@@ -27,9 +32,15 @@ install_redis_server() {
 install_redis_server || [ -n "${PVA_NO_REDIS_INSTALL:-}" ] || echo "ensure_redis: redis-server is not installed and could not be (apt-get install redis-server)" >&2
 
 if [ -n "${REDIS_URL:-}" ]; then
-  hp="${REDIS_URL#redis://}"; hp="${hp##*@}"; hp="${hp%%/*}"
-  if answers "${hp%:*}" "${hp##*:}"; then echo "$REDIS_URL"; exit 0; fi
-  echo "ensure_redis: REDIS_URL=$REDIS_URL does not answer; looking for another Redis" >&2
+  # redis://[user][:password]@host[:port][/db]; the port defaults to 6379. Only host:port is
+  # ever printed.
+  rest="${REDIS_URL#redis://}"; rest="${rest%%/*}"; rest="${rest%%\?*}"
+  hp="${rest##*@}"; userinfo=""; [ "$hp" != "$rest" ] && userinfo="${rest%@*}"
+  host="${hp%:*}"; port="${hp##*:}"; [ "$hp" = "${hp%:*}" ] && port=6379
+  user="${userinfo%%:*}"; password=""; [ "$userinfo" != "$user" ] && password="${userinfo#*:}"
+  password="$(printf '%b' "${password//%/\\x}")" # percent-decoded, as ioredis reads it
+  if answers "$host" "$port" "$user" "$password"; then echo "$REDIS_URL"; exit 0; fi
+  echo "ensure_redis: the Redis of REDIS_URL ($host:$port) does not answer; looking for another Redis" >&2
 fi
 if answers 127.0.0.1 6379; then echo "redis://127.0.0.1:6379"; exit 0; fi
 

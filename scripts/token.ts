@@ -57,7 +57,9 @@ function rejoinTtl(): number {
 // Like the worker: variables already set win over the file.
 const envFile = process.env.PVA_ENV_FILE ?? '.env';
 if (envFile !== '') dotenv.config({ path: envFile, quiet: true });
-if (!process.env.LIVEKIT_URL) dotenv.config({ path: '.env.development', quiet: true });
+// No LiveKit configured: the local development server, with its key (as `npm run dev` uses it; a
+// key from .env would sign tokens that server refuses).
+if (!process.env.LIVEKIT_URL?.trim()) dotenv.config({ path: '.env.development', quiet: true, override: true });
 const url = process.env.LIVEKIT_URL;
 const apiKey = process.env.LIVEKIT_API_KEY;
 const apiSecret = process.env.LIVEKIT_API_SECRET;

@@ -53,6 +53,15 @@ describe('npm run token', () => {
     }
   });
 
+  it('with no LiveKit configured, signs for the local development server with its own key, not a key set elsewhere', async () => {
+    const r = await token(['--identity', 'alice', '--json'], { LIVEKIT_URL: ' ', LIVEKIT_API_KEY: 'a-cloud-key', LIVEKIT_API_SECRET: 'a-cloud-secret-of-at-least-32-characters', PVA_ENV_FILE: '' });
+    expect(r.stderr).toBe('');
+    const { url, token: jwt } = JSON.parse(r.stdout) as { url: string; token: string };
+    expect(url).toBe('ws://127.0.0.1:7880');
+    const claims = await new TokenVerifier('devkey', 'secret-for-local-development-only-0123456789').verify(jwt);
+    expect(claims.sub).toBe('alice');
+  });
+
   it('--language-chosen marks the language as the participant\'s pick, in the token and the dispatch hint; --language alone does not', async () => {
     const picked = await token(['--identity', 'ana', '--language', 'es-mx', '--language-chosen', '--json']);
     expect(picked.code).toBe(0);

@@ -24,6 +24,13 @@ function configError(env: Record<string, string | undefined>): string {
   throw new Error('expected a ConfigError');
 }
 
+describe('loadWebConfig: LiveKit', () => {
+  it('with no LiveKit configured, uses the local development server with its own key, not a key set elsewhere', () => {
+    const c = loadWebConfig({ PVA_ENV_FILE: '', LIVEKIT_URL: '', LIVEKIT_API_KEY: 'a-cloud-key', LIVEKIT_API_SECRET: 'a-cloud-secret-of-at-least-32-characters' });
+    expect([c.livekitUrl, c.apiKey]).toEqual(['ws://127.0.0.1:7880', 'devkey']);
+  });
+});
+
 describe('loadWebConfig: Redis', () => {
   it('without Redis variables keeps devices in memory', () => {
     const c = load(base);

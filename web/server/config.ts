@@ -169,7 +169,8 @@ const envSchema = z.object({
 
 /**
  * Reads the configuration. With `loadDotenv` (the default for `npm run web`), `.env` is loaded
- * first and `.env.development` fills in when `LIVEKIT_URL` is still missing.
+ * first, and when `LIVEKIT_URL` is still missing `.env.development` gives the local server's URL
+ * and key.
  */
 export function loadWebConfig(env: NodeJS.ProcessEnv = process.env, { loadDotenv = true } = {}): WebConfig {
   let source: Record<string, string | undefined> = { ...env };
@@ -177,9 +178,11 @@ export function loadWebConfig(env: NodeJS.ProcessEnv = process.env, { loadDotenv
     const file = env.PVA_ENV_FILE ?? '.env';
     const fromFile = file === '' ? {} : (dotenv.config({ path: file, quiet: true, processEnv: {} }).parsed ?? {});
     source = { ...fromFile, ...source };
-    if (!source.LIVEKIT_URL) {
+    if (!source.LIVEKIT_URL?.trim()) {
+      // The local development server, with its own key (a key from elsewhere would sign tokens
+      // that server refuses), as `npm run dev` and `npm run token` use it.
       const dev = dotenv.config({ path: '.env.development', quiet: true, processEnv: {} }).parsed ?? {};
-      source = { ...dev, ...source };
+      source = { ...source, ...dev };
     }
   }
   const r = envSchema.safeParse(source);
