@@ -365,7 +365,7 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
       if (abandoned) return;
       if (n.kind === 'takeover' && n.agentName === key.agentName && n.owner !== ownerId) {
         log.info({ newOwner: n.owner }, 'session taken over by a newer arrival');
-        ps.takenOver();
+        ps.takenOver(n.owner);
       } else if (n.kind === 'forget') {
         log.info({}, 'identity forgotten: dropping this job\'s copy');
         ps.forgotten();
@@ -434,6 +434,13 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
       // restored or greeted (the greeting would speak the erased conversation); the job ends.
       log.info({}, 'identity forgotten before its participant linked: not greeted');
       await finish('ended');
+      return;
+    }
+    if (ps.isTakenOver) {
+      // A newer arrival elsewhere claimed the conversation while this claim was on its way: it
+      // goes on there, and nothing is greeted here (the close is under way).
+      log.info({}, 'taken over before its participant was greeted: not greeted');
+      await finish('taken_over');
       return;
     }
     arrival = got;
@@ -592,7 +599,8 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
       });
     }
     // The greeting goes out first; nothing on its path waits for another round trip.
-    const handle = speech !== null ? session.say(speech) : undefined;
+    // Not once the job is leaving (taken over, or erased, while the agent session started).
+    const handle = speech !== null && finishing === undefined ? sayIfRunning(speech) : undefined;
     arrivalGreeted = true;
     if (handle) metrics.observe('pva_arrival_to_greeting_seconds', (systemClock.nowMs() - linkedAtMs) / 1000);
     metrics.gauge('pva_active_sessions', 1);

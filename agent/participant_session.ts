@@ -137,6 +137,11 @@ export class ParticipantSession {
   private closed = false;
   /** Dropped before its participant linked (see {@link abandon}). */
   private abandoned = false;
+  /**
+   * While this job's claim is on its way: the owners whose takeover notices came meanwhile
+   * (null otherwise). Decided when the claim answers (see {@link takenOver}).
+   */
+  private noticedWhileClaiming: string[] | null = null;
   private readonly writes: StoreWriteQueue;
   /** Ends a {@link holdWrites} hold early: a turn never waits. */
   private releaseHeldWrites = () => {};
@@ -282,9 +287,14 @@ export class ParticipantSession {
 
   private async claimAndDecide(mode: ClaimMode): Promise<Arrival | null> {
     this.fire({ type: 'connect' });
+    let noticed: string[] = [];
     const { store, key, clock, policy } = this.o;
     const startedMs = clock.nowMs();
-    const claim = await store.resumeAndClaim(key, this.o.ownerId, startedMs, this.leaseMs, mode);
+    this.noticedWhileClaiming = [];
+    const claim = await store.resumeAndClaim(key, this.o.ownerId, startedMs, this.leaseMs, mode).finally(() => {
+      noticed = this.noticedWhileClaiming ?? [];
+      this.noticedWhileClaiming = null;
+    });
     this.o.metrics.observe('pva_store_latency_seconds', (clock.nowMs() - startedMs) / 1000, { op: 'resume_claim' });
     if (claim.status === 'busy') return null;
     const nowMs = clock.nowMs();
@@ -322,7 +332,9 @@ export class ParticipantSession {
     const greeting = chooseGreeting(decision, storedWithTopic, profile, nowMs, takenFromLive ? { minRegreetGapMs: 0 } : this.greetingOpts(stored?.disconnectReason ?? null, false));
     let record: SessionRecord;
     if (decision.kind === 'resume' && storedWithTopic) {
-      record = resumedRecord(storedWithTopic, nowMs, decision.why === 'within_session_ttl');
+      // A visit is a greeted return: a resume after a drop too short to announce (a worker
+      // restarted under the call) is the same visit, and the next return says so.
+      record = resumedRecord(storedWithTopic, nowMs, greeting.kind === 'returning');
     } else {
       if (stored) {
         // The previous conversation is over (expired, or AlwaysFresh): archive it, start anew.
@@ -357,6 +369,9 @@ export class ParticipantSession {
     // A resumed summary may already be due (its last job ended before an answer, or had no model).
     this.condenseIfDue();
     if (greeting.kind !== 'none') this.o.metrics.inc('pva_sessions_started_total', { greeting: greeting.kind });
+    // A claim that was not the one this claim took over from came after it: this job lost the
+    // session before it started (the caller sees `isTakenOver`, and the close follows).
+    if (noticed.some((owner) => owner !== claim.previousOwner)) this.takenOver();
     return {
       decision,
       greeting,
@@ -524,9 +539,18 @@ export class ParticipantSession {
     this.queueSave();
   }
 
-  /** Another job took the session over: stop writing, close. */
-  takenOver(): void {
+  /**
+   * Another job took the session over: stop writing, close. `byOwner` is the job a takeover
+   * notice names. While this job's own claim is on its way the notice may be of the claim it
+   * takes over from (announced after it, delivered before the answer): then it is ignored; one
+   * from any other job came after this claim and takes the session once the claim answers.
+   */
+  takenOver(byOwner?: string): void {
     if (this.lost || this.abandoned) return;
+    if (byOwner !== undefined && this.noticedWhileClaiming !== null) {
+      this.noticedWhileClaiming.push(byOwner);
+      return;
+    }
     this.lost = true;
     this.stopTimers();
     this.o.metrics.inc('pva_takeovers_total');

@@ -3,8 +3,10 @@
  * (the token service's `POST /api/export`) or as an operator answering a request for it gets it
  * (`npm run sessions -- export`): the rooms the token service issued to it and, under every
  * agent, the conversation it holds (its turns, summary, language, dynamic context), the profile
- * that outlives it, and the archived conversations still within their retention. Times are ISO
- * 8601. The lease (which job held the conversation) is left out: it is the service's
+ * that outlives it, and the archived conversations still within their retention. The export's
+ * own times (`exportedAt`, `archivedAt`) are ISO 8601; the conversations and profiles are as
+ * stored, their times (`createdAt`, `lastSeenAt`, a turn's `createdAtMs`, …) epoch milliseconds.
+ * The lease (which job held the conversation) is left out: it is the service's
  * bookkeeping, not the participant's data.
  */
 import type { SessionRecord } from './session/record.js';

@@ -3,7 +3,8 @@ import type { History, SessionRecord, Turn } from './record.js';
 /** Bounds of a persisted history. */
 export interface HistoryLimits {
   /**
-   * Turns kept verbatim; older ones are folded into the summary.
+   * Turns kept verbatim (at least one: the newest turn is always kept whole); older ones are
+   * folded into the summary.
    * @default 50
    */
   maxTurns: number;
@@ -37,8 +38,32 @@ export function emptyHistory(): History {
   return { turns: [], summary: '', summarizedTurnCount: 0 };
 }
 
+/** True when the UTF-16 unit at `i` is the second half of a character (an emoji, say). */
+function isLowSurrogate(text: string, i: number): boolean {
+  const c = text.charCodeAt(i);
+  return c >= 0xdc00 && c <= 0xdfff;
+}
+
+/**
+ * `text` cut to at most `maxChars` UTF-16 units, the last one an ellipsis; never in the middle
+ * of a character (half an emoji would reach the greeting, the model and the TTS as U+FFFD).
+ */
 function clip(text: string, maxChars: number): string {
-  return text.length <= maxChars ? text : `${text.slice(0, Math.max(0, maxChars - 1))}…`;
+  if (text.length <= maxChars) return text;
+  let end = Math.max(0, maxChars - 1);
+  if (end > 0 && isLowSurrogate(text, end)) end -= 1;
+  return `${text.slice(0, end)}…`;
+}
+
+/** The newest `maxChars` of a summary, from the start of a line (whole lines are kept when they fit). */
+function newestLines(summary: string, maxChars: number): string {
+  if (summary.length <= maxChars) return summary;
+  const start = summary.length - maxChars;
+  if (summary[start - 1] === '\n') return summary.slice(start);
+  const nl = summary.indexOf('\n', start);
+  if (nl >= 0 && nl < summary.length - 1) return summary.slice(nl + 1);
+  // One line longer than the bound: its newest part, never from the middle of a character.
+  return summary.slice(isLowSurrogate(summary, start) ? start + 1 : start);
 }
 
 /** The summary line one turn becomes when it falls out of the verbatim window. */
@@ -57,12 +82,8 @@ export function appendTurn(history: History, turn: Turn, limits: HistoryLimits =
   const overflow = Math.max(0, turns.length - Math.max(1, limits.maxTurns));
   if (overflow === 0) return { ...history, turns };
   const folded = turns.splice(0, overflow);
-  let summary = [history.summary, ...folded.map((t) => summaryLine(t, limits))].filter((s) => s.length > 0).join('\n');
-  if (summary.length > limits.maxSummaryChars) {
-    summary = summary.slice(summary.length - limits.maxSummaryChars);
-    const nl = summary.indexOf('\n');
-    if (nl >= 0 && nl < summary.length - 1) summary = summary.slice(nl + 1);
-  }
+  const joined = [history.summary, ...folded.map((t) => summaryLine(t, limits))].filter((s) => s.length > 0).join('\n');
+  const summary = newestLines(joined, limits.maxSummaryChars);
   return { turns, summary, summarizedTurnCount: history.summarizedTurnCount + overflow };
 }
 

@@ -32,7 +32,8 @@ export interface ReconnectPolicy {
   /** @default 'ResumeIfPossible' */
   resumePolicy: ResumePolicy;
   /**
-   * Automatic reconnect attempts before the session goes to `Error`.
+   * Automatic reconnect attempts before the session gives up: `Error` under `AlwaysResume`,
+   * closed otherwise (the conversation stays resumable for `sessionTtlMs`).
    * @default 3
    */
   maxReconnectAttempts: number;
@@ -116,8 +117,8 @@ export function readInt(env: Readonly<Record<string, string | undefined>>, name:
   if (raw === undefined || raw.trim() === '') return fallback;
   if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be a whole number, got ${JSON.stringify(raw)}`);
   const value = Number(raw.trim());
-  if (!Number.isSafeInteger(value) || value < min) throw new ConfigError(`${name} must be an integer >= ${min}, got ${raw}`);
-  if (value > max) throw new ConfigError(`${name} ${max === MAX_TIMER_MS ? tooLongForATimer(raw) : `must be at most ${max}, got ${raw}`}`);
+  if (value < min) throw new ConfigError(`${name} must be an integer >= ${min}, got ${raw}`);
+  if (!Number.isSafeInteger(value) || value > max) throw new ConfigError(`${name} ${max === MAX_TIMER_MS ? tooLongForATimer(raw) : `must be at most ${max}, got ${raw}`}`);
   return value;
 }
 

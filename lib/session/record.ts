@@ -6,7 +6,7 @@ import { contextSnapshotSchema, emptyContextSnapshot } from '../context/snapshot
  * A record is keyed by `(agentName, identity)`; the profile outlives it (`profileTtlMs`).
  */
 
-/** Schema version of everything in this module. An unknown version reads as "no record". */
+/** Schema version of everything in this module. An unknown version reads as `record_invalid` (set aside, never trusted). */
 export const RECORD_VERSION = 1;
 
 /** The six Convai session states (seed 000), in their seed order. */
@@ -203,9 +203,9 @@ export function newSessionRecord(input: NewSessionInput): SessionRecord {
 }
 
 /**
- * The record of a resumed conversation: reconnect counted, back to `Connecting`. A resume from
- * the shared store (`isNewVisit`, i.e. `within_session_ttl`) also counts a visit; a rejoin within
- * the room does not.
+ * The record of a resumed conversation: reconnect counted, back to `Connecting`. A return greeted
+ * as one (`isNewVisit`: the `returning` greeting) also counts a visit; a rejoin within the room,
+ * or a resume after a drop too short to greet, does not.
  */
 export function resumedRecord(record: SessionRecord, nowMs: number, isNewVisit: boolean): SessionRecord {
   return {

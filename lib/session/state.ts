@@ -187,6 +187,9 @@ export function transition(state: LifecycleState, event: LifecycleEvent, nowMs: 
         case 'disconnect':
         case 'participant_left':
           return go(state, 'Disconnecting', event.type, nowMs, [{ type: 'close_session', reason: event.reason }]);
+        // Claimed by a newer arrival elsewhere before this one started: it never starts here.
+        case 'taken_over':
+          return go(state, 'Disconnecting', event.type, nowMs, [{ type: 'close_session', reason: 'taken_over' }]);
         default:
           return ignore(state, event);
       }

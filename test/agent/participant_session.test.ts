@@ -406,6 +406,8 @@ describe('ParticipantSession', () => {
       const again = await make(store, clock, ReconnectPolicies.Default, 'job-2').ps.arrive();
       expect(again.decision.kind, reason).toBe('resume');
       expect(again.greeting.kind, reason).toBe(greeting);
+      // Only a return greeted as one is a new visit: a worker restarted under the call is not.
+      expect(again.record?.visitCount, reason).toBe(greeting === 'returning' ? 2 : 1);
     }
   });
 
@@ -454,6 +456,35 @@ describe('ParticipantSession', () => {
     await neu.ps.drain();
     const r = await store.readRecord(key);
     expect(r.status === 'found' && r.record.history.turns.map((t) => t.text)).toEqual(['First tab.', 'Second tab.']);
+  });
+
+  it('a takeover notice that comes while its own claim is on its way: the claim it took over from is ignored; a later one closes the job before it starts', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemorySessionStore({ clock });
+    await make(store, clock, ReconnectPolicies.Default, 'job-1').ps.arrive();
+    // job-2 takes the conversation from job-1; job-1's own announcement of its earlier claim
+    // is delivered before job-2's claim answers.
+    const second = make(store, clock, ReconnectPolicies.Default, 'job-2');
+    const claiming = second.ps.arrive();
+    second.ps.takenOver('job-1');
+    const a = await claiming;
+    expect(a.previousOwner).toBe('job-1');
+    expect(second.ps.isTakenOver).toBe(false);
+    expect(second.closes).toEqual([]);
+    second.ps.persistTurn(turn('t1', 'user', 'Still here.', T0 + 1));
+    await second.ps.drain();
+    const r = await store.readRecord(key);
+    expect(r.status === 'found' && r.record.history.turns.map((t) => t.text)).toEqual(['Still here.']);
+
+    // job-3 takes it from job-2, and job-4's claim (after job-3's) is announced before job-3's
+    // answer: job-3 never starts.
+    const third = make(store, clock, ReconnectPolicies.Default, 'job-3');
+    const claiming3 = third.ps.arrive();
+    third.ps.takenOver('job-4');
+    await claiming3;
+    expect(third.ps.isTakenOver).toBe(true);
+    expect(third.closes).toEqual(['taken_over']);
+    expect(third.changes.map((c) => c.newState)).toEqual(['Connecting', 'Connected', 'Disconnecting']);
   });
 
   it('a conversation taken while live in another job (a second tab, a worker that died with its lease running) is welcomed back once and not counted as a visit, right after the last words as after a quiet minute', async () => {

@@ -29,6 +29,40 @@ describe('history', () => {
     expect(appendTurn(emptyHistory(), t(1, 'user', 'x'.repeat(100)), limits).turns[0]?.text).toHaveLength(20);
   });
 
+  /** True when `text` has no half of a character (it survives UTF-8 unchanged). */
+  const wellFormed = (text: string): boolean => Buffer.from(text, 'utf8').toString('utf8') === text;
+
+  it('never cuts a character in half: a turn, a summary line or a topic cut at an emoji keeps the emoji whole or drops it', () => {
+    // The cut (19 units, then the ellipsis) falls between the two halves of the emoji.
+    const text = `${'a'.repeat(18)}😀 and more`;
+    const kept = appendTurn(emptyHistory(), t(1, 'user', text), limits).turns[0]?.text ?? '';
+    expect(kept).toBe(`${'a'.repeat(18)}…`);
+    let h = emptyHistory();
+    for (let i = 1; i <= 4; i++) h = appendTurn(h, t(i, 'user', `${'b'.repeat(4)}😀😀😀😀`), limits);
+    expect(h.summary.length).toBeGreaterThan(0);
+    expect(wellFormed(h.summary)).toBe(true);
+    const topic = lastTopic(appendTurn(emptyHistory(), t(1, 'user', `${'c'.repeat(78)}😀 is what I asked about`)));
+    expect(topic).toBe(`${'c'.repeat(78)}…`);
+  });
+
+  it('keeps whole summary lines that fit: a cut at the start of a line drops nothing more', () => {
+    const one: HistoryLimits = { maxTurns: 1, maxSummaryChars: 21, maxTurnChars: 20, maxSummaryLineChars: 12 };
+    let h = emptyHistory();
+    for (const [i, text] of ['aaaa', 'bbbb', 'cccc', 'dddd'].entries()) h = appendTurn(h, t(i, 'user', text), one);
+    expect(h.summary).toBe('user: bbbb\nuser: cccc');
+  });
+
+  it('property: summaries and turns of any text stay well-formed UTF-16 and within their bounds', () => {
+    fc.assert(
+      fc.property(fc.array(fc.string({ unit: 'binary', maxLength: 40 }), { maxLength: 30 }), fc.integer({ min: 1, max: 40 }), (texts, maxSummaryChars) => {
+        const bounds: HistoryLimits = { maxTurns: 2, maxSummaryChars, maxTurnChars: 9, maxSummaryLineChars: 7 };
+        let h = emptyHistory();
+        for (const [i, text] of texts.entries()) h = appendTurn(h, t(i, 'user', text.replace(/\p{Cs}/gu, 'x')), bounds);
+        return wellFormed(h.summary) && h.summary.length <= maxSummaryChars && h.turns.every((x) => wellFormed(x.text) && x.text.length <= 9);
+      }),
+    );
+  });
+
   it('property: never more than maxTurns, and turns + summarized = distinct appended', () => {
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 0, max: 40 }), { maxLength: 80 }), (ids) => {

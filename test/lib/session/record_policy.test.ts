@@ -85,6 +85,9 @@ describe('policy', () => {
     [{ MAX_RECONNECT_ATTEMPTS: 'many' }, /MAX_RECONNECT_ATTEMPTS/],
     [{ REJOIN_TTL_MS: '4000000' }, /SESSION_TTL_MS .* must be >= REJOIN_TTL_MS/],
     [{ PROFILE_TTL_MS: '1000' }, /PROFILE_TTL_MS/],
+    // Too large says so (not "must be an integer >= 1"); a rejoin window is a timer.
+    [{ SESSION_TTL_MS: '99999999999999999999' }, /SESSION_TTL_MS must be at most 9007199254740991, got 99999999999999999999/],
+    [{ REJOIN_TTL_MS: '99999999999999999999' }, /REJOIN_TTL_MS must be at most 2147483647 \(about 24\.8 days/],
   ])('rejects %o with a ConfigError naming the variable', (env, pattern) => {
     expect(() => loadPolicyFromEnv(env)).toThrow(ConfigError);
     expect(() => loadPolicyFromEnv(env)).toThrow(pattern);

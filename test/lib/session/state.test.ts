@@ -148,6 +148,16 @@ describe('transition', () => {
     expect(run([[{ type: 'taken_over' }, T0]]).state.name).toBe('Disconnected');
   });
 
+  it('a takeover while the session is still starting closes it: it never starts, and releases nothing', () => {
+    const r = run([
+      [{ type: 'connect' }, T0],
+      [{ type: 'taken_over' }, T0 + 1],
+      [{ type: 'started', resumed: true }, T0 + 2],
+    ]);
+    expect(r.changes.map((c) => c.newState)).toEqual(['Connecting', 'Disconnecting']);
+    expect(r.effects.filter((e) => e === 'close_session' || e === 'release_lease' || e === 'start_conversation')).toEqual(['close_session']);
+  });
+
   it('Error can be retried', () => {
     const r = run([
       [{ type: 'connect' }, T0],
