@@ -364,8 +364,8 @@ function openConversation(job: JobParts, who: HintedParticipant, fromDispatchHin
     ?.watch(identity, (n) => {
       if (abandoned) return;
       if (n.kind === 'takeover' && n.agentName === key.agentName && n.owner !== ownerId) {
-        log.info({ newOwner: n.owner }, 'session taken over by a newer arrival');
-        ps.takenOver(n.owner);
+        log.info({ newOwner: n.owner, fence: n.fence }, 'takeover notice received');
+        ps.takenOver({ owner: n.owner, fence: n.fence });
       } else if (n.kind === 'forget') {
         log.info({}, 'identity forgotten: dropping this job\'s copy');
         ps.forgotten();

@@ -108,6 +108,12 @@ export interface ParticipantSessionOptions {
   condenseOptions?: CondenseOptions;
 }
 
+/** Another job's announcement that it claimed the conversation (`lib/store/session_notices.ts`). */
+export interface TakeoverNotice {
+  owner: string;
+  fence: number;
+}
+
 /** What an arrival resolved to. */
 export interface Arrival {
   decision: ResumeDecision;
@@ -138,10 +144,14 @@ export class ParticipantSession {
   /** Dropped before its participant linked (see {@link abandon}). */
   private abandoned = false;
   /**
-   * While this job's claim is on its way: the owners whose takeover notices came meanwhile
-   * (null otherwise). Decided when the claim answers (see {@link takenOver}).
+   * While this job's claim is on its way: the takeover notices that came meanwhile (null
+   * otherwise). Decided when the claim answers (see {@link takenOver}).
    */
-  private noticedWhileClaiming: string[] | null = null;
+  private noticedWhileClaiming: TakeoverNotice[] | null = null;
+  /** The job this job's claim took the conversation from (its later notice is not news). */
+  private tookOverFrom: string | null = null;
+  /** This job's fence when other jobs' fences compare with it (the shared store's), else null. */
+  private sharedFence: number | null = null;
   private readonly writes: StoreWriteQueue;
   /** Ends a {@link holdWrites} hold early: a turn never waits. */
   private releaseHeldWrites = () => {};
@@ -287,7 +297,7 @@ export class ParticipantSession {
 
   private async claimAndDecide(mode: ClaimMode): Promise<Arrival | null> {
     this.fire({ type: 'connect' });
-    let noticed: string[] = [];
+    let noticed: TakeoverNotice[] = [];
     const { store, key, clock, policy } = this.o;
     const startedMs = clock.nowMs();
     this.noticedWhileClaiming = [];
@@ -303,6 +313,8 @@ export class ParticipantSession {
     const profile: Profile | null = claim.profile;
     this.lease = claim.lease;
     this.version = claim.version;
+    this.tookOverFrom = claim.previousOwner;
+    this.sharedFence = claim.sharedFence === false ? null : claim.lease.fence;
     // Taken from a job that still held it (another tab, window or device, or a worker that died
     // with its lease running): the conversation never recorded a leave, so it was live there
     // until now (timing it from the last turn greeted a quiet minute as "your 2nd visit", and a
@@ -368,10 +380,10 @@ export class ParticipantSession {
     this.startRenewal();
     // A resumed summary may already be due (its last job ended before an answer, or had no model).
     this.condenseIfDue();
-    if (greeting.kind !== 'none') this.o.metrics.inc('pva_sessions_started_total', { greeting: greeting.kind });
-    // A claim that was not the one this claim took over from came after it: this job lost the
-    // session before it started (the caller sees `isTakenOver`, and the close follows).
-    if (noticed.some((owner) => owner !== claim.previousOwner)) this.takenOver();
+    // A claim made after this one was announced before it answered: this job lost the session
+    // before it started (the caller sees `isTakenOver`, and the close follows).
+    if (noticed.some((n) => !this.isOlderClaim(n))) this.takenOver();
+    if (greeting.kind !== 'none' && !this.lost) this.o.metrics.inc('pva_sessions_started_total', { greeting: greeting.kind });
     return {
       decision,
       greeting,
@@ -382,6 +394,13 @@ export class ParticipantSession {
       previousOwner: claim.previousOwner,
       fence: this.lease.fence,
     };
+  }
+
+  /** True when `notice` is of a claim made before this job's own (it announces nothing new). */
+  private isOlderClaim(notice: TakeoverNotice): boolean {
+    if (this.lease === null) return false;
+    if (notice.owner === this.tookOverFrom) return true;
+    return this.sharedFence !== null && notice.fence <= this.sharedFence;
   }
 
   /** The participant's connection ended (`reason` mapped from LiveKit's disconnect reason). */
@@ -540,16 +559,24 @@ export class ParticipantSession {
   }
 
   /**
-   * Another job took the session over: stop writing, close. `byOwner` is the job a takeover
-   * notice names. While this job's own claim is on its way the notice may be of the claim it
-   * takes over from (announced after it, delivered before the answer): then it is ignored; one
-   * from any other job came after this claim and takes the session once the claim answers.
+   * Another job took the session over: stop writing, close. `notice` is the takeover notice that
+   * says so (none when this job's own write found the lease moved). A notice is announced once
+   * its job links its participant, so it may come after a later claim, this one, took the
+   * conversation from that job: a notice of an older claim (the job this one took over from, or
+   * a lower fence) is ignored, and one that comes while this job's claim is on its way is
+   * decided when the claim answers.
    */
-  takenOver(byOwner?: string): void {
+  takenOver(notice?: TakeoverNotice): void {
     if (this.lost || this.abandoned) return;
-    if (byOwner !== undefined && this.noticedWhileClaiming !== null) {
-      this.noticedWhileClaiming.push(byOwner);
-      return;
+    if (notice !== undefined) {
+      if (this.noticedWhileClaiming !== null) {
+        this.noticedWhileClaiming.push(notice);
+        return;
+      }
+      if (this.isOlderClaim(notice)) {
+        this.o.logger.info({ noticeFence: notice.fence, fence: this.sharedFence }, 'a takeover notice of an older claim: ignored');
+        return;
+      }
     }
     this.lost = true;
     this.stopTimers();

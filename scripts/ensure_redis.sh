@@ -32,14 +32,21 @@ install_redis_server() {
 install_redis_server || [ -n "${PVA_NO_REDIS_INSTALL:-}" ] || echo "ensure_redis: redis-server is not installed and could not be (apt-get install redis-server)" >&2
 
 if [ -n "${REDIS_URL:-}" ]; then
-  # redis://[user][:password]@host[:port][/db]; the port defaults to 6379. Only host:port is
+  # redis[s]://[user][:password]@host[:port][/db]; the port defaults to 6379. Only host:port is
   # ever printed.
-  rest="${REDIS_URL#redis://}"; rest="${rest%%/*}"; rest="${rest%%\?*}"
+  rest="${REDIS_URL#*://}"; rest="${rest%%/*}"; rest="${rest%%\?*}"
   hp="${rest##*@}"; userinfo=""; [ "$hp" != "$rest" ] && userinfo="${rest%@*}"
-  host="${hp%:*}"; port="${hp##*:}"; [ "$hp" = "${hp%:*}" ] && port=6379
-  user="${userinfo%%:*}"; password=""; [ "$userinfo" != "$user" ] && password="${userinfo#*:}"
-  password="$(printf '%b' "${password//%/\\x}")" # percent-decoded, as ioredis reads it
-  if answers "$host" "$port" "$user" "$password"; then echo "$REDIS_URL"; exit 0; fi
+  if [[ "$hp" == \[* ]]; then # [IPv6]:port
+    host="${hp%%]*}"; host="${host#[}"; port="${hp##*]}"; port="${port#:}"; [ -z "$port" ] && port=6379
+  else
+    host="${hp%:*}"; port="${hp##*:}"; [ "$hp" = "${hp%:*}" ] && port=6379
+  fi
+  decoded() { printf '%b' "${1//%/\\x}"; } # percent-decoded, as ioredis reads it
+  user="$(decoded "${userinfo%%:*}")"; password=""; [ "$userinfo" != "${userinfo%%:*}" ] && password="$(decoded "${userinfo#*:}")"
+  if [[ "$REDIS_URL" == rediss://* ]]; then
+    # TLS (its CA is the worker's business): that the port takes a connection is enough here.
+    if { exec 3<>"/dev/tcp/$host/$port"; } 2>/dev/null; then exec 3>&-; echo "$REDIS_URL"; exit 0; fi
+  elif answers "$host" "$port" "$user" "$password"; then echo "$REDIS_URL"; exit 0; fi
   echo "ensure_redis: the Redis of REDIS_URL ($host:$port) does not answer; looking for another Redis" >&2
 fi
 if answers 127.0.0.1 6379; then echo "redis://127.0.0.1:6379"; exit 0; fi

@@ -13,7 +13,7 @@
  * condensing only ever replaces text the model has seen, never drops any it has not.
  */
 import type { History } from './record.js';
-import { DEFAULT_HISTORY_LIMITS } from './history.js';
+import { DEFAULT_HISTORY_LIMITS, headOf } from './history.js';
 
 /** When and how far a summary is condensed. */
 export interface CondenseOptions {
@@ -87,7 +87,7 @@ export function condenseRequest(summary: string, opts: CondenseOptions = DEFAULT
 /** `text` cut to `maxChars` at the last word boundary, with an ellipsis. */
 function clipAtWord(text: string, maxChars: number): string {
   if (text.length <= maxChars) return text;
-  const cut = text.slice(0, Math.max(0, maxChars - 1));
+  const cut = headOf(text, Math.max(0, maxChars - 1));
   // The cut ends a word when the next character is a space; otherwise drop the word it splits.
   const space = /\s/.test(text.charAt(cut.length)) ? cut.length : cut.search(/\s\S*$/);
   return `${(space > maxChars / 2 ? cut.slice(0, space) : cut).trimEnd()}…`;

@@ -45,14 +45,16 @@ function isLowSurrogate(text: string, i: number): boolean {
 }
 
 /**
- * `text` cut to at most `maxChars` UTF-16 units, the last one an ellipsis; never in the middle
- * of a character (half an emoji would reach the greeting, the model and the TTS as U+FFFD).
+ * The first `end` UTF-16 units of `text`, one fewer when the cut would split a character: half
+ * an emoji would reach the greeting, the model and the TTS as U+FFFD.
  */
+export function headOf(text: string, end: number): string {
+  return text.slice(0, end > 0 && isLowSurrogate(text, end) ? end - 1 : end);
+}
+
+/** `text` cut to at most `maxChars` UTF-16 units, the last one an ellipsis; never in the middle of a character. */
 function clip(text: string, maxChars: number): string {
-  if (text.length <= maxChars) return text;
-  let end = Math.max(0, maxChars - 1);
-  if (end > 0 && isLowSurrogate(text, end)) end -= 1;
-  return `${text.slice(0, end)}…`;
+  return text.length <= maxChars ? text : `${headOf(text, Math.max(0, maxChars - 1))}…`;
 }
 
 /** The newest `maxChars` of a summary, from the start of a line (whole lines are kept when they fit). */

@@ -66,6 +66,12 @@ export type ClaimResult =
        * @default true
        */
       storeAvailable?: boolean;
+      /**
+       * False when the lease's fence is this process's own (a tiered store that claimed from its
+       * local tier): it cannot be compared with the fences other jobs announce.
+       * @default true
+       */
+      sharedFence?: boolean;
     }
   | { status: 'busy'; owner: string; leaseExpiresAtMs: number };
 

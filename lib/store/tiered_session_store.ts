@@ -206,7 +206,7 @@ export class TieredSessionStore implements SessionStore {
       const prev = this.sharedState.get(id);
       this.sharedState.set(id, { owner, lease: prev?.owner === owner ? prev.lease : null, version: prev?.version ?? 0, ...countedOf(prev, owner) });
     }
-    return { ...res, storeAvailable: this.shared === null || res.record.status === 'found' };
+    return { ...res, storeAvailable: this.shared === null || res.record.status === 'found', sharedFence: this.shared === null };
   }
 
   async appendTurn(key: SessionKey, turn: Turn, lease: LeaseToken): Promise<number> {

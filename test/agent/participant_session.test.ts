@@ -458,17 +458,18 @@ describe('ParticipantSession', () => {
     expect(r.status === 'found' && r.record.history.turns.map((t) => t.text)).toEqual(['First tab.', 'Second tab.']);
   });
 
-  it('a takeover notice that comes while its own claim is on its way: the claim it took over from is ignored; a later one closes the job before it starts', async () => {
+  it('a takeover notice of an older claim is ignored, before or after its own claim answers; one of a later claim closes the job, before it starts if it came while the claim was on its way', async () => {
     const clock = new ManualClock(T0);
     const store = new MemorySessionStore({ clock });
     await make(store, clock, ReconnectPolicies.Default, 'job-1').ps.arrive();
-    // job-2 takes the conversation from job-1; job-1's own announcement of its earlier claim
-    // is delivered before job-2's claim answers.
+    // job-2 takes the conversation from job-1; job-1's announcement of its own claim comes
+    // before job-2's claim answers, and again after.
     const second = make(store, clock, ReconnectPolicies.Default, 'job-2');
     const claiming = second.ps.arrive();
-    second.ps.takenOver('job-1');
+    second.ps.takenOver({ owner: 'job-1', fence: 1 });
     const a = await claiming;
-    expect(a.previousOwner).toBe('job-1');
+    expect([a.previousOwner, a.fence]).toEqual(['job-1', 2]);
+    second.ps.takenOver({ owner: 'job-1', fence: 1 });
     expect(second.ps.isTakenOver).toBe(false);
     expect(second.closes).toEqual([]);
     second.ps.persistTurn(turn('t1', 'user', 'Still here.', T0 + 1));
@@ -476,15 +477,47 @@ describe('ParticipantSession', () => {
     const r = await store.readRecord(key);
     expect(r.status === 'found' && r.record.history.turns.map((t) => t.text)).toEqual(['Still here.']);
 
-    // job-3 takes it from job-2, and job-4's claim (after job-3's) is announced before job-3's
-    // answer: job-3 never starts.
+    // job-3 takes it from job-2; job-1's notice (older, though not of the job it took over from)
+    // changes nothing either.
     const third = make(store, clock, ReconnectPolicies.Default, 'job-3');
     const claiming3 = third.ps.arrive();
-    third.ps.takenOver('job-4');
-    await claiming3;
-    expect(third.ps.isTakenOver).toBe(true);
+    third.ps.takenOver({ owner: 'job-1', fence: 1 });
+    expect((await claiming3).fence).toBe(3);
+    expect(third.ps.isTakenOver).toBe(false);
+
+    // job-4 takes it from job-3, and job-5's claim (after job-4's) is announced before job-4's
+    // claim answers: job-4 never starts.
+    const fourth = make(store, clock, ReconnectPolicies.Default, 'job-4');
+    const claiming4 = fourth.ps.arrive();
+    fourth.ps.takenOver({ owner: 'job-5', fence: 5 });
+    await claiming4;
+    expect(fourth.ps.isTakenOver).toBe(true);
+    expect(fourth.closes).toEqual(['taken_over']);
+    expect(fourth.changes.map((c) => c.newState)).toEqual(['Connecting', 'Connected', 'Disconnecting']);
+    // job-4's own notice reaches job-3, which lets go.
+    third.ps.takenOver({ owner: 'job-4', fence: 4 });
     expect(third.closes).toEqual(['taken_over']);
-    expect(third.changes.map((c) => c.newState)).toEqual(['Connecting', 'Connected', 'Disconnecting']);
+  });
+
+  it('with a fence of its own (claimed from memory while Redis did not answer), a notice is judged by who announced it, not by its fence', async () => {
+    const clock = new ManualClock(T0);
+    /** Claims as a tiered store does from its local tier: the fence is this process's own. */
+    class LocalFences extends MemorySessionStore {
+      override async resumeAndClaim(...args: Parameters<MemorySessionStore['resumeAndClaim']>) {
+        const r = await super.resumeAndClaim(...args);
+        return r.status === 'claimed' ? { ...r, sharedFence: false } : r;
+      }
+    }
+    const store = new LocalFences({ clock });
+    await make(store, clock, ReconnectPolicies.Default, 'job-1').ps.arrive();
+    const second = make(store, clock, ReconnectPolicies.Default, 'job-2');
+    expect((await second.ps.arrive()).fence).toBe(2);
+    // The job it took over from: not news.
+    second.ps.takenOver({ owner: 'job-1', fence: 1 });
+    expect(second.ps.isTakenOver).toBe(false);
+    // Any other job, whatever its fence (Redis's sequence, not this one's): taken over.
+    second.ps.takenOver({ owner: 'job-7', fence: 1 });
+    expect(second.closes).toEqual(['taken_over']);
   });
 
   it('a conversation taken while live in another job (a second tab, a worker that died with its lease running) is welcomed back once and not counted as a visit, right after the last words as after a quiet minute', async () => {

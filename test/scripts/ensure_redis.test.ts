@@ -1,14 +1,14 @@
 /**
  * `scripts/ensure_redis.sh` (run by `npm test` and `npm run dev`) as an operator meets it: a
  * configured `REDIS_URL` whose Redis wants a password is used, not swapped for another Redis,
- * and the password never reaches the script's messages.
+ * nor is one reached over TLS, and the password never reaches the script's messages.
  */
 import { execFile } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PrivateRedis, canStartRedis, freePort } from '../lib/store/private_redis.js';
+import { PrivateRedis, canStartRedis, freePort, tlsServerArgs } from '../lib/store/private_redis.js';
 
 // Never a skip: `npm test` (scripts/ensure_redis.sh) installs Debian's redis-server when it is missing.
 if (!canStartRedis()) throw new Error('the ensure_redis test needs the redis-server binary (apt-get install redis-server)');
@@ -39,16 +39,27 @@ function stopStartedBy(url: string): void {
 
 describe('ensure_redis.sh', () => {
   let redis: PrivateRedis;
+  let tls: PrivateRedis;
+  let tlsPort: number;
   beforeAll(async () => {
     redis = new PrivateRedis(await freePort(), [], { password: PASSWORD });
-    await redis.start();
+    tlsPort = await freePort();
+    tls = new PrivateRedis(await freePort(), tlsServerArgs(tlsPort));
+    await Promise.all([redis.start(), tls.start()]);
   });
   afterAll(async () => {
-    await redis.kill();
+    await Promise.all([redis.kill(), tls.kill()]);
   });
 
   it('uses a configured Redis that wants a password, with the password the URL carries', async () => {
     const url = `redis://:${PASSWORD}@127.0.0.1:${redis.port}`;
+    const r = await ensureRedis(url);
+    expect(r.stdout).toBe(url);
+    expect(r.stderr).toBe('');
+  });
+
+  it('uses a configured Redis reached over TLS (rediss://)', async () => {
+    const url = `rediss://127.0.0.1:${tlsPort}`;
     const r = await ensureRedis(url);
     expect(r.stdout).toBe(url);
     expect(r.stderr).toBe('');

@@ -71,6 +71,14 @@ describe('condensing the summary of older turns', () => {
     expect(next?.summary).toBe('The user reported that the router drops…');
   });
 
+  it('never cuts a character in half: an answer with no space to cut at (Chinese, say) ending in an emoji at the bound keeps it whole or drops it', () => {
+    const basis = 'x'.repeat(300);
+    // 40 characters at most: the cut (39 units, then the ellipsis) falls inside the emoji.
+    const answer = `${'用户报告路由器每隔几分钟就掉线'.repeat(3).slice(0, 38)}😀之后恢复正常`;
+    const next = withCondensedSummary({ turns: [], summary: basis, summarizedTurnCount: 9 }, basis, answer, small);
+    expect(next?.summary).toBe(`${answer.slice(0, 38)}…`);
+  });
+
   it('never loses a line folded after the basis, whatever was folded (property)', () => {
     fc.assert(
       fc.property(fc.array(fc.string({ minLength: 1, maxLength: 30 }), { minLength: 1, maxLength: 8 }), fc.array(fc.string({ maxLength: 30 }), { maxLength: 8 }), (before, after) => {
