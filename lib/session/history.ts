@@ -101,19 +101,37 @@ export function appendTurns(history: History, turns: readonly Turn[], limits: Hi
 export const MAX_TOPIC_CHARS = 80;
 
 /**
- * The last topic of a conversation: the first sentence of the last non-empty user turn, cut to
- * {@link MAX_TOPIC_CHARS}; undefined when the user said nothing.
+ * Words a sentence needs to be a topic: shorter ones ("Yes.", "Thanks, bye!", "Hi!") are
+ * answers, greetings and sign-offs.
+ * @default 4
+ */
+export const MIN_TOPIC_WORDS = 4;
+
+/**
+ * Where one sentence ends and the next begins: after `.`, `!` or `?` and a space, but not after a
+ * title or a common abbreviation ("Dr. Smith", "Sra. López", "z.B. morgen").
+ */
+const SENTENCE_BREAK = /(?<!\b(?:Dr|Mr|Mrs|Ms|Mx|Prof|St|Jr|Sr|Sra|Srta|Dra|Mme|Mlle|Hr|Fr|Nr|No|vs|z\.B|e\.g|i\.e)\.)(?<=[.!?])\s+/u;
+
+/**
+ * The last topic of a conversation: the first sentence of at least {@link MIN_TOPIC_WORDS} words
+ * in the last user turn that has one (else the first sentence of the last non-empty user turn),
+ * cut to {@link MAX_TOPIC_CHARS}; undefined when the user said nothing. A conversation that ends
+ * "Thanks, bye!" is remembered by what it was about.
  */
 export function lastTopic(history: History): string | undefined {
+  let fallback: string | undefined;
   for (let i = history.turns.length - 1; i >= 0; i--) {
     const t = history.turns[i];
     if (t === undefined || t.role !== 'user') continue;
     const text = t.text.replace(/\s+/g, ' ').trim();
     if (text.length === 0) continue;
-    const first = /^(.+?[.!?])(\s|$)/.exec(text)?.[1] ?? text;
-    return clip(first, MAX_TOPIC_CHARS);
+    const sentences = text.split(SENTENCE_BREAK);
+    const topic = sentences.find((x) => x.split(' ').length >= MIN_TOPIC_WORDS);
+    if (topic !== undefined) return clip(topic, MAX_TOPIC_CHARS);
+    fallback ??= clip(sentences[0] ?? text, MAX_TOPIC_CHARS);
   }
-  return undefined;
+  return fallback;
 }
 
 /** A record with one more turn: history appended, `lastSeenAt` and `lastTopic` updated. */

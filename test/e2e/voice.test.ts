@@ -299,7 +299,7 @@ describe('voice mode with LiveKit Inference, an STT that detects the language (`
     const p2 = await joinMulti(`room-voice-multi-2-${run}`, 'en-US');
     const back = await p2.statusMatching((m) => m.greeting !== undefined, { timeoutMs: 60_000 });
     expect(back).toMatchObject({ greeting: 'returning', decision: { kind: 'resume', why: 'within_session_ttl' } });
-    expect((await p2.nthText(1, 60_000)).text).toMatch(/^¡Hola de nuevo! Han? pasado .+ y esta es tu visita número 2\. La última vez hablamos de «Somos cuatro\.»\. ¿Seguimos\?$/);
+    expect((await p2.nthText(1, 60_000)).text).toMatch(/^¡Hola de nuevo! Han? pasado .+ y esta es tu visita número 2\. La última vez hablamos de «¿Tienen mesas libres esta noche\?»\. ¿Seguimos\?$/);
   });
 });
 

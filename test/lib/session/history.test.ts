@@ -73,6 +73,16 @@ describe('history', () => {
     );
   });
 
+  it('remembers what the conversation was about, not its sign-off, its greeting or a title\'s period', () => {
+    const topicOf = (...turns: [Turn['role'], string][]) => lastTopic(turns.reduce((h, [role, text], i) => appendTurn(h, t(i, role, text)), emptyHistory()));
+    expect(topicOf(['user', 'My router keeps dropping on the 5 GHz band.'], ['assistant', 'Let us check.'], ['user', 'Thanks, bye! See you.'])).toBe('My router keeps dropping on the 5 GHz band.');
+    expect(topicOf(['user', 'Hi! My router keeps dropping.'])).toBe('My router keeps dropping.');
+    expect(topicOf(['user', 'I called Dr. Smith about my refund. It was late.'])).toBe('I called Dr. Smith about my refund.');
+    expect(topicOf(['user', 'Quiero cambiar mi reserva para el sábado. Gracias.'])).toBe('Quiero cambiar mi reserva para el sábado.');
+    // Only short turns: the last one is all there is.
+    expect(topicOf(['user', 'Hi'], ['user', 'Billing question?'])).toBe('Billing question?');
+  });
+
   it('extracts the last topic from the last user turn', () => {
     let h = emptyHistory();
     expect(lastTopic(h)).toBeUndefined();
