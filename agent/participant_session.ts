@@ -31,6 +31,7 @@ import { decideResume, gapSinceLastSeenMs, rejectMessage, type ResumeDecision } 
 import { initialLifecycle, transition, type LifecycleEvent, type LifecycleState, type SessionStateChanged } from '../lib/session/state.js';
 import type { SessionKey } from '../lib/store/keys.js';
 import type { ClaimMode, LeaseToken, SessionStore } from '../lib/store/session_store.js';
+import type { SessionNotice } from '../lib/store/session_notices.js';
 import type { JobMetrics } from './metrics.js';
 import { StoreWriteQueue, type WriteHold } from './write_queue.js';
 
@@ -108,11 +109,8 @@ export interface ParticipantSessionOptions {
   condenseOptions?: CondenseOptions;
 }
 
-/** Another job's announcement that it claimed the conversation (`lib/store/session_notices.ts`). */
-export interface TakeoverNotice {
-  owner: string;
-  fence: number;
-}
+/** What a takeover notice says: which job claimed the conversation, with which fence. */
+export type TakeoverNotice = Pick<Extract<SessionNotice, { kind: 'takeover' }>, 'owner' | 'fence'>;
 
 /** What an arrival resolved to. */
 export interface Arrival {
